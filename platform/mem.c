@@ -1,0 +1,45 @@
+/*
+ * mem.c - aborting allocation wrappers. An allocation failure prints one line and aborts.
+ */
+#include "tk/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t size)
+{
+    fprintf(stderr, "{\"level\":\"error\",\"msg\":\"out of memory\",\"size\":%zu}\n", size);
+    abort();
+}
+
+void *tk_mem_alloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+void *tk_mem_zalloc(size_t size)
+{
+    void *p = calloc(1, size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+char *tk_mem_strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    return tk_mem_strndup(s, strlen(s));
+}
+
+char *tk_mem_strndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
