@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# scripts/env.sh: the local stack's environment, sourced by the other scripts (and by a developer's
+# shell: `. scripts/env.sh`). It sets ROOT (the repo root, found from this file's location, so a clone
+# anywhere works), TK_CACHE (downloads kept across clones: Kafka jars, stripe-mock) and TK_VAR (this
+# clone's runtime data), and exports the 12-factor defaults of DESIGN.md §2 for the local stack, each
+# only when not already set, so CI or a developer can point the code elsewhere.
+# It changes no shell option, so sourcing it from an interactive shell is safe.
+
+_tk_env_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+ROOT="$(cd "$_tk_env_dir/.." && pwd -P)"
+unset _tk_env_dir
+TK_CACHE="${TK_CACHE:-${HOME:-/root}/.cache/ticketing}"
+TK_VAR="$ROOT/var"
+export ROOT TK_CACHE TK_VAR
+
+# Ports of the local stack (fixed, so one clone at a time runs it on a machine).
+: "${PGPORT_TK:=15432}"
+: "${TK_KAFKA_PORT:=19092}"
+: "${TK_KAFKA_CONTROLLER_PORT:=19093}"
+: "${TK_STRIPE_PORT:=12111}"
+: "${TK_PG_BIN:=/usr/lib/postgresql/15/bin}"   # Debian's real binaries, not /usr/local/bin wrappers
+# Kafka versions, preferred first; scripts/setup.sh caches the first one Maven resolves.
+: "${TK_KAFKA_VERSIONS:=3.9.1 3.9.0 3.9.2}"
+export PGPORT_TK TK_KAFKA_PORT TK_KAFKA_CONTROLLER_PORT TK_STRIPE_PORT TK_PG_BIN TK_KAFKA_VERSIONS
+
+# The application's configuration (DESIGN.md §2), defaults for the local stack.
+: "${KAFKA_BROKERS:=127.0.0.1:$TK_KAFKA_PORT}"
+: "${DATABASE_URL:=postgresql://postgres@127.0.0.1:$PGPORT_TK/postgres}"
+: "${STRIPE_API_BASE:=http://127.0.0.1:$TK_STRIPE_PORT}"
+: "${STRIPE_KEY:=sk_test_123}"
+: "${JWT_KEY:=dev-only-insecure-jwt-key-do-not-use-in-production}"
+: "${PORT:=3000}"
+: "${EXPIRATION_WINDOW_SECONDS:=900}"
+export KAFKA_BROKERS DATABASE_URL STRIPE_API_BASE STRIPE_KEY JWT_KEY PORT \
+  EXPIRATION_WINDOW_SECONDS
+
+# Tools installed by scripts/setup.sh (stripe-mock), and the machine's Go when it is not on PATH.
+case ":$PATH:" in *":$TK_CACHE/bin:"*) ;; *) PATH="$TK_CACHE/bin:$PATH" ;; esac
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  PATH="$PATH:/usr/local/go/bin"
+fi
+export PATH
+
+# tk_kafka_home: prints the cached Kafka folder (with libs/ inside) that setup.sh completed, or
+# fails when there is none.
+tk_kafka_home() {
+  local v
+  for v in $TK_KAFKA_VERSIONS; do
+    if [ -f "$TK_CACHE/kafka-$v/.complete" ]; then
+      printf '%s\n' "$TK_CACHE/kafka-$v"
+      return 0
+    fi
+  done
+  return 1
+}
