@@ -1,0 +1,80 @@
+/*
+ * serve.c - `ticketing serve <context>|all`: one HTTP server with the routes of the chosen
+ * contexts, and a readiness probe per context database.
+ */
+#include "app.h"
+#include "tk/cfg.h"
+#include "tk/log.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+
+static int probe_db(tk_http_req_t *req, const char *context, tk_err_t *err)
+{
+    PGconn *c = tk_http_db(req, context, err);
+    if (c == NULL)
+        return err->code;
+    PGresult *res = PQexec(c, "SELECT 1");
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!ok) {
+        tk_http_db_discard(req, context);
+        return tk_err_set(err, TK_EUNAVAIL, NULL, "database %s unavailable", context);
+    }
+    return 0;
+}
+
+#define PROBE(ctx)                                                                                 \
+    static int probe_##ctx(tk_http_req_t *req, tk_err_t *err)                                      \
+    {                                                                                              \
+        return probe_db(req, #ctx, err);                                                           \
+    }
+PROBE(auth)
+PROBE(tickets)
+PROBE(orders)
+PROBE(payments)
+
+static void add_context(tk_http_server_t *srv, const tk_app_context_t *ctx)
+{
+    if (ctx->routes != NULL)
+        ctx->routes(srv);
+    if (strcmp(ctx->name, "auth") == 0)
+        tk_http_readiness(srv, "db_auth", probe_auth);
+    else if (strcmp(ctx->name, "tickets") == 0)
+        tk_http_readiness(srv, "db_tickets", probe_tickets);
+    else if (strcmp(ctx->name, "orders") == 0)
+        tk_http_readiness(srv, "db_orders", probe_orders);
+    else if (strcmp(ctx->name, "payments") == 0)
+        tk_http_readiness(srv, "db_payments", probe_payments);
+}
+
+int tk_app_serve(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: ticketing serve auth|tickets|orders|payments|all\n");
+        return 2;
+    }
+    const char *which = argv[1];
+    const tk_app_context_t *one = NULL;
+    if (strcmp(which, "all") != 0 && (one = tk_app_context_find(which)) == NULL) {
+        fprintf(stderr, "ticketing serve: unknown context '%s'\n", which);
+        return 2;
+    }
+    tk_err_t err = {0};
+    tk_http_server_t *srv = tk_http_server_new(tk_cfg()->port, tk_cfg()->http_workers, &err);
+    if (srv == NULL) {
+        fprintf(stderr, "ticketing serve: %s\n", err.message);
+        return 1;
+    }
+    if (one != NULL) {
+        add_context(srv, one);
+    } else {
+        for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+            add_context(srv, *c);
+    }
+    tk_http_server_run(srv, &tk_app_stop);
+    tk_http_server_free(srv);
+    tk_log(TK_LOG_INFO, "serve", "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * http.h - the REST front: an h2o event loop for sockets and a pool of worker threads for
+ * everything that touches PostgreSQL.
+ *
+ * The loop thread accepts, parses HTTP, matches a route and copies what the handler needs
+ * (method, path parameters, query, body, cookies) into a tk_http_req_t. Routes flagged
+ * TK_ROUTE_INLINE run right there (health, metrics, nothing that blocks); all others are queued to
+ * a worker, which may block on libpq with its own connections, and the finished response is
+ * handed back to the loop through an h2o multithread queue. A slow query therefore never stalls
+ * other connections: only the worker that runs it waits.
+ *
+ * Handlers fill the response through tk_http_reply_* and return; they never touch h2o.
+ * Errors use the contract's body {"errors":[{"message":...,"field":...}]} (DESIGN.md section 9).
+ */
+#ifndef TK_HTTP_H
+#define TK_HTTP_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "tk/err.h"
+#include "tk/session.h"
+
+typedef struct tk_http_server tk_http_server_t;
+typedef struct tk_http_req tk_http_req_t;
+
+typedef void (*tk_http_handler_fn)(tk_http_req_t *req);
+
+enum {
+    TK_ROUTE_INLINE = 1 << 0, /* run on the loop thread: must not block */
+};
+
+#define TK_HTTP_MAX_BODY (1024 * 1024)
+
+/**
+ * @brief Create a server listening on 0.0.0.0:@p port with @p workers worker threads.
+ * @return owned, free with tk_http_server_free; NULL with err set (port in use, ...).
+ */
+tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
+
+/**
+ * @brief Register @p handler for @p method ("GET", ...) and @p pattern, whose segments may be
+ *        ":name" captures ("/api/tickets/:id"). Call before tk_http_server_run.
+ *        @p method and @p pattern are borrowed and must outlive the server (use literals).
+ */
+void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
+                   tk_http_handler_fn handler, unsigned flags);
+
+/**
+ * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
+ *        Returns 0 when ready. Up to 8 probes. @p name borrowed (literal).
+ */
+void tk_http_readiness(tk_http_server_t *srv, const char *name,
+                       int (*probe)(tk_http_req_t *req, tk_err_t *err));
+
+/** @brief Serve until *@p stop becomes non-zero (checked every 100 ms). Thread: the caller's. */
+int tk_http_server_run(tk_http_server_t *srv, volatile int *stop);
+
+/** @brief Port actually bound (useful with port 0 in tests). */
+int tk_http_server_port(const tk_http_server_t *srv);
+
+/** @brief Stop workers and free. Accepts NULL. */
+void tk_http_server_free(tk_http_server_t *srv);
+
+/* ---- request accessors: all borrowed, valid until the handler returns ---- */
+
+const char *tk_http_method(const tk_http_req_t *req);
+const char *tk_http_path(const tk_http_req_t *req);
+/** @brief A ":name" capture of the route, or NULL. */
+const char *tk_http_param(const tk_http_req_t *req, const char *name);
+/** @brief A decoded query-string value, or NULL when absent. */
+const char *tk_http_query(const tk_http_req_t *req, const char *name);
+const char *tk_http_request_id(const tk_http_req_t *req);
+
+/**
+ * @brief The body parsed as a JSON object. An empty body counts as {}.
+ * @return borrowed; NULL after replying 400 (malformed JSON, not an object, wrong content type).
+ */
+json_t *tk_http_body_or_respond(tk_http_req_t *req);
+
+/** @brief The signed-in user, or NULL when anonymous (no, bad, expired or forged token). */
+const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
+
+/** @brief The signed-in user, or NULL after replying 401 'Not authorized'. */
+const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *req);
+
+/**
+ * @brief This worker's connection to @p context's database, connected on first use and
+ *        re-established after a failure. Worker routes only.
+ * @return borrowed (owned by the worker); NULL with err = TK_EUNAVAIL when the server is down.
+ */
+PGconn *tk_http_db(tk_http_req_t *req, const char *context, tk_err_t *err);
+
+/** @brief Tell the worker its connection to @p context is broken (after TK_EUNAVAIL). */
+void tk_http_db_discard(tk_http_req_t *req, const char *context);
+
+/* ---- responses: a handler calls exactly one tk_http_reply_* ---- */
+
+/** @brief Reply @p status with @p body (consumed; NULL means no body, e.g. 204). */
+void tk_http_reply_json(tk_http_req_t *req, int status, json_t *body);
+
+/** @brief Reply with the contract's error body for @p err, status from err->code. */
+void tk_http_reply_error(tk_http_req_t *req, const tk_err_t *err);
+
+/** @brief Reply @p status with the error body made of @p errors (consumed JSON array). */
+void tk_http_reply_errors(tk_http_req_t *req, int status, json_t *errors);
+
+/** @brief Reply @p status with a raw body of @p content_type (both borrowed, copied). */
+void tk_http_reply_raw(tk_http_req_t *req, int status, const char *content_type, const char *body,
+                       size_t len);
+
+/** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
+void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
+
+/** @brief HTTP status for a TK_E* code (the one mapping table). */
+int tk_http_status_of(int code);
+
+/** @brief Append {"message":m,"field":f} to @p errors (f may be NULL). */
+void tk_http_errors_add(json_t *errors, const char *field, const char *message);
+
+#endif

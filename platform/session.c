@@ -1,0 +1,212 @@
+/*
+ * session.c - JWT sessions with libjwt 1.10.
+ *
+ * Verification always passes the key to jwt_decode and then insists on HS256: Debian's libjwt
+ * 1.10 accepts alg "none" when no key is given, and a token signed with another algorithm must
+ * not be trusted either. Claims are read from the grants JSON with jansson so a claim of the
+ * wrong type (a numeric id, a string iat) is rejected rather than coerced.
+ */
+#include "tk/session.h"
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/mem.h"
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_MAX 4096
+
+static const char clear_cookie[] =
+    "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly";
+
+const char *tk_session_clear_cookie(void)
+{
+    return clear_cookie;
+}
+
+/* Returns the length of the decoded bytes or -1. @p out must hold 3/4 of @p len + 3. */
+static int b64_decode(const char *in, size_t len, unsigned char *out)
+{
+    if (len == 0 || len % 4 != 0)
+        return -1;
+    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return -1;
+    if (in[len - 1] == '=')
+        n--;
+    if (in[len - 2] == '=')
+        n--;
+    return n;
+}
+
+static int verify_token(const char *token, tk_session_user_t *out)
+{
+    const char *key = tk_cfg()->jwt_key;
+    jwt_t *jwt = NULL;
+    char *grants = NULL;
+    json_t *claims = NULL;
+    int rc = TK_EUNAUTH;
+
+    if (key == NULL || token == NULL || strlen(token) > TOKEN_MAX)
+        return TK_EUNAUTH;
+    if (jwt_decode(&jwt, token, (const unsigned char *)key, (int)strlen(key)) != 0)
+        goto out;
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
+        goto out;
+    grants = jwt_get_grants_json(jwt, NULL);
+    if (grants == NULL)
+        goto out;
+    claims = json_loads(grants, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(claims))
+        goto out;
+    json_t *id = json_object_get(claims, "id");
+    json_t *email = json_object_get(claims, "email");
+    json_t *iat = json_object_get(claims, "iat");
+    json_t *exp = json_object_get(claims, "exp");
+    if (!json_is_string(id) || !json_is_string(email) || !json_is_integer(iat))
+        goto out;
+    if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) * 1000 <= tk_now_ms()))
+        goto out;
+    if (json_string_length(id) >= sizeof(out->id) ||
+        json_string_length(email) >= sizeof(out->email))
+        goto out;
+    memcpy(out->id, json_string_value(id), json_string_length(id) + 1);
+    memcpy(out->email, json_string_value(email), json_string_length(email) + 1);
+    out->iat = json_integer_value(iat);
+    rc = 0;
+out:
+    json_decref(claims);
+    free(grants);
+    jwt_free(jwt);
+    return rc;
+}
+
+/* Finds the value of cookie @p name in a Cookie header; returns its length or -1. */
+static long cookie_value(const char *header, const char *name, const char **value)
+{
+    size_t nlen = strlen(name);
+    const char *p = header;
+    while (p && *p) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            *value = p + nlen + 1;
+            return (long)(len - nlen - 1);
+        }
+        p = end;
+    }
+    return -1;
+}
+
+static int token_from_cookie(const char *cookie_header, char *token, size_t cap)
+{
+    const char *v = NULL;
+    long len = cookie_value(cookie_header, "session", &v);
+    if (len <= 0 || (size_t)len > TOKEN_MAX * 2)
+        return TK_EUNAUTH;
+    unsigned char *raw = tk_mem_alloc((size_t)len);
+    int rc = TK_EUNAUTH;
+    json_t *doc = NULL;
+    int n = b64_decode(v, (size_t)len, raw);
+    if (n <= 0)
+        goto out;
+    doc = json_loadb((const char *)raw, (size_t)n, 0, NULL);
+    json_t *jwt = json_object_get(doc, "jwt");
+    if (!json_is_string(jwt) || json_string_length(jwt) >= cap)
+        goto out;
+    memcpy(token, json_string_value(jwt), json_string_length(jwt) + 1);
+    rc = 0;
+out:
+    json_decref(doc);
+    free(raw);
+    return rc;
+}
+
+int tk_session_authenticate(const char *cookie_header, const char *authorization,
+                            tk_session_user_t *out)
+{
+    char token[TOKEN_MAX + 1];
+    if (cookie_header != NULL && token_from_cookie(cookie_header, token, sizeof(token)) == 0 &&
+        verify_token(token, out) == 0)
+        return 0;
+    if (authorization != NULL && strncmp(authorization, "Bearer ", 7) == 0)
+        return verify_token(authorization + 7, out);
+    return TK_EUNAUTH;
+}
+
+static char *sign(json_t *claims, tk_err_t *err)
+{
+    const char *key = tk_cfg()->jwt_key;
+    jwt_t *jwt = NULL;
+    char *token = NULL;
+    char *text = NULL;
+    if (key == NULL) {
+        tk_err_set(err, TK_EINTERNAL, NULL, "JWT_KEY is not configured");
+        goto out;
+    }
+    text = json_dumps(claims, JSON_COMPACT);
+    if (text == NULL || jwt_new(&jwt) != 0 || jwt_add_grants_json(jwt, text) != 0 ||
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)) != 0) {
+        tk_err_set(err, TK_EINTERNAL, NULL, "could not build the session token");
+        goto out;
+    }
+    token = jwt_encode_str(jwt);
+    if (token == NULL)
+        tk_err_set(err, TK_EINTERNAL, NULL, "could not sign the session token");
+out:
+    free(text);
+    jwt_free(jwt);
+    return token;
+}
+
+char *tk_session_sign_claims(const char *claims_json, tk_err_t *err)
+{
+    json_t *claims = json_loads(claims_json, 0, NULL);
+    if (claims == NULL) {
+        tk_err_set(err, TK_EINVAL, NULL, "claims are not JSON");
+        return NULL;
+    }
+    char *token = sign(claims, err);
+    json_decref(claims);
+    return token;
+}
+
+int tk_session_issue(const tk_session_user_t *user, char **token_out, char **set_cookie,
+                     tk_err_t *err)
+{
+    int64_t now = tk_now_ms() / 1000;
+    json_t *claims =
+        json_pack("{s:s, s:s, s:I}", "id", user->id, "email", user->email, "iat", (json_int_t)now);
+    if (tk_cfg()->jwt_ttl_seconds > 0)
+        json_object_set_new(claims, "exp", json_integer(now + tk_cfg()->jwt_ttl_seconds));
+    char *token = sign(claims, err);
+    json_decref(claims);
+    if (token == NULL)
+        return err ? err->code : TK_EINTERNAL;
+
+    json_t *wrapper = json_pack("{s:s}", "jwt", token);
+    char *inner = json_dumps(wrapper, JSON_COMPACT);
+    json_decref(wrapper);
+    size_t ilen = strlen(inner);
+    char *b64 = tk_mem_alloc(4 * ((ilen + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)inner, (int)ilen);
+    free(inner);
+
+    const char *attrs =
+        tk_cfg()->cookie_secure ? "; path=/; httponly; secure; samesite=lax" : "; path=/; httponly";
+    size_t cap = strlen(b64) + strlen(attrs) + 16;
+    *set_cookie = tk_mem_alloc(cap);
+    snprintf(*set_cookie, cap, "session=%s%s", b64, attrs);
+    free(b64);
+    if (token_out != NULL)
+        *token_out = token;
+    else
+        free(token);
+    return 0;
+}
