@@ -100,7 +100,7 @@ fetch_kafka() { # $1 = version; returns non-zero when Maven cannot resolve it
   rm -rf "$build" "$tmp"
   mkdir -p "$build"
   write_kafka_pom "$v" "$build/pom.xml"
-  if ! mvn -B -q -f "$build/pom.xml" dependency:copy-dependencies \
+  if ! mvn -B -q -Dstyle.color=never -f "$build/pom.xml" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$tmp" >"$build/mvn.log" 2>&1; then
     say "kafka $v: maven failed (last lines of $build/mvn.log):"
     tail -n 15 "$build/mvn.log" | sed 's/^/    /' >&2
