@@ -5,12 +5,18 @@
 #ifndef TK_APP_H
 #define TK_APP_H
 
+#include <stdbool.h>
+
 #include "tk/http.h"
+#include "tk/projector.h"
 
 /* One bounded context as the binary sees it. */
 typedef struct tk_app_context {
     const char *name;                      /* "auth", "tickets", ... */
     void (*routes)(tk_http_server_t *srv); /* registers REST routes; NULL when none */
+    /* Read models and reactions fed from Kafka; NULL-terminated, NULL when none. */
+    const tk_projector_spec_t *const *projectors;
+    bool has_outbox; /* commands append events: a relay publishes them */
 } tk_app_context_t;
 
 /** @brief The context called @p name, or NULL. */
@@ -25,5 +31,19 @@ void tk_app_install_signals(void);
 int tk_app_serve(int argc, char **argv);
 int tk_app_migrate(int argc, char **argv);
 int tk_app_topics(int argc, char **argv);
+int tk_app_project(int argc, char **argv);
+int tk_app_relay(int argc, char **argv);
+int tk_app_run(int argc, char **argv);
+int tk_app_expire(int argc, char **argv);
+
+/* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
+typedef struct tk_app_workers tk_app_workers_t;
+
+/** @brief Start the relays (@p relays) and/or projectors (@p projectors) of @p ctx, or of every
+ *         context when @p ctx is NULL. Owned, stop and free with tk_app_workers_join. */
+tk_app_workers_t *tk_app_workers_start(const tk_app_context_t *ctx, bool relays, bool projectors,
+                                       tk_err_t *err);
+/** @brief Wait for every thread (they stop when tk_app_stop is set) and free. Accepts NULL. */
+void tk_app_workers_join(tk_app_workers_t *w);
 
 #endif

@@ -37,12 +37,16 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", "serve auth|tickets|orders|payments|all   REST endpoints of a context",
      TK_CFG_NEED_JWT, tk_app_serve},
-#if 0
+    {"expire", "expire [status]                           the expiration scheduler",
+     TK_CFG_NEED_KAFKA, tk_app_expire},
+    {"project", "project <context>|all                     projectors: Kafka -> read models",
+     TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_project},
+    {"relay", "relay <context>|all                       outbox relay: events -> Kafka",
+     TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_relay},
     {"migrate", "migrate                                   create databases and tables", 0,
      tk_app_migrate},
     {"topics", "topics                                    create the Kafka topics", 0,
      tk_app_topics},
-#endif
 };
 
 static void usage(FILE *out)

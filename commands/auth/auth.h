@@ -1,0 +1,24 @@
+/*
+ * auth.h - the auth context: sign up, sign in, sign out, current user (DESIGN.md sections 5, 9).
+ */
+#ifndef TK_AUTH_H
+#define TK_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tk/http.h"
+
+/** @brief Register POST /api/users/{signup,signin,signout} and GET /api/users/currentuser. */
+void tk_auth_routes(tk_http_server_t *srv);
+
+/** @brief The email check of sign-up and sign-in (express-validator isEmail's common cases). */
+bool tk_auth_email_valid(const char *email);
+
+/**
+ * @brief Trim ASCII whitespace from both ends of @p password into @p out (cap bytes).
+ * @return the trimmed length in characters (UTF-8 code points), or -1 when it does not fit.
+ */
+long tk_auth_password_trim(const char *password, char *out, size_t cap);
+
+#endif

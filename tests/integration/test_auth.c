@@ -1,0 +1,340 @@
+/*
+ * test_auth.c - the auth context over real HTTP, PostgreSQL and Kafka: every auth case of
+ * ORIGINAL-TESTS.md (A1-A12) plus concurrent sign-ups, forged sessions, the user:registered
+ * event on the broker, and passwords never leaking into logs or responses.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/migrate.h"
+#include "tk/relay.h"
+#include "tk/session.h"
+#include "tk_test.h"
+
+#define SECRET "s3cret-Pw"
+
+static tk_relay_t *relay;
+static pthread_t relay_thread;
+static volatile int relay_stop;
+static char log_path[] = "/tmp/tk_test_auth_log_XXXXXX";
+
+static void *run_relay(void *arg)
+{
+    (void)arg;
+    tk_relay_run(relay, &relay_stop);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tk_test_require_stack();
+    /* Capture our own log lines to prove no password is ever written. */
+    int fd = mkstemp(log_path);
+    if (fd < 0 || freopen(log_path, "w", stderr) == NULL)
+        return -1;
+    tk_err_t err = {0};
+    if (tk_migrate_all(&err) != 0 || tk_kafka_topics_create(&err) != 0) {
+        fprintf(stdout, "setup: %s\n", err.message);
+        return -1;
+    }
+    relay = tk_relay_new("auth", &err);
+    if (relay == NULL)
+        return -1;
+    pthread_create(&relay_thread, NULL, run_relay, NULL);
+    static void (*const routes[])(tk_http_server_t *) = {tk_auth_routes, NULL};
+    tk_test_server_start(routes);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    relay_stop = 1;
+    pthread_join(relay_thread, NULL);
+    tk_relay_free(relay);
+    unlink(log_path);
+    return 0;
+}
+
+static void unique_email(char *out, size_t cap)
+{
+    char id[TK_UUID_LEN + 1];
+    tk_uuid_new(id);
+    snprintf(out, cap, "u%.12s@test.com", id);
+}
+
+static long signup(const char *email, const char *password, tk_test_resp_t *out)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    tk_test_http("POST", "/api/users/signup", body, NULL, out);
+    return out->status;
+}
+
+static const char *first_message(const tk_test_resp_t *r)
+{
+    json_t *errors = json_object_get(r->json, "errors");
+    return json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+}
+
+/* A1, A6, and the user:registered event on the broker. */
+static void signup_returns_201_with_cookie_and_event(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new("users");
+    char email[64];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, SECRET, &r), 201);
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    assert_true(tk_uuid_valid(id));
+    assert_string_equal(json_string_value(json_object_get(r.json, "email")), email);
+    assert_null(json_object_get(r.json, "password"));
+    assert_null(strstr(r.body, SECRET));
+    assert_non_null(r.set_cookie);
+    assert_non_null(strstr(r.set_cookie, "; path=/; httponly"));
+
+    /* A6: the cookie decodes to {"jwt":...}. */
+    char *cookie = tk_test_cookie_of(&r);
+    unsigned char raw[2048];
+    int n = EVP_DecodeBlock(raw, (unsigned char *)cookie + 8, (int)strlen(cookie + 8));
+    assert_true(n > 0);
+    json_t *doc = json_loads((char *)raw, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_true(json_is_string(json_object_get(doc, "jwt")));
+    json_decref(doc);
+    free(cookie);
+
+    json_t *env = tk_test_watch_expect(w, "user:registered", id, 15000);
+    assert_non_null(env);
+    json_t *data = json_object_get(env, "data");
+    assert_string_equal(json_string_value(json_object_get(data, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(data, "email")), email);
+    char *text = json_dumps(env, 0);
+    assert_null(strstr(text, SECRET));
+    free(text);
+    json_decref(env);
+    tk_test_resp_release(&r);
+    tk_test_watch_free(w);
+}
+
+/* A2, A3, A4. */
+static void signup_validation(void **state)
+{
+    (void)state;
+    tk_test_resp_t r;
+    assert_int_equal(signup("alskdflaskjfd", "password", &r), 400);
+    assert_string_equal(first_message(&r), "Email must be valid");
+    tk_test_resp_release(&r);
+
+    char email[64];
+    unique_email(email, sizeof(email));
+    assert_int_equal(signup(email, "p", &r), 400);
+    assert_string_equal(first_message(&r), "Password must be between 4 and 20 characters");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r.json, "errors"), 0), "field")),
+                        "password");
+    tk_test_resp_release(&r);
+    assert_int_equal(signup(email, "   abc   ", &r), 400); /* trimmed to 3 */
+    tk_test_resp_release(&r);
+    assert_int_equal(signup(email, "123456789012345678901", &r), 400);
+    tk_test_resp_release(&r);
+
+    tk_test_http("POST", "/api/users/signup", "{\"email\":\"test@test.com\"}", NULL, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    tk_test_http("POST", "/api/users/signup", "{\"password\":\"alskjdf\"}", NULL, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    tk_test_http("POST", "/api/users/signup", "{\"email\":5,\"password\":[1]}", NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 2);
+    tk_test_resp_release(&r);
+    tk_test_http("POST", "/api/users/signup", "{\"email\":", NULL, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    tk_test_http("POST", "/api/users/signup", "[1,2]", NULL, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+}
+
+/* A5, case-insensitively. */
+static void duplicate_email_is_refused(void **state)
+{
+    (void)state;
+    char email[64];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
+    assert_int_equal(signup(email, "password", &r), 400);
+    assert_string_equal(first_message(&r), "Email in use");
+    tk_test_resp_release(&r);
+    for (char *p = email; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    assert_int_equal(signup(email, "password", &r), 400);
+    tk_test_resp_release(&r);
+}
+
+struct race {
+    const char *email;
+    long status;
+};
+
+static void *race_signup(void *arg)
+{
+    struct race *r = arg;
+    tk_test_resp_t resp;
+    r->status = signup(r->email, "password", &resp);
+    tk_test_resp_release(&resp);
+    return NULL;
+}
+
+/* FIX: 20 concurrent sign-ups with one email give exactly one 201. */
+static void concurrent_signups_one_winner(void **state)
+{
+    (void)state;
+    char email[64];
+    unique_email(email, sizeof(email));
+    enum { N = 20 };
+    pthread_t t[N];
+    struct race races[N];
+    for (int i = 0; i < N; i++) {
+        races[i] = (struct race){email, 0};
+        pthread_create(&t[i], NULL, race_signup, &races[i]);
+    }
+    int created = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        created += races[i].status == 201;
+        refused += races[i].status == 400;
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(refused, N - 1);
+}
+
+/* A7, A8, A9. */
+static void signin_cases(void **state)
+{
+    (void)state;
+    char email[64], body[256];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"password\"}", email);
+    tk_test_http("POST", "/api/users/signin", body, NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(first_message(&r), "Invalid credentials");
+    tk_test_resp_release(&r);
+
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"aslkdfjalskdfj\"}", email);
+    tk_test_http("POST", "/api/users/signin", body, NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_null(r.set_cookie);
+    tk_test_resp_release(&r);
+
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"  password \"}", email);
+    tk_test_http("POST", "/api/users/signin", body, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(r.set_cookie);
+    assert_string_equal(json_string_value(json_object_get(r.json, "email")), email);
+    tk_test_resp_release(&r);
+
+    tk_test_http("POST", "/api/users/signin", "{\"email\":\"a@b.com\"}", NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(first_message(&r), "You must supply a password");
+    tk_test_resp_release(&r);
+}
+
+/* A10: the exact clearing string. */
+static void signout_clears_cookie(void **state)
+{
+    (void)state;
+    char email[64];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
+    tk_test_http("POST", "/api/users/signout", "{}", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.set_cookie,
+                        "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
+    tk_test_resp_release(&r);
+}
+
+/* A11, A12, and forged/expired sessions are anonymous over HTTP too. */
+static void currentuser_cases(void **state)
+{
+    (void)state;
+    char email[64];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    char *cookie = tk_test_cookie_of(&r);
+    tk_test_resp_release(&r);
+
+    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
+    assert_int_equal(r.status, 200);
+    json_t *cu = json_object_get(r.json, "currentUser");
+    assert_string_equal(json_string_value(json_object_get(cu, "email")), email);
+    assert_true(json_is_integer(json_object_get(cu, "iat")));
+    tk_test_resp_release(&r);
+
+    tk_test_http("GET", "/api/users/currentuser", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
+    tk_test_resp_release(&r);
+
+    cookie[strlen(cookie) - 3] ^= 1; /* corrupt the signature inside the base64 */
+    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
+    tk_test_resp_release(&r);
+    free(cookie);
+}
+
+static void passwords_never_logged(void **state)
+{
+    (void)state;
+    fflush(stderr);
+    FILE *f = fopen(log_path, "r");
+    assert_non_null(f);
+    char line[8192];
+    size_t lines = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+        assert_null(strstr(line, SECRET));
+        assert_null(strstr(line, "aslkdfjalskdfj"));
+    }
+    fclose(f);
+    assert_true(lines > 0); /* the access log did run */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(signup_returns_201_with_cookie_and_event),
+        cmocka_unit_test(signup_validation),
+        cmocka_unit_test(duplicate_email_is_refused),
+        cmocka_unit_test(concurrent_signups_one_winner),
+        cmocka_unit_test(signin_cases),
+        cmocka_unit_test(signout_clears_cookie),
+        cmocka_unit_test(currentuser_cases),
+        cmocka_unit_test(passwords_never_logged),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

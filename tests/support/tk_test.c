@@ -1,0 +1,297 @@
+/*
+ * tk_test.c - integration test support. The server runs the real tk_http stack in a thread of
+ * the test process; the client is libcurl over loopback, so tests see exactly what a browser
+ * would: status codes, headers, cookies and bodies.
+ */
+#include "tk_test.h"
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/mem.h"
+#include "tk/session.h"
+
+#include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void tk_test_require_stack(void)
+{
+    if (getenv("KAFKA_BROKERS") == NULL || getenv("DATABASE_URL") == NULL) {
+        fprintf(stderr, "integration tests need the local stack: run scripts/test.sh "
+                        "(KAFKA_BROKERS and DATABASE_URL are not set)\n");
+        exit(1);
+    }
+    if (getenv("JWT_KEY") == NULL)
+        setenv("JWT_KEY", "integration-test-key", 1);
+    tk_err_t err = {0};
+    if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE | TK_CFG_NEED_JWT, &err) != 0) {
+        fprintf(stderr, "configuration: %s\n", err.message);
+        exit(1);
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ------------------------------------------------------------------ server */
+
+static tk_http_server_t *server;
+static pthread_t server_thread;
+static volatile int server_stop;
+static char base_url[64];
+
+static void *serve(void *arg)
+{
+    (void)arg;
+    tk_http_server_run(server, &server_stop);
+    return NULL;
+}
+
+const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *))
+{
+    tk_err_t err = {0};
+    server = tk_http_server_new(0, 8, &err);
+    if (server == NULL) {
+        fprintf(stderr, "server: %s\n", err.message);
+        exit(1);
+    }
+    for (size_t i = 0; registrars[i] != NULL; i++)
+        registrars[i](server);
+    snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", tk_http_server_port(server));
+    server_stop = 0;
+    pthread_create(&server_thread, NULL, serve, NULL);
+    return base_url;
+}
+
+void tk_test_server_stop(void)
+{
+    server_stop = 1;
+    pthread_join(server_thread, NULL);
+    tk_http_server_free(server);
+    server = NULL;
+}
+
+/* ------------------------------------------------------------------ client */
+
+struct buf {
+    char *data;
+    size_t len;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    size_t add = size * n;
+    b->data = realloc(b->data, b->len + add + 1);
+    memcpy(b->data + b->len, ptr, add);
+    b->len += add;
+    b->data[b->len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct buf *cookies = ud;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(ptr, "set-cookie: ", 12) == 0) {
+        size_t vlen = len - 12;
+        while (vlen > 0 && (ptr[12 + vlen - 1] == '\r' || ptr[12 + vlen - 1] == '\n'))
+            vlen--;
+        on_body(ptr + 12, 1, vlen, cookies);
+        on_body("\n", 1, 1, cookies);
+    }
+    return len;
+}
+
+void tk_test_http(const char *method, const char *path, const char *body, const char *cookie,
+                  tk_test_resp_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char url[2048];
+    snprintf(url, sizeof(url), "%s%s", base_url, path);
+    CURL *c = curl_easy_init();
+    struct buf resp = {0}, cookies = {0};
+    struct curl_slist *headers = NULL;
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &cookies);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body != NULL)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (cookie != NULL)
+        curl_easy_setopt(c, CURLOPT_COOKIE, cookie);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    out->body = resp.data ? resp.data : tk_mem_strdup("");
+    out->json = json_loads(out->body, 0, NULL);
+    if (cookies.data != NULL) {
+        out->set_cookie_all = cookies.data;
+        out->set_cookie = tk_mem_strndup(cookies.data, strcspn(cookies.data, "\n"));
+    }
+}
+
+void tk_test_resp_release(tk_test_resp_t *r)
+{
+    json_decref(r->json);
+    free(r->body);
+    free(r->set_cookie);
+    free(r->set_cookie_all);
+    memset(r, 0, sizeof(*r));
+}
+
+char *tk_test_cookie_of(const tk_test_resp_t *r)
+{
+    if (r->set_cookie == NULL)
+        return NULL;
+    return tk_mem_strndup(r->set_cookie, strcspn(r->set_cookie, ";"));
+}
+
+char *tk_test_fake_session(const char *user_id, const char *email)
+{
+    char claims[512];
+    snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"%s\",\"iat\":%lld}", user_id,
+             email, (long long)(tk_now_ms() / 1000));
+    char *token = tk_session_sign_claims(claims, NULL);
+    char inner[2048];
+    snprintf(inner, sizeof(inner), "{\"jwt\":\"%s\"}", token);
+    free(token);
+    size_t len = strlen(inner);
+    char *cookie = tk_mem_alloc(4 * ((len + 2) / 3) + 16);
+    strcpy(cookie, "session=");
+    EVP_EncodeBlock((unsigned char *)cookie + 8, (unsigned char *)inner, (int)len);
+    return cookie;
+}
+
+/* ------------------------------------------------------------------ kafka */
+
+struct tk_test_watch {
+    rd_kafka_t *rk;
+};
+
+static rd_kafka_t *client(rd_kafka_type_t type)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, errstr, sizeof(errstr));
+    if (type == RD_KAFKA_CONSUMER) {
+        char group[64];
+        tk_uuid_new(group);
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "kafka client: %s\n", errstr);
+        exit(1);
+    }
+    return rk;
+}
+
+tk_test_watch_t *tk_test_watch_new(const char *topic)
+{
+    tk_test_watch_t *w = tk_mem_zalloc(sizeof(*w));
+    w->rk = client(RD_KAFKA_CONSUMER);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(w->rk, topic, NULL);
+    if (rd_kafka_metadata(w->rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
+        fprintf(stderr, "no metadata for topic %s (did `ticketing topics` run?)\n", topic);
+        exit(1);
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_query_watermark_offsets(w->rk, topic, i, &lo, &hi, 10000);
+        rd_kafka_topic_partition_list_add(parts, topic, i)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_assign(w->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return w;
+}
+
+void tk_test_watch_free(tk_test_watch_t *w)
+{
+    if (w == NULL)
+        return;
+    rd_kafka_consumer_close(w->rk);
+    rd_kafka_destroy(w->rk);
+    free(w);
+}
+
+static bool matches(json_t *env, const char *type, const char *subject)
+{
+    const char *t = json_string_value(json_object_get(env, "type"));
+    const char *s = json_string_value(json_object_get(env, "subject"));
+    return t && strcmp(t, type) == 0 && (subject == NULL || (s && strcmp(s, subject) == 0));
+}
+
+json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
+                             int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (tk_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
+        if (m == NULL)
+            continue;
+        json_t *env = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
+        rd_kafka_message_destroy(m);
+        if (env != NULL && matches(env, type, subject))
+            return env;
+        json_decref(env);
+    }
+    return NULL;
+}
+
+int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms)
+{
+    int n = 0;
+    int64_t deadline = tk_mono_ms() + window_ms;
+    while (tk_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
+        if (m == NULL)
+            continue;
+        json_t *env = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
+        rd_kafka_message_destroy(m);
+        if (env != NULL && matches(env, type, subject))
+            n++;
+        json_decref(env);
+    }
+    return n;
+}
+
+void tk_test_publish(const char *topic, const char *key, const char *envelope_json)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER);
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE((void *)envelope_json, strlen(envelope_json)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_flush(rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "publish to %s failed\n", topic);
+        exit(1);
+    }
+    rd_kafka_destroy(rk);
+}
+
+bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    do {
+        if (fn(arg))
+            return true;
+        usleep(50 * 1000);
+    } while (tk_mono_ms() < deadline);
+    return fn(arg);
+}

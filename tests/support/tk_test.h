@@ -1,0 +1,66 @@
+/*
+ * tk_test.h - support for integration tests: the stack's environment, an in-process server
+ * on an ephemeral port, a small libcurl client and a Kafka watcher that sees what a test
+ * caused on the real broker.
+ */
+#ifndef TK_TEST_H
+#define TK_TEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "tk/http.h"
+
+/** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
+void tk_test_require_stack(void);
+
+/** @brief Start an HTTP server on an ephemeral port with the given route registrars (NULL-ended)
+ *         in a background thread. Returns the base URL "http://127.0.0.1:<port>" (static). */
+const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *));
+void tk_test_server_stop(void);
+
+typedef struct tk_test_resp {
+    long status;
+    json_t *json;         /* owned: parsed body, NULL when not JSON */
+    char *body;           /* owned: raw body */
+    char *set_cookie;     /* owned: first Set-Cookie header value, NULL when none */
+    char *set_cookie_all; /* owned: every Set-Cookie value joined by '\n' */
+} tk_test_resp_t;
+
+/**
+ * @brief One request to the test server. @p body is a JSON text or NULL; @p cookie is a
+ *        "name=value" string or NULL. Fills @p out (release with tk_test_resp_release).
+ */
+void tk_test_http(const char *method, const char *path, const char *body, const char *cookie,
+                  tk_test_resp_t *out);
+void tk_test_resp_release(tk_test_resp_t *r);
+
+/** @brief The "session=..." part of a Set-Cookie value, for sending back. Owned. */
+char *tk_test_cookie_of(const tk_test_resp_t *r);
+
+/** @brief A session cookie for a made-up user (the original's test helper). Owned. */
+char *tk_test_fake_session(const char *user_id, const char *email);
+
+typedef struct tk_test_watch tk_test_watch_t;
+
+/** @brief Watch @p topic from its current end. Owned, free with tk_test_watch_free. */
+tk_test_watch_t *tk_test_watch_new(const char *topic);
+void tk_test_watch_free(tk_test_watch_t *w);
+
+/**
+ * @brief Wait up to @p timeout_ms for an event of @p type whose subject is @p subject (NULL:
+ *        any). @return the whole envelope as JSON (owned) or NULL on timeout.
+ */
+json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
+                             int timeout_ms);
+
+/** @brief Count events of @p type/@p subject seen within @p window_ms (e.g. to prove "once"). */
+int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms);
+
+/** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
+void tk_test_publish(const char *topic, const char *key, const char *envelope_json);
+
+/** @brief Poll @p fn every 50 ms until it returns true or @p timeout_ms passes. */
+bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
+
+#endif
