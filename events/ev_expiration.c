@@ -1,0 +1,29 @@
+/*
+ * ev_expiration.c - codec of expiration:complete. The event says only which order expired: the
+ * orders context decides whether that still matters (a complete order ignores it), so the
+ * scheduler never needs to know an order's state (DESIGN.md section 7).
+ */
+#include "ev_expiration.h"
+#include "ev_json_int.h"
+
+#include <string.h>
+
+json_t *ev_expiration_complete_to_json(const ev_expiration_complete_t *e)
+{
+    if (e == NULL)
+        return NULL;
+    return ev__object("orderId", ev__str(e->order_id), NULL);
+}
+
+int ev_expiration_complete_from_json(const json_t *data, ev_expiration_complete_t *out,
+                                     tk_err_t *err)
+{
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    if ((rc = ev__want_object(data, "data", err)) != 0)
+        goto out;
+    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
+        goto out;
+out:
+    return rc;
+}
