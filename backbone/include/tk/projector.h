@@ -1,0 +1,82 @@
+/*
+ * projector.h - the one projector loop behind every read model (DESIGN.md section 6). It consumes
+ * the spec's topics in consumer group "<context>.<name>" and applies each batch of records in ONE
+ * transaction of the context's database together with the next offsets (projection_offsets), so a
+ * crash at any point neither loses nor doubles an effect. Offsets are never committed to Kafka:
+ * on assignment the consumer is positioned from projection_offsets.
+ *
+ * Per record: undecodable -> dead_letters; an event id already in processed_events -> skipped;
+ * otherwise apply(). TK_APPLY_RETRY (a version gap) holds the partition back and retries it with
+ * backoff; once the same offset has waited longer than tk_cfg()->gap_timeout_ms it goes to
+ * dead_letters with the error "version gap" and an error log line (the alert). A negative apply
+ * error also dead-letters the record, except retryable conflicts and lost connections, which roll
+ * the whole batch back and retry it.
+ */
+#ifndef TK_PROJECTOR_H
+#define TK_PROJECTOR_H
+
+#include "ev_envelope.h"
+#include "tk/err.h"
+#include "tk/tx.h"
+
+typedef enum {
+    TK_APPLY_OK = 0,   /* applied */
+    TK_APPLY_SKIP = 1, /* a duplicate (version <= stored) or not for this read model */
+    TK_APPLY_RETRY = 2 /* a version gap: wait for the missing event and try again */
+} tk_apply_result_t;   /* negative = a TK_E* error */
+
+typedef struct tk_projector_spec {
+    const char *context;       /* database: "tickets", ... */
+    const char *name;          /* the projection, unique within the context */
+    const char *const *topics; /* NULL-terminated */
+    /**
+     * Apply one event inside the batch's transaction (a savepoint per record). May read and write
+     * the read model and emit follow-up events with tk_tx_emit (they commit with the offset, so
+     * exactly once). Returns a tk_apply_result_t or a negative TK_E* with err set.
+     * @param env borrowed, valid for the call.
+     */
+    int (*apply)(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
+    void *ud; /* borrowed, passed to apply */
+    /* Read-model tables this projector owns, NULL-terminated; NULL: not replayable (it reacts
+     * or writes a write model). `ticketing replay` rebuilds exactly these (backbone/replay.c). */
+    const char *const *tables;
+} tk_projector_spec_t;
+
+typedef struct tk_projector tk_projector_t;
+
+/**
+ * @brief A projector for @p spec. Creates the consumer and subscribes; connects to PostgreSQL.
+ * @param spec borrowed; its strings and topics are copied, ud must outlive the projector.
+ * @return the projector; NULL with TK_EINVAL for a bad spec, TK_EUNAVAIL when PostgreSQL is
+ *         down, TK_EINTERNAL when the consumer cannot be created.
+ * Ownership: owned, free with tk_projector_free.
+ * Thread: any; the projector then belongs to one thread at a time (apply runs on it).
+ */
+tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err);
+
+/**
+ * @brief Consume and apply batches until *@p stop becomes non-zero. Failures (PostgreSQL down,
+ *        conflicts) are logged, rolled back, and retried with backoff from the stored offsets.
+ * @param stop borrowed; set it from another thread or a signal handler.
+ * @return 0 once stopped. Thread: the projector's; blocking.
+ */
+int tk_projector_run(tk_projector_t *p, volatile int *stop);
+
+/**
+ * @brief One batch (tests): wait up to @p timeout_ms for records, collect up to 500 of them or
+ *        for 100 ms more, apply them in one transaction and commit.
+ * @param applied may be NULL; receives the number of records whose position was committed
+ *        (applied, skipped or dead-lettered).
+ * @return 0 (also when nothing arrived); a negative TK_E* when the batch was rolled back (the
+ *         consumer is then positioned back at the stored offsets).
+ * Thread: the projector's; blocking.
+ */
+int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err);
+
+/**
+ * @brief Leave the group (rd_kafka_consumer_close), close the connection, free. Accepts NULL.
+ * Thread: the projector's, not while tk_projector_run runs.
+ */
+void tk_projector_free(tk_projector_t *p);
+
+#endif

@@ -1,0 +1,376 @@
+/*
+ * relay.c - the outbox relay: committed outbox rows -> Kafka -> DELETE.
+ *
+ *   tk_relay_run:
+ *     DISCONNECTED --ensure_conn--> CONNECTED --ensure_lock (pg_try_advisory_lock)--> ACTIVE
+ *          ^                           |  ^ lock held by another relay:                 |
+ *          |                           |  +-- STANDBY, retry every second --------------+
+ *          +-------- connection lost (the server releases the lock with the session) ---+
+ *     ACTIVE: LISTEN outbox; loop { drain; wait for a NOTIFY or 1 s (poll on PQsocket) }
+ *
+ *   drain: SELECT committed rows ORDER BY id LIMIT 500 -> produce each (key = aggregate id,
+ *          headers) -> wait for every delivery report -> DELETE the acked prefix by id ->
+ *          repeat while batches are full. A failed delivery stops the drain; its row and every
+ *          later row of the batch stay and are retried after a backoff.
+ *
+ * Why no cursor, and why a late commit is never skipped: ids come from a sequence when a row is
+ * inserted, not when its transaction commits, so transaction A can take id 10, B take id 11, and B
+ * commit first. A relay that remembered "published up to 11" and then read "id > 11" would never
+ * see A's row 10 once A commits: the gap bug Marten is known for. This relay keeps no position at
+ * all: the table itself is the queue, a row leaves it only when the broker acked it, and every
+ * scan starts at the smallest id still present. When A commits late, its row is simply in the
+ * table at the next scan (which A's own NOTIFY triggers) and is published then.
+ *
+ * Why deletes are by exact id: "DELETE ... WHERE id <= max acked" would delete a row that
+ * committed after the SELECT with a lower id, unpublished. Only rows whose delivery report said
+ * "acked" are deleted.
+ *
+ * Why per-aggregate order still holds: the events of one aggregate are written by transactions
+ * that the optimistic check (`UPDATE ... WHERE id = $1 AND version = $2`) serialises: a
+ * transaction writing version v+1 must have read version v, i.e. started its read after the writer
+ * of v committed, so it draws its outbox ids after that writer's ids and commits after it. Any
+ * scan that sees the later row therefore also sees the earlier one (or it was already published),
+ * and ORDER BY id sends them in that order; key = aggregate id puts both in one partition, and the
+ * idempotent producer keeps a partition's order across retries. If a delivery fails, only the
+ * acked rows before the first failure are deleted: acked rows after it stay and are sent again
+ * after the failed one, so the last copy a consumer sees of an aggregate's events is in order
+ * (consumers skip the duplicates by version or event id).
+ *
+ * Crash between ack and delete: the rows are still in the table and are published again by the
+ * next active relay. Duplicates are allowed (consumers dedupe), loss is not. Tests simulate it with
+ * TK_FAULT_RELAY_EXIT_AFTER_ACK=1 (see tk/relay.h), which _exit(137)s after the acks and before
+ * the DELETE.
+ *
+ * One active relay per database: a session-level advisory lock on the relay's own connection.
+ * Standbys retry every second; when the active relay dies its session ends and the lock with it.
+ */
+#include "tk/relay.h"
+
+#include <jansson.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/log.h"
+#include "tk/mem.h"
+#include "tk/pg.h"
+
+#define BATCH_ROWS 500
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define RELAY_LOCK "7605298350474201666" /* arbitrary 64-bit key, one per database */
+#define WAIT_MS 1000
+
+struct tk_relay {
+    char context[32];
+    PGconn *conn;         /* holds the advisory lock and LISTENs; NULL when disconnected */
+    rd_kafka_t *producer; /* from tk_kafka_producer_new */
+    bool locked;          /* this session holds RELAY_LOCK */
+    bool fault_exit_after_ack;
+};
+
+tk_relay_t *tk_relay_new(const char *context, tk_err_t *err)
+{
+    const char *keys[3], *vals[3];
+    if (context == NULL || strlen(context) >= sizeof(((tk_relay_t *)0)->context) ||
+        tk_cfg_pg_params(context, keys, vals) != 0) {
+        tk_err_set(err, TK_EINVAL, "context", "unknown context '%s'", context ? context : "");
+        return NULL;
+    }
+    tk_relay_t *r = tk_mem_zalloc(sizeof(*r));
+    snprintf(r->context, sizeof(r->context), "%s", context);
+    const char *fault = getenv("TK_FAULT_RELAY_EXIT_AFTER_ACK");
+    r->fault_exit_after_ack = fault != NULL && strcmp(fault, "1") == 0;
+    if ((r->producer = tk_kafka_producer_new(err)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tk_relay_free(tk_relay_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->producer) {
+        rd_kafka_flush(r->producer, 5000);
+        rd_kafka_destroy(r->producer);
+    }
+    /* Unlock explicitly: PQfinish alone releases the lock only once the backend has exited,
+     * which a standby could observe a few milliseconds late. */
+    if (r->locked && !tk_pg_broken(r->conn))
+        tk_pg_run(r->conn, "SELECT pg_advisory_unlock(" RELAY_LOCK ")", 0, NULL, NULL, NULL);
+    PQfinish(r->conn);
+    free(r);
+}
+
+static int ensure_conn(tk_relay_t *r, tk_err_t *err)
+{
+    if (!tk_pg_broken(r->conn))
+        return 0;
+    PQfinish(r->conn);
+    r->locked = false;
+    r->conn = tk_pg_connect(r->context, err);
+    return r->conn ? 0 : (err ? err->code : TK_EUNAVAIL);
+}
+
+/* Take the relay lock if this session does not hold it yet; LISTEN once it does. */
+static int ensure_lock(tk_relay_t *r, tk_err_t *err)
+{
+    if (r->locked)
+        return 0;
+    PGresult *res =
+        tk_pg_exec(r->conn, "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL, err);
+    if (res == NULL)
+        return err ? err->code : TK_EUNAVAIL;
+    bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!got)
+        return tk_err_set(err, TK_ECONFLICT, "", "standby: another relay is active on %s",
+                          r->context);
+    int rc = tk_pg_run(r->conn, "LISTEN outbox", 0, NULL, NULL, err);
+    if (rc != 0)
+        return rc;
+    r->locked = true;
+    return 0;
+}
+
+/* Swallow queued notifications; true when there was at least one. */
+static bool drain_notifies(PGconn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    PQconsumeInput(c);
+    while ((n = PQnotifies(c)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+/* Headers stored as a JSON object of strings; anything else gives no headers (logged). */
+static rd_kafka_headers_t *headers_from_json(const char *text, int64_t id)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    const char *k;
+    json_t *v;
+    if (!json_is_object(o))
+        tk_log(TK_LOG_WARN, "relay", "outbox row has invalid headers", "\"id\":%lld",
+               (long long)id);
+    json_object_foreach(o, k, v)
+    {
+        if (json_is_string(v))
+            rd_kafka_header_add(h, k, -1, json_string_value(v), -1);
+    }
+    json_decref(o);
+    return h;
+}
+
+/* The producer reported a fatal (idempotence) error: it must be replaced. */
+static int renew_producer_if_fatal(tk_relay_t *r, tk_err_t *err)
+{
+    char why[256];
+    if (rd_kafka_fatal_error(r->producer, why, sizeof(why)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    tk_log(TK_LOG_ERROR, "relay", why, "\"context\":\"%s\",\"note\":\"producer recreated\"",
+           r->context);
+    rd_kafka_destroy(r->producer);
+    r->producer = tk_kafka_producer_new(err); /* NULL is retried by the next drain */
+    return r->producer ? 0 : (err ? err->code : TK_EINTERNAL);
+}
+
+/*
+ * One batch: publish up to BATCH_ROWS rows, delete the acked prefix. *more is true when the batch
+ * was full (more rows may be waiting). Returns TK_EUNAVAIL when a delivery failed.
+ */
+static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *err)
+{
+    int rc = 0, n = 0, enqueued = 0, acked = 0;
+    tk_kafka_delivery_t *dr = NULL;
+    char *ids = NULL;
+    PGresult *res = NULL;
+
+    *more = false;
+    res = tk_pg_exec(r->conn,
+                     "SELECT id, topic, key, payload, headers::text FROM outbox ORDER BY id "
+                     "LIMIT " STR(BATCH_ROWS),
+                     0, NULL, err);
+    if (res == NULL) {
+        rc = err ? err->code : TK_EUNAVAIL;
+        goto out;
+    }
+    if ((n = PQntuples(res)) == 0)
+        goto out;
+    dr = tk_mem_zalloc(sizeof(*dr) * (size_t)n);
+    for (; enqueued < n; enqueued++) {
+        int i = enqueued;
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        rd_kafka_headers_t *h = headers_from_json(PQgetvalue(res, i, 4), id);
+        rc =
+            tk_kafka_produce(r->producer, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                             PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3), h, &dr[i], err);
+        rd_kafka_headers_destroy(h);
+        if (rc != 0)
+            break; /* the rows from here on stay for the next drain */
+    }
+    /* Every enqueued message gets exactly one report (message.timeout.ms bounds the wait). */
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < enqueued; i++)
+            pending += !dr[i].done;
+        if (pending == 0)
+            break;
+        rd_kafka_flush(r->producer, 1000);
+    }
+    while (acked < enqueued && dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        acked++;
+    if (acked < enqueued) {
+        rc = tk_err_set(err, TK_EUNAVAIL, "", "delivery of outbox row %s to %s failed: %s",
+                        PQgetvalue(res, acked, 0), PQgetvalue(res, acked, 1),
+                        rd_kafka_err2str(dr[acked].err));
+        renew_producer_if_fatal(r, NULL);
+    }
+    if (acked > 0 && r->fault_exit_after_ack)
+        _exit(137); /* fault hook: crash between ack and delete */
+    if (acked > 0) {
+        /* "{1,2,3}": exact ids, never a range (see the top of this file). */
+        size_t cap = (size_t)acked * 21 + 3, len = 0;
+        ids = tk_mem_alloc(cap);
+        ids[len++] = '{';
+        for (int i = 0; i < acked; i++)
+            len +=
+                (size_t)snprintf(ids + len, cap - len, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+        snprintf(ids + len, cap - len, "}");
+        const char *params[] = {ids};
+        tk_err_t derr;
+        int drc = tk_pg_run(r->conn, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params,
+                            NULL, &derr);
+        if (drc != 0) {
+            /* Published but not deleted: they will be published again (duplicates, no loss). */
+            if (err)
+                *err = derr;
+            rc = drc;
+            goto out;
+        }
+        *published += acked;
+    }
+    *more = rc == 0 && n == BATCH_ROWS;
+out:
+    free(ids);
+    free(dr);
+    PQclear(res);
+    return rc;
+}
+
+static int drain(tk_relay_t *r, int *published, tk_err_t *err)
+{
+    int rc = 0;
+    bool more = true;
+    if (r->producer == NULL && (r->producer = tk_kafka_producer_new(err)) == NULL)
+        return TK_EINTERNAL;
+    drain_notifies(r->conn); /* this scan covers whatever they announced */
+    while (more && rc == 0)
+        rc = publish_batch(r, published, &more, err);
+    return rc;
+}
+
+int tk_relay_drain_once(tk_relay_t *r, int *published, tk_err_t *err)
+{
+    int n = 0, rc;
+    if ((rc = ensure_conn(r, err)) == 0 && (rc = ensure_lock(r, err)) == 0)
+        rc = drain(r, &n, err);
+    if (published != NULL)
+        *published = n;
+    return rc;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Sleep up to ms in short slices so *stop is honoured promptly. */
+static void nap(int ms, volatile int *stop)
+{
+    for (int left = ms; left > 0 && !*stop; left -= 100)
+        sleep_ms(left < 100 ? left : 100);
+}
+
+/* Wait for a NOTIFY on the relay connection, at most ms; returns early on *stop. */
+static void wait_notify(tk_relay_t *r, int ms, volatile int *stop)
+{
+    int64_t deadline = tk_mono_ms() + ms;
+    if (drain_notifies(r->conn))
+        return;
+    while (!*stop) {
+        int64_t left = deadline - tk_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {.fd = PQsocket(r->conn), .events = POLLIN};
+        if (pfd.fd < 0)
+            return;
+        int n = poll(&pfd, 1, left < 100 ? (int)left : 100);
+        if (n > 0) {
+            if (!PQconsumeInput(r->conn) || drain_notifies(r->conn))
+                return; /* notified, or the connection broke: either way, go look */
+        }
+    }
+}
+
+int tk_relay_run(tk_relay_t *r, volatile int *stop)
+{
+    int backoff_ms = 0;
+    bool standby_logged = false;
+    tk_log(TK_LOG_INFO, "relay", "started", "\"context\":\"%s\"", r->context);
+    while (!*stop) {
+        tk_err_t err = {0};
+        int published = 0;
+        if (r->conn != NULL && tk_pg_broken(r->conn))
+            tk_log(TK_LOG_WARN, "relay", "database connection lost, reconnecting",
+                   "\"context\":\"%s\"", r->context);
+        int rc = ensure_conn(r, &err);
+        if (rc == 0) {
+            bool was_locked = r->locked;
+            rc = ensure_lock(r, &err);
+            if (rc == TK_ECONFLICT) {
+                if (!standby_logged)
+                    tk_log(TK_LOG_INFO, "relay", "standby: another relay holds the lock",
+                           "\"context\":\"%s\"", r->context);
+                standby_logged = true;
+                nap(WAIT_MS, stop);
+                continue;
+            }
+            if (rc == 0 && !was_locked) {
+                tk_log(TK_LOG_INFO, "relay", "active", "\"context\":\"%s\"", r->context);
+                standby_logged = false;
+            }
+        }
+        if (rc == 0)
+            rc = drain(r, &published, &err);
+        if (published > 0)
+            tk_log(TK_LOG_DEBUG, "relay", "published", "\"context\":\"%s\",\"count\":%d",
+                   r->context, published);
+        if (rc != 0) {
+            backoff_ms = backoff_ms ? (backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2) : 250;
+            tk_log(TK_LOG_WARN, "relay", err.message,
+                   "\"context\":\"%s\",\"code\":\"%s\",\"retry_ms\":%d", r->context,
+                   tk_err_name(rc), backoff_ms);
+            nap(backoff_ms, stop);
+            continue;
+        }
+        backoff_ms = 0;
+        wait_notify(r, WAIT_MS, stop);
+    }
+    tk_log(TK_LOG_INFO, "relay", "stopped", "\"context\":\"%s\"", r->context);
+    return 0;
+}

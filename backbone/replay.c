@@ -1,0 +1,957 @@
+/*
+ * replay.c - rebuild a read model from the log beside the live one, verify it, swap it in
+ * (DESIGN.md section 6, `ticketing replay`).
+ *
+ *   prepare    advisory lock "one replay per projection"; schema replay_<name> with
+ *              LIKE ... INCLUDING ALL copies of the projector's tables (indexes renamed to the
+ *              live names) and of outbox, processed_events, projection_offsets, dead_letters;
+ *              a row in the live projection_offsets for every partition (next_offset 0 where
+ *              none existed: the same position as "no row", but a row the swap can lock)
+ *   build      a plain consumer (assign, never subscribe: no group membership, no commits)
+ *              reads each partition from its start to the target: the high watermark at start
+ *              (TK_REPLAY_TO_END) or the live offsets at start (TK_REPLAY_TO_LIVE); records are
+ *              applied through spec->apply on the replay session (search_path replay_<name>,
+ *              public) in transactions of `batch` records, with the live loop's rules
+ *   settle     read the live offsets; apply the records up to them; while the live projector is
+ *              behind the rebuild (some partition), wait for it (bounded)
+ *   lock       BEGIN; SELECT ... FROM projection_offsets WHERE projection = $1 FOR UPDATE
+ *              the live loop locks the same rows first thing in each batch, so from here on it
+ *              applies nothing; apply the records up to exactly its offsets
+ *   verify     per table: (live EXCEPT ALL rebuilt) and (rebuilt EXCEPT ALL live) must be empty
+ *   swap       ALTER TABLE public.t SET SCHEMA replaced_<name>_<time>;
+ *              ALTER TABLE replay_<name>.t SET SCHEMA public; COMMIT
+ *              the live loop wakes up, finds its offsets untouched (they equal the rebuild's)
+ *              and writes its next batch into the new tables
+ *   cleanup    DROP SCHEMA replay_<name> (always) and replaced_<name>_<time> (unless keep_old)
+ *
+ * Why the rebuild equals what the live loop would have built: the same apply function sees the
+ * same records in the same per-partition order with the same rules (undecodable records and
+ * failing applies are skipped as the live loop dead-letters them, an event id seen before is
+ * skipped). One difference: a version gap (TK_APPLY_RETRY) is not waited for, since a replay reads
+ * a finished log in which the missing event cannot arrive later in the same partition; it counts
+ * as a dead letter, as the live loop's gap timeout eventually does.
+ *
+ * Why readers see no downtime: the swap is one transaction. A query sees the old table until the
+ * COMMIT and the new one after it; ALTER TABLE waits for running queries (lock_timeout bounds the
+ * wait) and queues new ones behind it for the few milliseconds of the renames.
+ *
+ * Why the live model is never harmed: nothing touches public tables before the swap transaction,
+ * and that transaction commits only when the comparison passed (or force). The rebuild's own
+ * writes, including anything apply emits (tk_tx_emit), stay in the replay schema and are dropped.
+ *
+ * Limits: a read-model table with a sequence-backed column (serial) cannot be swapped (the copy
+ * would share the live sequence) and is refused; grants on the live tables are not copied; a
+ * record at the target's last offset must be a data record (no transactional producers here).
+ */
+#include "tk/replay.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/mem.h"
+#include "tk/pg.h"
+#include "tx_int.h"
+
+#define DEFAULT_BATCH 1000
+#define DEFAULT_WAIT_MS 30000
+#define IDLE_LIMIT_MS 60000 /* no record although some are due: the broker is gone */
+#define PROGRESS_EVERY_MS 200
+#define NAME_MAX_LEN 38 /* "replaced_" + name + "_YYYYmmddHHMMSS" fits an identifier (63) */
+
+/* The backbone tables apply might touch: copied so that its writes stay in the sandbox. */
+static const char *const backbone_tables[] = {"outbox", "processed_events", "projection_offsets",
+                                              "dead_letters", NULL};
+
+typedef struct rpart {
+    char *topic; /* owned */
+    int32_t partition;
+    int64_t low, high; /* watermarks at start */
+    int64_t live;      /* the live projector's next offset, as last read */
+    int64_t next;      /* next offset the rebuild applies */
+    int64_t target;    /* the rebuild reads up to here (exclusive) */
+    int64_t seen;      /* next offset collected in the current pass */
+    bool paused;
+} rpart_t;
+
+typedef struct replay {
+    const tk_projector_spec_t *spec;
+    tk_replay_opts_t opts;
+    tk_replay_result_t *out;
+    PGconn *ctl; /* locks, compares, swaps; default search_path */
+    PGconn *rep; /* applies; search_path replay_<name>, public */
+    rd_kafka_t *rk;
+    rpart_t *parts;
+    size_t nparts;
+    char schema[64];
+    char replaced[64];
+    const char *phase;
+    int64_t started_ms, first_ms, last_progress_ms;
+    int64_t done, total;
+} replay_t;
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+/* A formatted string. Owned, free(). */
+static char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *sqlf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = tk_mem_alloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Lower-case letters, digits and '_', not starting with a digit: safe to splice into SQL. */
+static bool plain_identifier(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+static int run(PGconn *c, const char *sql, tk_err_t *err)
+{
+    return tk_pg_run(c, sql, 0, NULL, NULL, err);
+}
+
+/* Run an owned SQL text and free it. */
+static int run_owned(PGconn *c, char *sql, tk_err_t *err)
+{
+    int rc = run(c, sql, err);
+    free(sql);
+    return rc;
+}
+
+static bool stopped(const replay_t *r)
+{
+    return r->opts.stop != NULL && *r->opts.stop;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void progress(replay_t *r, const char *phase, bool force)
+{
+    int64_t now = tk_mono_ms();
+    bool changed = r->phase == NULL || strcmp(r->phase, phase) != 0;
+    r->phase = phase;
+    if (r->opts.progress == NULL ||
+        (!force && !changed && now - r->last_progress_ms < PROGRESS_EVERY_MS))
+        return;
+    r->last_progress_ms = now;
+    tk_replay_progress_t p = {.phase = phase, .done = r->done, .total = r->total, .eta_ms = -1};
+    if (r->first_ms > 0 && now > r->first_ms && r->done > 0) {
+        p.rate = (double)r->done * 1000.0 / (double)(now - r->first_ms);
+        if (p.rate > 0 && r->total >= r->done)
+            p.eta_ms = (int64_t)((double)(r->total - r->done) * 1000.0 / p.rate);
+    }
+    r->opts.progress(&p, r->opts.progress_ud);
+}
+
+static rpart_t *part_find(replay_t *r, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].partition == partition && strcmp(r->parts[i].topic, topic) == 0)
+            return &r->parts[i];
+    return NULL;
+}
+
+/* ---- Kafka: partitions, watermarks, group membership ------------------------------------------
+ */
+
+static int topic_partitions(replay_t *r, const char *topic, int *count, tk_err_t *err)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(r->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(r->rk, 0, t, &md, 10000);
+    int rc = 0;
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rc = tk_err_set(err, TK_EUNAVAIL, "broker", "metadata of %s: %s", topic,
+                        rd_kafka_err2str(e));
+    else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+             md->topics[0].partition_cnt <= 0)
+        rc = tk_err_set(err, TK_EUNAVAIL, "topics", "topic %s: %s", topic,
+                        md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "unknown");
+    else
+        *count = md->topics[0].partition_cnt;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return rc;
+}
+
+static int load_partitions(replay_t *r, tk_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; r->spec->topics[i] != NULL; i++) {
+        const char *topic = r->spec->topics[i];
+        int n = 0;
+        if ((rc = topic_partitions(r, topic, &n, err)) != 0)
+            return rc;
+        r->parts = realloc(r->parts, (r->nparts + (size_t)n) * sizeof(*r->parts));
+        if (r->parts == NULL)
+            abort();
+        for (int p = 0; p < n; p++) {
+            rpart_t *x = &r->parts[r->nparts++];
+            memset(x, 0, sizeof(*x));
+            x->topic = tk_mem_strdup(topic);
+            x->partition = p;
+            rd_kafka_resp_err_t e =
+                rd_kafka_query_watermark_offsets(r->rk, topic, p, &x->low, &x->high, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return tk_err_set(err, TK_EUNAVAIL, "broker", "watermarks of %s/%d: %s", topic, p,
+                                  rd_kafka_err2str(e));
+            x->next = x->seen = x->low;
+        }
+    }
+    return 0;
+}
+
+/* Members of the live projector's consumer group: > 0 means it runs; -1 when unknown. */
+static int live_members(replay_t *r)
+{
+    char group[192];
+    snprintf(group, sizeof(group), "%s.%s", r->spec->context, r->spec->name);
+    const struct rd_kafka_group_list *gl = NULL;
+    if (rd_kafka_list_groups(r->rk, group, &gl, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    int members = gl->group_cnt == 1 ? gl->groups[0].member_cnt : 0;
+    rd_kafka_group_list_destroy(gl);
+    return members;
+}
+
+/* ---- PostgreSQL: the live offsets ------------------------------------------------------------ */
+
+/* Give every partition a row (next_offset 0 = from the start, as no row means), committed, so that
+ * the FOR UPDATE of the swap blocks the live loop whichever partitions its next batch holds. */
+static int ensure_offset_rows(replay_t *r, tk_err_t *err)
+{
+    for (size_t i = 0; i < r->nparts; i++) {
+        char partition[16];
+        snprintf(partition, sizeof(partition), "%d", (int)r->parts[i].partition);
+        const char *params[] = {r->spec->name, r->parts[i].topic, partition};
+        int rc = tk_pg_run(r->ctl,
+                           "INSERT INTO public.projection_offsets (projection, topic, partition, "
+                           "next_offset) VALUES ($1, $2, $3::integer, 0) ON CONFLICT DO NOTHING",
+                           3, params, NULL, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Read the live next offsets into parts[].live (locking the rows with lock, in the live loop's
+ * order: topic, partition). */
+static int read_live(replay_t *r, bool lock, tk_err_t *err)
+{
+    const char *params[] = {r->spec->name};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               lock ? "SELECT topic, partition, next_offset FROM "
+                                      "public.projection_offsets WHERE projection = $1 "
+                                      "ORDER BY topic, partition FOR UPDATE"
+                                    : "SELECT topic, partition, next_offset FROM "
+                                      "public.projection_offsets WHERE projection = $1",
+                               1, params, err);
+    if (res == NULL)
+        return err ? err->code : TK_EUNAVAIL;
+    for (size_t i = 0; i < r->nparts; i++)
+        r->parts[i].live = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        rpart_t *p = part_find(r, PQgetvalue(res, row, 0),
+                               (int32_t)strtol(PQgetvalue(res, row, 1), NULL, 10));
+        if (p != NULL)
+            p->live = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Raise every target to the live offset (never lower it: applied records cannot be undone). */
+static void targets_to_live(replay_t *r)
+{
+    for (size_t i = 0; i < r->nparts; i++) {
+        rpart_t *p = &r->parts[i];
+        if (p->live > p->target) {
+            r->total += p->live - p->target;
+            p->target = p->live;
+        }
+    }
+}
+
+/* ---- the replay schema ----------------------------------------------------------------------- */
+
+/* A copy of public.<table> in the replay schema. Sequence-backed columns get a sequence of their
+ * own (backbone copies) or are refused (read-model tables, which are swapped into public). */
+static int copy_table(replay_t *r, const char *table, bool read_model, tk_err_t *err)
+{
+    char qualified[96];
+    snprintf(qualified, sizeof(qualified), "public.%s", table);
+    const char *p1[] = {qualified};
+    PGresult *res = tk_pg_exec(r->ctl, "SELECT to_regclass($1) IS NOT NULL", 1, p1, err);
+    if (res == NULL)
+        return err->code;
+    bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!exists)
+        return tk_err_set(err, TK_EINVAL, "tables", "table %s does not exist", qualified);
+
+    int rc = run_owned(
+        r->ctl, sqlf("CREATE TABLE %s.%s (LIKE public.%s INCLUDING ALL)", r->schema, table, table),
+        err);
+    if (rc != 0)
+        return rc;
+    const char *p2[] = {r->schema, table};
+    res = tk_pg_exec(r->ctl,
+                     "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
+                     "AND table_name = $2 AND column_default LIKE 'nextval(%'",
+                     2, p2, err);
+    if (res == NULL)
+        return err->code;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        const char *col = PQgetvalue(res, i, 0);
+        if (read_model || !plain_identifier(col, 63)) {
+            rc =
+                tk_err_set(err, TK_EINVAL, "tables",
+                           "%s.%s is sequence-backed: replay cannot swap such a table", table, col);
+            break;
+        }
+        if ((rc = run_owned(r->ctl,
+                            sqlf("CREATE SEQUENCE %s.%s_%s_seq OWNED BY %s.%s.%s", r->schema, table,
+                                 col, r->schema, table, col),
+                            err)) == 0)
+            rc = run_owned(r->ctl,
+                           sqlf("ALTER TABLE %s.%s ALTER COLUMN %s SET DEFAULT "
+                                "nextval('%s.%s_%s_seq')",
+                                r->schema, table, col, r->schema, table, col),
+                           err);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * LIKE ... INCLUDING ALL names the copied indexes by its own rule (ticket_view_created_at_id_idx
+ * for ticket_view_free_idx): give each copy the name of the live index with the same definition,
+ * so that after the swap public has the names the migrations created (and may later drop).
+ */
+static int rename_indexes(replay_t *r, const char *table, tk_err_t *err)
+{
+    char copy[96], live[96];
+    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
+    snprintf(live, sizeof(live), "public.%s", table);
+    const char *params[] = {copy, live};
+    PGresult *res = tk_pg_exec(
+        r->ctl,
+        "SELECT n.relname, o.relname FROM pg_index ni JOIN pg_class n ON n.oid = ni.indexrelid, "
+        "pg_index oi JOIN pg_class o ON o.oid = oi.indexrelid "
+        "WHERE ni.indrelid = $1::regclass AND oi.indrelid = $2::regclass AND "
+        "regexp_replace(pg_get_indexdef(ni.indexrelid), '^(CREATE (UNIQUE )?INDEX )\\S+ ON "
+        "\\S+', '\\1') = regexp_replace(pg_get_indexdef(oi.indexrelid), "
+        "'^(CREATE (UNIQUE )?INDEX )\\S+ ON \\S+', '\\1') ORDER BY 1, 2",
+        2, params, err);
+    if (res == NULL)
+        return err->code;
+    int n = PQntuples(res), rc = 0, pairs = 0;
+    const char **from = tk_mem_zalloc(((size_t)n + 1) * sizeof(char *));
+    const char **to = tk_mem_zalloc(((size_t)n + 1) * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const char *a = PQgetvalue(res, i, 0), *b = PQgetvalue(res, i, 1);
+        bool used = false; /* two identical live indexes: pair each copy with one of them */
+        for (int j = 0; j < pairs && !used; j++)
+            used = strcmp(from[j], a) == 0 || strcmp(to[j], b) == 0;
+        if (!used && plain_identifier(a, 63) && plain_identifier(b, 63)) {
+            from[pairs] = a;
+            to[pairs++] = b;
+        }
+    }
+    /* Two steps, so that a copy may take a name another copy still holds. */
+    for (int j = 0; rc == 0 && j < pairs; j++)
+        rc = run_owned(
+            r->ctl, sqlf("ALTER INDEX %s.%s RENAME TO replay_tmp_%d", r->schema, from[j], j), err);
+    for (int j = 0; rc == 0 && j < pairs; j++)
+        rc = run_owned(r->ctl,
+                       sqlf("ALTER INDEX %s.replay_tmp_%d RENAME TO %s", r->schema, j, to[j]), err);
+    free(from);
+    free(to);
+    PQclear(res);
+    return rc;
+}
+
+static int prepare_schema(replay_t *r, tk_err_t *err)
+{
+    int rc = tk_pg_begin(r->ctl, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = run_owned(r->ctl, sqlf("DROP SCHEMA IF EXISTS %s CASCADE", r->schema), err)) != 0 ||
+        (rc = run_owned(r->ctl, sqlf("CREATE SCHEMA %s", r->schema), err)) != 0)
+        goto out;
+    for (size_t i = 0; r->spec->tables[i] != NULL; i++)
+        if ((rc = copy_table(r, r->spec->tables[i], true, err)) != 0 ||
+            (rc = rename_indexes(r, r->spec->tables[i], err)) != 0)
+            goto out;
+    for (size_t i = 0; backbone_tables[i] != NULL; i++)
+        if ((rc = copy_table(r, backbone_tables[i], false, err)) != 0)
+            goto out;
+    rc = tk_pg_commit(r->ctl, err);
+out:
+    if (rc != 0)
+        tk_pg_rollback(r->ctl, NULL);
+    return rc;
+}
+
+static void drop_schema(PGconn *c, const char *schema)
+{
+    if (tk_pg_broken(c) || schema[0] == '\0')
+        return;
+    tk_pg_rollback(c, NULL);
+    run_owned(c, sqlf("DROP SCHEMA IF EXISTS %s CASCADE", schema), NULL);
+}
+
+/* ---- applying records ------------------------------------------------------------------------ */
+
+static void dead_letter(replay_t *r, const rd_kafka_message_t *m, const char *why)
+{
+    r->out->dead_letters++;
+    if (r->out->first_dead_letter[0] == '\0')
+        snprintf(r->out->first_dead_letter, sizeof(r->out->first_dead_letter), "%s/%d@%lld: %s",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why);
+}
+
+/* One record under SAVEPOINT rec, with the live loop's rules. Returns 0, or a negative code when
+ * the replay must stop (the session is gone, or an error that is not the record's fault). */
+static int apply_record(replay_t *r, const rd_kafka_message_t *m, tk_err_t *err)
+{
+    ev_envelope_t env = {0};
+    tk_err_t derr = {0}, aerr = {0};
+    int64_t inserted = 0;
+    int rc = 0;
+
+    if (ev_envelope_decode(m->payload, m->len, &env, &derr) != 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "undecodable: %s", derr.message);
+        dead_letter(r, m, why);
+        return 0;
+    }
+    if ((rc = run(r->rep, "SAVEPOINT rec", err)) != 0)
+        goto out;
+    const char *params[] = {r->spec->name, env.id};
+    if ((rc = tk_pg_run(r->rep,
+                        "INSERT INTO processed_events (projection, event_id) VALUES ($1, $2) "
+                        "ON CONFLICT DO NOTHING",
+                        2, params, &inserted, err)) != 0)
+        goto out;
+    if (inserted == 0) {
+        r->out->skipped++; /* the same event id was applied before */
+        goto release;
+    }
+    tk_tx_t tx;
+    tk_tx__init(&tx, r->rep, env.correlationid);
+    int a = r->spec->apply(&tx, &env, r->spec->ud, &aerr);
+    if (a == TK_APPLY_OK || a == TK_APPLY_SKIP) {
+        if (a == TK_APPLY_OK)
+            r->out->applied++;
+        else
+            r->out->skipped++;
+        r->out->emitted += tk_tx_emitted(&tx);
+        goto release;
+    }
+    if ((rc = run(r->rep, "ROLLBACK TO SAVEPOINT rec", err)) != 0)
+        goto out;
+    if (a < 0 && (tk_pg_retryable(&aerr) || a == TK_EUNAVAIL || tk_pg_broken(r->rep))) {
+        /* Nothing else writes the replay schema: this is the database failing, not the record. */
+        rc = a;
+        if (err)
+            *err = aerr;
+        goto out;
+    }
+    char why[300];
+    if (a == TK_APPLY_RETRY)
+        snprintf(why, sizeof(why), "version gap: %s", aerr.message);
+    else
+        snprintf(why, sizeof(why), "apply failed: %s: %s", tk_err_name(a), aerr.message);
+    dead_letter(r, m, why);
+release:
+    rc = run(r->rep, "RELEASE SAVEPOINT rec", err);
+out:
+    ev_envelope_release(&env);
+    return rc;
+}
+
+static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
+{
+    int rc = tk_pg_begin(r->rep, err);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = apply_record(r, msgs[i], err);
+    if (rc == 0)
+        rc = tk_pg_commit(r->rep, err);
+    if (rc != 0) {
+        tk_pg_rollback(r->rep, NULL);
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        rpart_t *p = part_find(r, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+        if (p != NULL && msgs[i]->offset + 1 > p->next)
+            p->next = msgs[i]->offset + 1;
+    }
+    r->done += n;
+    r->out->records += n;
+    return 0;
+}
+
+static void pause_part(replay_t *r, rpart_t *p)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    rd_kafka_pause_partitions(r->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    p->paused = true;
+}
+
+/*
+ * Read every partition from parts[].next up to parts[].target and apply the records. A record at
+ * or beyond a target (fetched ahead) is dropped and its partition paused; the next pass assigns
+ * again from next.
+ */
+static int consume(replay_t *r, const char *phase, tk_err_t *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)r->nparts);
+    size_t remaining = 0;
+    int rc = 0, n = 0;
+    for (size_t i = 0; i < r->nparts; i++) {
+        rpart_t *p = &r->parts[i];
+        p->seen = p->next;
+        p->paused = false;
+        if (p->next < p->target) {
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next;
+            remaining++;
+        }
+    }
+    if (remaining == 0) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EUNAVAIL, "broker", "assign: %s", rd_kafka_err2str(e));
+
+    rd_kafka_message_t **msgs = tk_mem_zalloc((size_t)r->opts.batch * sizeof(*msgs));
+    int64_t idle_since = tk_mono_ms();
+    char last_error[200] = "";
+    while (remaining > 0) {
+        if (stopped(r)) {
+            rc = tk_err_set(err, TK_EINTERNAL, "stop", "interrupted");
+            break;
+        }
+        progress(r, phase, false);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 100);
+        if (m == NULL) {
+            if (n > 0) {
+                if ((rc = apply_batch(r, msgs, n, err)) != 0)
+                    break;
+                for (int i = 0; i < n; i++)
+                    rd_kafka_message_destroy(msgs[i]);
+                n = 0;
+            } else if (tk_mono_ms() - idle_since > IDLE_LIMIT_MS) {
+                rc = tk_err_set(err, TK_EUNAVAIL, "broker",
+                                "no record for %d s although %zu partition(s) are not done%s%s",
+                                IDLE_LIMIT_MS / 1000, remaining, last_error[0] ? ": " : "",
+                                last_error);
+                break;
+            }
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                snprintf(last_error, sizeof(last_error), "%s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        idle_since = tk_mono_ms();
+        rpart_t *p = part_find(r, rd_kafka_topic_name(m->rkt), m->partition);
+        if (p == NULL || m->offset < p->seen) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->offset >= p->target) {
+            if (!p->paused)
+                pause_part(r, p);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (r->first_ms == 0)
+            r->first_ms = tk_mono_ms();
+        p->seen = m->offset + 1;
+        if (p->seen >= p->target) {
+            remaining--;
+            pause_part(r, p);
+        }
+        msgs[n++] = m;
+        if (n == r->opts.batch) {
+            if ((rc = apply_batch(r, msgs, n, err)) != 0)
+                break;
+            for (int i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            n = 0;
+        }
+    }
+    if (rc == 0 && n > 0)
+        rc = apply_batch(r, msgs, n, err);
+    for (int i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    free(msgs);
+    rd_kafka_assign(r->rk, NULL);
+    progress(r, phase, true);
+    return rc;
+}
+
+/* ---- verify and swap ------------------------------------------------------------------------- */
+
+/* Append the columns of public.<table> that come from events to *cols (a select list); a column
+ * whose default is the clock is left out and named in out->excluded. */
+static int table_columns(replay_t *r, const char *table, char **cols, tk_err_t *err)
+{
+    const char *params[] = {table};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               "SELECT column_name, data_type, coalesce(column_default, '') ~* "
+                               "'(now\\(\\)|current_timestamp|clock_timestamp|"
+                               "statement_timestamp|transaction_timestamp|localtimestamp)' "
+                               "FROM information_schema.columns WHERE table_schema = 'public' "
+                               "AND table_name = $1 ORDER BY ordinal_position",
+                               1, params, err);
+    if (res == NULL)
+        return err->code;
+    size_t cap = 64, len = 0;
+    char *s = tk_mem_alloc(cap);
+    s[0] = '\0';
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *col = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
+        if (strcmp(PQgetvalue(res, i, 2), "t") == 0) {
+            size_t used = strlen(r->out->excluded);
+            snprintf(r->out->excluded + used, sizeof(r->out->excluded) - used, "%s%s.%s",
+                     used ? ", " : "", table, col);
+            continue;
+        }
+        /* json has no equality operator: compare its text. Quote: a column may be a keyword. */
+        char *item =
+            sqlf("%s\"%s\"%s", len ? ", " : "", col, strcmp(type, "json") == 0 ? "::text" : "");
+        size_t need = len + strlen(item) + 1;
+        if (need > cap) {
+            cap = need * 2;
+            char *grown = tk_mem_alloc(cap);
+            memcpy(grown, s, len + 1);
+            free(s);
+            s = grown;
+        }
+        memcpy(s + len, item, strlen(item) + 1);
+        len += strlen(item);
+        free(item);
+    }
+    PQclear(res);
+    if (len == 0) {
+        free(s);
+        return tk_err_set(err, TK_EINVAL, "tables", "table %s has no column to compare", table);
+    }
+    *cols = s;
+    return 0;
+}
+
+static int compare(replay_t *r, tk_err_t *err)
+{
+    r->out->identical = true;
+    r->out->excluded[0] = '\0';
+    for (size_t i = 0; r->spec->tables[i] != NULL; i++) {
+        const char *table = r->spec->tables[i];
+        char *cols = NULL;
+        int rc = table_columns(r, table, &cols, err);
+        if (rc != 0)
+            return rc;
+        char *sql = sqlf("SELECT (SELECT count(*) FROM public.%s), (SELECT count(*) FROM %s.%s), "
+                         "(SELECT count(*) FROM (SELECT %s FROM public.%s EXCEPT ALL "
+                         "SELECT %s FROM %s.%s) d), "
+                         "(SELECT count(*) FROM (SELECT %s FROM %s.%s EXCEPT ALL "
+                         "SELECT %s FROM public.%s) d)",
+                         table, r->schema, table, cols, table, cols, r->schema, table, cols,
+                         r->schema, table, cols, table);
+        PGresult *res = tk_pg_exec(r->ctl, sql, 0, NULL, err);
+        free(sql);
+        free(cols);
+        if (res == NULL)
+            return err->code;
+        tk_replay_table_t *t = &r->out->tables[r->out->ntables++];
+        snprintf(t->name, sizeof(t->name), "%s", table);
+        t->live_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        t->replay_rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        t->only_live = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        t->only_replay = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        PQclear(res);
+        if (t->only_live != 0 || t->only_replay != 0)
+            r->out->identical = false;
+    }
+    return 0;
+}
+
+/* Inside the locked transaction: old tables out of public, rebuilt ones in. */
+static int swap(replay_t *r, tk_err_t *err)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm);
+    snprintf(r->replaced, sizeof(r->replaced), "replaced_%s_%s", r->spec->name, stamp);
+    int rc = run_owned(r->ctl, sqlf("CREATE SCHEMA %s", r->replaced), err);
+    for (size_t i = 0; rc == 0 && r->spec->tables[i] != NULL; i++)
+        rc = run_owned(r->ctl,
+                       sqlf("ALTER TABLE public.%s SET SCHEMA %s", r->spec->tables[i], r->replaced),
+                       err);
+    for (size_t i = 0; rc == 0 && r->spec->tables[i] != NULL; i++)
+        rc = run_owned(r->ctl,
+                       sqlf("ALTER TABLE %s.%s SET SCHEMA public", r->schema, r->spec->tables[i]),
+                       err);
+    /* force with a live projector behind the rebuild: it must not apply those records again. */
+    for (size_t i = 0; rc == 0 && i < r->nparts; i++) {
+        rpart_t *p = &r->parts[i];
+        if (p->next <= p->live)
+            continue;
+        char partition[16], next[24];
+        snprintf(partition, sizeof(partition), "%d", (int)p->partition);
+        snprintf(next, sizeof(next), "%lld", (long long)p->next);
+        const char *params[] = {r->spec->name, p->topic, partition, next};
+        rc = tk_pg_run(r->ctl,
+                       "UPDATE public.projection_offsets SET next_offset = $4::bigint, "
+                       "updated_at = now() WHERE projection = $1 AND topic = $2 AND "
+                       "partition = $3::integer AND next_offset < $4::bigint",
+                       4, params, NULL, err);
+    }
+    return rc;
+}
+
+static bool live_behind(const replay_t *r)
+{
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].next > r->parts[i].live)
+            return true;
+    return false;
+}
+
+static void describe_behind(const replay_t *r, tk_err_t *err)
+{
+    for (size_t i = 0; i < r->nparts; i++) {
+        const rpart_t *p = &r->parts[i];
+        if (p->next > p->live) {
+            tk_err_set(err, TK_ECONFLICT, "live",
+                       "the live projector %s.%s is behind the rebuild at %s/%d (live %lld, "
+                       "rebuilt %lld) after %d ms: start it, or use force to swap and move its "
+                       "offsets",
+                       r->spec->context, r->spec->name, p->topic, (int)p->partition,
+                       (long long)p->live, (long long)p->next, r->opts.wait_ms);
+            return;
+        }
+    }
+}
+
+/* ---- the steps ------------------------------------------------------------------------------- */
+
+static int connect_all(replay_t *r, tk_err_t *err)
+{
+    char group[160], id[TK_UUID_LEN + 1];
+    tk_uuid_new(id);
+    snprintf(group, sizeof(group), "replay.%s.%s.%.8s", r->spec->context, r->spec->name, id);
+    if ((r->ctl = tk_pg_connect(r->spec->context, err)) == NULL ||
+        (r->rep = tk_pg_connect(r->spec->context, err)) == NULL)
+        return err ? err->code : TK_EUNAVAIL;
+    if ((r->rk = tk_kafka_consumer_new(group, err)) == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    const char *params[] = {r->spec->context, r->spec->name};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               "SELECT pg_try_advisory_lock(hashtext('tk_replay ' || $1), "
+                               "hashtext($2))",
+                               2, params, err);
+    if (res == NULL)
+        return err->code;
+    bool locked = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!locked)
+        return tk_err_set(err, TK_ECONFLICT, "projection", "another replay of %s.%s is running",
+                          r->spec->context, r->spec->name);
+    /* The rebuild is disposable until the swap: no need to wait for its WAL flushes. */
+    char *sql = sqlf("SET search_path TO %s, public; SET synchronous_commit TO off", r->schema);
+    int rc = tk_pg_run_script(r->rep, sql, err);
+    free(sql);
+    return rc;
+}
+
+/* Choose the targets: the log's end, or the live offsets when the live projector is stopped. */
+static int choose_targets(replay_t *r, tk_err_t *err)
+{
+    int rc = read_live(r, false, err);
+    if (rc != 0)
+        return rc;
+    bool to_live = r->opts.to == TK_REPLAY_TO_LIVE;
+    if (r->opts.to == TK_REPLAY_TO_AUTO)
+        to_live = live_members(r) == 0;
+    r->out->to_live = to_live;
+    r->total = 0;
+    for (size_t i = 0; i < r->nparts; i++) {
+        rpart_t *p = &r->parts[i];
+        p->target = to_live ? p->live : p->high;
+        if (p->target < p->low)
+            p->target = p->low;
+        r->total += p->target - p->low;
+    }
+    return 0;
+}
+
+/* Catch up with the live offsets until the live projector is not behind the rebuild; give up
+ * when it made no progress for wait_ms. */
+static int settle(replay_t *r, tk_err_t *err)
+{
+    int64_t deadline = tk_mono_ms() + r->opts.wait_ms, last_sum = -1;
+    for (;;) {
+        int rc = read_live(r, false, err);
+        if (rc != 0)
+            return rc;
+        int64_t sum = 0;
+        for (size_t i = 0; i < r->nparts; i++)
+            sum += r->parts[i].live;
+        if (last_sum >= 0 && sum > last_sum)
+            deadline = tk_mono_ms() + r->opts.wait_ms; /* it is moving: keep waiting */
+        last_sum = sum;
+        targets_to_live(r);
+        if ((rc = consume(r, "catch-up", err)) != 0)
+            return rc;
+        if (!live_behind(r) || r->opts.force)
+            return 0;
+        if (tk_mono_ms() >= deadline) {
+            r->out->behind = true;
+            describe_behind(r, err);
+            return TK_ECONFLICT;
+        }
+        if (stopped(r))
+            return tk_err_set(err, TK_EINTERNAL, "stop", "interrupted");
+        progress(r, "wait-live", false);
+        nap_ms(200);
+    }
+}
+
+/* Lock the live projector, apply up to its offsets, compare, and swap (or not). */
+static int lock_verify_swap(replay_t *r, tk_err_t *err)
+{
+    int rc = tk_pg_begin(r->ctl, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = run(r->ctl, "SET LOCAL lock_timeout = '30s'", err)) != 0 ||
+        (rc = read_live(r, true, err)) != 0)
+        goto out;
+    targets_to_live(r);
+    if ((rc = consume(r, "catch-up", err)) != 0)
+        goto out;
+    r->out->behind = live_behind(r);
+    progress(r, "verify", true);
+    if ((rc = compare(r, err)) != 0)
+        goto out;
+    if (!r->out->identical && !r->opts.force) {
+        rc = tk_err_set(err, TK_ECONFLICT, "tables",
+                        "the rebuilt %s.%s differs from the live model: kept the live one",
+                        r->spec->context, r->spec->name);
+        goto out;
+    }
+    if (r->opts.check)
+        goto out; /* rolled back below: nothing swapped */
+    progress(r, "swap", true);
+    if ((rc = swap(r, err)) != 0 || (rc = tk_pg_commit(r->ctl, err)) != 0)
+        goto out;
+    r->out->swapped = true;
+    return 0;
+out:
+    tk_pg_rollback(r->ctl, NULL);
+    return rc;
+}
+
+int tk_replay_run(const tk_projector_spec_t *spec, const tk_replay_opts_t *opts,
+                  tk_replay_result_t *out, tk_err_t *err)
+{
+    replay_t r = {0};
+    int rc = 0;
+    bool prepared = false;
+
+    memset(out, 0, sizeof(*out));
+    if (spec == NULL || spec->context == NULL || spec->name == NULL || spec->topics == NULL ||
+        spec->topics[0] == NULL || spec->apply == NULL)
+        return tk_err_set(err, TK_EINVAL, "spec",
+                          "a projector needs context, name, topics and "
+                          "apply");
+    if (spec->tables == NULL || spec->tables[0] == NULL)
+        return tk_err_set(err, TK_EINVAL, "projection",
+                          "%s.%s is not replayable: it reacts or writes a write model",
+                          spec->context, spec->name);
+    if (!plain_identifier(spec->name, NAME_MAX_LEN))
+        return tk_err_set(err, TK_EINVAL, "projection",
+                          "projection name '%s' must be at most %d of [a-z0-9_]", spec->name,
+                          NAME_MAX_LEN);
+    size_t ntables = 0;
+    for (; spec->tables[ntables] != NULL; ntables++)
+        if (!plain_identifier(spec->tables[ntables], 63) || ntables == TK_REPLAY_MAX_TABLES)
+            return tk_err_set(err, TK_EINVAL, "tables", "bad or too many tables in %s.%s",
+                              spec->context, spec->name);
+
+    r.spec = spec;
+    r.out = out;
+    if (opts != NULL)
+        r.opts = *opts;
+    if (r.opts.batch <= 0)
+        r.opts.batch = DEFAULT_BATCH;
+    if (r.opts.wait_ms <= 0)
+        r.opts.wait_ms = DEFAULT_WAIT_MS;
+    r.started_ms = tk_mono_ms();
+    snprintf(r.schema, sizeof(r.schema), "replay_%s", spec->name);
+
+    progress(&r, "prepare", true);
+    if ((rc = connect_all(&r, err)) != 0 || (rc = load_partitions(&r, err)) != 0)
+        goto out;
+    prepared = true;
+    if ((rc = prepare_schema(&r, err)) != 0 || (rc = ensure_offset_rows(&r, err)) != 0 ||
+        (rc = choose_targets(&r, err)) != 0)
+        goto out;
+    if ((rc = consume(&r, "build", err)) != 0 || (rc = settle(&r, err)) != 0 ||
+        (rc = lock_verify_swap(&r, err)) != 0)
+        goto out;
+    if (r.opts.keep_old)
+        snprintf(out->replaced_schema, sizeof(out->replaced_schema), "%s", r.replaced);
+    else
+        drop_schema(r.ctl, r.replaced);
+out:
+    if (prepared)
+        drop_schema(r.ctl, r.schema);
+    if (r.rk != NULL) {
+        rd_kafka_consumer_close(r.rk);
+        rd_kafka_destroy(r.rk);
+    }
+    PQfinish(r.rep);
+    PQfinish(r.ctl); /* releases the advisory lock */
+    for (size_t i = 0; i < r.nparts; i++)
+        free(r.parts[i].topic);
+    free(r.parts);
+    out->elapsed_ms = tk_mono_ms() - r.started_ms;
+    return rc;
+}

@@ -1,0 +1,117 @@
+/*
+ * pg.h - blocking PostgreSQL access with the error contract (DESIGN.md sections 4 and 6).
+ *
+ * A connection belongs to one thread at a time: HTTP handlers run on worker threads with their own
+ * connection, projectors and relays own theirs. Every failure is returned as a negative TK_E* code
+ * with the server's detail in the caller's tk_err_t; nothing here prints. SQLSTATEs map as follows:
+ *
+ *   23505 unique_violation                 TK_ECONFLICT, err->field = the constraint's name
+ *   40001 serialization_failure,
+ *   40P01 deadlock_detected                TK_ECONFLICT, retryable (tk_pg_retryable() is true)
+ *   class 08, 57P01..57P03, 53300, or
+ *   the connection is gone                 TK_EUNAVAIL (drop the connection and reconnect)
+ *   anything else                          TK_EINTERNAL with the server's message
+ */
+#ifndef TK_PG_H
+#define TK_PG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "tk/err.h"
+
+/*
+ * The err->field marker of a retryable conflict. A conflict is retryable when running the same
+ * transaction again may succeed: a serialization failure, a deadlock, or an optimistic version
+ * check that lost a race (see tk_command_stale in backbone's tk/command.h).
+ */
+#define TK_PG_RETRY_FIELD "$retry"
+
+/**
+ * @brief Connect to @p context's database ("auth", "tickets", "orders", "payments",
+ *        "expiration"), located by tk_cfg_pg_params (DATABASE_URL_<CONTEXT> or DATABASE_URL with
+ *        the database tk_<context>). Server notices are discarded, not printed.
+ * @return the connection; NULL with TK_EUNAVAIL when the server is unreachable or refuses the
+ *         connection, TK_EINVAL for an unknown context.
+ * Ownership: owned, close with PQfinish. @p context borrowed.
+ * Thread: any; the connection then belongs to one thread at a time.
+ */
+PGconn *tk_pg_connect(const char *context, tk_err_t *err);
+
+/**
+ * @brief Connect to the database named by DATABASE_URL itself (the server's own database), used
+ *        to create the context databases.
+ * Ownership: owned, close with PQfinish. Thread: any. Errors as tk_pg_connect.
+ */
+PGconn *tk_pg_connect_server(tk_err_t *err);
+
+/**
+ * @brief Run one statement with text parameters ($1..$n), extended protocol.
+ * @param params borrowed, @p nparams strings (an element may be NULL for SQL NULL).
+ * @return the result for PGRES_COMMAND_OK and PGRES_TUPLES_OK; NULL on failure with err set as
+ *         described at the top of this file.
+ * Ownership: the result is owned, free with PQclear; @p c, @p sql, @p params borrowed.
+ * Thread: the connection's.
+ */
+PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                     tk_err_t *err);
+
+/**
+ * @brief tk_pg_exec for statements whose rows are not needed.
+ * @param affected may be NULL; receives the number of rows the statement touched (PQcmdTuples).
+ * @return 0 or the negative code of tk_pg_exec.
+ * Ownership: all borrowed. Thread: the connection's.
+ */
+int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
+              tk_err_t *err);
+
+/**
+ * @brief Run a script of several statements separated by ';' (simple protocol, no parameters),
+ *        e.g. a migration file. Same errors as tk_pg_exec.
+ * Ownership: borrowed. Thread: the connection's.
+ */
+int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err);
+
+/**
+ * @brief BEGIN. @return 0 or a negative TK_E* (TK_EUNAVAIL when the connection is lost).
+ * Thread: the connection's (as tk_pg_commit and tk_pg_rollback).
+ */
+int tk_pg_begin(PGconn *c, tk_err_t *err);
+
+/**
+ * @brief COMMIT. A commit the server refuses (a deferred constraint, a serialization failure)
+ *        returns its mapped error; the transaction is then rolled back. TK_EUNAVAIL means the
+ *        connection broke during COMMIT: the outcome is unknown.
+ */
+int tk_pg_commit(PGconn *c, tk_err_t *err);
+
+/**
+ * @brief ROLLBACK; a no-op when no transaction is open.
+ * @param err may be NULL: rollback is usually called on a path that already carries an error.
+ */
+int tk_pg_rollback(PGconn *c, tk_err_t *err);
+
+/** @brief True when @p err is a conflict worth retrying the whole transaction for. Pure. */
+bool tk_pg_retryable(const tk_err_t *err);
+
+/**
+ * @brief True when @p c is NULL or broken: the caller should PQfinish it and reconnect.
+ * Thread: the connection's.
+ */
+bool tk_pg_broken(const PGconn *c);
+
+/**
+ * @brief Map a SQLSTATE to a TK_E* code and fill @p err; the pure core of the error mapping,
+ *        exposed for callers holding a PGresult from elsewhere and for unit tests.
+ * @param sqlstate borrowed, may be NULL (no server error: a client-side or connection failure).
+ * @param constraint borrowed, may be NULL; @param message borrowed, the server's primary message.
+ * @param connection_ok false when the connection is known to be broken.
+ * @return the code stored in @p err (which may be NULL).
+ * Thread: any; pure.
+ */
+int tk_pg_error_map(const char *sqlstate, const char *constraint, const char *message,
+                    bool connection_ok, tk_err_t *err);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * kafka.c - librdkafka handles as DESIGN.md section 3 configures them, the Admin API call that
+ * creates the event topics, and produce helpers.
+ *
+ * Producers: idempotent (enable.idempotence=true implies acks=all, in-order retries and no
+ * duplicates from retries inside one partition), murmur2_random so keys land where Java clients
+ * put them, and bounded local queues (librdkafka's defaults allow 1 GiB). message.timeout.ms is
+ * 30 s so an outage surfaces as failed delivery reports, which the outbox relay treats as "retry
+ * the batch", instead of blocking for librdkafka's default five minutes.
+ *
+ * Delivery reports: every producer gets one callback (dr_msg_cb, as kcat does) that copies the
+ * outcome into the tk_kafka_delivery_t passed as the message opaque. The callback runs only inside
+ * rd_kafka_poll/rd_kafka_flush on the caller's thread, so the struct needs no locking, and it is
+ * written exactly once per enqueued message (librdkafka guarantees one report per message).
+ *
+ * Consumers: offsets are never committed to Kafka (auto commit and auto offset store are off); the
+ * projector keeps them in PostgreSQL with the effects they cover (section 6). read_committed hides
+ * aborted transactional records should a transactional producer ever write to our topics.
+ *
+ * Logging: librdkafka's lines go through tk_log (component "rdkafka") so stderr stays JSON lines.
+ */
+#include "tk/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/log.h"
+
+static const char *const topic_names[] = {"users",       "tickets",          "orders", "payments",
+                                          "expirations", "expiration.delay", NULL};
+
+const char *const *tk_kafka_topic_names(void)
+{
+    return topic_names;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    tk_log_level_t l = level <= 3   ? TK_LOG_ERROR
+                       : level == 4 ? TK_LOG_WARN
+                       : level <= 6 ? TK_LOG_INFO
+                                    : TK_LOG_DEBUG;
+    /* fac and the handle name are librdkafka identifiers ([A-Za-z0-9#_-]): safe inside JSON. */
+    tk_log(l, "rdkafka", buf, "\"facility\":\"%s\",\"client\":\"%s\"", fac, rd_kafka_name(rk));
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    tk_kafka_delivery_t *dr = m->_private;
+    if (dr == NULL)
+        return;
+    dr->err = m->err;
+    dr->partition = m->partition;
+    dr->offset = m->offset;
+    dr->done = 1;
+}
+
+/* Set name=value on conf; on failure fill err and return TK_EINTERNAL. */
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, tk_err_t *err)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return tk_err_set(err, TK_EINTERNAL, name, "kafka config %s=%s: %s", name, value, errstr);
+    return 0;
+}
+
+/* A conf with the settings every handle shares; NULL on error. */
+static rd_kafka_conf_t *base_conf(tk_err_t *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, err) ||
+        conf_set(conf, "client.id", "ticketing", err) ||
+        conf_set(conf, "log.connection.close", "false", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+}
+
+/* rd_kafka_new; conf is consumed in every case. */
+static rd_kafka_t *handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, tk_err_t *err)
+{
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new frees conf only on success */
+        tk_err_set(err, TK_EINTERNAL, "", "rd_kafka_new: %s", errstr);
+    }
+    return rk;
+}
+
+rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
+{
+    rd_kafka_conf_t *conf = base_conf(err);
+    if (conf == NULL)
+        return NULL;
+    if (conf_set(conf, "enable.idempotence", "true", err) || conf_set(conf, "acks", "all", err) ||
+        conf_set(conf, "partitioner", "murmur2_random", err) ||
+        conf_set(conf, "linger.ms", "5", err) ||
+        conf_set(conf, "queue.buffering.max.kbytes", "65536", err) ||
+        conf_set(conf, "queue.buffering.max.messages", "100000", err) ||
+        conf_set(conf, "message.timeout.ms", "30000", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    return handle_new(RD_KAFKA_PRODUCER, conf, err);
+}
+
+rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
+                                       void *opaque, tk_err_t *err)
+{
+    if (group_id == NULL || *group_id == '\0') {
+        tk_err_set(err, TK_EINVAL, "group_id", "a consumer needs a group id");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = base_conf(err);
+    if (conf == NULL)
+        return NULL;
+    if (conf_set(conf, "group.id", group_id, err) ||
+        conf_set(conf, "enable.auto.commit", "false", err) ||
+        conf_set(conf, "enable.auto.offset.store", "false", err) ||
+        conf_set(conf, "auto.offset.reset", "earliest", err) ||
+        conf_set(conf, "isolation.level", "read_committed", err) ||
+        conf_set(conf, "session.timeout.ms", "10000", err) ||
+        conf_set(conf, "heartbeat.interval.ms", "1000", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (cb != NULL)
+        rd_kafka_conf_set_rebalance_cb(conf, cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t *rk = handle_new(RD_KAFKA_CONSUMER, conf, err);
+    if (rk != NULL)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err)
+{
+    return tk_kafka_consumer_new_with(group_id, NULL, NULL, err);
+}
+
+static int admin_code(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_CONTROLLER:
+        return TK_EUNAVAIL;
+    default:
+        return TK_EINTERNAL;
+    }
+}
+
+int tk_kafka_topics_create_list(const char *const *names, int partitions, tk_err_t *err)
+{
+    enum { MAX_TOPICS = 64, TIMEOUT_MS = 30000 };
+    const tk_cfg_t *cfg = tk_cfg();
+    rd_kafka_t *rk = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_NewTopic_t *nt[MAX_TOPICS] = {NULL};
+    size_t n = 0;
+    char errstr[256], isr[16];
+    int rc = 0;
+
+    if (partitions <= 0)
+        partitions = cfg->kafka_partitions;
+    snprintf(isr, sizeof(isr), "%d", cfg->kafka_min_insync_replicas);
+    rd_kafka_conf_t *conf = base_conf(err);
+    if (conf == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    if ((rk = handle_new(RD_KAFKA_PRODUCER, conf, err)) == NULL) {
+        rc = TK_EINTERNAL;
+        goto out;
+    }
+    for (; names[n] != NULL; n++) {
+        if (n == MAX_TOPICS) {
+            rc = tk_err_set(err, TK_EINVAL, "topics", "more than %d topics", MAX_TOPICS);
+            goto out;
+        }
+        nt[n] = rd_kafka_NewTopic_new(names[n], partitions, cfg->kafka_replication_factor, errstr,
+                                      sizeof(errstr));
+        if (nt[n] == NULL) {
+            rc = tk_err_set(err, TK_EINVAL, names[n], "topic %s: %s", names[n], errstr);
+            goto out;
+        }
+        if (rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "delete") ||
+            rd_kafka_NewTopic_set_config(nt[n], "retention.ms", "-1") ||
+            rd_kafka_NewTopic_set_config(nt[n], "min.insync.replicas", isr)) {
+            rc = tk_err_set(err, TK_EINTERNAL, names[n], "topic %s: cannot set configs", names[n]);
+            goto out;
+        }
+    }
+    q = rd_kafka_queue_new(rk);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, TIMEOUT_MS, errstr, sizeof(errstr)) ||
+        rd_kafka_AdminOptions_set_operation_timeout(opts, TIMEOUT_MS, errstr, sizeof(errstr))) {
+        rc = tk_err_set(err, TK_EINTERNAL, "", "admin options: %s", errstr);
+        goto out;
+    }
+    rd_kafka_CreateTopics(rk, nt, n, opts, q);
+    ev = rd_kafka_queue_poll(q, TIMEOUT_MS + 5000);
+    if (ev == NULL) {
+        rc =
+            tk_err_set(err, TK_EUNAVAIL, "", "CreateTopics: no answer from %s", cfg->kafka_brokers);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        rc = tk_err_set(err, admin_code(rd_kafka_event_error(ev)), "", "CreateTopics on %s: %s",
+                        cfg->kafka_brokers, rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            continue;
+        const char *why = rd_kafka_topic_result_error_string(res[i]);
+        rc = tk_err_set(err, admin_code(e), rd_kafka_topic_result_name(res[i]),
+                        "cannot create topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                        why ? why : rd_kafka_err2str(e));
+        goto out;
+    }
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    for (size_t i = 0; i < n && i < MAX_TOPICS; i++)
+        if (nt[i])
+            rd_kafka_NewTopic_destroy(nt[i]);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return rc;
+}
+
+int tk_kafka_topics_create(tk_err_t *err)
+{
+    return tk_kafka_topics_create_list(topic_names, 0, err);
+}
+
+rd_kafka_headers_t *tk_kafka_headers_new(const char *ce_type, const char *ce_id,
+                                         const char *schemaversion)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+    if (ce_type)
+        rd_kafka_header_add(h, TK_KAFKA_H_TYPE, -1, ce_type, -1);
+    if (ce_id)
+        rd_kafka_header_add(h, TK_KAFKA_H_ID, -1, ce_id, -1);
+    if (schemaversion)
+        rd_kafka_header_add(h, TK_KAFKA_H_SCHEMAVERSION, -1, schemaversion, -1);
+    return h;
+}
+
+int tk_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const void *payload,
+                     size_t len, const rd_kafka_headers_t *headers, tk_kafka_delivery_t *dr,
+                     tk_err_t *err)
+{
+    int64_t deadline = tk_mono_ms() + 30000;
+    rd_kafka_resp_err_t e;
+    for (;;) {
+        /* librdkafka owns the headers only when producev succeeds: copy per attempt. */
+        rd_kafka_headers_t *h = headers ? rd_kafka_headers_copy(headers) : NULL;
+        e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(dr), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return 0;
+        if (h)
+            rd_kafka_headers_destroy(h);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        if (tk_mono_ms() >= deadline)
+            return tk_err_set(err, TK_EUNAVAIL, topic, "kafka producer queue full for 30 s");
+        rd_kafka_poll(rk, 100); /* serve delivery reports so the queue drains */
+    }
+    return tk_err_set(err, TK_EINTERNAL, topic, "produce to %s: %s", topic, rd_kafka_err2str(e));
+}
+
+int tk_kafka_produce_sync(rd_kafka_t *rk, const char *topic, const char *key, const void *payload,
+                          size_t len, const rd_kafka_headers_t *headers, tk_err_t *err)
+{
+    tk_kafka_delivery_t dr = {0};
+    int rc = tk_kafka_produce(rk, topic, key, payload, len, headers, &dr, err);
+    if (rc != 0)
+        return rc;
+    /* The report always arrives (message.timeout.ms bounds it), so this loop ends; leaving early
+     * would let the callback write into a dead stack frame. */
+    while (!dr.done)
+        rd_kafka_poll(rk, 100);
+    if (dr.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EUNAVAIL, topic, "delivery to %s failed: %s", topic,
+                          rd_kafka_err2str(dr.err));
+    return 0;
+}

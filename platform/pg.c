@@ -1,0 +1,202 @@
+/*
+ * pg.c - blocking libpq access with SQLSTATE mapping.
+ *
+ * Why blocking: every caller (HTTP worker threads, projector and relay loops) owns a thread and a
+ * connection, so the simplest correct client is libpq's synchronous one; nothing here touches an
+ * event loop.
+ *
+ * Invariants:
+ * - A function that fails leaves no PGresult behind and fills err through tk_pg_error_map, the
+ *   one place where SQLSTATEs become TK_E* codes, so every caller sees the same mapping.
+ * - Retryable conflicts (40001, 40P01, a lost optimistic check) are TK_ECONFLICT with the field
+ *   TK_PG_RETRY_FIELD: the error contract has no spare code for "try again", and a marker in the
+ *   field keeps TK_ECONFLICT's meaning for the HTTP boundary while letting tk_command_run retry.
+ * - Server notices ("relation already exists, skipping") are swallowed: libpq's default prints
+ *   them on stderr, which would break the JSON-lines log.
+ * - COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK; tk_pg_commit reports that
+ *   as a failure, so a caller never believes an aborted transaction committed.
+ */
+#include "tk/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk/cfg.h"
+
+static void notice_discard(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static PGconn *connect_params(const char *const *keys, const char *const *vals, const char *what,
+                              tk_err_t *err)
+{
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c == NULL) {
+        tk_err_set(err, TK_EUNAVAIL, "", "cannot allocate a PostgreSQL connection");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        msg[strcspn(msg, "\n")] = '\0';
+        tk_err_set(err, TK_EUNAVAIL, "", "cannot connect to PostgreSQL (%s): %s", what, msg);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, notice_discard, NULL);
+    return c;
+}
+
+PGconn *tk_pg_connect(const char *context, tk_err_t *err)
+{
+    const char *ck[3], *cv[3];
+    if (context == NULL || tk_cfg_pg_params(context, ck, cv) != 0) {
+        tk_err_set(err, TK_EINVAL, "context", "unknown context '%s'", context ? context : "");
+        return NULL;
+    }
+    /* Copy the context's pairs and append our defaults; PGAPPNAME still wins over the fallback. */
+    const char *keys[6] = {NULL}, *vals[6] = {NULL};
+    int n = 0;
+    for (int i = 0; i < 3 && ck[i] != NULL; i++) {
+        keys[n] = ck[i];
+        vals[n++] = cv[i];
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = "ticketing";
+    keys[n] = "connect_timeout";
+    vals[n++] = "5";
+    return connect_params(keys, vals, context, err);
+}
+
+PGconn *tk_pg_connect_server(tk_err_t *err)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
+    const char *vals[] = {tk_cfg()->database_url, "ticketing", "5", NULL};
+    return connect_params(keys, vals, "server", err);
+}
+
+static bool is_unavailable(const char *s)
+{
+    return strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+           strcmp(s, "57P03") == 0 || strcmp(s, "53300") == 0;
+}
+
+int tk_pg_error_map(const char *sqlstate, const char *constraint, const char *message,
+                    bool connection_ok, tk_err_t *err)
+{
+    const char *msg = message != NULL && *message != '\0' ? message : "unknown database error";
+    if (sqlstate == NULL || *sqlstate == '\0') {
+        if (!connection_ok)
+            return tk_err_set(err, TK_EUNAVAIL, "", "database connection lost: %s", msg);
+        return tk_err_set(err, TK_EINTERNAL, "", "database error: %s", msg);
+    }
+    if (strcmp(sqlstate, "23505") == 0)
+        return tk_err_set(err, TK_ECONFLICT, constraint ? constraint : "", "%s", msg);
+    if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
+        return tk_err_set(err, TK_ECONFLICT, TK_PG_RETRY_FIELD, "%s", msg);
+    if (is_unavailable(sqlstate) || !connection_ok)
+        return tk_err_set(err, TK_EUNAVAIL, "", "database unavailable (%s): %s", sqlstate, msg);
+    return tk_err_set(err, TK_EINTERNAL, "", "database error %s: %s", sqlstate, msg);
+}
+
+/* Fill err from a failed result (may be NULL) on connection c. */
+static int result_error(PGconn *c, const PGresult *res, tk_err_t *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char buf[200];
+    if (primary == NULL) {
+        snprintf(buf, sizeof(buf), "%s", c ? PQerrorMessage(c) : "no connection");
+        buf[strcspn(buf, "\n")] = '\0';
+        primary = buf;
+    }
+    return tk_pg_error_map(state, constraint, primary, c != NULL && PQstatus(c) == CONNECTION_OK,
+                           err);
+}
+
+static PGresult *checked(PGconn *c, PGresult *res, tk_err_t *err)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    result_error(c, res, err);
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                     tk_err_t *err)
+{
+    if (c == NULL) {
+        tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+        return NULL;
+    }
+    return checked(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err);
+}
+
+int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
+              tk_err_t *err)
+{
+    PGresult *res = tk_pg_exec(c, sql, nparams, params, err);
+    if (res == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    if (affected != NULL) {
+        const char *t = PQcmdTuples(res);
+        *affected = *t ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
+{
+    if (c == NULL)
+        return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    /* PQexec returns the last statement's result, or the first failure's. */
+    PGresult *res = checked(c, PQexec(c, sql), err);
+    if (res == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    PQclear(res);
+    return 0;
+}
+
+int tk_pg_begin(PGconn *c, tk_err_t *err)
+{
+    return tk_pg_run(c, "BEGIN", 0, NULL, NULL, err);
+}
+
+int tk_pg_commit(PGconn *c, tk_err_t *err)
+{
+    PGresult *res = tk_pg_exec(c, "COMMIT", 0, NULL, err);
+    if (res == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    int rc = 0;
+    if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
+        rc = tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back");
+    PQclear(res);
+    return rc;
+}
+
+int tk_pg_rollback(PGconn *c, tk_err_t *err)
+{
+    if (c == NULL)
+        return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    if (PQtransactionStatus(c) == PQTRANS_IDLE)
+        return 0;
+    tk_err_t local;
+    return tk_pg_run(c, "ROLLBACK", 0, NULL, NULL, err ? err : &local);
+}
+
+bool tk_pg_retryable(const tk_err_t *err)
+{
+    return err != NULL && err->code == TK_ECONFLICT && strcmp(err->field, TK_PG_RETRY_FIELD) == 0;
+}
+
+bool tk_pg_broken(const PGconn *c)
+{
+    return c == NULL || PQstatus(c) != CONNECTION_OK;
+}

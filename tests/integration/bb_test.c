@@ -1,0 +1,277 @@
+/*
+ * bb_test.c - helpers of the backbone's integration tests; see bb_test.h. Every helper fails the
+ * whole test process (exit 1 with a message) on a setup error: an integration test never skips.
+ */
+#include "bb_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/migrate.h"
+#include "tk/pg.h"
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "FAIL: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+void bb_require_stack(bool migrate)
+{
+    const char *k = getenv("KAFKA_BROKERS"), *d = getenv("DATABASE_URL");
+    if (k == NULL || *k == '\0' || d == NULL || *d == '\0')
+        die("integration test needs the local stack",
+            "KAFKA_BROKERS and DATABASE_URL must be set (run it through scripts/test.sh, or "
+            "`scripts/stack.sh start && . scripts/env.sh`)");
+    tk_err_t err = {0};
+    if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err) != 0)
+        die("configuration", err.message);
+    if (migrate && tk_migrate_all(&err) != 0)
+        die("tk_migrate_all", err.message);
+}
+
+/* Append " key='value'" to buf, escaping as libpq's conninfo syntax requires. */
+static void conninfo_add(char *buf, size_t size, const char *key, const char *value)
+{
+    size_t len = strlen(buf);
+    len += (size_t)snprintf(buf + len, size - len, "%s%s='", len ? " " : "", key);
+    for (const char *v = value; *v && len + 3 < size; v++) {
+        if (*v == '\'' || *v == '\\')
+            buf[len++] = '\\';
+        buf[len++] = *v;
+    }
+    snprintf(buf + len, size - len, "'");
+}
+
+void bb_private_database(const char *context, const char *dbname)
+{
+    static char env[8][1200]; /* putenv keeps the pointer: static storage */
+    static int nenv;
+    char *errmsg = NULL, var[64];
+    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
+    if (opts == NULL)
+        die("DATABASE_URL", errmsg);
+    char conninfo[1024] = "";
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
+            conninfo_add(conninfo, sizeof(conninfo), o->keyword, o->val);
+    conninfo_add(conninfo, sizeof(conninfo), "dbname", dbname);
+    PQconninfoFree(opts);
+
+    tk_err_t err = {0};
+    PGconn *server = tk_pg_connect_server(&err);
+    if (server == NULL)
+        die("tk_pg_connect_server", err.message);
+    const char *p[] = {dbname};
+    if (bb_scalar(server, "SELECT count(*) FROM pg_database WHERE datname = $1", 1, p) == 0) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+        PGresult *res = PQexec(server, sql);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
+            die("CREATE DATABASE", PQerrorMessage(server));
+        PQclear(res);
+    }
+    PQfinish(server);
+
+    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
+    for (char *c = var; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    if (nenv == 8)
+        die("bb_private_database", "too many private databases");
+    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
+    putenv(env[nenv++]);
+    if (tk_migrate_context(context, NULL, &err) != 0)
+        die("tk_migrate_context", err.message);
+}
+
+void bb_unique(const char *prefix, char *out, size_t size)
+{
+    char u[TK_UUID_LEN + 1];
+    tk_uuid_new(u);
+    /* 12 hex digits of the random part: unique enough for one stack's lifetime. */
+    snprintf(out, size, "%s_%.8s%.4s", prefix, u, u + 9);
+}
+
+PGconn *bb_connect(const char *context)
+{
+    tk_err_t err = {0};
+    PGconn *c = tk_pg_connect(context, &err);
+    if (c == NULL)
+        die("tk_pg_connect", err.message);
+    return c;
+}
+
+void bb_exec(PGconn *c, const char *sql, int nparams, const char *const *params)
+{
+    tk_err_t err = {0};
+    if (tk_pg_run(c, sql, nparams, params, NULL, &err) != 0) {
+        fprintf(stderr, "FAIL: SQL %s\n", sql);
+        die("bb_exec", err.message);
+    }
+}
+
+int64_t bb_scalar(PGconn *c, const char *sql, int nparams, const char *const *params)
+{
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(c, sql, nparams, params, &err);
+    if (res == NULL) {
+        fprintf(stderr, "FAIL: SQL %s\n", sql);
+        die("bb_scalar", err.message);
+    }
+    int64_t v = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
+                    ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                    : 0;
+    PQclear(res);
+    return v;
+}
+
+void bb_topic(const char *topic, int partitions)
+{
+    const char *names[] = {topic, NULL};
+    tk_err_t err = {0};
+    if (tk_kafka_topics_create_list(names, partitions, &err) != 0)
+        die("create topic", err.message);
+}
+
+pid_t bb_spawn_self(char *const argv[], const char *env_kv)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", "failed");
+    if (pid == 0) {
+        if (env_kv != NULL)
+            putenv((char *)env_kv);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int bb_wait(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        ;
+    return status;
+}
+
+bool bb_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    for (;;) {
+        if (fn(arg))
+            return true;
+        if (tk_mono_ms() >= deadline)
+            return false;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int partitions_of(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    for (int attempt = 0; attempt < 50 && n <= 0; attempt++) {
+        if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                n = md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (n <= 0) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    rd_kafka_topic_destroy(t);
+    if (n <= 0)
+        die("metadata", topic);
+    return n;
+}
+
+bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
+{
+    tk_err_t err = {0};
+    char group[64];
+    bb_unique("bbtest_reader", group, sizeof(group));
+    bb_reader_t *r = calloc(1, sizeof(*r));
+    if ((r->rk = tk_kafka_consumer_new(group, &err)) == NULL)
+        die("consumer", err.message);
+    int n = partitions_of(r->rk, topic);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++) {
+        int64_t lo = 0, hi = 0;
+        if (!from_beginning &&
+            rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000) != 0)
+            die("watermarks", topic);
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+            from_beginning ? RD_KAFKA_OFFSET_BEGINNING : hi;
+    }
+    if (rd_kafka_assign(r->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        die("assign", topic);
+    rd_kafka_topic_partition_list_destroy(l);
+    return r;
+}
+
+static void header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        snprintf(out, size, "%.*s", (int)len, (const char *)v);
+}
+
+size_t bb_reader_collect(bb_reader_t *r, size_t want, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (r->n < want && tk_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (r->n == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 64;
+                r->recs = realloc(r->recs, r->cap * sizeof(*r->recs));
+            }
+            bb_rec_t *x = &r->recs[r->n++];
+            memset(x, 0, sizeof(*x));
+            x->key = m->key ? strndup(m->key, m->key_len) : NULL;
+            x->value = strndup(m->payload ? m->payload : "", m->len);
+            x->len = m->len;
+            x->partition = m->partition;
+            x->offset = m->offset;
+            header(m, TK_KAFKA_H_TYPE, x->ce_type, sizeof(x->ce_type));
+            header(m, TK_KAFKA_H_ID, x->ce_id, sizeof(x->ce_id));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return r->n;
+}
+
+void bb_reader_free(bb_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    rd_kafka_consumer_close(r->rk);
+    rd_kafka_destroy(r->rk);
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->recs[i].key);
+        free(r->recs[i].value);
+    }
+    free(r->recs);
+    free(r);
+}

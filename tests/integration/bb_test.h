@@ -1,0 +1,80 @@
+/*
+ * bb_test.h - helpers shared by the backbone's integration tests (test_migrate,
+ * test_kafka_roundtrip, test_outbox_relay, test_projector): the stack's environment, unique names,
+ * SQL shortcuts that fail the test on error, child processes, and a Kafka reader positioned at a
+ * topic's end.
+ */
+#ifndef BB_TEST_H
+#define BB_TEST_H
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/**
+ * @brief Require KAFKA_BROKERS and DATABASE_URL (scripts/test.sh exports them): when either is
+ *        missing, print why and exit(1) so the test FAILS rather than skips. Then load the
+ *        configuration and, with @p migrate, run tk_migrate_all.
+ */
+void bb_require_stack(bool migrate);
+
+/**
+ * @brief Point @p context at a private database @p dbname on DATABASE_URL's server: create it
+ *        when missing, export DATABASE_URL_<CONTEXT> (inherited by child processes) and migrate
+ *        it. Relays and projectors of other suites or of a `ticketing run` on the same stack then
+ *        never see this test's outbox rows, nor hold its relay lock.
+ */
+void bb_private_database(const char *context, const char *dbname);
+
+/** @brief "<prefix>_<12 hex>" into out (lower case, valid as SQL identifier and topic name). */
+void bb_unique(const char *prefix, char *out, size_t size);
+
+/** @brief Connect to @p context's database or fail the test. Owned (PQfinish). */
+PGconn *bb_connect(const char *context);
+
+/** @brief Run @p sql with text params or fail the test (prints the server's message). */
+void bb_exec(PGconn *c, const char *sql, int nparams, const char *const *params);
+
+/** @brief The first column of the first row as int64 (0 for NULL), or fail the test. */
+int64_t bb_scalar(PGconn *c, const char *sql, int nparams, const char *const *params);
+
+/** @brief Create @p topic with @p partitions or fail the test. */
+void bb_topic(const char *topic, int partitions);
+
+/** @brief Start /proc/self/exe with argv (argv[0] ignored), extra env "K=V" (may be NULL). */
+pid_t bb_spawn_self(char *const argv[], const char *env_kv);
+
+/** @brief Wait for @p pid; returns the raw waitpid status. */
+int bb_wait(pid_t pid);
+
+/** @brief Poll @p fn every 50 ms until it returns true or @p timeout_ms passes. */
+bool bb_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
+
+typedef struct bb_rec {
+    char *key;   /* owned, NUL-terminated, may be NULL */
+    char *value; /* owned, NUL-terminated copy of the payload */
+    size_t len;
+    int32_t partition;
+    int64_t offset;
+    char ce_type[64]; /* header ce_type, "" when absent */
+    char ce_id[64];   /* header ce_id, "" when absent */
+} bb_rec_t;
+
+typedef struct bb_reader {
+    rd_kafka_t *rk;
+    bb_rec_t *recs; /* every record read so far, in arrival order (per partition: log order) */
+    size_t n, cap;
+} bb_reader_t;
+
+/** @brief Read every partition of @p topic from its current end (or from the beginning). */
+bb_reader_t *bb_reader_new(const char *topic, bool from_beginning);
+
+/** @brief Poll until at least @p want records were read or @p timeout_ms passed. Returns n. */
+size_t bb_reader_collect(bb_reader_t *r, size_t want, int timeout_ms);
+
+void bb_reader_free(bb_reader_t *r);
+
+#endif

@@ -1,0 +1,555 @@
+/*
+ * test_outbox_relay.c - the write path end to end on the real stack (DESIGN.md section 4):
+ * tk_command_run commits state and outbox rows together (with retries of lost optimistic checks),
+ * the relay publishes every committed row in per-aggregate order, a transaction that commits late
+ * with a lower id is not skipped, a crash between ack and delete loses nothing, only the relay
+ * holding the advisory lock publishes, and a running relay survives losing its connection.
+ * The tickets context runs on the private database tk_bbtest_relay (bb_private_database), so
+ * relays of other suites or of a `ticketing run` on the same stack cannot take these rows.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "bb_test.h"
+#include "ev_envelope.h"
+#include "ev_ticket.h"
+#include "tk/cfg.h"
+#include "tk/command.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/pg.h"
+#include "tk/relay.h"
+
+#define CONTEXT "tickets"
+#define THREADS 4
+#define BUMPS 5
+
+/* ---- a toy aggregate: bbtest.agg_<suffix>(id, version) ------------------------------------- */
+
+struct agg {
+    char table[80];             /* bbtest.agg_xxx */
+    char id[TK_UUID_LEN + 1];   /* the aggregate */
+    char user[TK_UUID_LEN + 1]; /* its owner, for the event data */
+};
+
+struct cmd {
+    const struct agg *agg;
+    int attempts;
+    int stale_first;   /* report a lost optimistic check this many times, then proceed */
+    int fail_with;     /* a business error to return after emitting, or 0 */
+    bool insert_twice; /* insert the aggregate's row although it exists: unique violation */
+    int sleep_ms;      /* between load and write, to make concurrent commands collide */
+};
+
+static json_t *ticket_json(const struct agg *a, int64_t version)
+{
+    ev_ticket_t t = {0};
+    snprintf(t.id, sizeof(t.id), "%s", a->id);
+    snprintf(t.user_id, sizeof(t.user_id), "%s", a->user);
+    snprintf(t.title, sizeof(t.title), "bbtest %lld", (long long)version);
+    t.version = version;
+    t.price_cents = 1000 + version;
+    return version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
+}
+
+static int create_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    struct cmd *c = arg;
+    char sql[160];
+    c->attempts++;
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, version) VALUES ($1, 0)", c->agg->table);
+    const char *p[] = {c->agg->id};
+    int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, NULL, err);
+    if (rc != 0)
+        return rc;
+    return tk_tx_emit(tx, "ticket:created", c->agg->id, 0, ticket_json(c->agg, 0), err);
+}
+
+static int bump_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    struct cmd *c = arg;
+    char sql[200];
+    c->attempts++;
+    const char *p[] = {c->agg->id};
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", c->agg->table);
+    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
+    if (res == NULL)
+        return err->code;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return tk_err_set(err, TK_ENOTFOUND, "id", "no such aggregate");
+    }
+    int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (c->sleep_ms > 0) {
+        struct timespec ts = {0, (long)c->sleep_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (c->stale_first > 0) {
+        c->stale_first--;
+        return tk_command_stale(err, "agg", c->agg->id);
+    }
+    char vs[24];
+    snprintf(vs, sizeof(vs), "%lld", (long long)v);
+    const char *q[] = {c->agg->id, vs};
+    int64_t n = 0;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET version = version + 1 WHERE id = $1 AND version = $2",
+             c->agg->table);
+    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, q, &n, err);
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return tk_command_stale(err, "agg", c->agg->id);
+    rc = tk_tx_emit(tx, "ticket:updated", c->agg->id, v + 1, ticket_json(c->agg, v + 1), err);
+    if (rc == 0 && c->fail_with != 0)
+        return tk_err_set(err, c->fail_with, "title", "rejected after emitting");
+    if (rc == 0 && c->insert_twice) {
+        snprintf(sql, sizeof(sql), "INSERT INTO %s (id, version) VALUES ($1, 0)", c->agg->table);
+        return tk_pg_run(tk_tx_conn(tx), sql, 1, p, NULL, err);
+    }
+    return rc;
+}
+
+static struct agg make_agg(PGconn *c)
+{
+    struct agg a;
+    char suffix[48];
+    bb_unique("agg", suffix, sizeof(suffix));
+    snprintf(a.table, sizeof(a.table), "bbtest.%s", suffix);
+    tk_uuid_new(a.id);
+    tk_uuid_new(a.user);
+    char sql[200];
+    bb_exec(c, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
+             a.table);
+    bb_exec(c, sql, 0, NULL);
+    return a;
+}
+
+static void drop_agg(PGconn *c, const struct agg *a)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", a->table);
+    bb_exec(c, sql, 0, NULL);
+}
+
+/* ---- background relays ----------------------------------------------------------------------- */
+
+struct relay_thread {
+    pthread_t thread;
+    tk_relay_t *relay;
+    volatile int stop;
+};
+
+static void *relay_main(void *arg)
+{
+    struct relay_thread *t = arg;
+    tk_relay_run(t->relay, &t->stop);
+    return NULL;
+}
+
+static void relay_start(struct relay_thread *t)
+{
+    tk_err_t err = {0};
+    t->stop = 0;
+    t->relay = tk_relay_new(CONTEXT, &err);
+    assert_non_null(t->relay);
+    pthread_create(&t->thread, NULL, relay_main, t);
+}
+
+static void relay_stop(struct relay_thread *t)
+{
+    t->stop = 1;
+    pthread_join(t->thread, NULL);
+    tk_relay_free(t->relay);
+}
+
+struct bumper {
+    pthread_t thread;
+    const struct agg *agg;
+    int attempts, exhausted, failed;
+};
+
+static void *bumper_main(void *arg)
+{
+    struct bumper *b = arg;
+    PGconn *c = bb_connect(CONTEXT);
+    for (int i = 0; i < BUMPS; i++) {
+        struct cmd cmd = {.agg = b->agg, .sleep_ms = 2};
+        tk_err_t err = {0};
+        int rc;
+        while ((rc = tk_command_run(c, NULL, bump_body, &cmd, &err)) == TK_ECONFLICT)
+            b->exhausted++; /* gave up after TK_COMMAND_MAX_ATTEMPTS: the client retries */
+        b->failed += rc != 0;
+        b->attempts += cmd.attempts;
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/* Records of reader r whose key is id, in the order read. */
+static size_t ours(const bb_reader_t *r, const char *id, const bb_rec_t **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->recs[i].key != NULL && strcmp(r->recs[i].key, id) == 0) {
+            if (n < cap)
+                out[n] = &r->recs[i];
+            n++;
+        }
+    return n;
+}
+
+static size_t collect_ours(bb_reader_t *r, const char *id, size_t want, int timeout_ms)
+{
+    const bb_rec_t *dummy[1];
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (ours(r, id, dummy, 0) < want && tk_mono_ms() < deadline)
+        bb_reader_collect(r, r->n + 1, 200);
+    return ours(r, id, dummy, 0);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+static void committed_commands_reach_kafka_in_order(void **state)
+{
+    (void)state;
+    enum { TOTAL = 1 + THREADS * BUMPS };
+    PGconn *c = bb_connect(CONTEXT);
+    struct agg a = make_agg(c);
+    bb_reader_t *r = bb_reader_new("tickets", false);
+    /* Two relays: one active, one hot standby; events must arrive exactly once either way. */
+    struct relay_thread relays[2];
+    relay_start(&relays[0]);
+    relay_start(&relays[1]);
+
+    tk_err_t err = {0};
+    struct cmd create = {.agg = &a};
+    assert_int_equal(tk_command_run(c, "corr-create", create_body, &create, &err), 0);
+    struct bumper bumpers[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        bumpers[i] = (struct bumper){.agg = &a};
+        pthread_create(&bumpers[i].thread, NULL, bumper_main, &bumpers[i]);
+    }
+    int attempts = 0, exhausted = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(bumpers[i].thread, NULL);
+        assert_int_equal(bumpers[i].failed, 0);
+        attempts += bumpers[i].attempts;
+        exhausted += bumpers[i].exhausted;
+    }
+    print_message("    %d bumps took %d attempts (%d gave up and were retried by the caller)\n",
+                  THREADS * BUMPS, attempts, exhausted);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s", a.table);
+    assert_int_equal(bb_scalar(c, sql, 0, NULL), THREADS * BUMPS);
+
+    /* Every committed event reaches Kafka, in version order, once. */
+    assert_int_equal(collect_ours(r, a.id, TOTAL, 30000), TOTAL);
+    bb_reader_collect(r, r->n + 1000, 1000); /* give stray duplicates a chance to show */
+    const bb_rec_t *got[TOTAL + 8];
+    assert_int_equal(ours(r, a.id, got, TOTAL + 8), TOTAL);
+    for (int i = 0; i < TOTAL; i++) {
+        ev_envelope_t env;
+        tk_err_t derr = {0};
+        assert_int_equal(ev_envelope_decode(got[i]->value, got[i]->len, &env, &derr), 0);
+        assert_int_equal(env.aggregateversion, i);
+        assert_string_equal(env.subject, a.id);
+        assert_string_equal(env.type, i == 0 ? "ticket:created" : "ticket:updated");
+        assert_string_equal(got[i]->ce_type, env.type);
+        assert_string_equal(got[i]->ce_id, env.id);
+        assert_int_equal(got[i]->partition, got[0]->partition);
+        if (i == 0)
+            assert_string_equal(env.correlationid, "corr-create");
+        ev_envelope_release(&env);
+    }
+    const char *p[] = {a.id};
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 0);
+
+    relay_stop(&relays[0]);
+    relay_stop(&relays[1]);
+    bb_reader_free(r);
+    drop_agg(c, &a);
+    PQfinish(c);
+}
+
+static void command_errors_and_retries(void **state)
+{
+    (void)state;
+    PGconn *c = bb_connect(CONTEXT);
+    struct agg a = make_agg(c);
+    tk_err_t err = {0};
+    const char *p[] = {a.id};
+    struct cmd create = {.agg = &a};
+    assert_int_equal(tk_command_run(c, NULL, create_body, &create, &err), 0);
+    int64_t rows = bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p);
+
+    /* A business error is returned at once and nothing it emitted commits. */
+    struct cmd bad = {.agg = &a, .fail_with = TK_EINVAL};
+    assert_int_equal(tk_command_run(c, NULL, bump_body, &bad, &err), TK_EINVAL);
+    assert_int_equal(bad.attempts, 1);
+    assert_string_equal(err.field, "title");
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows);
+
+    /* A unique violation is a conflict naming the constraint, not retried. */
+    struct cmd dup = {.agg = &a, .insert_twice = true};
+    assert_int_equal(tk_command_run(c, NULL, bump_body, &dup, &err), TK_ECONFLICT);
+    assert_int_equal(dup.attempts, 1);
+    assert_non_null(strstr(err.field, "_pkey"));
+    assert_false(tk_pg_retryable(&err));
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows);
+
+    /* Lost optimistic checks are retried; the third attempt commits. */
+    struct cmd flaky = {.agg = &a, .stale_first = 2};
+    assert_int_equal(tk_command_run(c, NULL, bump_body, &flaky, &err), 0);
+    assert_int_equal(flaky.attempts, 3);
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows + 1);
+
+    /* ... but not forever. */
+    struct cmd hot = {.agg = &a, .stale_first = 1000};
+    assert_int_equal(tk_command_run(c, NULL, bump_body, &hot, &err), TK_ECONFLICT);
+    assert_int_equal(hot.attempts, TK_COMMAND_MAX_ATTEMPTS);
+    assert_false(tk_pg_retryable(&err));
+
+    /* The connection is idle and usable afterwards. */
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, p); /* not for Kafka: a private test */
+    drop_agg(c, &a);
+    PQfinish(c);
+}
+
+static int64_t insert_row(PGconn *c, const char *topic, const char *key, const char *payload)
+{
+    const char *p[] = {topic, key, payload};
+    return bb_scalar(c,
+                     "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, "
+                     "'{\"ce_type\":\"bbtest\"}') RETURNING id",
+                     3, p);
+}
+
+static bool row_exists(PGconn *c, int64_t id)
+{
+    char s[24];
+    snprintf(s, sizeof(s), "%lld", (long long)id);
+    const char *p[] = {s};
+    return bb_scalar(c, "SELECT count(*) FROM outbox WHERE id = $1", 1, p) == 1;
+}
+
+static void late_commit_with_lower_id_is_not_skipped(void **state)
+{
+    (void)state;
+    char topic[64];
+    bb_unique("bbtest_late", topic, sizeof(topic));
+    bb_topic(topic, 1);
+    PGconn *a = bb_connect(CONTEXT), *b = bb_connect(CONTEXT);
+    tk_err_t err = {0};
+    tk_relay_t *relay = tk_relay_new(CONTEXT, &err);
+    assert_non_null(relay);
+    int published = 0;
+
+    bb_exec(a, "BEGIN", 0, NULL);
+    int64_t ida = insert_row(a, topic, "ka", "A");
+    bb_exec(b, "BEGIN", 0, NULL);
+    int64_t idb = insert_row(b, topic, "kb", "B");
+    assert_true(ida < idb);
+    bb_exec(b, "COMMIT", 0, NULL);
+
+    assert_int_equal(tk_relay_drain_once(relay, &published, &err), 0);
+    assert_true(published >= 1);
+    assert_false(row_exists(b, idb)); /* B published and deleted */
+    bb_exec(a, "COMMIT", 0, NULL);    /* A commits late, with the lower id */
+    assert_true(row_exists(b, ida));
+    assert_int_equal(tk_relay_drain_once(relay, &published, &err), 0);
+    assert_true(published >= 1);
+    assert_false(row_exists(b, ida));
+
+    bb_reader_t *r = bb_reader_new(topic, true);
+    assert_int_equal(bb_reader_collect(r, 2, 20000), 2);
+    assert_string_equal(r->recs[0].value, "B");
+    assert_string_equal(r->recs[1].value, "A");
+    assert_string_equal(r->recs[1].key, "ka");
+    assert_string_equal(r->recs[1].ce_type, "bbtest");
+    bb_reader_free(r);
+    tk_relay_free(relay);
+    PQfinish(a);
+    PQfinish(b);
+}
+
+/* Drain once; a relay that just died may hold the lock until its backend notices: wait for it. */
+static int drain_when_active(tk_relay_t *relay, int *published, tk_err_t *err)
+{
+    int64_t deadline = tk_mono_ms() + 10000;
+    int rc;
+    while ((rc = tk_relay_drain_once(relay, published, err)) == TK_ECONFLICT &&
+           tk_mono_ms() < deadline) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+static void crash_between_ack_and_delete_loses_nothing(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    char topic[64], key[16], payload[32];
+    bb_unique("bbtest_crash", topic, sizeof(topic));
+    bb_topic(topic, 3);
+    PGconn *c = bb_connect(CONTEXT);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "k%d", i % 5);
+        snprintf(payload, sizeof(payload), "p%d", i);
+        insert_row(c, topic, key, payload);
+    }
+    const char *p[] = {topic};
+    const char *count_sql = "SELECT count(*) FROM outbox WHERE topic = $1";
+
+    /* A relay process that dies right after the broker acked and before it deletes. */
+    char *argv[] = {"test_outbox_relay", "--child-relay", CONTEXT, NULL};
+    int status = bb_wait(bb_spawn_self(argv, "TK_FAULT_RELAY_EXIT_AFTER_ACK=1"));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 137);
+    assert_int_equal(bb_scalar(c, count_sql, 1, p), N); /* acked but not deleted */
+
+    /* Restart: everything is published (again) and the outbox empties. */
+    tk_err_t err = {0};
+    int published = 0;
+    tk_relay_t *relay = tk_relay_new(CONTEXT, &err);
+    assert_non_null(relay);
+    assert_int_equal(drain_when_active(relay, &published, &err), 0);
+    assert_true(published >= N);
+    assert_int_equal(bb_scalar(c, count_sql, 1, p), 0);
+    tk_relay_free(relay);
+
+    bb_reader_t *r = bb_reader_new(topic, true);
+    bb_reader_collect(r, 2 * N, 20000);
+    int seen[N] = {0};
+    for (size_t i = 0; i < r->n; i++) {
+        int k = atoi(r->recs[i].value + 1);
+        assert_true(k >= 0 && k < N);
+        seen[k]++;
+    }
+    for (int i = 0; i < N; i++)
+        assert_true(seen[i] >= 1); /* none lost */
+    print_message("    %zu records for %d events (duplicates allowed)\n", r->n, N);
+    assert_int_equal(r->n, 2 * N); /* the crashed relay's copies plus the restart's */
+    bb_reader_free(r);
+    PQfinish(c);
+}
+
+static void only_the_lock_holder_publishes(void **state)
+{
+    (void)state;
+    char topic[64];
+    bb_unique("bbtest_lock", topic, sizeof(topic));
+    bb_topic(topic, 1);
+    PGconn *c = bb_connect(CONTEXT);
+    tk_err_t err = {0};
+    int published = -1;
+    tk_relay_t *first = tk_relay_new(CONTEXT, &err), *second = tk_relay_new(CONTEXT, &err);
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_int_equal(tk_relay_drain_once(first, &published, &err), 0); /* takes the lock */
+
+    int64_t id = insert_row(c, topic, "k", "one");
+    assert_int_equal(tk_relay_drain_once(second, &published, &err), TK_ECONFLICT);
+    assert_int_equal(published, 0);
+    assert_true(row_exists(c, id));
+    assert_int_equal(tk_relay_drain_once(first, &published, &err), 0);
+    assert_true(published >= 1);
+    assert_false(row_exists(c, id));
+
+    /* The holder goes away: the standby takes over. */
+    tk_relay_free(first);
+    id = insert_row(c, topic, "k", "two");
+    assert_int_equal(tk_relay_drain_once(second, &published, &err), 0);
+    assert_true(published >= 1);
+    assert_false(row_exists(c, id));
+    tk_relay_free(second);
+
+    bb_reader_t *r = bb_reader_new(topic, true);
+    assert_int_equal(bb_reader_collect(r, 2, 20000), 2);
+    assert_string_equal(r->recs[0].value, "one");
+    assert_string_equal(r->recs[1].value, "two");
+    bb_reader_free(r);
+    PQfinish(c);
+}
+
+/* Kill the backend of the session holding the relay lock; returns how many were killed. */
+static int64_t terminate_relay_session(PGconn *c)
+{
+    return bb_scalar(c,
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
+                     "'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE "
+                     "datname = current_database()) AND ((classid::bigint << 32) | "
+                     "objid::bigint) = 7605298350474201666",
+                     0, NULL);
+}
+
+static void running_relay_survives_a_lost_connection(void **state)
+{
+    (void)state;
+    char topic[64];
+    bb_unique("bbtest_reconnect", topic, sizeof(topic));
+    bb_topic(topic, 1);
+    PGconn *c = bb_connect(CONTEXT);
+    bb_reader_t *r = bb_reader_new(topic, true);
+    struct relay_thread relay;
+    relay_start(&relay);
+    insert_row(c, topic, "k", "before");
+    assert_int_equal(bb_reader_collect(r, 1, 20000), 1); /* woken by NOTIFY */
+
+    int64_t deadline = tk_mono_ms() + 10000;
+    while (terminate_relay_session(c) == 0) /* the relay holds the lock once it is active */
+        assert_true(tk_mono_ms() < deadline);
+    insert_row(c, topic, "k", "after");
+    assert_int_equal(bb_reader_collect(r, 2, 20000), 2); /* it reconnected, relocked, drained */
+    assert_string_equal(r->recs[0].value, "before");
+    assert_string_equal(r->recs[1].value, "after");
+    relay_stop(&relay);
+    bb_reader_free(r);
+    PQfinish(c);
+}
+
+/* The child of crash_between_ack_and_delete_loses_nothing: one drain, which must _exit(137). */
+static int child_relay(const char *context)
+{
+    tk_err_t err = {0};
+    if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err) != 0)
+        return 2;
+    tk_relay_t *relay = tk_relay_new(context, &err);
+    int published = 0;
+    if (relay == NULL || tk_relay_drain_once(relay, &published, &err) != 0) {
+        fprintf(stderr, "child relay: %s\n", err.message);
+        return 3;
+    }
+    return 4; /* the fault hook did not fire */
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--child-relay") == 0)
+        return child_relay(argv[2]);
+    bb_require_stack(true);
+    bb_private_database(CONTEXT, "tk_bbtest_relay");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(committed_commands_reach_kafka_in_order),
+        cmocka_unit_test(command_errors_and_retries),
+        cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
+        cmocka_unit_test(crash_between_ack_and_delete_loses_nothing),
+        cmocka_unit_test(only_the_lock_holder_publishes),
+        cmocka_unit_test(running_relay_survives_a_lost_connection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

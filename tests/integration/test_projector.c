@@ -1,0 +1,628 @@
+/*
+ * test_projector.c - the projector loop on the real stack (DESIGN.md section 6) with a toy read
+ * model (schema bbtest of the private database tk_bbtest_projector, standing for the tickets
+ * context, so other suites' relays never interfere): a projector killed -9 in a batch and
+ * restarted ends with exactly the table of an uninterrupted run; an event published twice is
+ * applied once and its follow-up event is emitted once; a transient failure rolls the batch back
+ * and replays it from the stored offsets without doubles, and so does a lost database connection;
+ * two members of one group share the partitions through a rebalance without doubles;
+ * poison records go to dead_letters and the projector continues; a version gap waits, then goes
+ * to dead_letters after the (shortened) gap timeout.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bb_test.h"
+#include "ev_envelope.h"
+#include "ev_ticket.h"
+#include "ev_user.h"
+#include "tk/cfg.h"
+#include "tk/command.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/pg.h"
+#include "tk/projector.h"
+
+#define CONTEXT "tickets"
+#define GAP_TIMEOUT_MS "1500"
+
+static char totals[80];  /* bbtest.totals_xxx (projection, count, sum): one row per projection */
+static char replica[80]; /* bbtest.replica_xxx (id, version): the gap test's replica */
+static PGconn *db;
+
+/* ---- the toy projections --------------------------------------------------------------------- */
+
+struct toy {
+    const char *projection;
+    const char *totals;
+    int sleep_us;  /* per event, to stretch batches (the kill test) */
+    int fail_call; /* the apply call that fails with a retryable conflict, 0 = none */
+    bool emit;     /* emit user:registered for each applied event */
+    int calls;
+};
+
+/* Sum of the prices and number of events: a deliberately non-idempotent read model, so any
+ * double application shows. */
+static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    struct toy *t = ud;
+    ev_ticket_t ticket;
+    t->calls++;
+    if (t->sleep_us > 0)
+        usleep((useconds_t)t->sleep_us);
+    if (t->fail_call > 0 && t->calls == t->fail_call)
+        return tk_command_stale(err, "toy", env->subject); /* transient: the batch is retried */
+    int rc = strcmp(env->type, "ticket:created") == 0
+                 ? ev_ticket_created_from_json(env->data, &ticket, err)
+                 : ev_ticket_updated_from_json(env->data, &ticket, err);
+    if (rc != 0)
+        return rc;
+    char sql[200], cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)ticket.price_cents);
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", t->totals);
+    const char *p[] = {t->projection, cents};
+    if ((rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err)) != 0)
+        return rc;
+    if (t->emit) {
+        ev_user_registered_t u = {0};
+        snprintf(u.id, sizeof(u.id), "%s", env->subject);
+        snprintf(u.email, sizeof(u.email), "bbtest@example.com");
+        if ((rc = tk_tx_emit(tx, "user:registered", env->subject, 0, ev_user_registered_to_json(&u),
+                             err)) != 0)
+            return rc;
+    }
+    return TK_APPLY_OK;
+}
+
+/* A replica following versions: stored == v - 1 applies, v <= stored skips, a gap retries. */
+static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    (void)ud;
+    char sql[200], v[24];
+    int64_t n = 0;
+    snprintf(v, sizeof(v), "%lld", (long long)env->aggregateversion);
+    const char *p[] = {env->subject, v};
+    if (strcmp(env->type, "ticket:created") == 0) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO %s (id, version) VALUES ($1, 0) ON CONFLICT DO NOTHING", replica);
+        int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, &n, err);
+        return rc != 0 ? rc : n == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
+    }
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
+    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
+    if (res == NULL)
+        return err->code;
+    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    if (stored >= 0 && env->aggregateversion <= stored)
+        return TK_APPLY_SKIP;
+    if (env->aggregateversion != stored + 1)
+        return TK_APPLY_RETRY;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET version = $2 WHERE id = $1", replica);
+    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
+    return rc != 0 ? rc : TK_APPLY_OK;
+}
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static char *encode(const char *type, const char *subject, int64_t version, int64_t cents,
+                    size_t *len)
+{
+    ev_ticket_t t = {0};
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *out = NULL;
+    char user[TK_UUID_LEN + 1];
+    tk_uuid_new(user);
+    snprintf(t.id, sizeof(t.id), "%s", subject);
+    snprintf(t.user_id, sizeof(t.user_id), "%s", user);
+    snprintf(t.title, sizeof(t.title), "toy %lld", (long long)cents);
+    t.version = version;
+    t.price_cents = cents;
+    json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
+    assert_int_equal(ev_envelope_init(&env, type, subject, version, "bbtest", data, &err), 0);
+    assert_int_equal(ev_envelope_encode(&env, &out, len, &err), 0);
+    ev_envelope_release(&env);
+    return out;
+}
+
+static void publish(rd_kafka_t *producer, const char *topic, const char *key, const void *payload,
+                    size_t len)
+{
+    tk_err_t err = {0};
+    assert_int_equal(tk_kafka_produce(producer, topic, key, payload, len, NULL, NULL, &err), 0);
+}
+
+static void start_totals(const char *projection)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", totals);
+    const char *p[] = {projection};
+    bb_exec(db, sql, 1, p);
+}
+
+static int64_t total(const char *projection, const char *column)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, totals);
+    const char *p[] = {projection};
+    return bb_scalar(db, sql, 1, p);
+}
+
+static tk_projector_t *projector(const char *name, const char *topic,
+                                 int (*apply)(tk_tx_t *, const ev_envelope_t *, void *, tk_err_t *),
+                                 void *ud)
+{
+    const char *topics[] = {topic, NULL};
+    tk_projector_spec_t spec = {
+        .context = CONTEXT, .name = name, .topics = topics, .apply = apply, .ud = ud};
+    tk_err_t err = {0};
+    tk_projector_t *p = tk_projector_new(&spec, &err);
+    if (p == NULL)
+        print_error("tk_projector_new: %s\n", err.message);
+    assert_non_null(p);
+    return p;
+}
+
+/* Poll p until done(arg) or timeout; batch failures are allowed (they are retried). */
+static void project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (!done(arg)) {
+        assert_true(tk_mono_ms() < deadline);
+        tk_err_t err = {0};
+        int applied = 0;
+        tk_projector_poll_once(p, 200, &applied, &err);
+    }
+}
+
+struct count_goal {
+    const char *projection;
+    int64_t want;
+};
+
+static bool count_reached(void *arg)
+{
+    struct count_goal *g = arg;
+    return total(g->projection, "count") >= g->want;
+}
+
+static int64_t stored_offset(const char *projection, const char *topic)
+{
+    const char *p[] = {projection, topic};
+    return bb_scalar(db,
+                     "SELECT sum(next_offset) FROM projection_offsets WHERE projection = $1 AND "
+                     "topic = $2",
+                     2, p);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------- */
+
+static void killed_projector_ends_like_an_uninterrupted_one(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char topic[64], u[64], k[64], app[96];
+    bb_unique("bbtest_proj", topic, sizeof(topic));
+    bb_unique("u", u, sizeof(u));
+    bb_unique("k", k, sizeof(k));
+    snprintf(app, sizeof(app), "bbtest_child_%s", k);
+    bb_topic(topic, 3);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 1; i <= N; i++) {
+        char id[TK_UUID_LEN + 1];
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *payload = encode("ticket:created", id, 0, i, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+    const int64_t sum = (int64_t)N * (N + 1) / 2;
+
+    /* The reference: one uninterrupted run. */
+    start_totals(u);
+    struct toy tu = {.projection = u, .totals = totals};
+    tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
+    struct count_goal gu = {u, N};
+    project_until(pu, count_reached, &gu, 60000);
+    tk_projector_free(pu);
+    assert_int_equal(total(u, "count"), N);
+    assert_int_equal(total(u, "sum"), sum);
+
+    /* The victim: a child process applying slowly, killed -9 inside a batch's transaction. */
+    start_totals(k);
+    char env_kv[128];
+    snprintf(env_kv, sizeof(env_kv), "PGAPPNAME=%s", app);
+    char *argv[] = {"test_projector", "--child-project", topic, k, totals, NULL};
+    pid_t pid = bb_spawn_self(argv, env_kv);
+    struct count_goal gk = {k, 600};
+    assert_true(bb_eventually(count_reached, &gk, 45000));
+    const char *ap[] = {app};
+    int64_t deadline = tk_mono_ms() + 10000;
+    while (bb_scalar(db,
+                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND "
+                     "xact_start IS NOT NULL",
+                     1, ap) == 0)
+        assert_true(tk_mono_ms() < deadline);
+    kill(pid, SIGKILL);
+    int status = bb_wait(pid);
+    assert_true(WIFSIGNALED(status));
+    int64_t at_kill = total(k, "count");
+    print_message("    killed with %lld of %d events committed\n", (long long)at_kill, N);
+    assert_true(at_kill < N);
+
+    /* Restart (same projection, same group): it resumes from the stored offsets. */
+    struct toy tk2 = {.projection = k, .totals = totals};
+    tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
+    gk.want = N;
+    project_until(pk, count_reached, &gk, 60000);
+    int applied = 0;
+    tk_projector_poll_once(pk, 1000, &applied, &err); /* nothing more may come */
+    tk_projector_free(pk);
+    assert_int_equal(total(k, "count"), total(u, "count"));
+    assert_int_equal(total(k, "sum"), total(u, "sum"));
+    assert_int_equal(stored_offset(k, topic), N);
+    assert_int_equal(stored_offset(u, topic), N);
+}
+
+struct member {
+    pthread_t thread;
+    tk_projector_t *p;
+    volatile int stop;
+};
+
+static void *member_main(void *arg)
+{
+    struct member *m = arg;
+    tk_projector_run(m->p, &m->stop);
+    return NULL;
+}
+
+static void two_members_share_the_partitions(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    char topic[64], name[64];
+    bb_unique("bbtest_group", topic, sizeof(topic));
+    bb_unique("m", name, sizeof(name));
+    bb_topic(topic, 4);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 1; i <= N; i++) {
+        char id[TK_UUID_LEN + 1];
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *payload = encode("ticket:created", id, 0, i, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
+    start_totals(name);
+    struct toy toys[2] = {{.projection = name, .totals = totals, .sleep_us = 2000},
+                          {.projection = name, .totals = totals, .sleep_us = 2000}};
+    struct member members[2];
+    for (int i = 0; i < 2; i++) {
+        members[i].stop = 0;
+        members[i].p = projector(name, topic, sum_apply, &toys[i]);
+        pthread_create(&members[i].thread, NULL, member_main, &members[i]);
+    }
+    struct count_goal g = {name, N};
+    assert_true(bb_eventually(count_reached, &g, 60000));
+    for (int i = 0; i < 2; i++) {
+        members[i].stop = 1;
+        pthread_join(members[i].thread, NULL);
+        tk_projector_free(members[i].p);
+    }
+    print_message("    member calls: %d and %d\n", toys[0].calls, toys[1].calls);
+    assert_true(toys[0].calls > 0 && toys[1].calls > 0);
+    assert_int_equal(total(name, "count"), N);
+    assert_int_equal(total(name, "sum"), (int64_t)N * (N + 1) / 2);
+    assert_int_equal(stored_offset(name, topic), N);
+}
+
+static void lost_database_connection_rolls_back_and_replays(void **state)
+{
+    (void)state;
+    enum { N = 1500 };
+    char topic[64], name[64], app[96];
+    bb_unique("bbtest_dbloss", topic, sizeof(topic));
+    bb_unique("l", name, sizeof(name));
+    snprintf(app, sizeof(app), "bbtest_%s", name);
+    bb_topic(topic, 2);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 1; i <= N; i++) {
+        char id[TK_UUID_LEN + 1];
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *payload = encode("ticket:created", id, 0, i, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    start_totals(name);
+    struct toy t = {.projection = name, .totals = totals, .sleep_us = 200};
+    setenv("PGAPPNAME", app, 1); /* names the projector's first connection only */
+    tk_projector_t *p = projector(name, topic, sum_apply, &t);
+    unsetenv("PGAPPNAME");
+    struct count_goal g = {name, 300};
+    project_until(p, count_reached, &g, 30000);
+    /* Kill its session; the next batch fails, rolls back, reconnects and replays. */
+    const char *ap[] = {app};
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE application_name = $1",
+                               1, ap),
+                     1);
+    g.want = N;
+    project_until(p, count_reached, &g, 60000);
+    int applied = 0;
+    tk_projector_poll_once(p, 1000, &applied, &err);
+    tk_projector_free(p);
+    assert_int_equal(total(name, "count"), N);
+    assert_int_equal(total(name, "sum"), (int64_t)N * (N + 1) / 2);
+    assert_int_equal(stored_offset(name, topic), N);
+}
+
+static void duplicates_apply_once_and_failures_replay(void **state)
+{
+    (void)state;
+    char topic[64], d[64], e[3][TK_UUID_LEN + 1];
+    bb_unique("bbtest_dup", topic, sizeof(topic));
+    bb_unique("d", d, sizeof(d));
+    bb_topic(topic, 1);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    size_t len = 0;
+    for (int i = 0; i < 3; i++) {
+        tk_uuid_new(e[i]);
+        char *payload = encode("ticket:created", e[i], 0, 100 * (i + 1), &len);
+        publish(producer, topic, e[i], payload, len);
+        if (i == 0) /* the same record again, as a relay crash between ack and delete does */
+            publish(producer, topic, e[i], payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    start_totals(d);
+    /* The third apply fails with a retryable conflict: that batch rolls back and is replayed. */
+    struct toy t = {.projection = d, .totals = totals, .emit = true, .fail_call = 3};
+    tk_projector_t *p = projector(d, topic, sum_apply, &t);
+    struct count_goal g = {d, 3};
+    project_until(p, count_reached, &g, 30000);
+    int applied = 0;
+    tk_projector_poll_once(p, 1000, &applied, &err);
+    tk_projector_free(p);
+    assert_int_equal(total(d, "count"), 3);
+    assert_int_equal(total(d, "sum"), 600);
+    assert_true(t.calls > 3); /* the failed batch was really replayed */
+    assert_int_equal(stored_offset(d, topic), 4);
+    const char *pp[] = {d};
+    assert_int_equal(
+        bb_scalar(db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, pp), 3);
+    /* Follow-up events: one per applied event, committed with the offsets. */
+    for (int i = 0; i < 3; i++) {
+        const char *k[] = {e[i]};
+        assert_int_equal(bb_scalar(db,
+                                   "SELECT count(*) FROM outbox WHERE key = $1 AND topic = 'users' "
+                                   "AND headers->>'ce_type' = 'user:registered'",
+                                   1, k),
+                         1);
+        bb_exec(db, "DELETE FROM outbox WHERE key = $1", 1, k); /* test data: keep it off Kafka */
+    }
+}
+
+static void poison_records_are_dead_lettered(void **state)
+{
+    (void)state;
+    static const char junk[] = "not json {";
+    static const char bad_utf8[] = "\xff\xfe{\"id\":1}";
+    char topic[64], name[64], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
+    bb_unique("bbtest_poison", topic, sizeof(topic));
+    bb_unique("p", name, sizeof(name));
+    bb_topic(topic, 1);
+    tk_uuid_new(a);
+    tk_uuid_new(b);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    size_t len = 0;
+    char *pa = encode("ticket:created", a, 0, 700, &len);
+    publish(producer, topic, "poison", junk, strlen(junk));
+    publish(producer, topic, a, pa, len);
+    free(pa);
+    char *pb = encode("ticket:created", b, 0, 50, &len);
+    publish(producer, topic, NULL, bad_utf8, sizeof(bad_utf8) - 1);
+    publish(producer, topic, b, pb, len);
+    free(pb);
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    start_totals(name);
+    struct toy t = {.projection = name, .totals = totals};
+    tk_projector_t *p = projector(name, topic, sum_apply, &t);
+    struct count_goal g = {name, 2};
+    project_until(p, count_reached, &g, 30000);
+    tk_projector_free(p);
+    assert_int_equal(total(name, "sum"), 750);
+    assert_int_equal(stored_offset(name, topic), 4);
+    const char *pp[] = {name};
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
+                               "error LIKE 'undecodable%'",
+                               1, pp),
+                     2);
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
+                               "\"offset\" = 0 AND payload = convert_to('not json {', 'UTF8') "
+                               "AND key = convert_to('poison', 'UTF8')",
+                               1, pp),
+                     1);
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
+                               "\"offset\" = 2 AND payload = '\\xfffe7b226964223a317d'::bytea "
+                               "AND key IS NULL",
+                               1, pp),
+                     1);
+}
+
+struct gap_goal {
+    const char *id;
+};
+
+static bool replica_has(void *arg)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = $1", replica);
+    const char *p[] = {((struct gap_goal *)arg)->id};
+    return bb_scalar(db, sql, 1, p) == 1;
+}
+
+static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
+{
+    (void)state;
+    char topic[64], name[64], x[TK_UUID_LEN + 1], y[TK_UUID_LEN + 1];
+    bb_unique("bbtest_gap", topic, sizeof(topic));
+    bb_unique("g", name, sizeof(name));
+    bb_topic(topic, 1);
+    tk_uuid_new(x);
+    tk_uuid_new(y);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    /* x: v0, v1, v3 (v2 never comes); then y: v0, behind x's gap in the same partition. */
+    struct {
+        const char *type, *id;
+        int version;
+    } evs[] = {{"ticket:created", x, 0},
+               {"ticket:updated", x, 1},
+               {"ticket:updated", x, 3},
+               {"ticket:created", y, 0}};
+    for (size_t i = 0; i < 4; i++) {
+        size_t len = 0;
+        char *payload = encode(evs[i].type, evs[i].id, evs[i].version, 100, &len);
+        publish(producer, topic, x, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    tk_projector_t *p = projector(name, topic, replica_apply, NULL);
+    struct gap_goal g = {y};
+    int64_t t0 = tk_mono_ms();
+    project_until(p, replica_has, &g, 30000);
+    int64_t waited = tk_mono_ms() - t0;
+    tk_projector_free(p);
+    print_message("    y applied %lld ms after start (gap timeout " GAP_TIMEOUT_MS " ms)\n",
+                  (long long)waited);
+
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
+    const char *px[] = {x};
+    assert_int_equal(bb_scalar(db, sql, 1, px), 1); /* v3 never applied */
+    const char *pp[] = {name};
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
+                               "\"offset\" = 2 AND error LIKE 'version gap%'",
+                               1, pp),
+                     1);
+    assert_int_equal(
+        bb_scalar(db, "SELECT count(*) FROM dead_letters WHERE projection = $1", 1, pp), 1);
+    assert_int_equal(stored_offset(name, topic), 4);
+}
+
+/* ---- setup and the child --------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    char suffix[48], sql[256];
+    db = bb_connect(CONTEXT);
+    bb_unique("t", suffix, sizeof(suffix));
+    snprintf(totals, sizeof(totals), "bbtest.totals_%s", suffix);
+    snprintf(replica, sizeof(replica), "bbtest.replica_%s", suffix);
+    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
+             "sum bigint NOT NULL)",
+             totals);
+    bb_exec(db, sql, 0, NULL);
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
+             replica);
+    bb_exec(db, sql, 0, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char sql[200];
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s, %s", totals, replica);
+    bb_exec(db, sql, 0, NULL);
+    PQfinish(db);
+    return 0;
+}
+
+/* The victim of the kill test: project topic into the totals table slowly, until killed. */
+static int child_project(const char *topic, const char *name, const char *table)
+{
+    tk_err_t err = {0};
+    if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err) != 0)
+        return 2;
+    struct toy t = {.projection = name, .totals = table, .sleep_us = 1000};
+    const char *topics[] = {topic, NULL};
+    tk_projector_spec_t spec = {
+        .context = CONTEXT, .name = name, .topics = topics, .apply = sum_apply, .ud = &t};
+    tk_projector_t *p = tk_projector_new(&spec, &err);
+    if (p == NULL) {
+        fprintf(stderr, "child projector: %s\n", err.message);
+        return 3;
+    }
+    volatile int never = 0;
+    tk_projector_run(p, &never);
+    return 4;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--child-project") == 0)
+        return child_project(argv[2], argv[3], argv[4]);
+    setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
+    bb_require_stack(true);
+    bb_private_database(CONTEXT, "tk_bbtest_projector");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(killed_projector_ends_like_an_uninterrupted_one),
+        cmocka_unit_test(lost_database_connection_rolls_back_and_replays),
+        cmocka_unit_test(two_members_share_the_partitions),
+        cmocka_unit_test(duplicates_apply_once_and_failures_replay),
+        cmocka_unit_test(poison_records_are_dead_lettered),
+        cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
