@@ -61,9 +61,9 @@ struct tk_fake_stripe {
     json_t *requests; /* array */
     stored_t *stored;
     size_t nstored, capstored;
-    json_t *created;     /* {path: count} */
-    json_t *intents;     /* {pi id: {"refunded": bool}} */
-    unsigned long seq;   /* object ids */
+    json_t *created;   /* {path: count} */
+    json_t *intents;   /* {pi id: {"refunded": bool}} */
+    unsigned long seq; /* object ids */
 };
 
 typedef struct conn {
@@ -290,8 +290,8 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
             *body = error_body("invalid_request_error", "parameter_missing", "Missing card");
             return 400;
         }
-        snprintf(id, sizeof(id), "pm_fake_%s%lu", strstr(token, "chargeDeclined") ? "declined_" : "",
-                 ++fs->seq);
+        snprintf(id, sizeof(id), "pm_fake_%s%lu",
+                 strstr(token, "chargeDeclined") ? "declined_" : "", ++fs->seq);
         obj = json_pack("{s:s, s:s, s:s}", "id", id, "object", "payment_method", "type", "card");
     } else if (strcmp(path, "/v1/payment_intents") == 0) {
         const char *amount = field(form, "amount"), *currency = field(form, "currency");
@@ -303,11 +303,12 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
             return 400;
         }
         if (fs->declines > 0 || strstr(pm, "declined") || strstr(pm, "chargeDeclined")) {
-            if (fs->declines > 0)
+            bool programmed = fs->declines > 0;
+            if (programmed)
                 fs->declines--;
             *body = error_body("card_error", "card_declined",
-                               fs->decline_message[0] ? fs->decline_message
-                                                      : "Your card was declined.");
+                               programmed && fs->decline_message[0] ? fs->decline_message
+                                                                    : "Your card was declined.");
             return 402;
         }
         snprintf(id, sizeof(id), "pi_fake_%lu", ++fs->seq);
@@ -320,8 +321,8 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
         const char *pi = field(form, "payment_intent");
         json_t *intent = pi ? json_object_get(fs->intents, pi) : NULL;
         if (intent == NULL) {
-            *body = error_body("invalid_request_error", "resource_missing",
-                               "No such payment_intent");
+            *body =
+                error_body("invalid_request_error", "resource_missing", "No such payment_intent");
             return 404;
         }
         if (json_is_true(json_object_get(intent, "refunded"))) {
@@ -331,8 +332,8 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
         }
         json_object_set_new(intent, "refunded", json_true());
         snprintf(id, sizeof(id), "re_fake_%lu", ++fs->seq);
-        obj = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "object", "refund", "payment_intent",
-                        pi, "status", "succeeded");
+        obj = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "object", "refund", "payment_intent", pi,
+                        "status", "succeeded");
     } else {
         *body = error_body("invalid_request_error", NULL, "Unrecognized request URL");
         return 404;

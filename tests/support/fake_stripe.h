@@ -9,7 +9,8 @@
  *     creating anything; the same key with another path or other parameters gets 400
  *     idempotency_error. Injected 5xx/429 answers happen before execution and are not stored.
  *   - Declines: a payment method or token whose name contains "chargeDeclined", or a programmed
- *     decline, gives 402 card_error card_declined "Your card was declined." (stored, as Stripe does).
+ *     decline, gives 402 card_error card_declined "Your card was declined." (stored, as Stripe
+ * does).
  *
  * Programmable faults, each for the next @p n requests matching @p path (NULL: any path):
  *   delay  executed and stored at once, but answered only after delay_ms (a lost response when

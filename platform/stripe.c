@@ -1,0 +1,521 @@
+/*
+ * stripe.c - the Stripe adapter: one logical request = up to max_attempts HTTP attempts with one
+ * Idempotency-Key (the state diagram is in tk/stripe.h).
+ *
+ *   stripe_call(path, form, key)
+ *     for attempt = 1 .. max_attempts:
+ *       attempt_once ----> OUT_OK / OUT_FINAL (done) | OUT_RETRY (remember why)
+ *       sleep tk_stripe_backoff_ms (or Retry-After, capped) unless it was the last attempt
+ *     exhausted -> the last OUT_RETRY's code (TK_EBADGATEWAY after a 5xx, TK_EUNAVAIL otherwise)
+ *
+ * Why retry only with a key: a POST that timed out may have been executed. Stripe stores the
+ * result of the first execution of a key and replays it, so retrying is what makes "at most one
+ * charge" hold when the network loses a response. Requests without a key are refused (TK_EINVAL).
+ *
+ * Why these codes: a decline is the customer's problem (400 with Stripe's message, which is meant
+ * for customers); a refused key or an unknown parameter is ours (502, details not shown); Stripe
+ * unreachable or rate-limiting us is a dependency down (503); Stripe failing is a bad gateway.
+ *
+ * Secrets: the key is only put in the Authorization header; card tokens only in the form body.
+ * Neither is copied into err. Nothing here logs: callers log once at their boundary.
+ */
+#include "tk/stripe.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/mem.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_ATTEMPTS 3
+#define DEFAULT_BACKOFF_BASE_MS 250
+#define DEFAULT_BACKOFF_MAX_MS 2000
+#define MAX_RESPONSE_BYTES (1024 * 1024)
+
+/* ------------------------------------------------------------------ options */
+
+static pthread_mutex_t override_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool override_set;
+static tk_stripe_options_t override_opts;
+static char *override_base, *override_key;
+
+static int env_int(const char *name, int def, int lo, int hi)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return def;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v < lo || v > hi)
+        return def;
+    return (int)v;
+}
+
+void tk_stripe_options_default(tk_stripe_options_t *out)
+{
+    pthread_mutex_lock(&override_lock);
+    bool have = override_set;
+    if (have)
+        *out = override_opts;
+    pthread_mutex_unlock(&override_lock);
+    if (have)
+        return;
+    const tk_cfg_t *cfg = tk_cfg();
+    out->api_base = cfg->stripe_api_base ? cfg->stripe_api_base : "https://api.stripe.com";
+    out->api_key = cfg->stripe_key ? cfg->stripe_key : "";
+    out->connect_timeout_ms =
+        env_int("STRIPE_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS, 1, 600000);
+    out->timeout_ms = env_int("STRIPE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, 600000);
+    out->max_attempts = env_int("STRIPE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10);
+    out->backoff_base_ms = env_int("STRIPE_BACKOFF_MS", DEFAULT_BACKOFF_BASE_MS, 0, 60000);
+    out->backoff_max_ms = env_int("STRIPE_BACKOFF_MAX_MS", DEFAULT_BACKOFF_MAX_MS, 0, 60000);
+}
+
+void tk_stripe_options_override(const tk_stripe_options_t *o)
+{
+    /* Copy first: @p o may point into the current override (from tk_stripe_options_default). */
+    char *base = o ? tk_mem_strdup(o->api_base ? o->api_base : "") : NULL;
+    char *key = o ? tk_mem_strdup(o->api_key ? o->api_key : "") : NULL;
+    pthread_mutex_lock(&override_lock);
+    free(override_base);
+    free(override_key);
+    override_base = base;
+    override_key = key;
+    override_set = o != NULL;
+    if (o != NULL) {
+        override_opts = *o;
+        override_opts.api_base = override_base;
+        override_opts.api_key = override_key;
+    }
+    pthread_mutex_unlock(&override_lock);
+}
+
+int tk_stripe_backoff_ms(const tk_stripe_options_t *o, int failed, uint32_t rnd)
+{
+    long d = o->backoff_base_ms > 0 ? o->backoff_base_ms : 0;
+    for (int i = 1; i < failed && d < o->backoff_max_ms; i++)
+        d *= 2;
+    if (d > o->backoff_max_ms)
+        d = o->backoff_max_ms;
+    if (d <= 0)
+        return 0;
+    long half = d / 2;
+    return (int)(half + (long)(rnd % (uint32_t)(d - half + 1)));
+}
+
+/* ------------------------------------------------------------------ form encoding */
+
+typedef struct form {
+    char *buf;
+    size_t len, cap;
+} form_t;
+
+static void form_putc(form_t *f, char c)
+{
+    if (f->len + 2 > f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 256;
+        char *n = tk_mem_alloc(f->cap);
+        if (f->len > 0)
+            memcpy(n, f->buf, f->len);
+        free(f->buf);
+        f->buf = n;
+    }
+    f->buf[f->len++] = c;
+    f->buf[f->len] = '\0';
+}
+
+static void form_escape(form_t *f, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            form_putc(f, (char)*p);
+        } else {
+            form_putc(f, '%');
+            form_putc(f, hex[*p >> 4]);
+            form_putc(f, hex[*p & 15]);
+        }
+    }
+}
+
+/* Appends name=value (both escaped; brackets in names too, as Stripe's libraries do). */
+static void form_add(form_t *f, const char *name, const char *value)
+{
+    if (f->len > 0)
+        form_putc(f, '&');
+    form_escape(f, name);
+    form_putc(f, '=');
+    form_escape(f, value);
+}
+
+/* ------------------------------------------------------------------ one attempt */
+
+typedef enum { OUT_OK, OUT_RETRY, OUT_FINAL } outcome_t;
+
+typedef struct reply {
+    char *body;
+    size_t len;
+    bool too_big;
+    int should_retry; /* Stripe-Should-Retry: -1 absent, 0 false, 1 true */
+    int retry_after_ms;
+} reply_t;
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
+{
+    reply_t *r = ud;
+    size_t add = size * n;
+    if (r->len + add > MAX_RESPONSE_BYTES) {
+        r->too_big = true;
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    char *grown = tk_mem_alloc(r->len + add + 1);
+    if (r->len > 0)
+        memcpy(grown, r->body, r->len);
+    memcpy(grown + r->len, ptr, add);
+    grown[r->len + add] = '\0';
+    free(r->body);
+    r->body = grown;
+    r->len += add;
+    return add;
+}
+
+static bool header_is(const char *line, size_t len, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return false;
+    *value = line + n + 1;
+    while (**value == ' ')
+        (*value)++;
+    return true;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
+{
+    reply_t *r = ud;
+    size_t len = size * n;
+    const char *v = NULL;
+    if (header_is(ptr, len, "Stripe-Should-Retry", &v))
+        r->should_retry = strncasecmp(v, "true", 4) == 0 ? 1 : 0;
+    else if (header_is(ptr, len, "Retry-After", &v))
+        r->retry_after_ms = atoi(v) * 1000;
+    return len;
+}
+
+/* True for the transport failures after which the same request may well succeed. */
+static bool curl_transient(CURLcode c)
+{
+    switch (c) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Stripe's {"error":{"type","code","message","param"}}; any member may be missing. */
+static void error_fields(json_t *doc, const char **type, const char **code, const char **message)
+{
+    json_t *e = json_object_get(doc, "error");
+    *type = json_string_value(json_object_get(e, "type"));
+    *code = json_string_value(json_object_get(e, "code"));
+    *message = json_string_value(json_object_get(e, "message"));
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/*
+ * One HTTP attempt. On OUT_OK *doc holds the parsed 2xx body (owned). On OUT_RETRY and OUT_FINAL
+ * err holds the failure; for OUT_RETRY also *retry_after_ms (0 when Stripe did not say).
+ */
+static outcome_t attempt_once(const tk_stripe_options_t *o, const char *path, const char *form,
+                              const char *key, json_t **doc, int *retry_after_ms, tk_err_t *err)
+{
+    outcome_t out = OUT_FINAL;
+    reply_t r = {.should_retry = -1};
+    struct curl_slist *headers = NULL;
+    char url[1024], auth[512], idem[TK_STRIPE_KEY_MAX + 32];
+    json_t *parsed = NULL;
+    long status = 0;
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        tk_err_set(err, TK_EINTERNAL, NULL, "curl_easy_init failed");
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s%s", o->api_base, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->api_key ? o->api_key : "");
+    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+    headers = curl_slist_append(headers, auth);
+    headers = curl_slist_append(headers, idem);
+    headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+    headers = curl_slist_append(headers, "Accept: application/json");
+    headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "ticketing/1 (+libcurl)");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        bool transient = curl_transient(cc);
+        tk_err_set(err, transient ? TK_EUNAVAIL : TK_EBADGATEWAY, NULL, "Stripe %s: %s", path,
+                   r.too_big ? "response too large" : curl_easy_strerror(cc));
+        out = transient ? OUT_RETRY : OUT_FINAL;
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    parsed = r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    if (status >= 200 && status < 300) {
+        if (!json_is_object(parsed)) {
+            tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe %s: malformed response", path);
+            goto out;
+        }
+        *doc = parsed;
+        parsed = NULL;
+        out = OUT_OK;
+        goto out;
+    }
+    const char *type = NULL, *code = NULL, *message = NULL;
+    error_fields(parsed, &type, &code, &message);
+    bool retryable = status == 409 || status == 429 || status >= 500;
+    if (r.should_retry == 0)
+        retryable = false;
+    else if (r.should_retry == 1)
+        retryable = true;
+    if (retryable) {
+        /* 409: the key is in use by a concurrent request, or Stripe's lock timed out. */
+        tk_err_set(err, status >= 500 ? TK_EBADGATEWAY : TK_EUNAVAIL, NULL,
+                   "Stripe %s answered %ld%s%s", path, status, code ? " " : "", code ? code : "");
+        *retry_after_ms = r.retry_after_ms;
+        out = OUT_RETRY;
+    } else if (status == 402 || (type && strcmp(type, "card_error") == 0)) {
+        tk_err_set(err, TK_EINVAL, "token", "%s", message ? message : "Your card was declined.");
+    } else if (status == 400 || status == 404) {
+        tk_err_set(err, TK_EINVAL, "token", "%s", message ? message : "Invalid payment request");
+    } else {
+        /* 401/403 (our key), other 4xx, or an error status without Stripe's body. */
+        tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe %s answered %ld%s%s", path, status,
+                   code ? " " : "", code ? code : "");
+    }
+out:
+    json_decref(parsed);
+    free(r.body);
+    curl_slist_free_all(headers);
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    return out;
+}
+
+static void sleep_ms(int ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The retry loop around attempt_once. *attempts accumulates over calls (charge makes two). */
+static int stripe_call(const tk_stripe_options_t *o, const char *path, const char *form,
+                       const char *key, json_t **doc, int *attempts, tk_err_t *err)
+{
+    static _Thread_local uint32_t seed;
+    if (seed == 0)
+        seed = (uint32_t)tk_mono_ms() ^ (uint32_t)(uintptr_t)&seed;
+    pthread_once(&curl_once, curl_init_once);
+    int max = o->max_attempts >= 1 ? o->max_attempts : 1;
+    for (int n = 1;; n++) {
+        int retry_after = 0;
+        (*attempts)++;
+        tk_err_clear(err);
+        outcome_t out = attempt_once(o, path, form, key, doc, &retry_after, err);
+        if (out == OUT_OK)
+            return 0;
+        if (out == OUT_FINAL || n >= max)
+            return err->code;
+        seed = seed * 1103515245u + 12345u;
+        int wait = tk_stripe_backoff_ms(o, n, seed >> 8);
+        if (retry_after > wait)
+            wait = retry_after < o->backoff_max_ms ? retry_after : o->backoff_max_ms;
+        sleep_ms(wait);
+    }
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* The "id" of a Stripe object: a non-empty string that fits, or NULL. */
+static const char *object_id(json_t *doc)
+{
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    return id && *id && strlen(id) <= TK_STRIPE_ID_MAX ? id : NULL;
+}
+
+static bool key_ok(const char *key)
+{
+    return key != NULL && *key != '\0' && strlen(key) <= TK_STRIPE_KEY_MAX - 3;
+}
+
+/* ------------------------------------------------------------------ charge and refund */
+
+int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req_t *req,
+                     tk_stripe_charge_t *out, tk_err_t *err)
+{
+    tk_stripe_options_t defaults;
+    form_t form = {0};
+    json_t *doc = NULL;
+    char amount[32], pm_key[TK_STRIPE_KEY_MAX + 1], pm[TK_STRIPE_ID_MAX + 1];
+    tk_err_t local;
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    if (err == NULL)
+        err = &local;
+    if (opts == NULL) {
+        tk_stripe_options_default(&defaults);
+        opts = &defaults;
+    }
+    if (req->amount <= 0)
+        return tk_err_set(err, TK_EINVAL, "amount", "amount must be > 0");
+    if (req->currency == NULL || *req->currency == '\0')
+        return tk_err_set(err, TK_EINVAL, "currency", "currency is required");
+    if (req->payment == NULL || *req->payment == '\0')
+        return tk_err_set(err, TK_EINVAL, "token", "a card token or payment method is required");
+    if (!key_ok(req->idempotency_key))
+        return tk_err_set(err, TK_EINVAL, "idempotency_key", "an idempotency key is required");
+
+    copy_str(pm, sizeof(pm), req->payment);
+    if (strncmp(req->payment, "tok_", 4) == 0) {
+        form_add(&form, "type", "card");
+        form_add(&form, "card[token]", req->payment);
+        snprintf(pm_key, sizeof(pm_key), "%s-pm", req->idempotency_key);
+        rc = stripe_call(opts, "/v1/payment_methods", form.buf, pm_key, &doc, &out->attempts, err);
+        if (rc != 0)
+            goto out;
+        const char *id = object_id(doc);
+        if (id == NULL) {
+            rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe payment method without an id");
+            goto out;
+        }
+        copy_str(pm, sizeof(pm), id);
+        json_decref(doc);
+        doc = NULL;
+        free(form.buf);
+        form = (form_t){0};
+    }
+    snprintf(amount, sizeof(amount), "%lld", (long long)req->amount);
+    form_add(&form, "amount", amount);
+    form_add(&form, "currency", req->currency);
+    form_add(&form, "confirm", "true");
+    form_add(&form, "payment_method_types[0]", "card");
+    form_add(&form, "payment_method", pm);
+    if (req->order_id != NULL)
+        form_add(&form, "metadata[order_id]", req->order_id);
+    rc = stripe_call(opts, "/v1/payment_intents", form.buf, req->idempotency_key, &doc,
+                     &out->attempts, err);
+    if (rc != 0)
+        goto out;
+    const char *id = object_id(doc);
+    const char *status = json_string_value(json_object_get(doc, "status"));
+    if (id == NULL) {
+        rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe payment intent without an id");
+        goto out;
+    }
+    copy_str(out->id, sizeof(out->id), id);
+    copy_str(out->status, sizeof(out->status), status);
+    copy_str(out->currency, sizeof(out->currency),
+             json_string_value(json_object_get(doc, "currency")));
+    out->amount = (int64_t)json_integer_value(json_object_get(doc, "amount"));
+    if (status != NULL &&
+        (strcmp(status, "requires_action") == 0 || strcmp(status, "requires_confirmation") == 0 ||
+         strcmp(status, "requires_source_action") == 0)) {
+        rc = tk_err_set(err, TK_EINVAL, "token",
+                        "Your card requires authentication, which is not supported here");
+        goto out;
+    }
+    if (status != NULL && strcmp(status, "canceled") == 0) {
+        rc = tk_err_set(err, TK_EINVAL, "token", "The payment was canceled");
+        goto out;
+    }
+out:
+    json_decref(doc);
+    free(form.buf);
+    return rc;
+}
+
+int tk_stripe_refund(const tk_stripe_options_t *opts, const tk_stripe_refund_req_t *req,
+                     tk_stripe_refund_t *out, tk_err_t *err)
+{
+    tk_stripe_options_t defaults;
+    form_t form = {0};
+    json_t *doc = NULL;
+    tk_err_t local;
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    if (err == NULL)
+        err = &local;
+    if (opts == NULL) {
+        tk_stripe_options_default(&defaults);
+        opts = &defaults;
+    }
+    if (req->payment_intent == NULL || *req->payment_intent == '\0')
+        return tk_err_set(err, TK_EINVAL, "payment_intent", "a payment intent is required");
+    if (!key_ok(req->idempotency_key))
+        return tk_err_set(err, TK_EINVAL, "idempotency_key", "an idempotency key is required");
+    form_add(&form, "payment_intent", req->payment_intent);
+    form_add(&form, "reason", "requested_by_customer");
+    if (req->order_id != NULL)
+        form_add(&form, "metadata[order_id]", req->order_id);
+    if (req->reason != NULL)
+        form_add(&form, "metadata[reason]", req->reason);
+    rc =
+        stripe_call(opts, "/v1/refunds", form.buf, req->idempotency_key, &doc, &out->attempts, err);
+    if (rc != 0)
+        goto out;
+    const char *id = object_id(doc);
+    if (id == NULL) {
+        rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe refund without an id");
+        goto out;
+    }
+    copy_str(out->id, sizeof(out->id), id);
+    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(doc, "status")));
+out:
+    json_decref(doc);
+    free(form.buf);
+    return rc;
+}

@@ -1,0 +1,364 @@
+/*
+ * test_payments_faults.c - POST /api/payments against the real broker and PostgreSQL with Stripe
+ * replaced by the fault-injecting fake (tests/support/fake_stripe.c): what the charge request
+ * carries, a lost response then a retry (one charge), 5xx and 429 until the retries run out
+ * (502/503, nothing stored), declines (400 with Stripe's message; a new card may pay), 20
+ * concurrent payments for one order (one charge, one payment, one event), an order cancelled
+ * while the charge was in flight (refunded, payment:refunded, 400), and a cancellation after the
+ * payment refunded exactly once.
+ */
+#include "test_payments_common.c"
+
+#include "fake_stripe.h"
+#include "tk/stripe.h"
+
+#define PI "/v1/payment_intents"
+#define RE "/v1/refunds"
+
+static tk_fake_stripe_t *fake;
+static tk_stripe_options_t fake_opts; /* strings: the fake's URL and a literal */
+
+static int setup(void **state)
+{
+    (void)state;
+    fake = tk_fake_stripe_start();
+    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
+                                      .api_key = "sk_test_fake_key",
+                                      .connect_timeout_ms = 1000,
+                                      .timeout_ms = 1000,
+                                      .max_attempts = 3,
+                                      .backoff_base_ms = 20,
+                                      .backoff_max_ms = 100};
+    tk_stripe_options_override(&fake_opts);
+    return payments_start();
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    payments_stop();
+    tk_stripe_options_override(NULL);
+    tk_fake_stripe_stop(fake);
+    return 0;
+}
+
+static int before_each(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(fake);
+    return 0;
+}
+
+static const char *form_field(json_t *rec, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
+}
+
+/* P4 with the request checked: amount = price x 100, usd, confirmed, the order in metadata. */
+static void charge_carries_amount_currency_and_order(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    struct fixture f;
+    fixture_new(&f, 1999); /* price 19.99 */
+    tk_test_resp_t r;
+    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
+    char payment_id[TK_UUID_LEN + 1];
+    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
+    tk_test_resp_release(&r);
+
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    assert_non_null(rec);
+    assert_string_equal(form_field(rec, "amount"), "1999");
+    assert_string_equal(form_field(rec, "currency"), "usd");
+    assert_string_equal(form_field(rec, "confirm"), "true");
+    assert_string_equal(form_field(rec, "metadata[order_id]"), f.order);
+    assert_string_equal(json_string_value(json_object_get(rec, "authorization")),
+                        "Bearer sk_test_fake_key");
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "order-%s-charge-", f.order);
+    const char *key = json_string_value(json_object_get(rec, "idempotency_key"));
+    assert_true(strncmp(key, prefix, strlen(prefix)) == 0);
+    json_decref(rec);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+
+    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order),
+                        "pi_fake_2"); /* pm_fake_1 was the token's payment method */
+    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
+    assert_non_null(env);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(env, "data"), "stripeId")), "pi_fake_2");
+    json_decref(env);
+    fixture_free(&f);
+    tk_test_watch_free(w);
+}
+
+/* The first answer is lost (later than the 1 s timeout): the retry with the same key is
+ * answered from Stripe's record, so one PaymentIntent exists and it is the one stored. */
+static void timeout_then_success_is_one_charge(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_new(&f, 2500);
+    tk_fake_stripe_delay(fake, PI, 1, 2500);
+    tk_test_resp_t r;
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
+    tk_test_resp_release(&r);
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    const char *key = json_string_value(json_object_get(rec, "idempotency_key"));
+    assert_int_equal(tk_fake_stripe_count(fake, PI, key), 2);
+    assert_true(json_is_true(json_object_get(rec, "replayed")));
+    json_decref(rec);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(payments_of(f.order), 1);
+    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order),
+                        "pi_fake_1");
+    fixture_free(&f);
+}
+
+/* 500 on every attempt: 502, nothing stored, nothing charged; once Stripe is back, it pays. */
+static void server_errors_until_retries_run_out(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_new(&f, 2000);
+    tk_fake_stripe_fail(fake, PI, 100, 500);
+    tk_test_resp_t r;
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 502);
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 3);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
+    assert_int_equal(payments_of(f.order), 0);
+
+    tk_fake_stripe_reset(fake);
+    tk_fake_stripe_fail(fake, NULL, 100, 429);
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 503);
+    tk_test_resp_release(&r);
+    assert_int_equal(payments_of(f.order), 0);
+
+    tk_fake_stripe_reset(fake);
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(payments_of(f.order), 1);
+    fixture_free(&f);
+}
+
+/* A decline is 400 with Stripe's message; the same card declines again (Stripe replays it),
+ * another card pays. */
+static void decline_is_400_and_another_card_may_pay(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_new(&f, 2000);
+    tk_fake_stripe_decline(fake, 1, "Your card has insufficient funds.");
+    tk_test_resp_t r;
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
+    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
+    tk_test_resp_release(&r);
+    assert_int_equal(payments_of(f.order), 0);
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
+    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
+    tk_test_resp_release(&r);
+    assert_int_equal(pay(f.cookie, "tok_chargeDeclined", f.order, &r), 400);
+    assert_string_equal(first_message(&r), "Your card was declined.");
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
+
+    assert_int_equal(pay(f.cookie, "pm_card_mastercard", f.order, &r), 201);
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(payments_of(f.order), 1);
+    fixture_free(&f);
+}
+
+#define RACERS 20
+
+struct racer {
+    const struct fixture *f;
+    long status;
+    char id[TK_UUID_LEN + 1];
+    char message[128];
+};
+
+static void *race(void *arg)
+{
+    struct racer *rc = arg;
+    tk_test_resp_t r;
+    rc->status = pay(rc->f->cookie, "tok_visa", rc->f->order, &r);
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    snprintf(rc->id, sizeof(rc->id), "%s", id ? id : "");
+    const char *m = r.status == 400 ? first_message(&r) : NULL;
+    snprintf(rc->message, sizeof(rc->message), "%s", m ? m : "");
+    tk_test_resp_release(&r);
+    return NULL;
+}
+
+/* 20 concurrent payments for one order: one charge, one payment, one payment:created. */
+static void concurrent_payments_charge_once(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    struct fixture f;
+    fixture_new(&f, 5000);
+    struct racer racers[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        racers[i] = (struct racer){.f = &f};
+        pthread_create(&t[i], NULL, race, &racers[i]);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(t[i], NULL);
+    int created = 0, paid = 0;
+    const char *payment_id = NULL;
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].status == 201) {
+            created++;
+            payment_id = racers[i].id;
+        } else if (racers[i].status == 400 &&
+                   strcmp(racers[i].message, "Order already paid") == 0) {
+            paid++;
+        }
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(paid, RACERS - 1);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(payments_of(f.order), 1);
+    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
+    assert_non_null(env);
+    json_decref(env);
+    assert_int_equal(tk_test_watch_count(w, "payment:created", NULL, 1500), 0);
+    fixture_free(&f);
+    tk_test_watch_free(w);
+}
+
+struct pay_async {
+    const struct fixture *f;
+    tk_test_resp_t resp;
+};
+
+static void *pay_in_thread(void *arg)
+{
+    struct pay_async *a = arg;
+    pay(a->f->cookie, "pm_card_visa", a->f->order, &a->resp);
+    return NULL;
+}
+
+/* The order is cancelled while the charge is in flight: the charge is refunded, recorded and
+ * published as payment:refunded, and the client gets 'Cannot pay for an cancelled order'. */
+static void cancelled_while_charging_is_refunded(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    tk_stripe_options_t o = fake_opts;
+    o.timeout_ms = 30000; /* the held answer must not time out */
+    tk_stripe_options_override(&o);
+    struct fixture f;
+    fixture_new(&f, 2000);
+    tk_fake_stripe_hold(fake, true);
+    struct pay_async a = {.f = &f};
+    pthread_t t;
+    pthread_create(&t, NULL, pay_in_thread, &a);
+    assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000)); /* charged, answer held */
+    order_changed("order:cancelled", f.order, f.ticket, 1);
+    assert_true(wait_replica(f.order, "cancelled/1"));
+    tk_fake_stripe_hold(fake, false);
+    pthread_join(t, NULL);
+    tk_stripe_options_override(&fake_opts);
+
+    assert_int_equal(a.resp.status, 400);
+    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
+    tk_test_resp_release(&a.resp);
+    assert_int_equal(payments_of(f.order), 0);
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+    json_t *rec = tk_fake_stripe_last(fake, RE);
+    assert_string_equal(form_field(rec, "payment_intent"), "pi_fake_1");
+    json_decref(rec);
+    assert_string_equal(query1("SELECT status || ' ' || reason || ' ' || stripe_id FROM refunds "
+                               "WHERE order_id = $1",
+                               f.order),
+                        "succeeded order cancelled pi_fake_1");
+    char refund_payment[TK_UUID_LEN + 1];
+    strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f.order));
+    json_t *env = tk_test_watch_expect(w, "payment:refunded", refund_payment, 20000);
+    assert_non_null(env);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(env, "data"), "orderId")),
+                        f.order);
+    json_decref(env);
+    assert_int_equal(tk_test_watch_count(w, "payment:created", NULL, 1000), 0);
+    fixture_free(&f);
+    tk_test_watch_free(w);
+}
+
+/* The same race with Stripe refusing the refund: the client still gets 400, and the refund is
+ * recorded as 'failed' (with an alert in the log) instead of vanishing; no payment:refunded. */
+static void failed_refund_is_recorded_not_published(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    tk_stripe_options_t o = fake_opts;
+    o.timeout_ms = 30000;
+    tk_stripe_options_override(&o);
+    struct fixture f;
+    fixture_new(&f, 2000);
+    tk_fake_stripe_hold(fake, true);
+    tk_fake_stripe_fail(fake, RE, 100, 500);
+    struct pay_async a = {.f = &f};
+    pthread_t t;
+    pthread_create(&t, NULL, pay_in_thread, &a);
+    assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000));
+    order_changed("order:cancelled", f.order, f.ticket, 1);
+    assert_true(wait_replica(f.order, "cancelled/1"));
+    tk_fake_stripe_hold(fake, false);
+    pthread_join(t, NULL);
+    tk_stripe_options_override(&fake_opts);
+
+    assert_int_equal(a.resp.status, 400);
+    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
+    tk_test_resp_release(&a.resp);
+    assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 3);
+    assert_string_equal(query1("SELECT status || ' ' || coalesce(refund_id, '-') FROM refunds "
+                               "WHERE order_id = $1",
+                               f.order),
+                        "failed -");
+    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
+    fixture_free(&f);
+    tk_test_watch_free(w);
+}
+
+/* A cancellation after the payment was stored refunds once, even if the event is delivered
+ * twice (another event id for the same version is skipped by the version gate). */
+static void cancellation_after_payment_refunds_once(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_new(&f, 2000);
+    tk_test_resp_t r;
+    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
+    tk_test_resp_release(&r);
+    order_changed("order:cancelled", f.order, f.ticket, 1);
+    order_changed("order:cancelled", f.order, f.ticket, 1);
+    assert_true(wait_processed(last_event));
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+    assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 1);
+    assert_int_equal(count_rows("SELECT count(*) FROM refunds WHERE order_id = $1 AND "
+                                "status = 'succeeded'",
+                                f.order),
+                     1);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(charge_carries_amount_currency_and_order, before_each),
+        cmocka_unit_test_setup(timeout_then_success_is_one_charge, before_each),
+        cmocka_unit_test_setup(server_errors_until_retries_run_out, before_each),
+        cmocka_unit_test_setup(decline_is_400_and_another_card_may_pay, before_each),
+        cmocka_unit_test_setup(concurrent_payments_charge_once, before_each),
+        cmocka_unit_test_setup(cancelled_while_charging_is_refunded, before_each),
+        cmocka_unit_test_setup(failed_refund_is_recorded_not_published, before_each),
+        cmocka_unit_test_setup(cancellation_after_payment_refunds_once, before_each),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,393 @@
+/*
+ * test_stripe.c - the Stripe adapter (platform/stripe.c) against the fault-injecting fake Stripe
+ * (tests/support/fake_stripe.c) on loopback: the request it sends, each fault case with its retry
+ * count, the idempotency key kept across retries and calls, the backoff bounds, and secrets kept
+ * out of error messages.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fake_stripe.h"
+#include "tk/stripe.h"
+
+#define KEY "sk_test_unit_secret"
+#define PI "/v1/payment_intents"
+#define PM "/v1/payment_methods"
+#define RE "/v1/refunds"
+
+static tk_fake_stripe_t *fake;
+static tk_stripe_options_t opts;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    fake = tk_fake_stripe_start();
+    opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
+                                 .api_key = KEY,
+                                 .connect_timeout_ms = 1000,
+                                 .timeout_ms = 1000,
+                                 .max_attempts = 3,
+                                 .backoff_base_ms = 10,
+                                 .backoff_max_ms = 40};
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tk_fake_stripe_stop(fake);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(fake);
+    return 0;
+}
+
+static const char *form_field(json_t *rec, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
+}
+
+static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
+{
+    return (tk_stripe_charge_req_t){.amount = 1999,
+                                    .currency = "usd",
+                                    .payment = payment,
+                                    .order_id = "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b",
+                                    .idempotency_key = key};
+}
+
+static void charge_sends_a_confirmed_payment_intent(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-1-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(out.attempts, 1);
+    assert_true(strncmp(out.id, "pi_fake_", 8) == 0);
+    assert_string_equal(out.status, "succeeded");
+    assert_int_equal(out.amount, 1999);
+    assert_string_equal(out.currency, "usd");
+
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "authorization")), "Bearer " KEY);
+    assert_string_equal(json_string_value(json_object_get(rec, "idempotency_key")),
+                        "order-1-charge");
+    assert_string_equal(form_field(rec, "amount"), "1999");
+    assert_string_equal(form_field(rec, "currency"), "usd");
+    assert_string_equal(form_field(rec, "confirm"), "true");
+    assert_string_equal(form_field(rec, "payment_method"), "pm_card_visa");
+    assert_string_equal(form_field(rec, "payment_method_types[0]"), "card");
+    assert_string_equal(form_field(rec, "metadata[order_id]"), req.order_id);
+    json_decref(rec);
+    assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
+}
+
+/* A legacy card token becomes a PaymentMethod first (its own key), then the intent uses it. */
+static void token_is_turned_into_a_payment_method(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("tok_visa", "order-2-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(out.attempts, 2);
+    json_t *pm = tk_fake_stripe_last(fake, PM);
+    json_t *pi = tk_fake_stripe_last(fake, PI);
+    assert_string_equal(form_field(pm, "type"), "card");
+    assert_string_equal(form_field(pm, "card[token]"), "tok_visa");
+    assert_string_equal(json_string_value(json_object_get(pm, "idempotency_key")),
+                        "order-2-charge-pm");
+    assert_true(strncmp(form_field(pi, "payment_method"), "pm_fake_", 8) == 0);
+    assert_string_equal(json_string_value(json_object_get(pi, "idempotency_key")),
+                        "order-2-charge");
+    json_decref(pm);
+    json_decref(pi);
+}
+
+/* The first answer is lost (later than the timeout): the retry gets the stored result. */
+static void timeout_then_success_charges_once(void **state)
+{
+    (void)state;
+    tk_fake_stripe_delay(fake, PI, 1, 2500);
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-3-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(out.attempts, 2);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-3-charge"), 2);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    assert_true(json_is_true(json_object_get(rec, "replayed")));
+    json_decref(rec);
+    assert_string_equal(out.id, "pi_fake_1");
+}
+
+static void server_errors_until_retries_run_out(void **state)
+{
+    (void)state;
+    tk_fake_stripe_fail(fake, PI, 10, 500);
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-4-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EBADGATEWAY);
+    assert_int_equal(out.attempts, 3);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-4-charge"), 3);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
+    assert_string_equal(out.id, "");
+}
+
+static void server_errors_then_success(void **state)
+{
+    (void)state;
+    tk_fake_stripe_fail(fake, PI, 2, 503);
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-5-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(out.attempts, 3);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-5-charge"), 3);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+}
+
+static void rate_limited_until_retries_run_out_is_unavailable(void **state)
+{
+    (void)state;
+    tk_fake_stripe_fail(fake, NULL, 10, 429);
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-6-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EUNAVAIL);
+    assert_int_equal(out.attempts, 3);
+}
+
+static void decline_is_einval_with_stripes_message_and_no_retry(void **state)
+{
+    (void)state;
+    tk_fake_stripe_decline(fake, 1, "Your card has insufficient funds.");
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-7-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Your card has insufficient funds.");
+    assert_string_equal(err.field, "token");
+    assert_int_equal(out.attempts, 1);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
+
+    /* Stripe stores the decline under the key: the same key declines again, untouched. */
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Your card has insufficient funds.");
+}
+
+static void declined_test_token(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("tok_chargeDeclined", "order-8-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Your card was declined.");
+    assert_null(strstr(err.message, "tok_"));
+}
+
+static void unreachable_is_unavailable_after_every_attempt(void **state)
+{
+    (void)state;
+    tk_stripe_options_t o = opts;
+    o.api_base = "http://127.0.0.1:1"; /* nothing listens on port 1 */
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-9-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&o, &req, &out, &err), TK_EUNAVAIL);
+    assert_int_equal(out.attempts, 3);
+}
+
+static void bad_key_is_bad_gateway_without_retry_or_leak(void **state)
+{
+    (void)state;
+    tk_stripe_options_t o = opts;
+    o.api_key = "";
+    tk_stripe_charge_req_t req = charge_req("tok_visa", "order-10-charge");
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&o, &req, &out, &err), TK_EBADGATEWAY);
+    assert_int_equal(out.attempts, 1);
+    assert_null(strstr(err.message, "tok_visa"));
+
+    /* Neither the key nor the token shows in any failure's message. */
+    tk_fake_stripe_fail(fake, NULL, 10, 500);
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EBADGATEWAY);
+    assert_null(strstr(err.message, KEY));
+    assert_null(strstr(err.message, "tok_visa"));
+}
+
+static void missing_key_or_amount_is_refused_before_any_request(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", NULL);
+    tk_stripe_charge_t out;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_string_equal(err.field, "idempotency_key");
+    req = charge_req("pm_card_visa", "k");
+    req.amount = 0;
+    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_int_equal(tk_fake_stripe_count(fake, NULL, NULL), 0);
+}
+
+/* Two calls with one key (a client retrying after a crash) make one intent. */
+static void same_key_twice_is_one_intent(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("tok_visa", "order-11-charge");
+    tk_stripe_charge_t a, b;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &a, &err), 0);
+    assert_int_equal(tk_stripe_charge(&opts, &req, &b, &err), 0);
+    assert_string_equal(a.id, b.id);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(tk_fake_stripe_created(fake, PM), 1);
+}
+
+struct racer {
+    tk_stripe_charge_t out;
+    int rc;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-12-charge");
+    tk_err_t err = {0};
+    r->rc = tk_stripe_charge(&opts, &req, &r->out, &err);
+    return NULL;
+}
+
+static void concurrent_same_key_is_one_intent(void **state)
+{
+    (void)state;
+    struct racer r[10];
+    pthread_t t[10];
+    for (int i = 0; i < 10; i++)
+        pthread_create(&t[i], NULL, race, &r[i]);
+    for (int i = 0; i < 10; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(r[i].rc, 0);
+        assert_string_equal(r[i].out.id, r[0].out.id);
+    }
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-12-charge"), 10);
+}
+
+static void refund_once_per_key(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-13-charge");
+    tk_stripe_charge_t charge;
+    tk_err_t err = {0};
+    assert_int_equal(tk_stripe_charge(&opts, &req, &charge, &err), 0);
+
+    tk_stripe_refund_req_t rr = {.payment_intent = charge.id,
+                                 .order_id = req.order_id,
+                                 .reason = "order cancelled",
+                                 .idempotency_key = "order-13-refund"};
+    tk_stripe_refund_t a, b;
+    tk_fake_stripe_fail(fake, RE, 1, 502);
+    assert_int_equal(tk_stripe_refund(&opts, &rr, &a, &err), 0);
+    assert_int_equal(a.attempts, 2);
+    assert_true(strncmp(a.id, "re_fake_", 8) == 0);
+    assert_string_equal(a.status, "succeeded");
+    json_t *rec = tk_fake_stripe_last(fake, RE);
+    assert_string_equal(form_field(rec, "payment_intent"), charge.id);
+    assert_string_equal(form_field(rec, "metadata[reason]"), "order cancelled");
+    json_decref(rec);
+    assert_int_equal(tk_stripe_refund(&opts, &rr, &b, &err), 0);
+    assert_string_equal(a.id, b.id);
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+
+    /* Another key for an already refunded intent: Stripe refuses, not retried. */
+    rr.idempotency_key = "order-13-refund-again";
+    assert_int_equal(tk_stripe_refund(&opts, &rr, &b, &err), TK_EINVAL);
+    assert_int_equal(b.attempts, 1);
+}
+
+static void backoff_is_bounded_and_jittered(void **state)
+{
+    (void)state;
+    tk_stripe_options_t o = {.backoff_base_ms = 250, .backoff_max_ms = 2000};
+    for (int failed = 1; failed <= 12; failed++) {
+        int d = 250;
+        for (int i = 1; i < failed && d < 2000; i++)
+            d *= 2;
+        if (d > 2000)
+            d = 2000;
+        int lo = d, hi = 0;
+        for (uint32_t rnd = 0; rnd < 5000; rnd += 7) {
+            int ms = tk_stripe_backoff_ms(&o, failed, rnd * 2654435761u);
+            assert_in_range(ms, d / 2, d);
+            lo = ms < lo ? ms : lo;
+            hi = ms > hi ? ms : hi;
+        }
+        assert_true(hi > lo); /* jittered, not a fixed sleep */
+    }
+    o.backoff_base_ms = 0;
+    assert_int_equal(tk_stripe_backoff_ms(&o, 3, 12345), 0);
+}
+
+static void default_options_come_from_the_environment(void **state)
+{
+    (void)state;
+    setenv("STRIPE_TIMEOUT_MS", "1234", 1);
+    setenv("STRIPE_MAX_ATTEMPTS", "0", 1); /* out of range: default */
+    tk_stripe_options_t o;
+    tk_stripe_options_default(&o);
+    assert_int_equal(o.timeout_ms, 1234);
+    assert_int_equal(o.max_attempts, 3);
+    assert_int_equal(o.connect_timeout_ms, 2000);
+    tk_stripe_options_t forced = opts;
+    forced.timeout_ms = 777;
+    tk_stripe_options_override(&forced);
+    tk_stripe_options_default(&o);
+    assert_int_equal(o.timeout_ms, 777);
+    assert_string_equal(o.api_base, tk_fake_stripe_url(fake));
+    tk_stripe_options_override(NULL);
+    tk_stripe_options_default(&o);
+    assert_int_equal(o.timeout_ms, 1234);
+    unsetenv("STRIPE_TIMEOUT_MS");
+    unsetenv("STRIPE_MAX_ATTEMPTS");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
+        cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
+        cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
+        cmocka_unit_test_setup(server_errors_until_retries_run_out, setup),
+        cmocka_unit_test_setup(server_errors_then_success, setup),
+        cmocka_unit_test_setup(rate_limited_until_retries_run_out_is_unavailable, setup),
+        cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
+        cmocka_unit_test_setup(declined_test_token, setup),
+        cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
+        cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, setup),
+        cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request, setup),
+        cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
+        cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
+        cmocka_unit_test_setup(refund_once_per_key, setup),
+        cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
+        cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
