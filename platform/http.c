@@ -44,6 +44,9 @@
 #define MAX_COOKIES 2
 #define MAX_CONTEXT_CONNS 5
 #define H2O_ENTITY_LIMIT (16 * 1024 * 1024)
+#define MAX_BACKGROUND 4
+#define SSE_CHANNEL_MAX 80
+#define SSE_PING_MS 15000
 
 struct route {
     const char *method;
@@ -62,6 +65,13 @@ struct worker {
     pthread_t tid;
     const char *conn_names[MAX_CONTEXT_CONNS];
     PGconn *conns[MAX_CONTEXT_CONNS];
+};
+
+struct background {
+    void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop);
+    void *arg;
+    tk_http_server_t *srv;
+    pthread_t tid;
 };
 
 struct tk_handler {
@@ -91,6 +101,16 @@ struct tk_http_server {
     pthread_cond_t cv;
     tk_http_req_t *job_head, *job_tail;
     bool stopping;
+
+    /* Server-sent event streams (loop thread only) and their feeds. */
+    h2o_linklist_t streams;
+    h2o_multithread_receiver_t sse_receiver;
+    h2o_timeout_t ping_timeout;
+    h2o_timeout_entry_t ping_entry;
+    atomic_long sse_open;
+    struct background bg[MAX_BACKGROUND];
+    size_t nbg;
+    volatile int bg_stop;
 
     atomic_long in_flight;
     atomic_long requests_total[6]; /* by status class: [1]=1xx ... [5]=5xx */
@@ -131,6 +151,8 @@ struct tk_http_req {
     char *cookies[MAX_COOKIES];
     size_t ncookies;
     char *query_scratch;
+    char *sse_channel; /* set by tk_http_reply_sse: finish starts a stream */
+    char *sse_first;
 };
 
 /* ------------------------------------------------------------------ statuses and errors */
@@ -525,7 +547,218 @@ static void request_free(tk_http_req_t *r)
     for (size_t i = 0; i < r->ncookies; i++)
         free(r->cookies[i]);
     free(r->query_scratch);
+    free(r->sse_channel);
+    free(r->sse_first);
     free(r);
+}
+
+/* ------------------------------------------------------------------ server-sent events */
+
+/*
+ * A stream lives in its request's memory pool (freed by h2o when the connection ends) and on
+ * srv->streams. h2o allows one h2o_send in flight: events published meanwhile queue as chunks
+ * and go out together when h2o calls proceed. States: open -> ending (last event queued) ->
+ * ended (FINAL sent, or the client stopped); dispose unlinks it.
+ */
+struct chunk {
+    struct chunk *next;
+    size_t len;
+    char data[];
+};
+
+struct sse_stream {
+    h2o_generator_t super;
+    h2o_req_t *req; /* NULL once h2o stopped the stream */
+    tk_http_server_t *srv;
+    h2o_linklist_t link;
+    char channel[SSE_CHANNEL_MAX];
+    char *inflight;
+    struct chunk *head, *tail;
+    bool sending, ending, ended;
+};
+
+struct sse_msg {
+    h2o_multithread_message_t super;
+    char channel[SSE_CHANNEL_MAX];
+    bool last;
+    char event[];
+};
+
+void tk_http_reply_sse(tk_http_req_t *r, const char *channel, const char *first_event)
+{
+    set_body(r, 200, "text/event-stream", NULL, 0);
+    r->sse_channel = tk_mem_strndup(channel, SSE_CHANNEL_MAX - 1);
+    r->sse_first = tk_mem_strdup(first_event);
+}
+
+static void sse_enqueue(struct sse_stream *st, const char *text)
+{
+    size_t len = strlen(text);
+    struct chunk *c = tk_mem_alloc(sizeof(*c) + len);
+    c->next = NULL;
+    c->len = len;
+    memcpy(c->data, text, len);
+    if (st->tail != NULL)
+        st->tail->next = c;
+    else
+        st->head = c;
+    st->tail = c;
+}
+
+static void sse_flush(struct sse_stream *st)
+{
+    if (st->sending || st->req == NULL || st->ended || (st->head == NULL && !st->ending))
+        return;
+    size_t len = 0;
+    for (struct chunk *c = st->head; c; c = c->next)
+        len += c->len;
+    st->inflight = tk_mem_alloc(len + 1);
+    len = 0;
+    while (st->head != NULL) {
+        struct chunk *c = st->head;
+        memcpy(st->inflight + len, c->data, c->len);
+        len += c->len;
+        st->head = c->next;
+        free(c);
+    }
+    st->tail = NULL;
+    h2o_iovec_t buf = h2o_iovec_init(st->inflight, len);
+    st->sending = true;
+    if (st->ending)
+        st->ended = true;
+    h2o_send(st->req, &buf, 1, st->ending ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void sse_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    struct sse_stream *st = (struct sse_stream *)self;
+    st->sending = false;
+    free(st->inflight);
+    st->inflight = NULL;
+    sse_flush(st);
+}
+
+static void sse_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+    struct sse_stream *st = (struct sse_stream *)self;
+    st->req = NULL;
+    st->ended = true;
+}
+
+static void sse_dispose(void *p)
+{
+    struct sse_stream *st = p;
+    if (h2o_linklist_is_linked(&st->link))
+        h2o_linklist_unlink(&st->link);
+    free(st->inflight);
+    while (st->head != NULL) {
+        struct chunk *c = st->head;
+        st->head = c->next;
+        free(c);
+    }
+    atomic_fetch_sub(&st->srv->sse_open, 1);
+}
+
+static void sse_start(tk_http_req_t *r, h2o_req_t *req)
+{
+    struct sse_stream *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), sse_dispose);
+    memset(st, 0, sizeof(*st));
+    st->super.proceed = sse_proceed;
+    st->super.stop = sse_stop;
+    st->req = req;
+    st->srv = r->srv;
+    snprintf(st->channel, sizeof(st->channel), "%s", r->sse_channel);
+    h2o_linklist_insert(&r->srv->streams, &st->link);
+    atomic_fetch_add(&r->srv->sse_open, 1);
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                          H2O_STRLIT("no"));
+    h2o_iovec_t rid = h2o_strdup(&req->pool, r->request_id, SIZE_MAX);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          rid.base, rid.len);
+    h2o_start_response(req, &st->super);
+    sse_enqueue(st, r->sse_first);
+    sse_flush(st);
+}
+
+/* Loop thread: deliver published events to the streams of their channel. */
+static void on_sse_msg(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    tk_http_server_t *srv = H2O_STRUCT_FROM_MEMBER(tk_http_server_t, sse_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        struct sse_msg *m = (struct sse_msg *)H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t,
+                                                                     link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        for (h2o_linklist_t *n = srv->streams.next; n != &srv->streams; n = n->next) {
+            struct sse_stream *st = H2O_STRUCT_FROM_MEMBER(struct sse_stream, link, n);
+            if (st->ended || strcmp(st->channel, m->channel) != 0)
+                continue;
+            sse_enqueue(st, m->event);
+            st->ending = st->ending || m->last;
+            sse_flush(st);
+        }
+        free(m);
+    }
+}
+
+void tk_http_sse_publish(tk_http_server_t *srv, const char *channel, const char *event, bool last)
+{
+    size_t len = strlen(event);
+    struct sse_msg *m = tk_mem_zalloc(sizeof(*m) + len + 1);
+    snprintf(m->channel, sizeof(m->channel), "%s", channel);
+    memcpy(m->event, event, len + 1);
+    m->last = last;
+    h2o_multithread_send_message(&srv->sse_receiver, &m->super);
+}
+
+long tk_http_sse_count(tk_http_server_t *srv)
+{
+    return atomic_load(&srv->sse_open);
+}
+
+/* Every SSE_PING_MS: a comment line keeps idle streams open through proxies. */
+static void on_ping(h2o_timeout_entry_t *entry)
+{
+    tk_http_server_t *srv = H2O_STRUCT_FROM_MEMBER(tk_http_server_t, ping_entry, entry);
+    for (h2o_linklist_t *n = srv->streams.next; n != &srv->streams; n = n->next) {
+        struct sse_stream *st = H2O_STRUCT_FROM_MEMBER(struct sse_stream, link, n);
+        if (!st->ended) {
+            sse_enqueue(st, ": ping\n\n");
+            sse_flush(st);
+        }
+    }
+    h2o_timeout_link(srv->loop, &srv->ping_timeout, &srv->ping_entry);
+}
+
+/* Ends every open stream (server shutdown). */
+static void sse_end_all(tk_http_server_t *srv)
+{
+    for (h2o_linklist_t *n = srv->streams.next; n != &srv->streams; n = n->next) {
+        struct sse_stream *st = H2O_STRUCT_FROM_MEMBER(struct sse_stream, link, n);
+        st->ending = true;
+        sse_flush(st);
+    }
+}
+
+void tk_http_background(tk_http_server_t *srv,
+                        void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop), void *arg)
+{
+    if (srv->nbg == MAX_BACKGROUND)
+        abort(); /* a programming error caught at start-up */
+    srv->bg[srv->nbg++] = (struct background){.fn = fn, .arg = arg, .srv = srv};
+}
+
+static void *background_main(void *p)
+{
+    struct background *b = p;
+    b->fn(b->srv, b->arg, &b->srv->bg_stop);
+    return NULL;
 }
 
 /* Loop thread: send what the handler produced, log, free. */
@@ -535,7 +768,9 @@ static void finish(tk_http_req_t *r)
     if (!r->replied)
         reply_message(r, 500, NULL, "Something went wrong");
     h2o_req_t *req = r->h2o;
-    if (req != NULL) {
+    if (req != NULL && r->sse_channel != NULL) {
+        sse_start(r, req);
+    } else if (req != NULL) {
         req->res.status = r->status;
         req->res.reason = reason_of(r->status);
         if (r->resp_ctype != NULL)
@@ -736,8 +971,12 @@ static void metrics(tk_http_req_t *r)
                   "tk_http_request_duration_ms_sum %ld\n"
                   "# HELP tk_http_in_flight Requests being served.\n"
                   "# TYPE tk_http_in_flight gauge\n"
-                  "tk_http_in_flight %ld\n",
-                  atomic_load(&srv->duration_ms_sum), atomic_load(&srv->in_flight));
+                  "tk_http_in_flight %ld\n"
+                  "# HELP tk_http_event_streams Open server-sent event streams.\n"
+                  "# TYPE tk_http_event_streams gauge\n"
+                  "tk_http_event_streams %ld\n",
+                  atomic_load(&srv->duration_ms_sum), atomic_load(&srv->in_flight),
+                  atomic_load(&srv->sse_open));
     tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
 }
 
@@ -802,6 +1041,11 @@ tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err)
 
     srv->queue = h2o_multithread_create_queue(srv->loop);
     h2o_multithread_register_receiver(srv->queue, &srv->done, on_done);
+    h2o_multithread_register_receiver(srv->queue, &srv->sse_receiver, on_sse_msg);
+    h2o_linklist_init_anchor(&srv->streams);
+    h2o_timeout_init(srv->loop, &srv->ping_timeout, SSE_PING_MS);
+    srv->ping_entry.cb = on_ping;
+    h2o_timeout_link(srv->loop, &srv->ping_timeout, &srv->ping_entry);
 
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
@@ -842,8 +1086,12 @@ int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
 {
     tk_log(TK_LOG_INFO, "http", "listening", "\"port\":%d,\"workers\":%d", srv->port,
            srv->nworkers);
+    srv->bg_stop = 0;
+    for (size_t i = 0; i < srv->nbg; i++)
+        pthread_create(&srv->bg[i].tid, NULL, background_main, &srv->bg[i]);
     while (!*stop)
         h2o_evloop_run(srv->loop, 100);
+    sse_end_all(srv);
     /* Stop accepting, then let requests already handed to workers complete (bounded). */
     if (srv->listener != NULL) {
         h2o_socket_read_stop(srv->listener);
@@ -851,8 +1099,12 @@ int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
         srv->listener = NULL;
     }
     int64_t deadline = tk_mono_ms() + 5000;
-    while (atomic_load(&srv->in_flight) > 0 && tk_mono_ms() < deadline)
+    while ((atomic_load(&srv->in_flight) > 0 || atomic_load(&srv->sse_open) > 0) &&
+           tk_mono_ms() < deadline)
         h2o_evloop_run(srv->loop, 50);
+    srv->bg_stop = 1;
+    for (size_t i = 0; i < srv->nbg; i++)
+        pthread_join(srv->bg[i].tid, NULL);
     return 0;
 }
 
@@ -870,6 +1122,10 @@ void tk_http_server_free(tk_http_server_t *srv)
     h2o_evloop_run(srv->loop, 0);
     if (srv->listener != NULL)
         h2o_socket_close(srv->listener);
+    if (h2o_timeout_is_linked(&srv->ping_entry))
+        h2o_timeout_unlink(&srv->ping_entry);
+    h2o_timeout_dispose(srv->loop, &srv->ping_timeout);
+    h2o_multithread_unregister_receiver(srv->queue, &srv->sse_receiver);
     h2o_multithread_unregister_receiver(srv->queue, &srv->done);
     h2o_multithread_destroy_queue(srv->queue);
     h2o_context_dispose(&srv->ctx);

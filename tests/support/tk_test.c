@@ -65,6 +65,11 @@ const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *))
     return base_url;
 }
 
+const char *tk_test_base_url(void)
+{
+    return base_url;
+}
+
 void tk_test_server_stop(void)
 {
     server_stop = 1;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tk/err.h"
@@ -112,6 +113,35 @@ void tk_http_reply_raw(tk_http_req_t *req, int status, const char *content_type,
 
 /** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
 void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
+
+/* ---- server-sent events: long-lived responses fed from any thread ---- */
+
+/**
+ * @brief Turn the response into a text/event-stream subscribed to @p channel (copied, at most
+ *        79 bytes, e.g. "order:<id>"), starting with @p first_event (a complete SSE event text
+ *        such as "event: status\ndata: {...}\n\n", copied). The stream stays open after the
+ *        handler returns until a publish marks it last, the client leaves, or the server stops.
+ *        A comment line is sent every 15 s so proxies keep the connection.
+ */
+void tk_http_reply_sse(tk_http_req_t *req, const char *channel, const char *first_event);
+
+/**
+ * @brief Send @p event (an SSE event text, copied) to every stream of @p channel; @p last ends
+ *        those streams after it. Thread: any (the write happens on the loop thread).
+ */
+void tk_http_sse_publish(tk_http_server_t *srv, const char *channel, const char *event, bool last);
+
+/** @brief Number of open event streams (for tests and /metrics). Thread: any. */
+long tk_http_sse_count(tk_http_server_t *srv);
+
+/**
+ * @brief Run @p fn(srv, arg, stop) in a thread for the server's lifetime: started by
+ *        tk_http_server_run, asked to stop (*stop = 1) and joined when the run ends. Used by
+ *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed.
+ */
+void tk_http_background(tk_http_server_t *srv,
+                        void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop),
+                        void *arg);
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);

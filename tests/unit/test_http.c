@@ -1,0 +1,230 @@
+/*
+ * test_http.c - the HTTP front without databases: routing and captures, the contract's error
+ * bodies (404, 400 malformed JSON / wrong content type, 413), request ids, inline vs worker
+ * routes, a client that leaves while its handler runs, and server-sent event streams.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tk/http.h"
+#include "tk_test.h"
+
+static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
+static int slow_done;
+
+static void echo(tk_http_req_t *req)
+{
+    json_t *body = tk_http_body_or_respond(req);
+    if (body == NULL)
+        return;
+    const char *limit = tk_http_query(req, "limit");
+    tk_http_reply_json(req, 200,
+                       json_pack("{s:s, s:s?, s:s?, s:O}", "id", tk_http_param(req, "id"), "sub",
+                                 tk_http_param(req, "sub"), "limit", limit, "body", body));
+}
+
+static void slow(tk_http_req_t *req)
+{
+    usleep(300 * 1000);
+    pthread_mutex_lock(&slow_mu);
+    slow_done++;
+    pthread_mutex_unlock(&slow_mu);
+    tk_http_reply_json(req, 200, json_object());
+}
+
+static void stream(tk_http_req_t *req)
+{
+    char channel[64];
+    snprintf(channel, sizeof(channel), "test:%s", tk_http_param(req, "id"));
+    tk_http_reply_sse(req, channel, "event: hello\ndata: {}\n\n");
+}
+
+static tk_http_server_t *srv_of_routes;
+
+static void routes(tk_http_server_t *srv)
+{
+    srv_of_routes = srv;
+    tk_http_route(srv, "POST", "/api/things/:id", echo, 0);
+    tk_http_route(srv, "POST", "/api/things/:id/parts/:sub", echo, TK_ROUTE_INLINE);
+    tk_http_route(srv, "GET", "/slow", slow, 0);
+    tk_http_route(srv, "GET", "/stream/:id", stream, 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    setenv("JWT_KEY", "unit", 1);
+    static void (*const registrars[])(tk_http_server_t *) = {routes, NULL};
+    tk_test_server_start(registrars);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    return 0;
+}
+
+static const char *message_of(const tk_test_resp_t *r)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(r->json, "errors"), 0), "message"));
+}
+
+static void routes_and_captures(void **state)
+{
+    (void)state;
+    tk_test_resp_t r;
+    tk_test_http("POST", "/api/things/abc?limit=5%20x&other=1", "{\"a\":1}", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "id")), "abc");
+    assert_string_equal(json_string_value(json_object_get(r.json, "limit")), "5 x");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "body"), "a")), 1);
+    tk_test_resp_release(&r);
+
+    tk_test_http("POST", "/api/things/abc/parts/p1/", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "sub")), "p1");
+    tk_test_resp_release(&r);
+
+    const char *missing[] = {"/api/things", "/api/things/", "/api/things/a/b", "/nope", "/"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        tk_test_http("POST", missing[i], "{}", NULL, &r);
+        assert_int_equal(r.status, 404);
+        assert_string_equal(message_of(&r), "Not Found");
+        tk_test_resp_release(&r);
+    }
+    tk_test_http("GET", "/api/things/abc", NULL, NULL, &r); /* wrong method */
+    assert_int_equal(r.status, 404);
+    tk_test_resp_release(&r);
+}
+
+static void bad_bodies(void **state)
+{
+    (void)state;
+    tk_test_resp_t r;
+    const char *bad[] = {"{", "[1]", "\"s\"", "{\"a\":1,\"a\":2}", "{\"a\":1} trailing"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tk_test_http("POST", "/api/things/x", bad[i], NULL, &r);
+        assert_int_equal(r.status, 400);
+        assert_non_null(message_of(&r));
+        tk_test_resp_release(&r);
+    }
+    size_t big = 1024 * 1024 + 10;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    tk_test_http("POST", "/api/things/x", huge, NULL, &r);
+    assert_int_equal(r.status, 413);
+    assert_non_null(message_of(&r));
+    tk_test_resp_release(&r);
+    free(huge);
+}
+
+static void health_and_metrics(void **state)
+{
+    (void)state;
+    tk_test_resp_t r;
+    tk_test_http("GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/readyz", NULL, NULL, &r); /* no probes registered: ready */
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "tk_http_requests_total{class=\"4xx\"}"));
+    tk_test_resp_release(&r);
+}
+
+static bool slow_finished(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&slow_mu);
+    int n = slow_done;
+    pthread_mutex_unlock(&slow_mu);
+    return n == 1;
+}
+
+/* The client leaves while a worker runs its handler: the response is dropped, nothing breaks. */
+static void client_leaves_mid_request(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_port = htons((uint16_t)atoi(strrchr(tk_test_base_url(), ':') + 1));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    const char *req = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    usleep(50 * 1000);
+    close(fd);
+    assert_true(tk_test_eventually(slow_finished, NULL, 10000));
+    tk_test_resp_t r;
+    tk_test_http("GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+}
+
+struct sse_reader {
+    const char *path;
+    tk_test_resp_t resp;
+};
+
+static void *read_stream(void *arg)
+{
+    struct sse_reader *rd = arg;
+    tk_test_http("GET", rd->path, NULL, NULL, &rd->resp);
+    return NULL;
+}
+
+static bool two_streams(void *arg)
+{
+    return tk_http_sse_count(arg) == 2;
+}
+
+static void sse_streams(void **state)
+{
+    (void)state;
+    struct sse_reader a = {.path = "/stream/1"}, b = {.path = "/stream/2"};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, read_stream, &a);
+    pthread_create(&tb, NULL, read_stream, &b);
+    assert_true(tk_test_eventually(two_streams, srv_of_routes, 10000));
+    tk_http_sse_publish(srv_of_routes, "test:1", "event: status\ndata: {\"n\":1}\n\n", false);
+    tk_http_sse_publish(srv_of_routes, "test:1", "event: status\ndata: {\"n\":2}\n\n", true);
+    pthread_join(ta, NULL); /* ends because the last event closed it */
+    assert_int_equal(a.resp.status, 200);
+    assert_string_equal(a.resp.body, "event: hello\ndata: {}\n\n"
+                                     "event: status\ndata: {\"n\":1}\n\n"
+                                     "event: status\ndata: {\"n\":2}\n\n");
+    tk_http_sse_publish(srv_of_routes, "test:2", "data: bye\n\n", true);
+    pthread_join(tb, NULL);
+    assert_string_equal(b.resp.body, "event: hello\ndata: {}\n\ndata: bye\n\n");
+    tk_test_resp_release(&a.resp);
+    tk_test_resp_release(&b.resp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
+        cmocka_unit_test(health_and_metrics),  cmocka_unit_test(client_leaves_mid_request),
+        cmocka_unit_test(sse_streams),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
