@@ -45,6 +45,7 @@
 #define MAX_CONTEXT_CONNS 5
 #define H2O_ENTITY_LIMIT (16 * 1024 * 1024)
 #define MAX_BACKGROUND 4
+#define MAX_QUERY_VALUES 8
 #define SSE_CHANNEL_MAX 80
 #define SSE_PING_MS 15000
 
@@ -150,7 +151,8 @@ struct tk_http_req {
     const char *resp_ctype;
     char *cookies[MAX_COOKIES];
     size_t ncookies;
-    char *query_scratch;
+    char *query_values[MAX_QUERY_VALUES]; /* decoded values handed out, freed with the request */
+    size_t nquery_values;
     char *sse_channel; /* set by tk_http_reply_sse: finish starts a stream */
     char *sse_first;
 };
@@ -360,11 +362,13 @@ const char *tk_http_query(const tk_http_req_t *rc, const char *name)
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len >= nlen && strncmp(p, name, nlen) == 0 && (len == nlen || p[nlen] == '=')) {
-            free(r->query_scratch);
-            r->query_scratch =
+            if (r->nquery_values == MAX_QUERY_VALUES)
+                return NULL;
+            char *v =
                 tk_mem_strndup(len == nlen ? "" : p + nlen + 1, len == nlen ? 0 : len - nlen - 1);
-            url_decode(r->query_scratch);
-            return r->query_scratch;
+            url_decode(v);
+            r->query_values[r->nquery_values++] = v;
+            return v;
         }
         if (end == NULL)
             break;
@@ -546,7 +550,8 @@ static void request_free(tk_http_req_t *r)
     free(r->resp_body);
     for (size_t i = 0; i < r->ncookies; i++)
         free(r->cookies[i]);
-    free(r->query_scratch);
+    for (size_t i = 0; i < r->nquery_values; i++)
+        free(r->query_values[i]);
     free(r->sse_channel);
     free(r->sse_first);
     free(r);

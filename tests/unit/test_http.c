@@ -28,10 +28,13 @@ static void echo(tk_http_req_t *req)
     json_t *body = tk_http_body_or_respond(req);
     if (body == NULL)
         return;
+    /* Both values must stay valid together: lookups do not invalidate earlier ones. */
     const char *limit = tk_http_query(req, "limit");
+    const char *other = tk_http_query(req, "other");
     tk_http_reply_json(req, 200,
-                       json_pack("{s:s, s:s?, s:s?, s:O}", "id", tk_http_param(req, "id"), "sub",
-                                 tk_http_param(req, "sub"), "limit", limit, "body", body));
+                       json_pack("{s:s, s:s?, s:s?, s:s?, s:O}", "id", tk_http_param(req, "id"),
+                                 "sub", tk_http_param(req, "sub"), "limit", limit, "other", other,
+                                 "body", body));
 }
 
 static void slow(tk_http_req_t *req)
@@ -91,6 +94,7 @@ static void routes_and_captures(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "id")), "abc");
     assert_string_equal(json_string_value(json_object_get(r.json, "limit")), "5 x");
+    assert_string_equal(json_string_value(json_object_get(r.json, "other")), "1");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "body"), "a")), 1);
     tk_test_resp_release(&r);
 

@@ -70,7 +70,8 @@ const char *tk_http_method(const tk_http_req_t *req);
 const char *tk_http_path(const tk_http_req_t *req);
 /** @brief A ":name" capture of the route, or NULL. */
 const char *tk_http_param(const tk_http_req_t *req, const char *name);
-/** @brief A decoded query-string value, or NULL when absent. */
+/** @brief A decoded query-string value, or NULL when absent (or after 8 lookups).
+ *         Borrowed, valid until the handler returns, however many lookups follow. */
 const char *tk_http_query(const tk_http_req_t *req, const char *name);
 const char *tk_http_request_id(const tk_http_req_t *req);
 
