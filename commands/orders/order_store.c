@@ -1,0 +1,162 @@
+/*
+ * order_store.c - the orders write model: place, cancel and complete an order together with its
+ * event, inside the caller's transaction (a tk_command_run body or a projector's apply).
+ *
+ * Invariants:
+ * - A row's version is the aggregateversion of the order's last event, and the transaction that
+ *   writes the row writes the event (tk_tx_emit), so the two never disagree.
+ * - Status changes go through write_status only: `UPDATE ... WHERE id = $1 AND version = $2`.
+ *   A DELETE racing an expiration or a payment loses with a retryable conflict and decides again
+ *   on the winner's state (e.g. DELETE after payment:created then gets 'Cannot cancel a completed
+ *   order').
+ * - The reservation rule is the database's: the INSERT of place relies on the partial unique
+ *   index orders_ticket_reserved_key (ON CONFLICT DO NOTHING waits for a concurrent inserter's
+ *   outcome), so whatever the concurrency, one live order per ticket.
+ */
+#include "orders.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk/command.h"
+#include "tk/pg.h"
+
+/* expires_at as tk_time_format writes it. */
+#define EXPIRES_AT_TEXT                                                                            \
+    "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!tk_uuid_valid(id))
+        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
+    const char *params[] = {id};
+    PGresult *res =
+        tk_pg_exec(tk_tx_conn(tx),
+                   "SELECT id, user_id, ticket_id, status, " EXPIRES_AT_TEXT ", version "
+                   "FROM orders WHERE id = $1",
+                   1, params, err);
+    if (res == NULL)
+        return err->code;
+    int rc = 0;
+    if (PQntuples(res) != 1) {
+        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
+        goto out;
+    }
+    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
+    snprintf(out->ticket_id, sizeof(out->ticket_id), "%s", PQgetvalue(res, 0, 2));
+    if (ev_order_status_parse(PQgetvalue(res, 0, 3), &out->status) != 0) {
+        rc = tk_err_set(err, TK_EINTERNAL, "status", "order %s has status %s", out->id,
+                        PQgetvalue(res, 0, 3));
+        goto out;
+    }
+    snprintf(out->expires_at, sizeof(out->expires_at), "%s", PQgetvalue(res, 0, 4));
+    out->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+out:
+    PQclear(res);
+    return rc;
+}
+
+int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, tk_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!tk_uuid_valid(id))
+        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
+    const char *params[] = {id};
+    PGresult *res = tk_pg_exec(
+        conn, "SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $1", 1,
+        params, err);
+    if (res == NULL)
+        return err->code;
+    int rc = 0;
+    if (PQntuples(res) != 1) {
+        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
+    } else {
+        snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
+        out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        out->version = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
+}
+
+int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, tk_err_t *err)
+{
+    int rc = tk_orders_ticket_load(tk_tx_conn(tx), o->ticket_id, ticket, err);
+    if (rc != 0)
+        return rc;
+    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at};
+    int64_t inserted = 0;
+    rc = tk_pg_run(tk_tx_conn(tx),
+                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version) "
+                   "VALUES ($1, $2, $3, 'created', $4::timestamptz, 0) ON CONFLICT DO NOTHING",
+                   4, params, &inserted, err);
+    if (rc != 0)
+        return rc;
+    if (inserted == 0)
+        return tk_err_set(err, TK_EINVAL, NULL, "Ticket is already reserved");
+    ev_order_created_t ev = {.version = 0, .status = EV_ORDER_CREATED};
+    memcpy(ev.id, o->id, sizeof(ev.id));
+    memcpy(ev.user_id, o->user_id, sizeof(ev.user_id));
+    memcpy(ev.expires_at, o->expires_at, sizeof(ev.expires_at));
+    memcpy(ev.ticket.id, o->ticket_id, sizeof(ev.ticket.id));
+    ev.ticket.price_cents = ticket->price_cents;
+    return tk_tx_emit(tx, "order:created", o->id, 0, ev_order_created_to_json(&ev), err);
+}
+
+/* Move @p next (its new status and version) over the stored version next->version - 1, and
+ * emit @p type ("order:cancelled" or "order:completed"). */
+static int write_status(tk_tx_t *tx, const tk_order_t *next, const char *type, tk_err_t *err)
+{
+    char expected[24];
+    snprintf(expected, sizeof(expected), "%lld", (long long)(next->version - 1));
+    const char *params[] = {next->id, expected, ev_order_status_name(next->status)};
+    int64_t affected = 0;
+    int rc = tk_pg_run(tk_tx_conn(tx),
+                       "UPDATE orders SET status = $3, version = version + 1 "
+                       "WHERE id = $1 AND version = $2::integer",
+                       3, params, &affected, err);
+    if (rc != 0)
+        return rc;
+    if (affected == 0)
+        return tk_command_stale(err, "order", next->id);
+    ev_order_ref_t ev = {.version = next->version};
+    memcpy(ev.id, next->id, sizeof(ev.id));
+    memcpy(ev.ticket.id, next->ticket_id, sizeof(ev.ticket.id));
+    json_t *data = next->status == EV_ORDER_CANCELLED ? ev_order_cancelled_to_json(&ev)
+                                                      : ev_order_completed_to_json(&ev);
+    return tk_tx_emit(tx, type, next->id, next->version, data, err);
+}
+
+int tk_orders_cancel(tk_tx_t *tx, const char *id, const char *user_id, tk_order_t *out,
+                     tk_err_t *err)
+{
+    tk_order_t o;
+    int rc = tk_orders_load(tx, id, &o, err);
+    if (rc == 0 && (rc = tk_order_decide_cancel(&o, user_id, err)) == 1) {
+        o.status = EV_ORDER_CANCELLED;
+        o.version++;
+        rc = write_status(tx, &o, "order:cancelled", err);
+        rc = rc != 0 ? rc : 1;
+    }
+    if (out != NULL)
+        *out = o;
+    return rc;
+}
+
+int tk_orders_complete(tk_tx_t *tx, const char *id, tk_err_t *err)
+{
+    tk_order_t o;
+    int rc = tk_orders_load(tx, id, &o, err);
+    if (rc != 0)
+        return rc;
+    if (!tk_order_decide_complete(&o))
+        return 0;
+    o.status = EV_ORDER_COMPLETE;
+    o.version++;
+    rc = write_status(tx, &o, "order:completed", err);
+    return rc != 0 ? rc : 1;
+}

@@ -1,0 +1,113 @@
+/*
+ * orders_routes.c - the orders context's commands over HTTP: POST /api/orders and
+ * DELETE /api/orders/:id (DESIGN.md section 9).
+ *
+ * Each handler authenticates, validates, then runs one tk_command_run transaction over the write
+ * functions of order_store.c; the 201 of POST is built from what that transaction wrote and read
+ * (the order row and the replicated ticket). DELETE replies 204 whether it cancelled the order or
+ * found it cancelled already; the queries live in projections/orders/order_queries.c.
+ */
+#include "orders.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tk/cfg.h"
+#include "tk/command.h"
+
+static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
+{
+    if (err->code == TK_EUNAVAIL)
+        tk_http_db_discard(req, "orders");
+    tk_http_reply_error(req, err);
+}
+
+/* The signed-in caller, or NULL after a 401. A session whose id is not a UUID cannot own. */
+static const tk_session_user_t *owner_or_respond(tk_http_req_t *req)
+{
+    const tk_session_user_t *u = tk_http_user_or_respond(req);
+    if (u != NULL && !tk_uuid_valid(u->id)) {
+        tk_err_t err = {0};
+        tk_err_set(&err, TK_EUNAUTH, NULL, "Not authorized");
+        tk_http_reply_error(req, &err);
+        return NULL;
+    }
+    return u;
+}
+
+struct place_cmd {
+    tk_order_t order;
+    tk_order_ticket_t ticket;
+};
+
+static int place_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    struct place_cmd *cmd = arg;
+    return tk_orders_place(tx, &cmd->order, &cmd->ticket, err);
+}
+
+static void place_order(tk_http_req_t *req)
+{
+    const tk_session_user_t *user = owner_or_respond(req);
+    if (user == NULL)
+        return;
+    json_t *body = tk_http_body_or_respond(req);
+    if (body == NULL)
+        return;
+    tk_err_t err = {0};
+    const char *ticket_id = NULL;
+    if (tk_order_ticket_id_parse(body, &ticket_id, &err) != 0) {
+        tk_http_reply_error(req, &err);
+        return;
+    }
+    struct place_cmd cmd = {0};
+    tk_uuid_new(cmd.order.id);
+    snprintf(cmd.order.user_id, sizeof(cmd.order.user_id), "%s", user->id);
+    snprintf(cmd.order.ticket_id, sizeof(cmd.order.ticket_id), "%s", ticket_id);
+    cmd.order.status = EV_ORDER_CREATED;
+    tk_order_expiry(tk_now_ms(), tk_cfg()->expiration_window_seconds, cmd.order.expires_at);
+    PGconn *db = tk_http_db(req, "orders", &err);
+    if (db == NULL || tk_command_run(db, tk_http_request_id(req), place_body, &cmd, &err) != 0) {
+        reply_failure(req, &err);
+        return;
+    }
+    tk_http_reply_json(req, 201, tk_order_to_json(&cmd.order, &cmd.ticket));
+}
+
+struct cancel_cmd {
+    const char *id;
+    const char *user_id;
+};
+
+static int cancel_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    struct cancel_cmd *cmd = arg;
+    int rc = tk_orders_cancel(tx, cmd->id, cmd->user_id, NULL, err);
+    return rc == 1 ? 0 : rc; /* 0: already cancelled, a no-op */
+}
+
+static void cancel_order(tk_http_req_t *req)
+{
+    const tk_session_user_t *user = owner_or_respond(req);
+    if (user == NULL)
+        return;
+    struct cancel_cmd cmd = {.id = tk_http_param(req, "id"), .user_id = user->id};
+    tk_err_t err = {0};
+    if (!tk_uuid_valid(cmd.id)) {
+        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+        tk_http_reply_error(req, &err);
+        return;
+    }
+    PGconn *db = tk_http_db(req, "orders", &err);
+    if (db == NULL || tk_command_run(db, tk_http_request_id(req), cancel_body, &cmd, &err) != 0) {
+        reply_failure(req, &err);
+        return;
+    }
+    tk_http_reply_json(req, 204, NULL);
+}
+
+void tk_orders_command_routes(tk_http_server_t *srv)
+{
+    tk_http_route(srv, "POST", "/api/orders", place_order, 0);
+    tk_http_route(srv, "DELETE", "/api/orders/:id", cancel_order, 0);
+}

@@ -1,0 +1,114 @@
+/*
+ * order_queries.c - the orders context's queries (DESIGN.md sections 6 and 9): GET /api/orders
+ * (the caller's orders in creation order) and GET /api/orders/:id (404 unknown, 401 another
+ * user's). They read only the read model: order_view for the order, joined at query time with
+ * tickets_replica for the embedded ticket, so the ticket shown is the latest version orders
+ * knows. A GET right after POST or DELETE sees it once order_view.c applied the event.
+ */
+#include "orders_read.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orders.h"
+#include "tk/pg.h"
+
+static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
+{
+    if (err->code == TK_EUNAVAIL)
+        tk_http_db_discard(req, "orders");
+    tk_http_reply_error(req, err);
+}
+
+/* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). */
+#define ORDER_SELECT                                                                               \
+    "SELECT o.id, o.user_id, o.ticket_id, o.status, "                                              \
+    "to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.version, "   \
+    "t.title, t.price_cents, t.version FROM order_view o "                                         \
+    "LEFT JOIN tickets_replica t ON t.id = o.ticket_id "
+
+static json_t *row_to_json(const PGresult *res, int i)
+{
+    tk_order_t o = {0};
+    tk_order_ticket_t t = {0};
+    snprintf(o.id, sizeof(o.id), "%s", PQgetvalue(res, i, 0));
+    snprintf(o.user_id, sizeof(o.user_id), "%s", PQgetvalue(res, i, 1));
+    snprintf(o.ticket_id, sizeof(o.ticket_id), "%s", PQgetvalue(res, i, 2));
+    if (ev_order_status_parse(PQgetvalue(res, i, 3), &o.status) != 0)
+        o.status = EV_ORDER_CREATED;
+    snprintf(o.expires_at, sizeof(o.expires_at), "%s", PQgetvalue(res, i, 4));
+    o.version = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+    if (PQgetisnull(res, i, 6))
+        return tk_order_to_json(&o, NULL);
+    memcpy(t.id, o.ticket_id, sizeof(t.id));
+    snprintf(t.title, sizeof(t.title), "%s", PQgetvalue(res, i, 6));
+    t.price_cents = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+    t.version = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+    return tk_order_to_json(&o, &t);
+}
+
+static void list_orders(tk_http_req_t *req)
+{
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
+    if (user == NULL)
+        return;
+    if (!tk_uuid_valid(user->id)) { /* such a session can own nothing */
+        tk_http_reply_json(req, 200, json_array());
+        return;
+    }
+    tk_err_t err = {0};
+    PGconn *db = tk_http_db(req, "orders", &err);
+    const char *params[] = {user->id};
+    PGresult *res = db == NULL ? NULL
+                               : tk_pg_exec(db,
+                                            ORDER_SELECT "WHERE o.user_id = $1 "
+                                                         "ORDER BY o.created_at, o.id",
+                                            1, params, &err);
+    if (res == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(list, row_to_json(res, i));
+    PQclear(res);
+    tk_http_reply_json(req, 200, list);
+}
+
+static void show_order(tk_http_req_t *req)
+{
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
+    if (user == NULL)
+        return;
+    const char *id = tk_http_param(req, "id");
+    tk_err_t err = {0};
+    if (!tk_uuid_valid(id)) {
+        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+        tk_http_reply_error(req, &err);
+        return;
+    }
+    PGconn *db = tk_http_db(req, "orders", &err);
+    const char *params[] = {id};
+    PGresult *res =
+        db == NULL ? NULL : tk_pg_exec(db, ORDER_SELECT "WHERE o.id = $1", 1, params, &err);
+    if (res == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+        tk_http_reply_error(req, &err);
+    } else if (tk_order_decide_access(PQgetvalue(res, 0, 1), user->id, &err) != 0) {
+        tk_http_reply_error(req, &err);
+    } else {
+        tk_http_reply_json(req, 200, row_to_json(res, 0));
+    }
+    PQclear(res);
+}
+
+void tk_orders_query_routes(tk_http_server_t *srv)
+{
+    tk_http_route(srv, "GET", "/api/orders", list_orders, 0);
+    tk_http_route(srv, "GET", "/api/orders/:id", show_order, 0);
+}

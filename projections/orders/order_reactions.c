@@ -1,0 +1,62 @@
+/*
+ * order_reactions.c - the orders context's reactions (DESIGN.md sections 5 and 7), fed from
+ * topics `expirations` and `payments`:
+ *
+ *   expiration:complete {orderId}  tk_orders_cancel as the system (the function DELETE uses):
+ *                                  a live order is cancelled and order:cancelled emitted; a
+ *                                  cancelled, complete or unknown order is skipped (the
+ *                                  scheduler fires for every order, paid or not).
+ *   payment:created {orderId}      tk_orders_complete: a live order becomes complete and
+ *                                  order:completed is emitted; otherwise skipped.
+ *
+ * The write and its follow-up event commit in the projector's transaction with the consumed
+ * offset (exactly once); a lost race with a concurrent DELETE is a retryable conflict that the
+ * loop runs again on the winner's state.
+ */
+#include "orders_read.h"
+
+#include <string.h>
+
+#include "ev_catalog.h"
+#include "ev_expiration.h"
+#include "ev_payment.h"
+#include "orders.h"
+
+static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    (void)ud;
+    int rc;
+    if (strcmp(env->type, "expiration:complete") == 0) {
+        ev_expiration_complete_t e;
+        if ((rc = ev_expiration_complete_from_json(env->data, &e, err)) != 0)
+            return rc;
+        rc = tk_orders_cancel(tx, e.order_id, NULL, NULL, err);
+        /* A complete order (TK_EINVAL) stays complete; an unknown one is not ours. */
+        if (rc == 0 || rc == TK_ENOTFOUND || rc == TK_EINVAL) {
+            tk_err_clear(err);
+            return TK_APPLY_SKIP;
+        }
+        return rc == 1 ? TK_APPLY_OK : rc;
+    }
+    if (strcmp(env->type, "payment:created") == 0) {
+        ev_payment_created_t p;
+        if ((rc = ev_payment_created_from_json(env->data, &p, err)) != 0)
+            return rc;
+        rc = tk_orders_complete(tx, p.order_id, err);
+        if (rc == 0 || rc == TK_ENOTFOUND) {
+            tk_err_clear(err);
+            return TK_APPLY_SKIP;
+        }
+        return rc == 1 ? TK_APPLY_OK : rc;
+    }
+    return TK_APPLY_SKIP; /* payment:refunded: nothing to do here */
+}
+
+static const char *const reactions_topics[] = {EV_TOPIC_EXPIRATIONS, EV_TOPIC_PAYMENTS, NULL};
+
+const tk_projector_spec_t tk_orders_reactions_projector = {
+    .context = "orders",
+    .name = "reactions",
+    .topics = reactions_topics,
+    .apply = reactions_apply,
+};

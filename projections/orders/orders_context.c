@@ -1,0 +1,19 @@
+/*
+ * orders_context.c - what the `ticketing` binary starts for the orders context
+ * (app/contexts.c): its routes, commands and queries, and its projectors.
+ */
+#include "orders.h"
+#include "orders_read.h"
+
+void tk_orders_routes(tk_http_server_t *srv)
+{
+    tk_orders_command_routes(srv);
+    tk_orders_query_routes(srv);
+}
+
+const tk_projector_spec_t *const tk_orders_projectors[] = {
+    &tk_orders_replica_projector,
+    &tk_orders_view_projector,
+    &tk_orders_reactions_projector,
+    NULL,
+};

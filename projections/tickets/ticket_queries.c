@@ -1,0 +1,198 @@
+/*
+ * ticket_queries.c - the tickets context's queries (DESIGN.md sections 6 and 9). They read only
+ * the read model (ticket_view, ticket_history), so a GET right after a command sees its effect
+ * once the relay published the event and ticket_view.c applied it (usually milliseconds).
+ *
+ * GET /api/tickets returns the unreserved tickets as a bare JSON array in creation order, as the
+ * original did. Pagination is opt-in and keeps that shape: `?limit=N` (1..1000) returns at most N
+ * tickets and `?cursor=<id>` starts after the ticket with that id, so the next page's cursor is
+ * the id of the last ticket of the current one, and a page shorter than N is the last. The
+ * position is (created_at, id) of the cursor's ticket in ticket_view, which stays valid when that
+ * ticket is reserved meanwhile (keyset pagination: no skipped or repeated tickets).
+ */
+#include "tickets_read.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ev_money.h"
+#include "tk/ids.h"
+#include "tk/pg.h"
+
+#define PAGE_MAX 1000
+
+static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
+{
+    if (err->code == TK_EUNAVAIL)
+        tk_http_db_discard(req, "tickets");
+    tk_http_reply_error(req, err);
+}
+
+static void reply_not_found(tk_http_req_t *req)
+{
+    tk_err_t err = {0};
+    tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+    tk_http_reply_error(req, &err);
+}
+
+static void reply_bad_query(tk_http_req_t *req, const char *field, const char *message)
+{
+    json_t *errors = json_array();
+    tk_http_errors_add(errors, field, message);
+    tk_http_reply_errors(req, 400, errors);
+}
+
+/* Columns: id, title, price_cents, user_id, version, order_id ("" when free). */
+#define VIEW_COLUMNS                                                                               \
+    "id, title, price_cents, user_id, version, coalesce(order_id::text, '') AS order_id"
+
+static json_t *row_to_json(const PGresult *res, int i)
+{
+    json_t *j = json_pack(
+        "{s:s, s:s, s:o, s:s, s:I}", "id", PQgetvalue(res, i, 0), "title", PQgetvalue(res, i, 1),
+        "price", ev_money_to_json(strtoll(PQgetvalue(res, i, 2), NULL, 10)), "userId",
+        PQgetvalue(res, i, 3), "version", (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10));
+    if (j != NULL && PQgetvalue(res, i, 5)[0] != '\0')
+        json_object_set_new(j, "orderId", json_string(PQgetvalue(res, i, 5)));
+    return j;
+}
+
+/*
+ * ?limit and ?cursor copied into @p limit and @p cursor ("" when absent; tk_http_query's result
+ * lasts only until its next call). False after replying 400.
+ */
+static bool page_or_respond(tk_http_req_t *req, char limit[8], char cursor[TK_UUID_LEN + 1])
+{
+    const char *v = tk_http_query(req, "limit");
+    limit[0] = cursor[0] = '\0';
+    if (v != NULL) {
+        char *end = NULL;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < 1 || n > PAGE_MAX) {
+            reply_bad_query(req, "limit", "limit must be an integer between 1 and 1000");
+            return false;
+        }
+        snprintf(limit, 8, "%ld", n);
+    }
+    if ((v = tk_http_query(req, "cursor")) != NULL) {
+        if (!tk_uuid_valid(v)) {
+            reply_bad_query(req, "cursor", "Invalid cursor");
+            return false;
+        }
+        snprintf(cursor, TK_UUID_LEN + 1, "%s", v);
+    }
+    return true;
+}
+
+static void list_tickets(tk_http_req_t *req)
+{
+    char limit_text[8], cursor_text[TK_UUID_LEN + 1];
+    if (!page_or_respond(req, limit_text, cursor_text))
+        return;
+    const char *limit = limit_text[0] ? limit_text : NULL;
+    const char *cursor = cursor_text[0] ? cursor_text : NULL;
+    tk_err_t err = {0};
+    PGconn *db = tk_http_db(req, "tickets", &err);
+    if (db == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    PGresult *res = NULL;
+    const char *params[] = {cursor, limit};
+    if (cursor != NULL) {
+        res = tk_pg_exec(db, "SELECT 1 FROM ticket_view WHERE id = $1", 1, params, &err);
+        if (res == NULL) {
+            reply_failure(req, &err);
+            return;
+        }
+        bool known = PQntuples(res) == 1;
+        PQclear(res);
+        if (!known) {
+            reply_bad_query(req, "cursor", "Invalid cursor");
+            return;
+        }
+    }
+    /* LIMIT NULL is LIMIT ALL. */
+    res = tk_pg_exec(db,
+                     "SELECT " VIEW_COLUMNS " FROM ticket_view WHERE order_id IS NULL "
+                     "AND ($1::uuid IS NULL OR (created_at, id) > "
+                     "(SELECT created_at, id FROM ticket_view WHERE id = $1::uuid)) "
+                     "ORDER BY created_at, id LIMIT $2::bigint",
+                     2, params, &err);
+    if (res == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(list, row_to_json(res, i));
+    PQclear(res);
+    tk_http_reply_json(req, 200, list);
+}
+
+static void show_ticket(tk_http_req_t *req)
+{
+    const char *id = tk_http_param(req, "id");
+    if (!tk_uuid_valid(id)) {
+        reply_not_found(req);
+        return;
+    }
+    tk_err_t err = {0};
+    PGconn *db = tk_http_db(req, "tickets", &err);
+    const char *params[] = {id};
+    PGresult *res = db == NULL ? NULL
+                               : tk_pg_exec(db,
+                                            "SELECT " VIEW_COLUMNS " FROM ticket_view "
+                                            "WHERE id = $1",
+                                            1, params, &err);
+    if (res == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    if (PQntuples(res) == 1)
+        tk_http_reply_json(req, 200, row_to_json(res, 0));
+    else
+        reply_not_found(req);
+    PQclear(res);
+}
+
+/* The envelopes are stored encoded; the array is joined in SQL, byte for byte. */
+static void ticket_history(tk_http_req_t *req)
+{
+    const char *id = tk_http_param(req, "id");
+    if (!tk_uuid_valid(id)) {
+        reply_not_found(req);
+        return;
+    }
+    tk_err_t err = {0};
+    PGconn *db = tk_http_db(req, "tickets", &err);
+    const char *params[] = {id};
+    PGresult *res =
+        db == NULL
+            ? NULL
+            : tk_pg_exec(db,
+                         "SELECT EXISTS (SELECT 1 FROM ticket_view WHERE id = $1), "
+                         "'[' || coalesce(string_agg(envelope, ',' ORDER BY version), '') || ']' "
+                         "FROM ticket_history WHERE ticket_id = $1",
+                         1, params, &err);
+    if (res == NULL) {
+        reply_failure(req, &err);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        tk_http_reply_raw(req, 200, "application/json; charset=utf-8", PQgetvalue(res, 0, 1),
+                          (size_t)PQgetlength(res, 0, 1));
+    else
+        reply_not_found(req);
+    PQclear(res);
+}
+
+void tk_tickets_query_routes(tk_http_server_t *srv)
+{
+    tk_http_route(srv, "GET", "/api/tickets", list_tickets, 0);
+    tk_http_route(srv, "GET", "/api/tickets/:id", show_ticket, 0);
+    tk_http_route(srv, "GET", "/api/tickets/:id/history", ticket_history, 0);
+}

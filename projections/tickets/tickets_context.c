@@ -1,0 +1,18 @@
+/*
+ * tickets_context.c - what the `ticketing` binary starts for the tickets context
+ * (app/contexts.c): its routes, commands and queries, and its projectors.
+ */
+#include "tickets.h"
+#include "tickets_read.h"
+
+void tk_tickets_routes(tk_http_server_t *srv)
+{
+    tk_tickets_command_routes(srv);
+    tk_tickets_query_routes(srv);
+}
+
+const tk_projector_spec_t *const tk_tickets_projectors[] = {
+    &tk_tickets_view_projector,
+    &tk_tickets_reactions_projector,
+    NULL,
+};

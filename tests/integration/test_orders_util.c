@@ -1,0 +1,201 @@
+/*
+ * test_orders_util.c - see test_orders_util.h: isolated in-process contexts for the tickets and
+ * orders integration tests, and their small helpers.
+ */
+#include "test_orders_util.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk/cfg.h"
+#include "tk/kafka.h"
+#include "tk/migrate.h"
+#include "tk/pg.h"
+#include "tk/relay.h"
+
+#define MAX_CONTEXTS 2
+#define MAX_PROJECTORS 8
+
+static volatile int stop_flag;
+static char run_id[13];
+static tk_relay_t *relays[MAX_CONTEXTS];
+static size_t nrelays;
+static tk_projector_spec_t specs[MAX_PROJECTORS];
+static tk_projector_t *projectors[MAX_PROJECTORS];
+static size_t nprojectors;
+static pthread_t threads[MAX_CONTEXTS + MAX_PROJECTORS];
+static size_t nthreads;
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "test setup: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+void tko_private_database(const char *context)
+{
+    static char env[MAX_CONTEXTS][1200]; /* putenv keeps the pointer */
+    static size_t nenv;
+    char dbname[64], var[64], *errmsg = NULL;
+    snprintf(dbname, sizeof(dbname), "tk_%s_itest", context);
+    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
+    if (opts == NULL)
+        die("DATABASE_URL", errmsg);
+    char conninfo[1024] = "";
+    size_t len = 0;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
+            len += (size_t)snprintf(conninfo + len, sizeof(conninfo) - len, "%s='%s' ", o->keyword,
+                                    o->val);
+    snprintf(conninfo + len, sizeof(conninfo) - len, "dbname='%s'", dbname);
+    PQconninfoFree(opts);
+
+    tk_err_t err = {0};
+    PGconn *server = tk_pg_connect_server(&err);
+    if (server == NULL)
+        die("tk_pg_connect_server", err.message);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+    PGresult *res = PQexec(server, sql);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
+        die("CREATE DATABASE", PQerrorMessage(server));
+    PQclear(res);
+    PQfinish(server);
+
+    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
+    for (char *c = var; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    if (nenv == MAX_CONTEXTS)
+        die("tko_private_database", "too many contexts");
+    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
+    putenv(env[nenv++]);
+    if (tk_migrate_context(context, NULL, &err) != 0)
+        die("tk_migrate_context", err.message);
+}
+
+const char *tko_projection_name(const char *name)
+{
+    static char bases[MAX_PROJECTORS][64], full[MAX_PROJECTORS][96];
+    static size_t n;
+    if (run_id[0] == '\0') {
+        char u[TK_UUID_LEN + 1];
+        tk_uuid_new(u);
+        snprintf(run_id, sizeof(run_id), "%.8s%.4s", u, u + 9);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(bases[i], name) == 0)
+            return full[i];
+    if (n == MAX_PROJECTORS)
+        die("tko_projection_name", "too many names");
+    snprintf(bases[n], sizeof(bases[n]), "%s", name);
+    snprintf(full[n], sizeof(full[n]), "%s_%s", name, run_id);
+    return full[n++];
+}
+
+/* Store, for projection @p name, the current end of every partition of @p topics. */
+static void position_at_end(const char *context, const char *name, const char *const *topics)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *rk = tk_kafka_producer_new(&err);
+    PGconn *db = tk_pg_connect(context, &err);
+    if (rk == NULL || db == NULL)
+        die("position_at_end", err.message);
+    for (size_t t = 0; topics[t] != NULL; t++) {
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_topic_t *kt = rd_kafka_topic_new(rk, topics[t], NULL);
+        if (rd_kafka_metadata(rk, 0, kt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            md->topic_cnt != 1 || md->topics[0].partition_cnt == 0)
+            die("metadata", topics[t]);
+        for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                die("watermarks", topics[t]);
+            char partition[16], next[24];
+            snprintf(partition, sizeof(partition), "%d", p);
+            snprintf(next, sizeof(next), "%lld", (long long)hi);
+            const char *params[] = {name, topics[t], partition, next};
+            if (tk_pg_run(db,
+                          "INSERT INTO projection_offsets (projection, topic, partition, "
+                          "next_offset) VALUES ($1, $2, $3, $4)",
+                          4, params, NULL, &err) != 0)
+                die("projection_offsets", err.message);
+        }
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(kt);
+    }
+    PQfinish(db);
+    rd_kafka_destroy(rk);
+}
+
+static void *run_relay(void *arg)
+{
+    tk_relay_run(arg, &stop_flag);
+    return NULL;
+}
+
+static void *run_projector(void *arg)
+{
+    tk_projector_run(arg, &stop_flag);
+    return NULL;
+}
+
+void tko_context_start(const char *context, const tk_projector_spec_t *const *list)
+{
+    tk_err_t err = {0};
+    if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(context, &err)) == NULL)
+        die("tk_relay_new", err.message);
+    pthread_create(&threads[nthreads++], NULL, run_relay, relays[nrelays++]);
+    for (size_t i = 0; list[i] != NULL; i++) {
+        if (nprojectors == MAX_PROJECTORS)
+            die("tko_context_start", "too many projectors");
+        tk_projector_spec_t *s = &specs[nprojectors];
+        *s = *list[i];
+        s->name = tko_projection_name(list[i]->name);
+        position_at_end(context, s->name, s->topics);
+        if ((projectors[nprojectors] = tk_projector_new(s, &err)) == NULL)
+            die("tk_projector_new", err.message);
+        pthread_create(&threads[nthreads++], NULL, run_projector, projectors[nprojectors++]);
+    }
+}
+
+void tko_stop_all(void)
+{
+    stop_flag = 1;
+    for (size_t i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t i = 0; i < nprojectors; i++)
+        tk_projector_free(projectors[i]);
+    for (size_t i = 0; i < nrelays; i++)
+        tk_relay_free(relays[i]);
+    nthreads = nprojectors = nrelays = 0;
+}
+
+tko_user_t tko_user_new(void)
+{
+    tko_user_t u;
+    tk_uuid_new(u.id);
+    u.cookie = tk_test_fake_session(u.id, "test@test.com");
+    return u;
+}
+
+const char *tko_first_message(const tk_test_resp_t *r)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(r->json, "errors"), 0), "message"));
+}
+
+const char *tko_str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+json_int_t tko_num(const json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}

@@ -1,0 +1,58 @@
+/*
+ * test_orders_util.h - what the tickets and orders integration tests (test_tickets.c,
+ * test_orders.c, test_orders_flow.c) share: running a context in-process in isolation from the
+ * rest of the shared stack, and small HTTP/JSON helpers.
+ *
+ * Isolation: a context under test uses a private database (DATABASE_URL_<CONTEXT>, so relays of a
+ * `ticketing run` or of other suites never take its outbox rows nor its relay lock), and its
+ * projectors run under per-run names (so their consumer groups are this process's alone: no
+ * foreign member owns a partition with other code or another gap timeout), positioned at the
+ * current end of their topics (so nothing of the topics' history is replayed).
+ */
+#ifndef TEST_ORDERS_UTIL_H
+#define TEST_ORDERS_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "tk/ids.h"
+#include "tk/projector.h"
+#include "tk_test.h"
+
+/**
+ * @brief Point @p context at the private database tk_<context>_itest (created when missing,
+ *        migrated). Call after tk_test_require_stack, before any thread starts.
+ */
+void tko_private_database(const char *context);
+
+/**
+ * @brief Start @p context's relay and a private copy of each spec in @p specs (NULL-terminated):
+ *        name "<name>_<run id>", offsets stored at the topics' current ends. Threads run until
+ *        tko_stop_all. Fails the process on error.
+ */
+void tko_context_start(const char *context, const tk_projector_spec_t *const *specs);
+
+/** @brief The private name given to projector @p name ("tickets_replica") in this run. Static. */
+const char *tko_projection_name(const char *name);
+
+/** @brief Stop and free every relay and projector tko_context_start started. */
+void tko_stop_all(void);
+
+typedef struct tko_user {
+    char id[TK_UUID_LEN + 1];
+    char *cookie; /* owned: free() */
+} tko_user_t;
+
+/** @brief A made-up signed-in user (fresh UUID, fake session cookie). */
+tko_user_t tko_user_new(void);
+
+/** @brief The first error message of a contract error body, or NULL. Borrowed. */
+const char *tko_first_message(const tk_test_resp_t *r);
+
+/** @brief json_string_value of member @p key, NULL when absent. Borrowed. */
+const char *tko_str(const json_t *obj, const char *key);
+
+/** @brief json_integer_value of member @p key, 0 when absent. */
+json_int_t tko_num(const json_t *obj, const char *key);
+
+#endif
