@@ -41,7 +41,8 @@ typedef struct tk_replay_opts {
     bool check;    /* build and compare, never swap (the live model is left as it is) */
     bool keep_old; /* keep the replaced tables in schema replaced_<projection>_<time> */
     int batch;     /* records per transaction; 0 = 1000 */
-    int wait_ms;   /* how long to wait for a live projector behind the rebuild; 0 = 30000 */
+    int wait_ms;   /* how long a live projector behind the rebuild may make no progress before
+                      the replay gives up; 0 = 30000 */
     /* Called at most every 200 ms and at each phase change, on the calling thread; may be NULL.
      * @p p is borrowed for the call. */
     void (*progress)(const tk_replay_progress_t *p, void *ud);

@@ -1,0 +1,181 @@
+/*
+ * test_replay_util.c - helpers of the replay tests; see test_replay_util.h. Every helper fails
+ * the whole test process on a setup error: an integration test never skips.
+ */
+#include "test_replay_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bb_test.h"
+#include "ev_envelope.h"
+#include "ev_ticket.h"
+#include "tickets_read.h"
+#include "tk/cfg.h"
+#include "tk/kafka.h"
+#include "tk/pg.h"
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "FAIL: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+void rt_env_init(rt_env_t *e, const char *prefix, int partitions)
+{
+    memset(e, 0, sizeof(*e));
+    bb_require_stack(true);
+    char base[48];
+    bb_unique(prefix, base, sizeof(base));
+    snprintf(e->db, sizeof(e->db), "tk_%s", base);
+    snprintf(e->topic, sizeof(e->topic), "%s", base);
+    bb_unique("tv", e->name, sizeof(e->name));
+    bb_private_database("tickets", e->db);
+    bb_topic(e->topic, partitions);
+    e->topics[0] = e->topic;
+    e->spec = tk_tickets_view_projector;
+    e->spec.name = e->name;
+    e->spec.topics = e->topics;
+    e->db_conn = bb_connect("tickets");
+    tk_err_t err = {0};
+    if ((e->producer = tk_kafka_producer_new(&err)) == NULL)
+        die("producer", err.message);
+}
+
+void rt_env_release(rt_env_t *e)
+{
+    if (e->producer != NULL) {
+        rd_kafka_flush(e->producer, 10000);
+        rd_kafka_destroy(e->producer);
+    }
+    PQfinish(e->db_conn);
+    tk_err_t err = {0};
+    PGconn *server = tk_pg_connect_server(&err);
+    if (server == NULL)
+        return;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", e->db);
+    PQclear(PQexec(server, sql));
+    PQfinish(server);
+}
+
+static void produce(rt_env_t *e, const char *key, const char *value, const char *type,
+                    const char *id)
+{
+    tk_err_t err = {0};
+    rd_kafka_headers_t *h = type ? tk_kafka_headers_new(type, id, "1") : NULL;
+    if (tk_kafka_produce(e->producer, e->topic, key, value, strlen(value), h, NULL, &err) != 0)
+        die("produce", err.message);
+    if (h != NULL)
+        rd_kafka_headers_destroy(h);
+    e->published++;
+    rd_kafka_poll(e->producer, 0);
+}
+
+static void publish_ticket(rt_env_t *e, const char *type, const ev_ticket_t *t)
+{
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *text = NULL;
+    json_t *data = strcmp(type, "ticket:created") == 0 ? ev_ticket_created_to_json(t)
+                                                       : ev_ticket_updated_to_json(t);
+    if (ev_envelope_init(&env, type, t->id, t->version, NULL, data, &err) != 0 ||
+        ev_envelope_encode(&env, &text, NULL, &err) != 0)
+        die("envelope", err.message);
+    produce(e, t->id, text, type, env.id);
+    ev_envelope_release(&env);
+    free(text);
+}
+
+static void ticket_state(const rt_ticket_t *x, int64_t version, const char *title, ev_ticket_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", x->id);
+    snprintf(t->user_id, sizeof(t->user_id), "%s", x->user_id);
+    snprintf(t->title, sizeof(t->title), "%s", title);
+    t->version = version;
+    t->price_cents = 1000 + version * 25;
+}
+
+void rt_publish_tickets(rt_env_t *e, rt_ticket_t *out, int n, int updates)
+{
+    for (int i = 0; i < n; i++) {
+        rt_ticket_t *x = &out[i];
+        tk_uuid_new(x->id);
+        tk_uuid_new(x->user_id);
+        ev_ticket_t t;
+        char title[64];
+        snprintf(title, sizeof(title), "ticket %d", i);
+        ticket_state(x, 0, title, &t);
+        publish_ticket(e, "ticket:created", &t);
+        for (int v = 1; v <= updates; v++) {
+            snprintf(title, sizeof(title), "ticket %d v%d", i, v);
+            ticket_state(x, v, title, &t);
+            if (v == updates && i % 2 == 0)
+                tk_uuid_new(t.order_id);
+            publish_ticket(e, "ticket:updated", &t);
+        }
+        x->version = updates;
+    }
+}
+
+void rt_publish_update(rt_env_t *e, rt_ticket_t *x, const char *title)
+{
+    ev_ticket_t t;
+    ticket_state(x, ++x->version, title, &t);
+    publish_ticket(e, "ticket:updated", &t);
+}
+
+void rt_publish_raw(rt_env_t *e, const char *key, const char *value)
+{
+    produce(e, key, value, NULL, NULL);
+}
+
+void rt_flush(rt_env_t *e)
+{
+    if (rd_kafka_flush(e->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        die("flush", "records still queued after 60 s");
+}
+
+int64_t rt_stored_sum(rt_env_t *e)
+{
+    const char *p[] = {e->name};
+    return bb_scalar(e->db_conn,
+                     "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets "
+                     "WHERE projection = $1",
+                     1, p);
+}
+
+bool rt_catch_up(rt_env_t *e, tk_projector_t *p, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (rt_stored_sum(e) < e->published) {
+        if (tk_mono_ms() >= deadline)
+            return false;
+        tk_err_t err = {0};
+        tk_projector_poll_once(p, 200, NULL, &err);
+    }
+    return true;
+}
+
+int64_t rt_table_oid(rt_env_t *e, const char *table)
+{
+    char q[96];
+    snprintf(q, sizeof(q), "public.%s", table);
+    const char *p[] = {q};
+    return bb_scalar(e->db_conn, "SELECT $1::regclass::oid::bigint", 1, p);
+}
+
+char *rt_text(rt_env_t *e, const char *sql, int nparams, const char *const *params)
+{
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(e->db_conn, sql, nparams, params, &err);
+    if (res == NULL) {
+        fprintf(stderr, "FAIL: SQL %s\n", sql);
+        die("rt_text", err.message);
+    }
+    char *v = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return v;
+}

@@ -1,0 +1,78 @@
+/*
+ * test_replay_util.h - what the replay tests (test_replay, test_replay_big) share: a private
+ * tickets database and a private topic, so that neither other suites' events nor their projectors
+ * touch the model under test; the real ticket_view projector renamed for that topic; ticket
+ * events published through a batching producer; and a live projector driven until caught up.
+ */
+#ifndef TEST_REPLAY_UTIL_H
+#define TEST_REPLAY_UTIL_H
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tk/ids.h"
+#include "tk/projector.h"
+
+typedef struct rt_env {
+    char db[64];    /* the private database (DATABASE_URL_TICKETS points at it) */
+    char topic[64]; /* the private topic */
+    char name[64];  /* the projection name (and group "tickets.<name>") */
+    const char *topics[2];
+    tk_projector_spec_t spec; /* tk_tickets_view_projector on topic, called name */
+    PGconn *db_conn;          /* to the private database */
+    rd_kafka_t *producer;
+    int64_t published; /* records produced to topic so far */
+} rt_env_t;
+
+/**
+ * @brief Require the stack, create the private database (migrated) and topic (@p partitions),
+ *        fill @p e. Fails the test process on any setup error.
+ * @param prefix names the database and topic ("replaytest").
+ */
+void rt_env_init(rt_env_t *e, const char *prefix, int partitions);
+
+/** @brief Close, flush, and drop the private database. */
+void rt_env_release(rt_env_t *e);
+
+/** The expected state of a ticket after the events rt_publish_tickets produced. */
+typedef struct rt_ticket {
+    char id[TK_UUID_LEN + 1];
+    char user_id[TK_UUID_LEN + 1];
+    int64_t version; /* last version published */
+} rt_ticket_t;
+
+/**
+ * @brief For each of @p n tickets: ticket:created, then @p updates ticket:updated (the last one
+ *        of an even ticket reserves it with an orderId), keyed by the ticket id as the tickets
+ *        context does. Asynchronous: call rt_flush before relying on them.
+ * @param out n entries, filled (fresh ids).
+ */
+void rt_publish_tickets(rt_env_t *e, rt_ticket_t *out, int n, int updates);
+
+/** @brief One more ticket:updated of @p t (version + 1, title @p title). */
+void rt_publish_update(rt_env_t *e, rt_ticket_t *t, const char *title);
+
+/** @brief A raw record (a poison one, or an exact duplicate of an envelope). */
+void rt_publish_raw(rt_env_t *e, const char *key, const char *value);
+
+/** @brief Wait for every delivery report; fails the test on a failed one. */
+void rt_flush(rt_env_t *e);
+
+/** @brief Sum of the projection's stored next offsets in the private database. */
+int64_t rt_stored_sum(rt_env_t *e);
+
+/**
+ * @brief Poll @p p until the stored offsets account for every record published (sum ==
+ *        e->published) or @p timeout_ms passes. @return true when caught up.
+ */
+bool rt_catch_up(rt_env_t *e, tk_projector_t *p, int timeout_ms);
+
+/** @brief The oid of public.<table> in the private database. */
+int64_t rt_table_oid(rt_env_t *e, const char *table);
+
+/** @brief The first column of the first row as text ("" for none/NULL), or fail. Owned. */
+char *rt_text(rt_env_t *e, const char *sql, int nparams, const char *const *params);
+
+#endif
