@@ -35,6 +35,10 @@ int tk_app_project(int argc, char **argv);
 int tk_app_relay(int argc, char **argv);
 int tk_app_run(int argc, char **argv);
 int tk_app_expire(int argc, char **argv);
+/* The tools of DESIGN.md section 2: replay.c, tail.c, status.c. */
+int tk_app_replay(int argc, char **argv);
+int tk_app_events(int argc, char **argv);
+int tk_app_status(int argc, char **argv);
 
 /* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
 typedef struct tk_app_workers tk_app_workers_t;

@@ -3,14 +3,20 @@
  * adding one row; subcommands iterate this table instead of naming contexts.
  */
 #include "app.h"
+#include "auth.h"
+#include "orders_read.h"
+#include "payments_read.h"
+#include "tickets_read.h"
 
 #include <string.h>
 
-static const tk_app_context_t auth = {"auth", NULL};
-static const tk_app_context_t tickets = {"tickets", NULL};
-static const tk_app_context_t orders = {"orders", NULL};
-static const tk_app_context_t payments = {"payments", NULL};
-static const tk_app_context_t expiration = {"expiration", NULL};
+static const tk_app_context_t auth = {"auth", tk_auth_routes, NULL, true};
+static const tk_app_context_t tickets = {"tickets", tk_tickets_routes, tk_tickets_projectors, true};
+static const tk_app_context_t orders = {"orders", tk_orders_routes, tk_orders_projectors, true};
+static const tk_app_context_t payments = {"payments", tk_payments_routes, tk_payments_projectors,
+                                          true};
+/* The scheduler is its own kind of worker (tk_expiration_run): no routes, projectors or outbox. */
+static const tk_app_context_t expiration = {"expiration", NULL, NULL, false};
 
 static const tk_app_context_t *const all[] = {&auth,     &tickets,    &orders,
                                               &payments, &expiration, NULL};

@@ -35,6 +35,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+    {"run", "run                                       everything in one process (local default)",
+     TK_CFG_NEED_JWT, tk_app_run},
     {"serve", "serve auth|tickets|orders|payments|all   REST endpoints of a context",
      TK_CFG_NEED_JWT, tk_app_serve},
     {"expire", "expire [status]                           the expiration scheduler",
@@ -47,6 +49,12 @@ static const struct subcommand subcommands[] = {
      tk_app_migrate},
     {"topics", "topics                                    create the Kafka topics", 0,
      tk_app_topics},
+    {"replay", "replay <context>.<projection>|list        rebuild a read model, verify, swap",
+     TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_replay},
+    {"events", "events tail [--topic T] [--type X] ...     print events as JSON lines",
+     TK_CFG_NEED_KAFKA, tk_app_events},
+    {"status", "status [--json]                           projector lag, outbox, dead letters",
+     TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_status},
 };
 
 static void usage(FILE *out)

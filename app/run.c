@@ -1,0 +1,61 @@
+/*
+ * run.c - `ticketing run`: the whole system in one process, the local default. Every context's
+ * routes share one port; every relay, projector and the expiration scheduler run as threads.
+ * SIGINT/SIGTERM set tk_app_stop: the server drains in-flight requests, each worker finishes
+ * its current batch (a projector commits or rolls back, a relay stops after its acks), then the
+ * process exits 0.
+ */
+#include "app.h"
+#include "expiration.h"
+#include "tk/cfg.h"
+#include "tk/log.h"
+
+#include <pthread.h>
+#include <time.h>
+#include <stdio.h>
+
+static void *expiration_main(void *arg)
+{
+    (void)arg;
+    int delay_ms = 200;
+    while (!tk_app_stop) {
+        tk_err_t err = {0};
+        if (tk_expiration_run(&tk_app_stop, &err) == 0)
+            continue;
+        tk_log(TK_LOG_WARN, "run", "expiration scheduler failed, restarting", "\"error\":\"%s\"",
+               err.message);
+        for (int slept = 0; slept < delay_ms && !tk_app_stop; slept += 100) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+    }
+    return NULL;
+}
+
+int tk_app_run(int argc, char **argv)
+{
+    tk_err_t err = {0};
+    tk_http_server_t *srv = tk_http_server_new(tk_cfg()->port, tk_cfg()->http_workers, &err);
+    if (srv == NULL) {
+        fprintf(stderr, "ticketing run: %s\n", err.message);
+        return 1;
+    }
+    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+        if ((*c)->routes != NULL)
+            (*c)->routes(srv);
+    tk_app_workers_t *workers = tk_app_workers_start(NULL, true, true, &err);
+    pthread_t expiration;
+    pthread_create(&expiration, NULL, expiration_main, NULL);
+
+    printf("ticketing is up: http://localhost:%d (try: curl localhost:%d/api/tickets)\n",
+           tk_http_server_port(srv), tk_http_server_port(srv));
+    fflush(stdout);
+    tk_http_server_run(srv, &tk_app_stop);
+
+    pthread_join(expiration, NULL);
+    tk_app_workers_join(workers);
+    tk_http_server_free(srv);
+    tk_log(TK_LOG_INFO, "run", "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,586 @@
+/*
+ * delay.c - stage 2 of the scheduler: read expiration.delay in order and publish
+ * expiration:complete for each record when its dueAt has come.
+ *
+ * The delay topic is the timer wheel. A partition is read in offset order; the records due
+ * within LEAD_MS are held in a small window (at most WINDOW_MAX per partition) and fired from it
+ * exactly when due; at the first record due later, the partition is paused and sought back to
+ * that record, and only its wake-up time (its dueAt - LEAD_MS) is remembered:
+ *
+ *                 record due later than now + LEAD_MS, or window full: pause_at()
+ *                 (pause, seek back to the record, wake_ms = dueAt - LEAD_MS)
+ *   +----------+ ------------------------------------------------------------> +----------+
+ *   | reading  |                                                               |  paused  |
+ *   |          | <------------------------------------------------------------ |          |
+ *   +----------+  now >= wake_ms and the window has room: resume_due()          +----------+
+ *     |     ^     (resume, seek to the record again: it is fetched once more)      |
+ *     |     |                                                                      |
+ *     +-----+ record due within LEAD_MS: hold() it in the window                   |
+ *                                                                                  |
+ *   in both states: the window's first record is due -> fire_due() publishes expiration:complete;
+ *   once the batch is acked, finish_batch() commits the offset after the last fired record.
+ *
+ * Why a window and a lead: librdkafka (2.0) needs a fetch round trip after a resume, which can
+ * wait behind a long-poll fetch of fetch.wait.max.ms (500 ms). Resuming LEAD_MS early and holding
+ * the few records due meanwhile makes a record fire on its dueAt instead of up to half a second
+ * later, and lets records due close together fire from one fetch instead of one pause, seek and
+ * refetch each.
+ *
+ * Memory is O(partitions), never O(pending): per assigned partition one window of WINDOW_MAX
+ * small records (the decoded fields, not librdkafka messages) and a few counters. A partition
+ * waiting for a far head holds nothing (the seek drops what was prefetched), so a million pending
+ * expirations cost a million records on the broker's disk and nothing here. librdkafka's own
+ * prefetch queue is bounded by its queued.max.messages.kbytes.
+ *
+ * Crash safety: fired records leave the window in offset order, and the group's committed offset
+ * of a partition never passes a record whose expiration:complete was not acked (fire, wait for
+ * every report of the batch, then commit). kill -9 at any point re-reads from a record that was
+ * not yet published or was published but not committed: every due order still expires, some
+ * twice. orders treats expiration:complete for a cancelled or complete order as a no-op, so
+ * duplicates are harmless. A failed delivery ends this life of the stage without committing; the
+ * caller restarts it. Nothing is ever fired before its dueAt.
+ *
+ * Ordering assumption. A partition is fired in offset order, so the stage is exact when dueAt
+ * never decreases along a partition. That holds because every order gets the same window: dueAt =
+ * created time + EXPIRATION_WINDOW_SECONDS, and records reach the delay topic in about created
+ * order (the intake reads several orders partitions, so neighbours may be out of order by the
+ * intake's skew between them, milliseconds). When the window is shortened from W to W' < W, the
+ * records written after the change are due up to W - W' earlier than the last old-window records
+ * in front of them; they fire when those fire, that is late by at most W - W' (never early, never
+ * lost). A longer window keeps the order. Duplicates written by an intake restart carry an old
+ * dueAt behind newer ones and fire at once when reached: also harmless.
+ *
+ * Tiered delay topics would lift the assumption: expiration.delay.1m, .15m and .1h, each a FIFO
+ * with one constant delay D (a record enqueued at t is due at t + D, so dueAt is non-decreasing
+ * within each tier whatever the window). The intake puts a record into the largest tier whose D
+ * does not exceed the time left; when a tier's head comes due, the stage fires it if its real
+ * dueAt has come, or else moves it to the tier that fits the time still left (at most a few hops).
+ * Any mix of windows then fires with the precision of the smallest tier, at the cost of one topic
+ * per tier and a produce per hop.
+ *
+ * Rebalance: assign marks partitions as ours (reading); revoke resumes the partitions we paused
+ * (librdkafka keeps an application pause across unassign/assign), drops their windows and bumps
+ * an epoch so records of a batch fired before the revoke are not committed by us; the next owner
+ * starts from the committed offset and may fire them again (a duplicate).
+ */
+#include "expiration_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ev_envelope.h"
+#include "ev_expiration.h"
+#include "tk/kafka.h"
+#include "tk/log.h"
+#include "tk/mem.h"
+
+#define BATCH_MAX 1000 /* expiration:complete in flight before waiting for acks */
+#define POLL_MS 500    /* longest sleep in poll: how often far heads are looked at */
+#define SEEK_TIMEOUT_MS 10000
+#define LEAD_MS 1000    /* resume this long before a paused head is due */
+#define WINDOW_MAX 1024 /* records held per partition */
+#define READ_MAX 4096   /* records read per loop turn, so timers are looked at often */
+#define SKIP INT64_MIN  /* due_ms of a held record that cannot fire: skipped in order */
+
+/* A record read and not yet fired: the decoded fields only. */
+struct held {
+    int64_t offset;
+    int64_t due_ms; /* SKIP for an undecodable record, which is only committed past */
+    char order_id[TK_UUID_LEN + 1];
+    char correlation_id[64];
+};
+
+/* One partition of the delay topic, indexed by partition id. */
+struct part {
+    bool assigned;
+    bool paused;       /* by us, until wake_ms */
+    int64_t wake_ms;   /* while paused: when to resume */
+    int64_t next;      /* offset of the next record to read (a resume seeks there); -1: unknown */
+    int64_t reseek;    /* the offset last sought back to because of a gap, -1 for none */
+    uint32_t epoch;    /* bumped on every assign and revoke */
+    int64_t commit_to; /* scratch of finish_batch: offset to commit, -1 for none */
+    struct held *win;  /* ring of WINDOW_MAX, allocated on first use */
+    size_t first, count;
+};
+
+/* One record of the current batch whose offset may be committed once the batch is acked. */
+struct done {
+    int32_t partition;
+    uint32_t epoch;
+    int64_t offset;
+    bool produced; /* false for a skipped record: no report to wait for */
+    tk_kafka_delivery_t dr;
+};
+
+struct delay {
+    const tk_expiration__cfg_t *cfg;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    struct part *parts;
+    int32_t nparts;
+    int rebalance_failed; /* set by the callback when librdkafka refused an (un)assign */
+    struct done batch[BATCH_MAX];
+    size_t n;
+};
+
+static struct part *part_of(struct delay *d, int32_t partition)
+{
+    return partition >= 0 && partition < d->nparts ? &d->parts[partition] : NULL;
+}
+
+/* Make room for partition ids up to @p max (the topic's partitions are fixed: this grows once). */
+static void parts_reserve(struct delay *d, int32_t max)
+{
+    if (max < d->nparts)
+        return;
+    struct part *p = tk_mem_zalloc(sizeof(*p) * (size_t)(max + 1));
+    if (d->nparts > 0)
+        memcpy(p, d->parts, sizeof(*p) * (size_t)d->nparts);
+    free(d->parts);
+    d->parts = p;
+    d->nparts = max + 1;
+}
+
+static struct held *front(struct part *p)
+{
+    return p->count > 0 ? &p->win[p->first] : NULL;
+}
+
+/* Append to the window; the caller checked p->count < WINDOW_MAX. */
+static struct held *hold(struct part *p)
+{
+    if (p->win == NULL)
+        p->win = tk_mem_alloc(sizeof(*p->win) * WINDOW_MAX);
+    struct held *h = &p->win[(p->first + p->count) % WINDOW_MAX];
+    p->count++;
+    return h;
+}
+
+static void drop_front(struct part *p)
+{
+    p->first = (p->first + 1) % WINDOW_MAX;
+    p->count--;
+}
+
+/* A paused partition may resume when its head is near and its window has room for a fetch. */
+static bool may_resume(const struct part *p, int64_t now)
+{
+    return p->assigned && p->paused && p->wake_ms <= now && p->count <= WINDOW_MAX / 2;
+}
+
+/* The next moment something must happen: a held record due or a paused partition to wake. */
+static int64_t next_event(const struct delay *d)
+{
+    int64_t next = INT64_MAX;
+    for (int32_t i = 0; i < d->nparts; i++) {
+        const struct part *p = &d->parts[i];
+        if (!p->assigned)
+            continue;
+        if (p->count > 0 && p->win[p->first].due_ms < next)
+            next = p->win[p->first].due_ms;
+        if (p->paused && p->count <= WINDOW_MAX / 2 && p->wake_ms < next)
+            next = p->wake_ms;
+    }
+    return next;
+}
+
+/* How long the next poll may block: until the next event, at most POLL_MS. */
+static int poll_timeout(const struct delay *d, int64_t now)
+{
+    int64_t next = next_event(d);
+    if (next == INT64_MAX || next - now >= POLL_MS)
+        return POLL_MS;
+    return next <= now ? 0 : (int)(next - now);
+}
+
+/*
+ * Seek every partition of @p list to its .offset and wait until the fetcher has taken the new
+ * positions: librdkafka then never hands out a record fetched before the seek.
+ */
+static int seek_list(struct delay *d, rd_kafka_topic_partition_list_t *list, tk_err_t *err)
+{
+    int rc = 0;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(d->consumer, list, SEEK_TIMEOUT_MS);
+    if (error != NULL) {
+        rc = tk_err_set(err, TK_EINTERNAL, d->cfg->delay_topic, "seek: %s",
+                        rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return rc;
+    }
+    for (int i = 0; i < list->cnt; i++)
+        if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return tk_err_set(err, TK_EINTERNAL, d->cfg->delay_topic, "seek partition %d: %s",
+                              (int)list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
+    return 0;
+}
+
+/* Resume the partitions of @p list, all paused by us (never others: resuming a partition that
+ * is not paused makes librdkafka 2.x refetch from an older position). */
+static void resume_list(struct delay *d, rd_kafka_topic_partition_list_t *list)
+{
+    if (list->cnt == 0)
+        return;
+    rd_kafka_resume_partitions(d->consumer, list);
+    for (int i = 0; i < list->cnt; i++)
+        if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            tk_log(TK_LOG_WARN, "expiration", "cannot resume a delay partition",
+                   "\"partition\":%d,\"error\":\"%s\"", (int)list->elems[i].partition,
+                   rd_kafka_err2str(list->elems[i].err));
+}
+
+/*
+ * Resume every partition that may (may_resume), and seek it to its next record once more. The
+ * position is already there (pause_at sought it); the second seek is what makes librdkafka 2.0
+ * fetch at once: a bare resume is noticed by the fetcher only at its next wake-up, up to a second
+ * later (measured).
+ */
+static int resume_due(struct delay *d, int64_t now, tk_err_t *err)
+{
+    int rc = 0;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (int32_t i = 0; i < d->nparts; i++) {
+        struct part *p = &d->parts[i];
+        if (!may_resume(p, now))
+            continue;
+        if (list == NULL)
+            list = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_topic_partition_list_add(list, d->cfg->delay_topic, i)->offset = p->next;
+        p->paused = false;
+    }
+    if (list != NULL) {
+        resume_list(d, list);
+        rc = seek_list(d, list, err);
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+    return rc;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
+                         rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    struct delay *d = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < list->cnt; i++) {
+            parts_reserve(d, list->elems[i].partition);
+            struct part *p = &d->parts[list->elems[i].partition];
+            p->assigned = true;
+            p->paused = false;
+            p->next = -1;
+            p->reseek = -1;
+            p->first = p->count = 0;
+            p->epoch++;
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, list);
+        else
+            e = rd_kafka_assign(rk, list);
+    } else {
+        /* Revoked or lost: resume what we paused, forget the windows and wake-up times. */
+        rd_kafka_topic_partition_list_t *paused = rd_kafka_topic_partition_list_new(4);
+        for (int i = 0; i < list->cnt; i++) {
+            struct part *p = part_of(d, list->elems[i].partition);
+            if (p == NULL)
+                continue;
+            if (p->assigned && p->paused)
+                rd_kafka_topic_partition_list_add(paused, d->cfg->delay_topic,
+                                                  list->elems[i].partition);
+            p->assigned = false;
+            p->paused = false;
+            p->first = p->count = 0;
+            free(p->win);
+            p->win = NULL;
+            p->epoch++;
+        }
+        resume_list(d, paused);
+        rd_kafka_topic_partition_list_destroy(paused);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, list);
+        else
+            e = rd_kafka_assign(rk, NULL);
+    }
+    if (error != NULL) {
+        tk_log(TK_LOG_ERROR, "expiration", "delay (un)assign refused", "\"error\":\"%s\"",
+               rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        d->rebalance_failed = 1;
+    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log(TK_LOG_ERROR, "expiration", "delay (un)assign refused", "\"error\":\"%s\"",
+               rd_kafka_err2str(e));
+        d->rebalance_failed = 1;
+    }
+}
+
+/* Stop reading @p p at @p offset until @p wake_ms: pause first, then seek back (in this order:
+ * librdkafka 2.0 forgets a seek done before a pause). */
+static int pause_at(struct delay *d, int32_t partition, int64_t offset, int64_t wake_ms,
+                    tk_err_t *err)
+{
+    int rc = 0;
+    struct part *p = &d->parts[partition];
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(list, d->cfg->delay_topic, partition);
+
+    rd_kafka_pause_partitions(d->consumer, list);
+    if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = tk_err_set(err, TK_EINTERNAL, d->cfg->delay_topic, "pause partition %d: %s",
+                        (int)partition, rd_kafka_err2str(tp->err));
+        goto out;
+    }
+    p->paused = true;
+    p->wake_ms = wake_ms;
+    p->next = offset;
+    tp->offset = offset;
+    rc = seek_list(d, list, err);
+out:
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+/* One record of the delay topic: hold it in the window, or pause in front of it. */
+static int handle(struct delay *d, const rd_kafka_message_t *m, tk_err_t *err)
+{
+    tk_expiration_record_t rec;
+    tk_err_t why = {0};
+    struct part *p = part_of(d, m->partition);
+
+    /* A record of a partition we no longer own, or prefetched before a pause: the seek brings
+     * it back in order. */
+    if (p == NULL || !p->assigned || p->paused)
+        return 0;
+    if (p->next >= 0 && m->offset < p->next)
+        return 0; /* handled already: a stale copy */
+    if (p->next >= 0 && m->offset > p->next && p->reseek != p->next) {
+        /* A record would be skipped. librdkafka's seek promises this cannot happen; if it does,
+         * go back for the missing record once, and accept the gap only if it is really in the
+         * log (offsets need not be contiguous, e.g. after transaction markers). */
+        tk_log(TK_LOG_WARN, "expiration", "offset gap in a delay partition, seeking back",
+               "\"partition\":%d,\"expected\":%lld,\"got\":%lld", (int)m->partition,
+               (long long)p->next, (long long)m->offset);
+        p->reseek = p->next;
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, d->cfg->delay_topic, m->partition)->offset =
+            p->next;
+        int rc = seek_list(d, list, err);
+        rd_kafka_topic_partition_list_destroy(list);
+        return rc;
+    }
+
+    int64_t due = SKIP, now = tk_now_ms();
+    if (tk_expiration_record_decode(m->payload, m->len, &rec, &why) == 0)
+        due = rec.due_ms;
+    else
+        tk_log(TK_LOG_WARN, "expiration", "undecodable delay record, skipped",
+               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
+               (long long)m->offset, why.field);
+    if (p->count == WINDOW_MAX)
+        return pause_at(d, m->partition, m->offset, now, err); /* resumes when room is made */
+    if (due != SKIP && due > now + LEAD_MS)
+        return pause_at(d, m->partition, m->offset, due - LEAD_MS, err);
+    struct held *h = hold(p);
+    h->offset = m->offset;
+    h->due_ms = due;
+    memcpy(h->order_id, rec.order_id, sizeof(h->order_id));
+    memcpy(h->correlation_id, rec.correlation_id, sizeof(h->correlation_id));
+    p->next = m->offset + 1;
+    return 0;
+}
+
+/*
+ * Publish expiration:complete for @p h into the delivery slot @p slot.
+ * @return 0 when enqueued; 1 when the record cannot give a valid event (logged; the caller
+ *         skips it); a negative error when the producer refused it.
+ */
+static int fire(struct delay *d, const struct held *h, struct done *slot, tk_err_t *err)
+{
+    int rc = 0;
+    ev_envelope_t env = {0};
+    ev_expiration_complete_t ev = {{0}};
+    char *payload = NULL;
+    size_t len = 0;
+    rd_kafka_headers_t *headers = NULL;
+    char schemaversion[16];
+    tk_err_t why = {0};
+
+    memcpy(ev.order_id, h->order_id, sizeof(ev.order_id));
+    if (ev_envelope_init(&env, "expiration:complete", h->order_id, 0, h->correlation_id,
+                         ev_expiration_complete_to_json(&ev), &why) != 0 ||
+        ev_envelope_encode(&env, &payload, &len, &why) != 0) {
+        tk_log(TK_LOG_WARN, "expiration", "delay record gives no valid event, skipped",
+               "\"field\":\"%s\"", why.field);
+        rc = 1;
+        goto out;
+    }
+    snprintf(schemaversion, sizeof(schemaversion), "%d", ev_envelope_schema_version(&env));
+    headers = tk_kafka_headers_new(env.type, env.id, schemaversion);
+    memset(&slot->dr, 0, sizeof(slot->dr));
+    rc = tk_kafka_produce(d->producer, d->cfg->expirations_topic, h->order_id, payload, len,
+                          headers, &slot->dr, err);
+out:
+    if (headers != NULL)
+        rd_kafka_headers_destroy(headers);
+    free(payload);
+    ev_envelope_release(&env);
+    return rc;
+}
+
+/* Fire, in offset order, every held record due at @p now (until the batch is full). */
+static int fire_due(struct delay *d, int64_t now, tk_err_t *err)
+{
+    for (int32_t i = 0; i < d->nparts; i++) {
+        struct part *p = &d->parts[i];
+        struct held *h;
+        while (p->assigned && (h = front(p)) != NULL && h->due_ms <= now && d->n < BATCH_MAX) {
+            struct done *slot = &d->batch[d->n];
+            *slot = (struct done){.partition = i, .epoch = p->epoch, .offset = h->offset};
+            if (h->due_ms != SKIP) {
+                int rc = fire(d, h, slot, err);
+                if (rc < 0)
+                    return rc;
+                slot->produced = rc == 0;
+            }
+            d->n++;
+            drop_front(p);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Wait for every report of the batch (each enqueued record gets exactly one within
+ * message.timeout.ms), then commit per partition the offset after its last fired record,
+ * unless the partition was revoked meanwhile. A failed report fails the batch: nothing is
+ * committed and the caller restarts the stage, re-reading from the committed offsets.
+ */
+static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
+{
+    int rc = 0;
+    size_t failed = 0;
+    rd_kafka_resp_err_t first = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_t *offsets = NULL;
+
+    for (size_t i = 0; i < d->n; i++) {
+        while (d->batch[i].produced && !d->batch[i].dr.done)
+            rd_kafka_poll(d->producer, 50);
+        if (d->batch[i].produced && d->batch[i].dr.err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            failed++ == 0)
+            first = d->batch[i].dr.err;
+    }
+    if (failed > 0) {
+        rc = tk_err_set(err, TK_EUNAVAIL, d->cfg->expirations_topic,
+                        "%zu expiration:complete were not acked: %s", failed,
+                        rd_kafka_err2str(first));
+        goto out;
+    }
+    if (!commit || d->n == 0)
+        goto out;
+    for (int32_t i = 0; i < d->nparts; i++)
+        d->parts[i].commit_to = -1;
+    for (size_t i = 0; i < d->n; i++) {
+        struct part *p = part_of(d, d->batch[i].partition);
+        if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch &&
+            d->batch[i].offset + 1 > p->commit_to)
+            p->commit_to = d->batch[i].offset + 1;
+    }
+    offsets = rd_kafka_topic_partition_list_new(8);
+    for (int32_t i = 0; i < d->nparts; i++)
+        if (d->parts[i].commit_to >= 0)
+            rd_kafka_topic_partition_list_add(offsets, d->cfg->delay_topic, i)->offset =
+                d->parts[i].commit_to;
+    if (offsets->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, offsets, 0);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            tk_log(TK_LOG_WARN, "expiration", "delay commit refused, expirations may repeat",
+                   "\"error\":\"%s\"", rd_kafka_err2str(e));
+    }
+out:
+    if (offsets != NULL)
+        rd_kafka_topic_partition_list_destroy(offsets);
+    d->n = 0;
+    return rc;
+}
+
+/* One turn: wake partitions, read what arrived, fire what is due, wait for acks, commit. */
+static int turn(struct delay *d, tk_err_t *err)
+{
+    int rc = 0;
+    int64_t now = tk_now_ms();
+    if ((rc = resume_due(d, now, err)) != 0)
+        return rc;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, poll_timeout(d, now));
+    for (int read = 0; m != NULL; read++) {
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = handle(d, m, err);
+        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            tk_log(TK_LOG_WARN, "expiration", "delay consumer error", "\"error\":\"%s\"",
+                   rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        if (rc != 0 || read == READ_MAX)
+            break;
+        m = rd_kafka_consumer_poll(d->consumer, 0);
+    }
+    if (rc == 0)
+        rc = fire_due(d, tk_now_ms(), err);
+    if (rc != 0) {
+        tk_err_t ignored = {0};
+        finish_batch(d, false, &ignored);
+        return rc;
+    }
+    return finish_batch(d, true, err);
+}
+
+int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err)
+{
+    int rc = 0;
+    struct delay *d = tk_mem_zalloc(sizeof(*d));
+    rd_kafka_topic_partition_list_t *topics = NULL;
+
+    d->cfg = cfg;
+    if ((d->producer = tk_expiration__producer_new(cfg->expirations_topic, err)) == NULL ||
+        (d->consumer = tk_kafka_consumer_new_with(cfg->delay_group, on_rebalance, d, err)) ==
+            NULL) {
+        rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
+        goto out;
+    }
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->delay_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = tk_err_set(err, TK_EINTERNAL, cfg->delay_topic, "subscribe to %s: %s",
+                        cfg->delay_topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    while (!*stop) {
+        if ((rc = turn(d, err)) != 0)
+            goto out;
+        char why[256];
+        if (rd_kafka_fatal_error(d->producer, why, sizeof(why)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rc = tk_err_set(err, TK_EUNAVAIL, "", "delay producer failed: %s", why);
+            goto out;
+        }
+        if (d->rebalance_failed) {
+            rc = tk_err_set(err, TK_EINTERNAL, cfg->delay_topic, "delay rebalance failed");
+            goto out;
+        }
+    }
+out:
+    if (topics != NULL)
+        rd_kafka_topic_partition_list_destroy(topics);
+    if (d->consumer != NULL) {
+        rd_kafka_consumer_close(d->consumer); /* runs on_rebalance (revoke) */
+        rd_kafka_destroy(d->consumer);
+    }
+    if (d->producer != NULL) {
+        rd_kafka_flush(d->producer, 10000);
+        rd_kafka_destroy(d->producer);
+    }
+    for (int32_t i = 0; i < d->nparts; i++)
+        free(d->parts[i].win);
+    free(d->parts);
+    free(d);
+    return rc;
+}

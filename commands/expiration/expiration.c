@@ -1,0 +1,133 @@
+/*
+ * expiration.c - the scheduler's entry point: both stages, each restarted after a failure.
+ *
+ * The intake stage runs on a thread of its own and the delay stage on the caller's thread; they
+ * share nothing but the delay topic, so either can stall (broker down, group rebalancing) while
+ * the other goes on. Each stage is a "life" (tk_expiration__*_run) that owns its librdkafka
+ * handles; any failure inside a life ends it without committing, and this file starts a new one
+ * after a capped backoff (200 ms doubling to 5 s, as app/workers.c does). A new life re-reads
+ * from its group's committed offsets, which is what makes a failure, like a kill -9, lose
+ * nothing (see intake.c and delay.c for why the committed offsets are always safe).
+ */
+#include "expiration_int.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include "ev_catalog.h"
+#include "tk/kafka.h"
+#include "tk/log.h"
+
+static int name_ok(const char *s)
+{
+    return s != NULL && *s != '\0';
+}
+
+int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__cfg_t *out,
+                               tk_err_t *err)
+{
+    static const tk_expiration_opts_t defaults = {0};
+    if (opts == NULL)
+        opts = &defaults;
+    *out = (tk_expiration__cfg_t){
+        .orders_topic = opts->orders_topic ? opts->orders_topic : EV_TOPIC_ORDERS,
+        .delay_topic = opts->delay_topic ? opts->delay_topic : EV_TOPIC_EXPIRATION_DELAY,
+        .expirations_topic =
+            opts->expirations_topic ? opts->expirations_topic : EV_TOPIC_EXPIRATIONS,
+        .intake_group = opts->intake_group ? opts->intake_group : TK_EXPIRATION_INTAKE_GROUP,
+        .delay_group = opts->delay_group ? opts->delay_group : TK_EXPIRATION_DELAY_GROUP,
+        .accept = opts->accept,
+        .accept_ud = opts->accept_ud,
+    };
+    if (!name_ok(out->orders_topic) || !name_ok(out->delay_topic) ||
+        !name_ok(out->expirations_topic) || !name_ok(out->intake_group) ||
+        !name_ok(out->delay_group))
+        return tk_err_set(err, TK_EINVAL, "opts", "expiration topics and groups must be named");
+    return 0;
+}
+
+rd_kafka_t *tk_expiration__producer_new(const char *topic, tk_err_t *err)
+{
+    rd_kafka_t *rk = tk_kafka_producer_new(err);
+    if (rk == NULL)
+        return NULL;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].err != 0))
+        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_destroy(rk);
+        tk_err_set(err, TK_EUNAVAIL, topic, "topic %s: %s", topic, rd_kafka_err2str(e));
+        return NULL;
+    }
+    return rk;
+}
+
+/* Sleep @p *delay_ms in slices so that a stop request is seen quickly, then double it. */
+static void backoff(volatile int *stop, int *delay_ms)
+{
+    for (int slept = 0; slept < *delay_ms && !*stop; slept += 100)
+        usleep(100 * 1000);
+    *delay_ms = *delay_ms < 2500 ? *delay_ms * 2 : 5000;
+}
+
+typedef int (*stage_fn)(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err);
+
+/* Run lives of @p fn until *stop. */
+static void stage_loop(const char *name, stage_fn fn, const tk_expiration__cfg_t *cfg,
+                       volatile int *stop)
+{
+    int delay = 200;
+    while (!*stop) {
+        tk_err_t err = {0};
+        int64_t started = tk_mono_ms();
+        if (fn(cfg, stop, &err) == 0)
+            continue; /* stopped */
+        tk_log(TK_LOG_WARN, "expiration", "stage failed, restarting",
+               "\"stage\":\"%s\",\"error\":\"%s\",\"code\":\"%s\"", name, err.message,
+               tk_err_name(err.code));
+        if (tk_mono_ms() - started > 60000)
+            delay = 200; /* it had been healthy: start the backoff again */
+        backoff(stop, &delay);
+    }
+}
+
+struct intake_thread {
+    const tk_expiration__cfg_t *cfg;
+    volatile int *stop;
+};
+
+static void *intake_main(void *arg)
+{
+    struct intake_thread *t = arg;
+    stage_loop("intake", tk_expiration__intake_run, t->cfg, t->stop);
+    return NULL;
+}
+
+int tk_expiration_run_opts(const tk_expiration_opts_t *opts, volatile int *stop, tk_err_t *err)
+{
+    tk_expiration__cfg_t cfg;
+    int rc = tk_expiration__cfg_resolve(opts, &cfg, err);
+    if (rc != 0)
+        return rc;
+    struct intake_thread t = {.cfg = &cfg, .stop = stop};
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, intake_main, &t) != 0)
+        return tk_err_set(err, TK_EINTERNAL, "", "cannot start the intake thread");
+    tk_log(TK_LOG_INFO, "expiration", "scheduler started",
+           "\"orders\":\"%s\",\"delay\":\"%s\",\"expirations\":\"%s\"", cfg.orders_topic,
+           cfg.delay_topic, cfg.expirations_topic);
+    stage_loop("delay", tk_expiration__delay_run, &cfg, stop);
+    pthread_join(tid, NULL);
+    tk_log(TK_LOG_INFO, "expiration", "scheduler stopped", NULL);
+    return 0;
+}
+
+int tk_expiration_run(volatile int *stop, tk_err_t *err)
+{
+    return tk_expiration_run_opts(NULL, stop, err);
+}

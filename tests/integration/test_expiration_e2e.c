@@ -1,0 +1,298 @@
+/*
+ * test_expiration_e2e.c - the reservation window end to end, with EXPIRATION_WINDOW_SECONDS=2:
+ * the tickets and orders contexts run in this process (routes, relays, projectors, isolated as
+ * test_orders_util.h describes) and the expiration scheduler reads the real orders topic and
+ * writes the real expirations topic that orders consumes. Only payment:created is injected (the
+ * payments context is not part of this test).
+ *
+ *   - an unpaid order becomes cancelled after its window, and its ticket is free (and listed)
+ *     again;
+ *   - a paid order stays complete although its expiration:complete fires, and its ticket stays
+ *     reserved.
+ *
+ * The scheduler uses private groups and a private delay topic, and schedules only the orders of
+ * this test's buyers (the accept filter): other work on the shared broker neither reaches it nor
+ * is expired by it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ev_catalog.h"
+#include "ev_envelope.h"
+#include "ev_payment.h"
+#include "orders_read.h"
+#include "test_expiration_util.h"
+#include "test_orders_util.h"
+#include "tickets_read.h"
+#include "tk/cfg.h"
+#include "tk/kafka.h"
+#include "tk_test.h"
+
+#define WAIT_MS 30000
+#define MAX_BUYERS 4
+
+static xt_names_t names;
+static tk_expiration_opts_t opts;
+static tko_user_t seller;
+static char buyers[MAX_BUYERS][TK_UUID_LEN + 1];
+static int nbuyers;
+
+static bool ours(const ev_order_created_t *o, void *ud)
+{
+    (void)ud;
+    for (int i = 0; i < nbuyers; i++)
+        if (strcmp(o->user_id, buyers[i]) == 0)
+            return true;
+    return false;
+}
+
+static tko_user_t buyer_new(void)
+{
+    tko_user_t u = tko_user_new();
+    assert_true(nbuyers < MAX_BUYERS);
+    snprintf(buyers[nbuyers++], TK_UUID_LEN + 1, "%s", u.id);
+    return u;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    setenv("EXPIRATION_WINDOW_SECONDS", "2", 1);
+    tk_test_require_stack();
+    if (tk_cfg()->expiration_window_seconds != 2)
+        return -1;
+    tk_err_t err = {0};
+    if (tk_kafka_topics_create(&err) != 0) {
+        fprintf(stderr, "setup: %s\n", err.message);
+        return -1;
+    }
+    tko_private_database("tickets");
+    tko_private_database("orders");
+    tko_context_start("tickets", tk_tickets_projectors);
+    tko_context_start("orders", tk_orders_projectors);
+    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
+    tk_test_server_start(routes);
+
+    xt_create(&names, 3); /* only its delay topic and group names are used */
+    opts = xt_opts(&names);
+    opts.orders_topic = EV_TOPIC_ORDERS;
+    opts.expirations_topic = EV_TOPIC_EXPIRATIONS;
+    opts.accept = ours;
+    xt_group_start_at_end(names.intake_group, EV_TOPIC_ORDERS);
+    seller = tko_user_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    tko_stop_all();
+    xt_delete(&names);
+    free(seller.cookie);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void sell(const char *title, char id[TK_UUID_LEN + 1])
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"title\":\"%s\",\"price\":25}", title);
+    tk_test_resp_t r;
+    tk_test_http("POST", "/api/tickets", body, seller.cookie, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(r.json, "id"));
+    tk_test_resp_release(&r);
+}
+
+struct place {
+    const tko_user_t *u;
+    const char *ticket;
+    tk_test_resp_t resp;
+};
+
+static bool placed(void *arg)
+{
+    struct place *w = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", w->ticket);
+    tk_test_resp_release(&w->resp);
+    tk_test_http("POST", "/api/orders", body, w->u->cookie, &w->resp);
+    return w->resp.status != 404; /* 404 until orders replicated the ticket */
+}
+
+/* POST /api/orders for @p ticket; returns the order id and its expiresAt. */
+static void order(const tko_user_t *u, const char *ticket, char id[TK_UUID_LEN + 1],
+                  int64_t *expires_ms)
+{
+    struct place w = {u, ticket, {0}};
+    assert_true(tk_test_eventually(placed, &w, WAIT_MS));
+    assert_int_equal(w.resp.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(w.resp.json, "id"));
+    assert_int_equal(tk_time_parse(tko_str(w.resp.json, "expiresAt"), expires_ms), 0);
+    tk_test_resp_release(&w.resp);
+}
+
+struct order_wait {
+    const tko_user_t *u;
+    const char *id;
+    const char *status;
+};
+
+static bool order_shows(void *arg)
+{
+    struct order_wait *w = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/orders/%s", w->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, w->u->cookie, &r);
+    const char *status = tko_str(r.json, "status");
+    bool ok = r.status == 200 && status != NULL && strcmp(status, w->status) == 0;
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+static void wait_order(const tko_user_t *u, const char *id, const char *status)
+{
+    struct order_wait w = {u, id, status};
+    assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
+}
+
+struct ticket_wait {
+    const char *id;
+    const char *holder; /* "" for free */
+};
+
+static bool ticket_shows(void *arg)
+{
+    struct ticket_wait *w = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, NULL, &r);
+    const char *holder = tko_str(r.json, "orderId");
+    bool ok = r.status == 200 && strcmp(holder ? holder : "", w->holder) == 0;
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+static void wait_ticket(const char *id, const char *holder)
+{
+    struct ticket_wait w = {id, holder};
+    assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
+}
+
+static bool listed(void *arg)
+{
+    tk_test_resp_t r;
+    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
+    bool found = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), (const char *)arg) == 0;
+    tk_test_resp_release(&r);
+    return found;
+}
+
+/* The expiration:complete of @p order_id on the real topic, checked and fired after @p due. */
+static void expect_expiration(tk_test_watch_t *w, const char *order_id, int64_t due)
+{
+    json_t *env = tk_test_watch_expect(w, "expiration:complete", order_id, WAIT_MS);
+    assert_non_null(env);
+    assert_string_equal(tko_str(json_object_get(env, "data"), "orderId"), order_id);
+    int64_t fired = 0;
+    assert_int_equal(tk_time_parse(tko_str(env, "time"), &fired), 0);
+    assert_true(fired >= due); /* never before the window has passed */
+    json_decref(env);
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void unpaid_order_is_cancelled_and_its_ticket_freed(void **state)
+{
+    (void)state;
+    tko_user_t buyer = buyer_new();
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    xt_thread_t *sched = xt_thread_start(&opts);
+
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
+    int64_t due = 0;
+    sell("unpaid", ticket);
+    order(&buyer, ticket, id, &due);
+    wait_ticket(ticket, id); /* reserved by the order */
+    assert_false(listed(ticket));
+
+    expect_expiration(w, id, due);
+    wait_order(&buyer, id, "cancelled");
+    wait_ticket(ticket, ""); /* free again */
+    assert_true(tk_test_eventually(listed, ticket, WAIT_MS));
+
+    assert_int_equal(xt_thread_stop(sched), 0);
+    tk_test_watch_free(w);
+    free(buyer.cookie);
+}
+
+static void paid_order_stays_complete(void **state)
+{
+    (void)state;
+    tko_user_t buyer = buyer_new();
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
+
+    /* Placed and paid while no scheduler runs, so the payment surely comes first; the scheduler
+     * then takes the order in and fires its (by now past due) expiration at once. A companion
+     * unpaid order expires at the same time: its cancellation shows that orders has been
+     * processing expirations while we look for a cancellation of the paid one. */
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
+    char other_ticket[TK_UUID_LEN + 1], other[TK_UUID_LEN + 1];
+    int64_t due = 0, other_due = 0;
+    sell("paid", ticket);
+    sell("companion", other_ticket);
+    order(&buyer, ticket, id, &due);
+    order(&buyer, other_ticket, other, &other_due);
+    wait_ticket(ticket, id);
+    ev_payment_created_t p = {0};
+    tk_uuid_new(p.id);
+    snprintf(p.order_id, sizeof(p.order_id), "%s", id);
+    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_e2e_%.8s", p.id);
+    ev_envelope_t env;
+    char *text = NULL;
+    assert_int_equal(ev_envelope_init(&env, "payment:created", p.id, 0, "e2e",
+                                      ev_payment_created_to_json(&p), NULL),
+                     0);
+    assert_int_equal(ev_envelope_encode(&env, &text, NULL, NULL), 0);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
+    free(text);
+    ev_envelope_release(&env);
+    wait_order(&buyer, id, "complete");
+
+    xt_thread_t *sched = xt_thread_start(&opts);
+    expect_expiration(w, id, due);
+    wait_order(&buyer, other, "cancelled");
+    /* orders ignores it: no order:cancelled, still complete, the ticket still reserved. */
+    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 5000), 0);
+    wait_order(&buyer, id, "complete");
+    wait_ticket(ticket, id);
+    assert_false(listed(ticket));
+
+    assert_int_equal(xt_thread_stop(sched), 0);
+    tk_test_watch_free(orders);
+    tk_test_watch_free(w);
+    free(buyer.cookie);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
+        cmocka_unit_test(paid_order_stays_complete),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,119 @@
+/*
+ * test_expiration_kill.c - kill -9 of the scheduler with 1,000 pending expirations: a child
+ * process runs the scheduler on private topics, is killed with SIGKILL once part of the orders
+ * have expired, and a new child takes over. Every one of the 1,000 orders must then have at least
+ * one expiration:complete (duplicates are allowed: orders ignores them), none before its due
+ * time, and both groups must end with nothing pending.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test_expiration_util.h"
+#include "tk/ids.h"
+#include "tk_test.h"
+
+#define N 1000
+#define WAIT_MS 60000
+
+static char ids[N][TK_UUID_LEN + 1];
+static int64_t due[N];
+
+static int setup(void **state)
+{
+    (void)state;
+    tk_test_require_stack();
+    return 0;
+}
+
+static int64_t due_of(const char *id)
+{
+    for (int i = 0; i < N; i++)
+        if (strcmp(ids[i], id) == 0)
+            return due[i];
+    return -1;
+}
+
+static void every_order_expires_once_or_more_across_a_kill_9(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 3);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    pid_t first = xt_child_start(&names);
+    assert_true(first > 0);
+
+    /* Due times spread over 3 s, starting 2 s from now. */
+    rd_kafka_t *p = xt_producer();
+    int64_t start = tk_now_ms() + 2000;
+    for (int i = 0; i < N; i++) {
+        xt_uuid(ids[i]);
+        due[i] = start + (int64_t)i * 3000 / N;
+        xt_publish_order_created(p, names.orders, ids[i], due[i], NULL);
+    }
+    xt_producer_free(p);
+
+    /* Mid-way: some have expired, most are pending. */
+    xt_collect(col, 150, WAIT_MS);
+    assert_true(xt_distinct(col) >= 150);
+    assert_int_equal(kill(first, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(first, &status, 0), first);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    size_t at_kill = xt_distinct(col);
+    assert_true(at_kill < N);
+
+    pid_t second = xt_child_start(&names);
+    assert_true(second > 0);
+    xt_collect(col, N, WAIT_MS);
+    assert_int_equal(xt_distinct(col), N);
+
+    size_t n = 0;
+    const xt_fired_t *all = xt_collected(col, &n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(all[i].valid);
+        int64_t d = due_of(all[i].order_id);
+        assert_true(d >= 0);              /* one of ours */
+        assert_true(all[i].time_ms >= d); /* never before its due time */
+    }
+    for (int i = 0; i < N; i++)
+        assert_non_null(xt_find(col, ids[i]));
+    print_message("expired %d orders: %zu before the kill, %zu records in all (%zu duplicates)\n",
+                  N, at_kill, n, n - (size_t)N);
+
+    /* The new child committed everything: nothing is pending in either group. */
+    tk_expiration_status_t st;
+    tk_err_t err = {0};
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    do {
+        assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    } while ((st.pending != 0 || st.intake_lag != 0) && tk_mono_ms() < deadline);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.intake_lag, 0);
+
+    /* A clean stop on SIGTERM. */
+    assert_int_equal(kill(second, SIGTERM), 0);
+    assert_int_equal(waitpid(second, &status, 0), second);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    xt_collector_free(col);
+    xt_delete(&names);
+}
+
+int main(int argc, char **argv)
+{
+    xt_child_main(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_order_expires_once_or_more_across_a_kill_9),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

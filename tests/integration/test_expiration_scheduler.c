@@ -1,0 +1,325 @@
+/*
+ * test_expiration_scheduler.c - the expiration scheduler against the real broker, each case on
+ * private topics and groups, with short due times (seconds) instead of the 15-minute window:
+ * due orders fire after their due time and never before, past due times fire at once, other
+ * events and garbage are skipped, the delay record has the documented shape, a shorter window
+ * behind a longer one fires late but never early (the ordering assumption of delay.c), and
+ * tk_expiration_status reports pending records and lateness.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ev_envelope.h"
+#include "test_expiration_util.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk_test.h"
+
+#define WAIT_MS 60000
+
+static int setup(void **state)
+{
+    (void)state;
+    tk_test_require_stack();
+    return 0;
+}
+
+/* Due in 2 s: each order gets an expiration:complete, built after its due time, carrying the
+ * order id as subject, key and data, version 0 and the order's correlation id. */
+static void due_orders_fire_after_due_time(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    xt_names_t names;
+    xt_create(&names, 3);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    char ids[N][TK_UUID_LEN + 1], corr[N][32];
+    int64_t due[N];
+    rd_kafka_t *p = xt_producer();
+    for (int i = 0; i < N; i++) {
+        xt_uuid(ids[i]);
+        snprintf(corr[i], sizeof(corr[i]), "req-%d", i);
+        due[i] = tk_now_ms() + 2000;
+        xt_publish_order_created(p, names.orders, ids[i], due[i], corr[i]);
+    }
+    xt_producer_free(p);
+
+    xt_collect(col, N, WAIT_MS);
+    assert_int_equal(xt_distinct(col), N);
+    for (int i = 0; i < N; i++) {
+        const xt_fired_t *f = xt_find(col, ids[i]);
+        assert_non_null(f);
+        assert_true(f->valid);
+        assert_int_equal(f->aggregateversion, 0);
+        assert_string_equal(f->correlation, corr[i]);
+        assert_true(f->time_ms >= due[i]); /* not before its due time */
+    }
+
+    /* The delay topic holds {orderId, dueAt} with key = order id, one per order. */
+    rd_kafka_t *c = NULL;
+    {
+        char errstr[256], group[TK_UUID_LEN + 1];
+        tk_uuid_new(group);
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", getenv("KAFKA_BROKERS"), errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+        c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        assert_non_null(c);
+        rd_kafka_poll_set_consumer(c);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+        for (int i = 0; i < 3; i++)
+            rd_kafka_topic_partition_list_add(l, names.delay, i)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(c, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    int seen = 0;
+    int64_t deadline = tk_mono_ms() + 20000;
+    while (seen < N && tk_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == 0) {
+            tk_expiration_record_t rec;
+            assert_int_equal(tk_expiration_record_decode(m->payload, m->len, &rec, NULL), 0);
+            assert_int_equal(m->key_len, TK_UUID_LEN);
+            assert_memory_equal(m->key, rec.order_id, TK_UUID_LEN);
+            json_t *doc = json_loadb(m->payload, m->len, 0, NULL);
+            assert_non_null(json_string_value(json_object_get(doc, "dueAt")));
+            json_decref(doc);
+            for (int i = 0; i < N; i++)
+                if (strcmp(rec.order_id, ids[i]) == 0) {
+                    assert_int_equal(rec.due_ms, due[i]);
+                    assert_string_equal(rec.correlation_id, corr[i]);
+                    seen++;
+                }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    assert_int_equal(seen, N);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+
+    xt_collector_free(col);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    xt_delete(&names);
+}
+
+/* A due time already in the past fires at once, while another partition waits for an hour. */
+static void past_due_fires_at_once(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 2);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    /* The hour-long one must sit in the other delay partition: within one partition the past
+     * one would wait behind it (see shorter_window_fires_late_behind_head_never_early). */
+    char past[TK_UUID_LEN + 1], later[TK_UUID_LEN + 1];
+    xt_uuid(past);
+    do
+        xt_uuid(later);
+    while (rd_kafka_msg_partitioner_murmur2(NULL, later, TK_UUID_LEN, 2, NULL, NULL) ==
+           rd_kafka_msg_partitioner_murmur2(NULL, past, TK_UUID_LEN, 2, NULL, NULL));
+    int64_t later_due = tk_now_ms() + 3600 * 1000;
+    rd_kafka_t *p = xt_producer();
+    xt_publish_order_created(p, names.orders, later, later_due, NULL);
+    xt_publish_order_created(p, names.orders, past, tk_now_ms() - 60000, NULL);
+    xt_producer_free(p);
+
+    xt_collect(col, 1, WAIT_MS);
+    assert_non_null(xt_find(col, past));
+    assert_true(xt_find(col, past)->valid);
+    /* The hour-long one is pending, not fired. */
+    assert_null(xt_find(col, later));
+
+    xt_collector_free(col);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    xt_delete(&names);
+}
+
+/* Garbage and other order events on the orders topic, and garbage on the delay topic, are
+ * skipped (and committed past); the valid records behind them still fire. One partition, so the
+ * bad records are in front. */
+static void other_events_and_garbage_are_skipped(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 1);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    char cancelled[TK_UUID_LEN + 1], created[TK_UUID_LEN + 1], direct[TK_UUID_LEN + 1];
+    xt_uuid(cancelled);
+    xt_uuid(created);
+    xt_uuid(direct);
+    rd_kafka_t *p = xt_producer();
+    xt_publish_raw(p, names.orders, NULL, "not json at all");
+    xt_publish_raw(p, names.orders, cancelled, "{\"specversion\":\"1.0\"}");
+    {
+        ev_order_ref_t ref = {.version = 1};
+        snprintf(ref.id, sizeof(ref.id), "%s", cancelled);
+        tk_uuid_new(ref.ticket.id);
+        ev_envelope_t env;
+        char *payload = NULL;
+        assert_int_equal(ev_envelope_init(&env, "order:cancelled", cancelled, 1, NULL,
+                                          ev_order_cancelled_to_json(&ref), NULL),
+                         0);
+        assert_int_equal(ev_envelope_encode(&env, &payload, NULL, NULL), 0);
+        xt_publish_raw(p, names.orders, cancelled, payload);
+        free(payload);
+        ev_envelope_release(&env);
+    }
+    xt_publish_order_created(p, names.orders, created, tk_now_ms() - 1000, NULL);
+    xt_publish_raw(p, names.delay, NULL, "{\"orderId\":\"x\"}");
+    char rec[TK_EXPIRATION_RECORD_MAX];
+    tk_expiration_record_t r = {.due_ms = tk_now_ms() - 1000};
+    snprintf(r.order_id, sizeof(r.order_id), "%s", direct);
+    assert_true(tk_expiration_record_encode(&r, rec, sizeof(rec), NULL) > 0);
+    xt_publish_raw(p, names.delay, direct, rec);
+    xt_producer_free(p);
+
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collect(col, 2, WAIT_MS);
+    assert_non_null(xt_find(col, created));
+    assert_non_null(xt_find(col, direct));
+    assert_null(xt_find(col, cancelled));
+    size_t n = 0;
+    const xt_fired_t *all = xt_collected(col, &n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(all[i].valid);
+    assert_int_equal(xt_thread_stop(sched), 0);
+
+    /* Both groups committed past the bad records: nothing is left pending. */
+    tk_expiration_status_t st;
+    tk_err_t err = {0};
+    assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    assert_int_equal(st.intake_lag, 0);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.heads, 0);
+
+    xt_collector_free(col);
+    xt_delete(&names);
+}
+
+/*
+ * The ordering assumption (delay.c): a partition waits for its head only. An order placed under
+ * a shorter window, behind one placed under a longer window, fires when the head fires: late by
+ * at most the difference of the windows, and never before its own due time.
+ */
+static void shorter_window_fires_late_behind_head_never_early(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 1);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    char head[TK_UUID_LEN + 1], shorter[TK_UUID_LEN + 1];
+    xt_uuid(head);
+    xt_uuid(shorter);
+    int64_t now = tk_now_ms();
+    int64_t head_due = now + 4000, shorter_due = now + 1000;
+    rd_kafka_t *p = xt_producer();
+    xt_publish_order_created(p, names.orders, head, head_due, NULL);
+    xt_publish_order_created(p, names.orders, shorter, shorter_due, NULL);
+    xt_producer_free(p);
+
+    xt_collect(col, 2, WAIT_MS);
+    const xt_fired_t *h = xt_find(col, head), *s = xt_find(col, shorter);
+    assert_non_null(h);
+    assert_non_null(s);
+    assert_true(h->time_ms >= head_due);
+    assert_true(s->time_ms >= shorter_due);
+    assert_true(s->time_ms >= head_due); /* held behind the head */
+
+    xt_collector_free(col);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    xt_delete(&names);
+}
+
+/* tk_expiration_status: pending = the delay group's lag, lateness from the head record. */
+static void status_reports_pending_and_lateness(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 2);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    tk_expiration_status_t st;
+    tk_err_t err = {0};
+
+    /* No scheduler yet: three delay records, due a minute ago, are pending and overdue. */
+    rd_kafka_t *p = xt_producer();
+    char ids[3][TK_UUID_LEN + 1];
+    int64_t due = tk_now_ms() - 60000;
+    for (int i = 0; i < 3; i++) {
+        char rec[TK_EXPIRATION_RECORD_MAX];
+        tk_expiration_record_t r = {.due_ms = due};
+        xt_uuid(ids[i]);
+        snprintf(r.order_id, sizeof(r.order_id), "%.36s", ids[i]);
+        assert_true(tk_expiration_record_encode(&r, rec, sizeof(rec), NULL) > 0);
+        xt_publish_raw(p, names.delay, ids[i], rec);
+    }
+    /* And two orders not yet taken in by the intake. */
+    char o1[TK_UUID_LEN + 1], o2[TK_UUID_LEN + 1];
+    xt_uuid(o1);
+    xt_uuid(o2);
+    int64_t future = tk_now_ms() + 3600 * 1000;
+    xt_publish_order_created(p, names.orders, o1, future, NULL);
+    xt_publish_order_created(p, names.orders, o2, future, NULL);
+    xt_producer_free(p);
+
+    assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    assert_int_equal(st.pending, 3);
+    assert_int_equal(st.intake_lag, 2);
+    assert_int_equal(st.partitions, 2);
+    assert_true(st.heads >= 1);
+    assert_true(st.lateness_ms >= 60000);
+
+    /* With the scheduler: the overdue ones fire, the two hour-long ones wait as heads. */
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_collect(col, 3, WAIT_MS);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(xt_find(col, ids[i]));
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    do {
+        assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    } while ((st.pending != 2 || st.intake_lag != 0) && tk_mono_ms() < deadline);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.intake_lag, 0);
+    assert_true(st.heads >= 1);
+    assert_true(st.lateness_ms < 0); /* nothing overdue: the next head is due in an hour */
+    assert_true(st.lateness_ms > -3600 * 1000 - 1);
+    assert_null(xt_find(col, o1));
+
+    xt_collector_free(col);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    xt_delete(&names);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(due_orders_fire_after_due_time),
+        cmocka_unit_test(past_due_fires_at_once),
+        cmocka_unit_test(other_events_and_garbage_are_skipped),
+        cmocka_unit_test(shorter_window_fires_late_behind_head_never_early),
+        cmocka_unit_test(status_reports_pending_and_lateness),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
