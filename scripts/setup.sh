@@ -35,7 +35,8 @@ java_major() {
 step_apt() {
   local pkgs=(build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
     librdkafka-dev libpq-dev libh2o-evloop-dev libjansson-dev libjwt-dev libcurl4-openssl-dev
-    libssl-dev libcmocka-dev postgresql postgresql-contrib kafkacat wrk nginx-light curl jq)
+    libssl-dev libcmocka-dev postgresql postgresql-contrib kafkacat wrk nginx-light curl jq
+    docker-compose)
   local jm
   jm=$(java_major)
   if [ "$jm" -lt 17 ]; then pkgs+=(default-jre-headless); fi

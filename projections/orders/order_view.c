@@ -8,6 +8,13 @@
  * can rebuild the table from offset 0. An order's events share its key, hence one partition, so
  * its created always precedes its cancelled/completed; a status event for an order the view has
  * never seen is not ours (another engineer's test, a foreign producer) and is skipped.
+ *
+ * A status change also calls pg_notify(TK_ORDERS_STATUS_CHANNEL, {id,status,version,expiresAt})
+ * in the same statement as the UPDATE, so the notification is delivered exactly when the change
+ * commits, and never for a change that rolled back. GET /api/orders/:id/events (order_events.c)
+ * listens on it to push the change to the order's open event streams. A replay re-applies old
+ * changes and notifies again; the listener drops a notification whose version its streams
+ * already have.
  */
 #include "orders_read.h"
 
@@ -47,12 +54,20 @@ static int apply_status(tk_tx_t *tx, const ev_envelope_t *env, ev_order_status_t
     char version[24];
     snprintf(version, sizeof(version), "%lld", (long long)o.version);
     const char *params[] = {o.id, ev_order_status_name(status), version};
-    int64_t updated = 0;
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "UPDATE order_view SET status = $2, version = $3::integer "
-                        "WHERE id = $1 AND version < $3::integer",
-                        3, params, &updated, err)) != 0)
-        return rc;
+    /* One row when the UPDATE changed the order (and queued its notification), none otherwise. */
+    PGresult *res = tk_pg_exec(
+        tk_tx_conn(tx),
+        "WITH u AS (UPDATE order_view SET status = $2, version = $3::integer "
+        "WHERE id = $1 AND version < $3::integer RETURNING id, status, version, expires_at) "
+        "SELECT pg_notify('" TK_ORDERS_STATUS_CHANNEL "', json_build_object('id', id, "
+        "'status', status, 'version', version, 'expiresAt', "
+        "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text) "
+        "FROM u",
+        3, params, err);
+    if (res == NULL)
+        return err->code;
+    int updated = PQntuples(res);
+    PQclear(res);
     return updated == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
 }
 

@@ -9,6 +9,7 @@ void tk_orders_routes(tk_http_server_t *srv)
 {
     tk_orders_command_routes(srv);
     tk_orders_query_routes(srv);
+    tk_orders_event_routes(srv);
 }
 
 const tk_projector_spec_t *const tk_orders_projectors[] = {

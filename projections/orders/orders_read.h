@@ -16,8 +16,15 @@
  */
 extern const tk_projector_spec_t tk_orders_replica_projector;
 
-/** topic orders -> order_view, idempotent by version (order_view.c). */
+/**
+ * topic orders -> order_view, idempotent by version (order_view.c). Each status change it applies
+ * is also announced, on commit, by a PostgreSQL notification on TK_ORDERS_STATUS_CHANNEL whose
+ * payload is {"id","status","version","expiresAt"} (order_events.c listens).
+ */
 extern const tk_projector_spec_t tk_orders_view_projector;
+
+/** The PostgreSQL NOTIFY channel of order_view's status changes. */
+#define TK_ORDERS_STATUS_CHANNEL "order_status"
 
 /**
  * topics expirations and payments -> the write model: expiration:complete cancels (unless
@@ -31,6 +38,19 @@ extern const tk_projector_spec_t *const tk_orders_projectors[];
 
 /** @brief Register GET /api/orders and GET /api/orders/:id over order_view (order_queries.c). */
 void tk_orders_query_routes(tk_http_server_t *srv);
+
+/**
+ * @brief Register GET /api/orders/:id/events (order_events.c): Server-Sent Events of one order's
+ *        status, for its owner (401/404 as GET /api/orders/:id). The stream starts with
+ *        `event: status` carrying {id,status,version,expiresAt,secondsLeft}, sends
+ *        `event: countdown` {id,secondsLeft} every second while the order is open, a new
+ *        `event: status` on each change, and ends after a terminal status (cancelled, complete).
+ *        A terminal order gets its one status event and the response ends.
+ *        Also registers the server's background listener (tk_http_background) that feeds the
+ *        streams from TK_ORDERS_STATUS_CHANNEL and a once-a-second check of order_view.
+ *        Thread: before tk_http_server_run; one orders server per process.
+ */
+void tk_orders_event_routes(tk_http_server_t *srv);
 
 /** @brief Every route of the orders context: commands and queries. */
 void tk_orders_routes(tk_http_server_t *srv);

@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# scripts/topology.sh: the production topology as local processes, for the e2e suite and for a
+# developer who wants to see it: every role of docker/docker-compose.yml as its own process of
+# the `ticketing` binary, behind Debian's nginx as the ingress (docker/nginx.conf's routes, with
+# loopback upstreams). PostgreSQL and stripe-mock come from the local stack (scripts/stack.sh,
+# started when not running, never stopped here); Kafka too, unless --isolated.
+#
+#   role              command                      port
+#   serve-auth        ticketing serve auth         3101
+#   serve-tickets     ticketing serve tickets      3102
+#   serve-orders      ticketing serve orders       3103
+#   serve-payments    ticketing serve payments     3104
+#   project-<ctx>     ticketing project <ctx>      tickets, orders, payments
+#   relay-<ctx>       ticketing relay <ctx>        auth, tickets, orders, payments
+#   expire            ticketing expire
+#   nginx             nginx -c var/topology/nginx.conf     127.0.0.1:8080 (the ingress)
+#   kafka             (--isolated only) a fresh single-node KRaft broker   127.0.0.1:29092
+#
+# Usage:
+#   scripts/topology.sh start [--bin PATH] [--window SECONDS] [--isolated] [--fresh-expirations]
+#   scripts/topology.sh stop | status | logs [ROLE]
+#
+#   --bin PATH            the ticketing binary (default: build it in build/release, as run.sh)
+#   --window SECONDS      EXPIRATION_WINDOW_SECONDS of the processes (default
+#                         $TOPOLOGY_EXPIRATION_WINDOW_SECONDS, else 5: this is a test topology)
+#   --isolated            a world of its own, made afresh at every start: its own Kafka broker
+#                         (empty log, in var/topology/kafka) and its own databases tk_e2e_<context>
+#                         (dropped and re-created) on the stack's PostgreSQL. Nothing else on the
+#                         machine shares its topics, consumer groups or tables, so a replay
+#                         compares the live models with exactly the events this topology saw.
+#                         The e2e suite uses it.
+#   --fresh-expirations   (shared Kafka) move the scheduler's consumer groups to the end of their
+#                         topics first, dropping pending expirations: the delay topic fires in
+#                         order, so earlier orders with a longer window would hold back this
+#                         topology's short ones (commands/expiration/delay.c).
+#
+# start refuses when a role already runs or a port is taken; it waits until every serve answers
+# /readyz and the ingress answers /healthz and proxies /api/users/currentuser, and shows the end of
+# a role's log when that role dies. It writes var/topology/env.sh: `. var/topology/env.sh` gives a
+# shell (or the e2e suite) the processes' configuration, e.g. for `ticketing events tail`.
+# stop sends SIGTERM to every process (SIGKILL after STOP_TIMEOUT s), then scans the roles' logs
+# for sanitizer reports and exits 3 when it finds one: with an ASan+UBSan binary, a leak or UB in
+# any role fails the e2e run. status exits 0 when every role runs, 1 when some do, 3 when none.
+set -euo pipefail
+umask 022
+
+# shellcheck source-path=SCRIPTDIR source=env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+DIR="$TK_VAR/topology"
+INGRESS_PORT="${TOPOLOGY_INGRESS_PORT:-8080}"
+ISO_KAFKA_PORT="${TOPOLOGY_KAFKA_PORT:-29092}"
+ISO_CONTROLLER_PORT="${TOPOLOGY_KAFKA_CONTROLLER_PORT:-29093}"
+ISO_DB_PREFIX=tk_e2e_
+ISO_CONTEXTS=(auth tickets orders payments expiration)
+START_TIMEOUT=60
+STOP_TIMEOUT=20
+
+# role|port|ticketing arguments (port empty: no HTTP)
+ROLES=(
+  "serve-auth|3101|serve auth"
+  "serve-tickets|3102|serve tickets"
+  "serve-orders|3103|serve orders"
+  "serve-payments|3104|serve payments"
+  "project-tickets||project tickets"
+  "project-orders||project orders"
+  "project-payments||project payments"
+  "relay-auth||relay auth"
+  "relay-tickets||relay tickets"
+  "relay-orders||relay orders"
+  "relay-payments||relay payments"
+  "expire||expire"
+)
+
+say() { printf 'topology: %s\n' "$*"; }
+err() { printf 'topology: ERROR: %s\n' "$*" >&2; }
+die() { err "$*"; exit 1; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+log_tail() { # file [lines]
+  if [ -s "$1" ]; then
+    printf -- '---- last lines of %s ----\n' "$1" >&2
+    tail -n "${2:-20}" "$1" >&2
+    printf -- '----\n' >&2
+  fi
+}
+
+alive() {
+  local st
+  st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pid_of ROLE: the pid in ROLE's pid file when that process is still the one we started (its
+# command line contains the signature recorded next to it: the whole command line, or for nginx,
+# which rewrites its title, the path of our config), else fails.
+pid_of() {
+  local f="$DIR/$1.pid" pid want
+  [ -f "$f" ] || return 1
+  pid=$(head -c 32 "$f" | tr -dc 0-9)
+  [ -n "$pid" ] && alive "$pid" || return 1
+  want=$(cat "$DIR/$1.cmd" 2>/dev/null) || return 1
+  [ -n "$want" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$want" || return 1
+  echo "$pid"
+}
+
+http_code() { # url
+  curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true
+}
+
+app_roles() {
+  local r
+  for r in "${ROLES[@]}"; do echo "${r%%|*}"; done
+}
+
+# Every role that may have a pid file, the broker last (it outlives its clients when stopping).
+all_roles() {
+  app_roles
+  echo nginx
+  echo kafka
+}
+
+# ---- start ----------------------------------------------------------------------------------------
+
+# spawn ROLE SIGNATURE CMD...: start CMD in its own session with output to ROLE's log; records the
+# pid and SIGNATURE (a string its command line contains, "" for the whole command line) so that
+# stop never signals a recycled pid. The previous run's log is kept as ROLE.log.prev. In a script
+# (no job control) setsid execs in place, so $! is the process itself.
+spawn() {
+  local role=$1 sig=$2
+  shift 2
+  [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
+  setsid "$@" >>"$DIR/$role.log" 2>&1 </dev/null &
+  echo "$!" >"$DIR/$role.pid"
+  if [ -n "$sig" ]; then
+    printf '%s' "$sig" >"$DIR/$role.cmd"
+  else
+    printf '%s ' "$@" >"$DIR/$role.cmd"
+  fi
+}
+
+write_nginx_conf() {
+  local user_line=""
+  # As root, nginx would run its workers as nobody, who may not reach var/ (e.g. under /root).
+  [ "$(id -u)" -ne 0 ] || user_line="user root root;"
+  mkdir -p "$DIR/nginx"
+  cat >"$DIR/nginx.conf" <<EOF
+# Generated by scripts/topology.sh on every start: docker/nginx.conf with loopback upstreams.
+$user_line
+worker_processes 1;
+daemon off;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $DIR/nginx-access.log;
+    client_body_temp_path $DIR/nginx/client_body;
+    proxy_temp_path $DIR/nginx/proxy;
+    client_max_body_size 2m;
+    upstream auth     { server 127.0.0.1:3101; keepalive 16; }
+    upstream tickets  { server 127.0.0.1:3102; keepalive 16; }
+    upstream orders   { server 127.0.0.1:3103; keepalive 16; }
+    upstream payments { server 127.0.0.1:3104; keepalive 16; }
+    server {
+        listen 127.0.0.1:$INGRESS_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host \$host;
+        proxy_set_header X-Request-Id \$request_id;
+        location /api/users    { proxy_pass http://auth; }
+        location /api/tickets  { proxy_pass http://tickets; }
+        # Event streams (GET /api/orders/:id/events) pass unbuffered and may stay open long.
+        location /api/orders   { proxy_pass http://orders; proxy_buffering off; proxy_read_timeout 1h; }
+        location /api/payments { proxy_pass http://payments; }
+        location = /healthz    { return 200 "ok\n"; }
+        # What the ingress answers itself (an unknown path, a malformed request, a body over
+        # 2 MiB, a service down) has the contract's error body, not nginx's HTML pages.
+        error_page 400 /.errors/400.json;
+        error_page 404 /.errors/404.json;
+        error_page 413 /.errors/413.json;
+        error_page 502 503 504 =503 /.errors/503.json;
+        location / { return 404; }
+        location = /.errors/400.json { internal; default_type application/json; return 400 '{"errors":[{"message":"Bad Request"}]}'; }
+        location = /.errors/404.json { internal; default_type application/json; return 404 '{"errors":[{"message":"Not Found"}]}'; }
+        location = /.errors/413.json { internal; default_type application/json; return 413 '{"errors":[{"message":"Request body is too large"}]}'; }
+        location = /.errors/503.json { internal; default_type application/json; return 503 '{"errors":[{"message":"Service unavailable, try again later"}]}'; }
+    }
+}
+EOF
+}
+
+# --isolated: a fresh single-node KRaft broker in $DIR/kafka (the stack's settings, other ports).
+iso_kafka_start() {
+  local home kdir="$DIR/kafka" id java_bin=java t0 i
+  home=$(tk_kafka_home) || die "no Kafka jars in $TK_CACHE (run scripts/setup.sh)"
+  [ -z "${JAVA_HOME:-}" ] || [ ! -x "$JAVA_HOME/bin/java" ] || java_bin="$JAVA_HOME/bin/java"
+  t0=$(now_ms)
+  rm -rf "$kdir"
+  mkdir -p "$kdir/data"
+  cat >"$kdir/server.properties" <<EOF
+# Written by scripts/topology.sh --isolated on every start: a throw-away broker for one run.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ISO_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$ISO_KAFKA_PORT,CONTROLLER://127.0.0.1:$ISO_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$ISO_KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$kdir/data
+num.partitions=6
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+EOF
+  printf '%s\n' 'log4j.rootLogger=WARN, stderr' \
+    'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
+    'log4j.appender.stderr.Target=System.err' \
+    'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
+    'log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n' >"$kdir/log4j.properties"
+  id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  id="A${id:1}" # a cluster id must not start with '-'
+  if ! "$java_bin" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$home/libs/*" \
+      -Dlog4j.configuration="file:$kdir/log4j.properties" \
+      kafka.tools.StorageTool format -t "$id" -c "$kdir/server.properties" >"$DIR/kafka-format.log" 2>&1; then
+    log_tail "$DIR/kafka-format.log"
+    die "kafka: storage format failed"
+  fi
+  spawn kafka "$kdir/server.properties" "$java_bin" -Xmx384m -Xms128m -XX:+UseSerialGC \
+    -Djava.awt.headless=true -Dlog4j.configuration="file:$kdir/log4j.properties" \
+    -Dkafka.logs.dir="$kdir" -cp "$home/libs/*" kafka.Kafka "$kdir/server.properties"
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    pid_of kafka >/dev/null || { log_tail "$DIR/kafka.log"; die "kafka: the broker exited"; }
+    if kcat -b "127.0.0.1:$ISO_KAFKA_PORT" -L -t __tk_probe -m 2 2>/dev/null |
+        grep -q "broker 1 at 127.0.0.1:$ISO_KAFKA_PORT"; then
+      say "kafka: fresh broker on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log_tail "$DIR/kafka.log"
+  die "kafka: no answer on 127.0.0.1:$ISO_KAFKA_PORT within ${START_TIMEOUT}s"
+}
+
+# --isolated: drop and re-create tk_e2e_<context> for every context.
+iso_databases() {
+  local ctx db psql_bin="$TK_PG_BIN/psql"
+  [ -x "$psql_bin" ] || psql_bin=psql
+  for ctx in "${ISO_CONTEXTS[@]}"; do
+    db="$ISO_DB_PREFIX$ctx"
+    PGOPTIONS="--client-min-messages=warning" "$psql_bin" -q -v ON_ERROR_STOP=1 "${DATABASE_URL%/*}/postgres" \
+      -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null ||
+      die "cannot re-create database $db"
+  done
+}
+
+# The processes' configuration, also written to $DIR/env.sh for tools and shells.
+export_config() { # window isolated
+  local ctx var
+  {
+    echo "# Written by scripts/topology.sh start: the topology's configuration (. this file)."
+    echo "export EXPIRATION_WINDOW_SECONDS=$1"
+    # A replica's version gap never fills by waiting here (one partition per aggregate):
+    # dead-letter foreign producers' deliberate gaps quickly instead of holding them for 30 s.
+    echo "export PROJECTOR_GAP_TIMEOUT_MS=${TOPOLOGY_GAP_TIMEOUT_MS:-2000}"
+    if [ "$2" = 1 ]; then
+      echo "export KAFKA_BROKERS=127.0.0.1:$ISO_KAFKA_PORT"
+      for ctx in "${ISO_CONTEXTS[@]}"; do
+        var="DATABASE_URL_${ctx^^}"
+        echo "export $var=${DATABASE_URL%/*}/$ISO_DB_PREFIX$ctx"
+      done
+    else
+      echo "export KAFKA_BROKERS=$KAFKA_BROKERS"
+      for ctx in "${ISO_CONTEXTS[@]}"; do echo "unset DATABASE_URL_${ctx^^}"; done
+    fi
+    echo "export TOPOLOGY_ISOLATED=$2"
+    echo "export TOPOLOGY_INGRESS=http://127.0.0.1:$INGRESS_PORT"
+  } >"$DIR/env.sh"
+  # shellcheck source=/dev/null
+  . "$DIR/env.sh"
+}
+
+# Positions the expiration scheduler's groups at the end of their topics (see --fresh-expirations).
+# A group with live members cannot be moved: then say so and go on (expirations may be late).
+fresh_expirations() {
+  local pair group topic out
+  say "expire: moving groups expiration.intake and expiration.delay to the end of their topics"
+  for pair in "expiration.intake orders" "expiration.delay expiration.delay"; do
+    read -r group topic <<<"$pair"
+    if ! out=$(bash "$ROOT/scripts/kafka.sh" consumer-groups --group "$group" --reset-offsets \
+      --to-latest --topic "$topic" --execute 2>&1) || grep -qiE "error|inactive" <<<"$out"; then
+      err "expire: could not move group $group (another scheduler running?): $(tail -n 2 <<<"$out")"
+    fi
+  done
+}
+
+build_default_bin() {
+  local build="$ROOT/build/release"
+  say "building $build (pass --bin to use another binary)"
+  cmake -S "$ROOT" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  ninja -C "$build" ticketing >/dev/null
+  BIN="$build/app/ticketing"
+}
+
+wait_ready() {
+  local deadline=$(($(now_ms) + START_TIMEOUT * 1000)) r role port pending
+  while :; do
+    pending=""
+    for r in "${ROLES[@]}"; do
+      role=${r%%|*}
+      port=${r#*|}
+      port=${port%%|*}
+      if ! pid_of "$role" >/dev/null; then
+        err "$role exited during start-up"
+        log_tail "$DIR/$role.log"
+        return 1
+      fi
+      if [ -n "$port" ] && [ "$(http_code "http://127.0.0.1:$port/readyz")" != 200 ]; then
+        pending+=" $role"
+      fi
+    done
+    if ! pid_of nginx >/dev/null; then
+      err "nginx exited during start-up"
+      log_tail "$DIR/nginx.log"
+      log_tail "$DIR/nginx-error.log"
+      return 1
+    fi
+    [ "$(http_code "http://127.0.0.1:$INGRESS_PORT/healthz")" = 200 ] || pending+=" nginx"
+    [ -n "$pending" ] ||
+      [ "$(http_code "http://127.0.0.1:$INGRESS_PORT/api/users/currentuser")" = 200 ] ||
+      pending+=" ingress->auth"
+    [ -n "$pending" ] || return 0
+    if [ "$(now_ms)" -ge "$deadline" ]; then
+      err "not ready after ${START_TIMEOUT}s:$pending"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+cmd_start() {
+  local window="${TOPOLOGY_EXPIRATION_WINDOW_SECONDS:-5}" fresh=0 isolated=0 r role port args t0
+  local running="" nginx_bin p ports=()
+  BIN=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --bin) BIN=${2:?--bin needs a path}; shift ;;
+      --window) window=${2:?--window needs seconds}; shift ;;
+      --isolated) isolated=1 ;;
+      --fresh-expirations) fresh=1 ;;
+      *) die "unknown option '$1' (see the top of scripts/topology.sh)" ;;
+    esac
+    shift
+  done
+  t0=$(now_ms)
+  for role in $(all_roles); do
+    if pid_of "$role" >/dev/null; then running+=" $role"; fi
+  done
+  [ -z "$running" ] || die "already running:$running (scripts/topology.sh stop first)"
+  ports=(3101 3102 3103 3104 "$INGRESS_PORT")
+  [ "$isolated" = 0 ] || ports+=("$ISO_KAFKA_PORT" "$ISO_CONTROLLER_PORT")
+  for p in "${ports[@]}"; do
+    ! port_open "$p" || die "port $p is taken by another process (another topology or run.sh?)"
+  done
+  nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+  [ -x "$nginx_bin" ] || die "nginx not found (scripts/setup.sh installs Debian's nginx-light)"
+  [ -n "$BIN" ] || build_default_bin
+  [ -x "$BIN" ] || die "no executable at $BIN"
+  BIN=$(readlink -f "$BIN")
+  mkdir -p "$DIR"
+
+  bash "$ROOT/scripts/stack.sh" status >/dev/null 2>&1 || bash "$ROOT/scripts/stack.sh" start
+  if [ "$isolated" = 1 ]; then
+    iso_kafka_start
+    iso_databases
+  fi
+  export_config "$window" "$isolated"
+  "$BIN" migrate >"$DIR/setup.log" 2>&1 || { log_tail "$DIR/setup.log"; die "migrate failed"; }
+  "$BIN" topics >>"$DIR/setup.log" 2>&1 || { log_tail "$DIR/setup.log"; die "topics failed"; }
+  if [ "$fresh" = 1 ] && [ "$isolated" = 0 ]; then fresh_expirations; fi
+
+  for r in "${ROLES[@]}"; do
+    role=${r%%|*}
+    port=${r#*|}
+    port=${port%%|*}
+    args=${r##*|}
+    # shellcheck disable=SC2086 # args is a word list by construction
+    if [ -n "$port" ]; then
+      PORT=$port spawn "$role" "" "$BIN" $args
+    else
+      spawn "$role" "" "$BIN" $args
+    fi
+  done
+  write_nginx_conf
+  if ! "$nginx_bin" -t -q -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log" \
+    >"$DIR/nginx-test.log" 2>&1; then
+    log_tail "$DIR/nginx-test.log"
+    cmd_stop >/dev/null 2>&1 || true
+    die "nginx rejected $DIR/nginx.conf"
+  fi
+  spawn nginx "$DIR/nginx.conf" "$nginx_bin" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log"
+
+  if ! wait_ready; then
+    cmd_stop >/dev/null 2>&1 || true
+    die "start failed (logs in $DIR)"
+  fi
+  say "up in $(($(now_ms) - t0)) ms: ingress http://127.0.0.1:$INGRESS_PORT" \
+    "($([ "$isolated" = 1 ] && echo "isolated, kafka 127.0.0.1:$ISO_KAFKA_PORT" || echo "shared stack"), window ${window}s, binary $BIN, logs and env.sh in $DIR)"
+}
+
+# ---- stop -----------------------------------------------------------------------------------------
+
+# Sanitizer reports in the roles' logs of this run.
+scan_logs() {
+  local found=0 f pattern="ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:"
+  for f in "$DIR"/*.log; do
+    [ -f "$f" ] || continue
+    if grep -qE "$pattern" "$f"; then
+      err "sanitizer report in $f:"
+      grep -m 5 -E -A 15 "$pattern" "$f" >&2 || true
+      found=1
+    fi
+  done
+  return $found
+}
+
+# stop_roles ROLE...: SIGTERM to each running one, wait for all, SIGKILL what is left.
+stop_roles() {
+  local role pid pids=() names=() i left
+  for role in "$@"; do
+    if pid=$(pid_of "$role"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      names+=("$role")
+    fi
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    left=0
+    for pid in "${pids[@]}"; do if alive "$pid"; then left=1; fi; done
+    [ $left = 1 ] || break
+    sleep 0.1
+  done
+  for i in "${!pids[@]}"; do
+    if alive "${pids[$i]}"; then
+      err "${names[$i]} (pid ${pids[$i]}) still running after ${STOP_TIMEOUT}s: SIGKILL"
+      kill -KILL "${pids[$i]}" 2>/dev/null || true
+    fi
+  done
+  STOPPED=$((STOPPED + ${#pids[@]}))
+}
+
+cmd_stop() {
+  STOPPED=0
+  # The ingress first (no new requests), then every role together, the broker last.
+  stop_roles nginx
+  # shellcheck disable=SC2046 # one word per role
+  stop_roles $(app_roles)
+  stop_roles kafka
+  local role
+  for role in $(all_roles); do rm -f "$DIR/$role.pid"; done
+  if [ "$STOPPED" = 0 ]; then
+    say "nothing running"
+    return 0
+  fi
+  say "stopped $STOPPED process(es)"
+  scan_logs || return 3
+}
+
+# ---- status, logs ---------------------------------------------------------------------------------
+
+cmd_status() {
+  local r role port up=0 total=0 pid state path
+  for r in "${ROLES[@]}" "nginx|$INGRESS_PORT|"; do
+    role=${r%%|*}
+    port=${r#*|}
+    port=${port%%|*}
+    total=$((total + 1))
+    if pid=$(pid_of "$role"); then
+      up=$((up + 1))
+      state=up
+      if [ -n "$port" ]; then
+        path=/readyz
+        [ "$role" != nginx ] || path=/healthz
+        [ "$(http_code "http://127.0.0.1:$port$path")" = 200 ] || state="up (not ready)"
+      fi
+      printf '%-17s %-16s pid %-8s %s\n' "$role" "$state" "$pid" "${port:+127.0.0.1:$port}"
+    else
+      printf '%-17s %-16s\n' "$role" down
+    fi
+  done
+  if pid=$(pid_of kafka); then
+    printf '%-17s %-16s pid %-8s %s\n' kafka "up (isolated)" "$pid" "127.0.0.1:$ISO_KAFKA_PORT"
+  fi
+  [ $up -eq $total ] && return 0
+  [ $up -eq 0 ] && return 3
+  return 1
+}
+
+cmd_logs() {
+  local role
+  for role in ${1:-$(all_roles)}; do
+    log_tail "$DIR/$role.log" "${LINES_PER_LOG:-10}" 2>&1
+  done
+}
+
+case "${1:-}" in
+  start) shift; cmd_start "$@" ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  logs) shift; cmd_logs "${1:-}" ;;
+  *) sed -n 's/^# \{0,1\}//;/^Usage/,/^$/p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+esac
