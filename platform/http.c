@@ -255,6 +255,13 @@ void tk_http_reply_errors(tk_http_req_t *r, int status, json_t *errors)
 void tk_http_reply_error(tk_http_req_t *r, const tk_err_t *err)
 {
     int status = tk_http_status_of(err->code);
+    if (err->code == TK_EUNAVAIL && r->worker != NULL) {
+        /* A dependency is down: drop this worker's connections, the next request reconnects. */
+        for (size_t i = 0; i < MAX_CONTEXT_CONNS && r->worker->conn_names[i] != NULL; i++) {
+            PQfinish(r->worker->conns[i]);
+            r->worker->conns[i] = NULL;
+        }
+    }
     const char *message = err->message;
     if (status == 500) {
         tk_log(TK_LOG_ERROR, "http", "internal error",

@@ -4,7 +4,8 @@
  * Verification always passes the key to jwt_decode and then insists on HS256: Debian's libjwt
  * 1.10 accepts alg "none" when no key is given, and a token signed with another algorithm must
  * not be trusted either. Claims are read from the grants JSON with jansson so a claim of the
- * wrong type (a numeric id, a string iat) is rejected rather than coerced.
+ * wrong type (a numeric id, a string iat, an id that is not a UUID) is rejected rather than
+ * coerced.
  */
 #include "tk/session.h"
 #include "tk/cfg.h"
@@ -71,8 +72,8 @@ static int verify_token(const char *token, tk_session_user_t *out)
         goto out;
     if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) * 1000 <= tk_now_ms()))
         goto out;
-    if (json_string_length(id) >= sizeof(out->id) ||
-        json_string_length(email) >= sizeof(out->email))
+    /* Ids are UUIDs everywhere (DESIGN.md section 9): anything else cannot own a thing. */
+    if (!tk_uuid_valid(json_string_value(id)) || json_string_length(email) >= sizeof(out->email))
         goto out;
     memcpy(out->id, json_string_value(id), json_string_length(id) + 1);
     memcpy(out->email, json_string_value(email), json_string_length(email) + 1);

@@ -71,13 +71,6 @@ static void reply_signed_in(tk_http_req_t *req, int status, const char *id, cons
     tk_http_reply_json(req, status, json_pack("{s:s, s:s}", "id", id, "email", email));
 }
 
-static void reply_db_error(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "auth");
-    tk_http_reply_error(req, err);
-}
-
 struct signup_cmd {
     char id[TK_UUID_LEN + 1];
     const char *email;
@@ -120,7 +113,7 @@ static void signup(tk_http_req_t *req)
     cmd.hash = hash;
     PGconn *db = tk_http_db(req, "auth", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), signup_decide, &cmd, &err) != 0)
-        reply_db_error(req, &err);
+        tk_http_reply_error(req, &err);
     else
         reply_signed_in(req, 201, cmd.id, cmd.email);
     free(hash);
@@ -134,7 +127,7 @@ static void signin(tk_http_req_t *req)
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "auth", &err);
     if (db == NULL) {
-        reply_db_error(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     const char *params[] = {c.email};
@@ -142,7 +135,7 @@ static void signin(tk_http_req_t *req)
         tk_pg_exec(db, "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)",
                    1, params, &err);
     if (res == NULL) {
-        reply_db_error(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     bool found = PQntuples(res) == 1;

@@ -15,26 +15,6 @@
 #include "tk/cfg.h"
 #include "tk/command.h"
 
-static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "orders");
-    tk_http_reply_error(req, err);
-}
-
-/* The signed-in caller, or NULL after a 401. A session whose id is not a UUID cannot own. */
-static const tk_session_user_t *owner_or_respond(tk_http_req_t *req)
-{
-    const tk_session_user_t *u = tk_http_user_or_respond(req);
-    if (u != NULL && !tk_uuid_valid(u->id)) {
-        tk_err_t err = {0};
-        tk_err_set(&err, TK_EUNAUTH, NULL, "Not authorized");
-        tk_http_reply_error(req, &err);
-        return NULL;
-    }
-    return u;
-}
-
 struct place_cmd {
     tk_order_t order;
     tk_order_ticket_t ticket;
@@ -48,7 +28,7 @@ static int place_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 
 static void place_order(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = owner_or_respond(req);
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
     json_t *body = tk_http_body_or_respond(req);
@@ -68,7 +48,7 @@ static void place_order(tk_http_req_t *req)
     tk_order_expiry(tk_now_ms(), tk_cfg()->expiration_window_seconds, cmd.order.expires_at);
     PGconn *db = tk_http_db(req, "orders", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), place_body, &cmd, &err) != 0) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     tk_http_reply_json(req, 201, tk_order_to_json(&cmd.order, &cmd.ticket));
@@ -88,7 +68,7 @@ static int cancel_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 
 static void cancel_order(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = owner_or_respond(req);
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
     struct cancel_cmd cmd = {.id = tk_http_param(req, "id"), .user_id = user->id};
@@ -100,7 +80,7 @@ static void cancel_order(tk_http_req_t *req)
     }
     PGconn *db = tk_http_db(req, "orders", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), cancel_body, &cmd, &err) != 0) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     tk_http_reply_json(req, 204, NULL);

@@ -15,26 +15,6 @@
 
 #include "tk/command.h"
 
-static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "tickets");
-    tk_http_reply_error(req, err);
-}
-
-/* The signed-in caller, or NULL after a 401. A session whose id is not a UUID cannot own. */
-static const tk_session_user_t *owner_or_respond(tk_http_req_t *req)
-{
-    const tk_session_user_t *u = tk_http_user_or_respond(req);
-    if (u != NULL && !tk_uuid_valid(u->id)) {
-        tk_err_t err = {0};
-        tk_err_set(&err, TK_EUNAUTH, NULL, "Not authorized");
-        tk_http_reply_error(req, &err);
-        return NULL;
-    }
-    return u;
-}
-
 /* The validated body, or false after a 400. */
 static bool input_or_respond(tk_http_req_t *req, tk_ticket_input_t *in)
 {
@@ -62,7 +42,7 @@ static int create_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 
 static void create_ticket(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = owner_or_respond(req);
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
     tk_ticket_input_t in;
@@ -76,7 +56,7 @@ static void create_ticket(tk_http_req_t *req)
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), create_body, &cmd, &err) != 0) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     tk_http_reply_json(req, 201, tk_ticket_to_json(&cmd.ticket));
@@ -97,7 +77,7 @@ static int update_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 
 static void update_ticket(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = owner_or_respond(req);
+    const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
     struct update_cmd cmd = {.id = tk_http_param(req, "id"), .user_id = user->id};
@@ -111,7 +91,7 @@ static void update_ticket(tk_http_req_t *req)
     }
     PGconn *db = tk_http_db(req, "tickets", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), update_body, &cmd, &err) != 0) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     tk_http_reply_json(req, 200, tk_ticket_to_json(&cmd.result));

@@ -364,13 +364,6 @@ static void listener_main(tk_http_server_t *srv, void *arg, volatile int *stop)
 
 /* ---- the route ---- */
 
-static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "orders");
-    tk_http_reply_error(req, err);
-}
-
 static void start_stream(tk_http_req_t *req, const watch_t *w)
 {
     char *ev = status_event(w);
@@ -408,7 +401,7 @@ static void order_events(tk_http_req_t *req)
             : tk_pg_exec(db, "SELECT " VIEW_COLUMNS ", user_id FROM order_view WHERE id = $1", 1,
                          params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     if (PQntuples(res) != 1) {

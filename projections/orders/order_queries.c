@@ -14,13 +14,6 @@
 #include "orders.h"
 #include "tk/pg.h"
 
-static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "orders");
-    tk_http_reply_error(req, err);
-}
-
 /* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). */
 #define ORDER_SELECT                                                                               \
     "SELECT o.id, o.user_id, o.ticket_id, o.status, "                                              \
@@ -66,7 +59,7 @@ static void list_orders(tk_http_req_t *req)
                                                          "ORDER BY o.created_at, o.id",
                                             1, params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     json_t *list = json_array();
@@ -93,7 +86,7 @@ static void show_order(tk_http_req_t *req)
     PGresult *res =
         db == NULL ? NULL : tk_pg_exec(db, ORDER_SELECT "WHERE o.id = $1", 1, params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     if (PQntuples(res) != 1) {

@@ -23,13 +23,6 @@
 
 #define PAGE_MAX 1000
 
-static void reply_failure(tk_http_req_t *req, const tk_err_t *err)
-{
-    if (err->code == TK_EUNAVAIL)
-        tk_http_db_discard(req, "tickets");
-    tk_http_reply_error(req, err);
-}
-
 static void reply_not_found(tk_http_req_t *req)
 {
     tk_err_t err = {0};
@@ -97,7 +90,7 @@ static void list_tickets(tk_http_req_t *req)
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
     if (db == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     PGresult *res = NULL;
@@ -105,7 +98,7 @@ static void list_tickets(tk_http_req_t *req)
     if (cursor != NULL) {
         res = tk_pg_exec(db, "SELECT 1 FROM ticket_view WHERE id = $1", 1, params, &err);
         if (res == NULL) {
-            reply_failure(req, &err);
+            tk_http_reply_error(req, &err);
             return;
         }
         bool known = PQntuples(res) == 1;
@@ -123,7 +116,7 @@ static void list_tickets(tk_http_req_t *req)
                      "ORDER BY created_at, id LIMIT $2::bigint",
                      2, params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     json_t *list = json_array();
@@ -149,7 +142,7 @@ static void show_ticket(tk_http_req_t *req)
                                             "WHERE id = $1",
                                             1, params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     if (PQntuples(res) == 1)
@@ -179,7 +172,7 @@ static void ticket_history(tk_http_req_t *req)
                          "FROM ticket_history WHERE ticket_id = $1",
                          1, params, &err);
     if (res == NULL) {
-        reply_failure(req, &err);
+        tk_http_reply_error(req, &err);
         return;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)

@@ -99,7 +99,8 @@ static void forged_signature_is_anonymous(void **state)
     /* Signed with another key. */
     setenv("JWT_KEY", "attacker-key", 1);
     tk_cfg_load(0, NULL);
-    token = tk_session_sign_claims("{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":1}", NULL);
+    token = tk_session_sign_claims(
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":1}", NULL);
     setenv("JWT_KEY", "unit-test-key", 1);
     tk_cfg_load(0, NULL);
     assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
@@ -110,7 +111,8 @@ static void alg_none_and_other_algs_are_anonymous(void **state)
 {
     (void)state;
     tk_session_user_t u;
-    const char *payload = "{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":1}";
+    const char *payload =
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":1}";
     const char *headers[] = {"{\"alg\":\"none\",\"typ\":\"JWT\"}",
                              "{\"alg\":\"HS512\",\"typ\":\"JWT\"}",
                              "{\"alg\":\"RS256\",\"typ\":\"JWT\"}"};
@@ -132,11 +134,13 @@ static void wrong_claim_types_are_anonymous(void **state)
     tk_session_user_t u;
     const char *bad[] = {
         "{\"id\":5,\"email\":\"a@b.co\",\"iat\":1}",
-        "{\"id\":\"x\",\"email\":[\"a@b.co\"],\"iat\":1}",
-        "{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":\"1\"}",
-        "{\"id\":\"x\",\"email\":\"a@b.co\"}",
+        "{\"id\":\"5f4dcc3b5aa765d61d8327de\",\"email\":\"a@b.co\",\"iat\":1}", /* ObjectId */
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":[\"a@b.co\"],\"iat\":1}",
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":\"1\"}",
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\"}",
         "{\"email\":\"a@b.co\",\"iat\":1}",
-        "{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":1,\"exp\":\"never\"}",
+        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":1,\"exp\":"
+        "\"never\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *token = tk_session_sign_claims(bad[i], NULL);
@@ -153,12 +157,14 @@ static void expired_is_anonymous(void **state)
     char claims[256];
     long long now = (long long)(tk_now_ms() / 1000);
     snprintf(claims, sizeof(claims),
-             "{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", now - 100, now - 1);
+             "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":%lld,"
+             "\"exp\":%lld}",
+             now - 100, now - 1);
     char *token = tk_session_sign_claims(claims, NULL);
     assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
     free(token);
     snprintf(claims, sizeof(claims),
-             "{\"id\":\"x\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", now, now + 100);
+             "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID, now, now + 100);
     token = tk_session_sign_claims(claims, NULL);
     assert_int_equal(auth_bearer(token, &u), 0);
     free(token);

@@ -102,7 +102,9 @@ void tk_http_db_discard(tk_http_req_t *req, const char *context);
 /** @brief Reply @p status with @p body (consumed; NULL means no body, e.g. 204). */
 void tk_http_reply_json(tk_http_req_t *req, int status, json_t *body);
 
-/** @brief Reply with the contract's error body for @p err, status from err->code. */
+/** @brief Reply with the contract's error body for @p err, status from err->code. On
+ *         TK_EUNAVAIL the worker's database connections are dropped (reconnected on next use),
+ *         so handlers need no clean-up of their own. */
 void tk_http_reply_error(tk_http_req_t *req, const tk_err_t *err);
 
 /** @brief Reply @p status with the error body made of @p errors (consumed JSON array). */

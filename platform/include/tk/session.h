@@ -4,7 +4,8 @@
  * A session is a JWT (HS256, key JWT_KEY, claims id, email, iat and optionally exp) carried in
  * the `session` cookie as base64 of {"jwt":"<token>"} or in `Authorization: Bearer <token>`.
  * Anything else - no token, a bad signature, alg none or another algorithm, a claim of the
- * wrong type, an expired token - makes the request anonymous; it is never an error.
+ * wrong type (including an id that is not a UUID), an expired token - makes the request
+ * anonymous; it is never an error.
  */
 #ifndef TK_SESSION_H
 #define TK_SESSION_H
