@@ -26,9 +26,8 @@ while [ $# -gt 0 ]; do
 done
 
 bash scripts/setup.sh
-if [ -x scripts/setup-node-tools.sh ] || [ -f scripts/setup-node-tools.sh ]; then
-  bash scripts/setup-node-tools.sh
-fi
+bash scripts/setup-node-tools.sh   # ajv, for the event-schema contract test
+bash scripts/setup-py-tools.sh     # pytest, jsonschema, schemathesis, for tests/e2e
 
 if ! bash scripts/stack.sh status >/dev/null 2>&1; then
   trap 'bash scripts/stack.sh stop' EXIT
