@@ -435,9 +435,20 @@ static void drop_schema(PGconn *c, const char *schema)
 static void dead_letter(replay_t *r, const rd_kafka_message_t *m, const char *why)
 {
     r->out->dead_letters++;
-    if (r->out->first_dead_letter[0] == '\0')
-        snprintf(r->out->first_dead_letter, sizeof(r->out->first_dead_letter), "%s/%d@%lld: %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why);
+    if (r->out->first_dead_letter[0] == '\0') {
+        /* Truncation is fine: the first dead letter is a hint, the table has the whole story. */
+        int n = snprintf(r->out->first_dead_letter, sizeof(r->out->first_dead_letter),
+                         "%s/%d@%lld: ", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                         (long long)m->offset);
+        size_t used = n < 0 ? 0 : (size_t)n;
+        char *dst = r->out->first_dead_letter;
+        if (used < sizeof(r->out->first_dead_letter)) {
+            size_t len = strlen(why), cap = sizeof(r->out->first_dead_letter) - used - 1;
+            len = len < cap ? len : cap;
+            memcpy(dst + used, why, len);
+            dst[used + len] = '\0';
+        }
+    }
 }
 
 /* One record under SAVEPOINT rec, with the live loop's rules. Returns 0, or a negative code when

@@ -112,8 +112,8 @@ rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
     return handle_new(RD_KAFKA_PRODUCER, conf, err);
 }
 
-rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
-                                       void *opaque, tk_err_t *err)
+rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance_cb_t *cb,
+                                        void *opaque, const char *const *settings, tk_err_t *err)
 {
     if (group_id == NULL || *group_id == '\0') {
         tk_err_set(err, TK_EINVAL, "group_id", "a consumer needs a group id");
@@ -132,6 +132,11 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    for (size_t i = 0; settings != NULL && settings[i] != NULL && settings[i + 1] != NULL; i += 2)
+        if (conf_set(conf, settings[i], settings[i + 1], err)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     if (cb != NULL)
         rd_kafka_conf_set_rebalance_cb(conf, cb);
     rd_kafka_conf_set_opaque(conf, opaque);
@@ -139,6 +144,12 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
     if (rk != NULL)
         rd_kafka_poll_set_consumer(rk);
     return rk;
+}
+
+rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
+                                       void *opaque, tk_err_t *err)
+{
+    return tk_kafka_consumer_new_tuned(group_id, cb, opaque, NULL, err);
 }
 
 rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err)

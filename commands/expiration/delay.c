@@ -29,8 +29,8 @@
  * Memory is O(partitions), never O(pending): per assigned partition one window of WINDOW_MAX
  * small records (the decoded fields, not librdkafka messages) and a few counters. A partition
  * waiting for a far head holds nothing (the seek drops what was prefetched), so a million pending
- * expirations cost a million records on the broker's disk and nothing here. librdkafka's own
- * prefetch queue is bounded by its queued.max.messages.kbytes.
+ * expirations cost a million records on the broker's disk and nothing here. What librdkafka
+ * prefetches beyond a head (and drops at the pause) is bounded by delay_settings below.
  *
  * Crash safety: fired records leave the window in offset order, and the group's committed offset
  * of a partition never passes a record whose expiration:complete was not acked (fire, wait for
@@ -533,6 +533,22 @@ static int turn(struct delay *d, tk_err_t *err)
     return finish_batch(d, true, err);
 }
 
+/*
+ * The delay consumer's own librdkafka settings. By default librdkafka prefetches up to 64 MiB or
+ * 100,000 records per consumer and 1 MiB per partition per fetch: with a large backlog behind
+ * the heads, that prefetch, thrown away at every pause, makes the process's memory follow the
+ * pending count up to those limits. A window needs at most WINDOW_MAX records per partition.
+ */
+static const char *const delay_settings[] = {"queued.max.messages.kbytes",
+                                             "4096",
+                                             "queued.min.messages",
+                                             "10000",
+                                             "max.partition.fetch.bytes",
+                                             "262144",
+                                             "fetch.max.bytes",
+                                             "1048576",
+                                             NULL};
+
 int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err)
 {
     int rc = 0;
@@ -540,9 +556,10 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
     rd_kafka_topic_partition_list_t *topics = NULL;
 
     d->cfg = cfg;
-    if ((d->producer = tk_expiration__producer_new(cfg->expirations_topic, err)) == NULL ||
-        (d->consumer = tk_kafka_consumer_new_with(cfg->delay_group, on_rebalance, d, err)) ==
-            NULL) {
+    if ((d->producer =
+             tk_expiration__producer_new(cfg->expirations_topic, cfg->delay_topic, err)) == NULL ||
+        (d->consumer = tk_kafka_consumer_new_tuned(cfg->delay_group, on_rebalance, d,
+                                                   delay_settings, err)) == NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }

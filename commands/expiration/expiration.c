@@ -46,11 +46,9 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
     return 0;
 }
 
-rd_kafka_t *tk_expiration__producer_new(const char *topic, tk_err_t *err)
+/* 0 when @p topic exists with its partitions led; else TK_EUNAVAIL. */
+static int topic_ready(rd_kafka_t *rk, const char *topic, tk_err_t *err)
 {
-    rd_kafka_t *rk = tk_kafka_producer_new(err);
-    if (rk == NULL)
-        return NULL;
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
@@ -59,9 +57,19 @@ rd_kafka_t *tk_expiration__producer_new(const char *topic, tk_err_t *err)
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(t);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EUNAVAIL, topic, "topic %s: %s", topic, rd_kafka_err2str(e));
+    return 0;
+}
+
+rd_kafka_t *tk_expiration__producer_new(const char *produce_to, const char *consume_from,
+                                        tk_err_t *err)
+{
+    rd_kafka_t *rk = tk_kafka_producer_new(err);
+    if (rk == NULL)
+        return NULL;
+    if (topic_ready(rk, produce_to, err) != 0 || topic_ready(rk, consume_from, err) != 0) {
         rd_kafka_destroy(rk);
-        tk_err_set(err, TK_EUNAVAIL, topic, "topic %s: %s", topic, rd_kafka_err2str(e));
         return NULL;
     }
     return rk;

@@ -54,7 +54,7 @@ typedef struct tk_expiration_record {
  * @param r borrowed. @param buf caller's buffer of @p size bytes (TK_EXPIRATION_RECORD_MAX is
  *        always enough).
  * @return the length written (without the NUL), or TK_EINVAL for a bad order id, a due time
- *         before 1970 or a correlation id that is too long or not printable ASCII.
+ *         before 1970, a correlation id that is too long or not UTF-8, or a buffer too small.
  */
 int tk_expiration_record_encode(const tk_expiration_record_t *r, char *buf, size_t size,
                                 tk_err_t *err);

@@ -25,12 +25,16 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
                                tk_err_t *err);
 
 /**
- * @brief A producer (tk_kafka_producer_new) that already knows @p topic's partitions and leaders,
- *        so the first record is not held back by a metadata lookup (about a second otherwise).
- * @return owned (rd_kafka_flush, rd_kafka_destroy); NULL with TK_EUNAVAIL when the topic does not
- *         exist or the broker cannot be reached, TK_EINTERNAL when the producer cannot be made.
+ * @brief A producer (tk_kafka_producer_new) that already knows @p produce_to's partitions and
+ *        leaders, so the first record is not held back by a metadata lookup (about a second
+ *        otherwise); also checks that @p consume_from exists, since a consumer subscribed to a
+ *        missing topic would look for it again only at its next periodic metadata refresh.
+ * @return owned (rd_kafka_flush, rd_kafka_destroy); NULL with TK_EUNAVAIL when a topic does not
+ *         exist or the broker cannot be reached (the stage retries: `ticketing topics` may not
+ *         have run yet), TK_EINTERNAL when the producer cannot be made.
  */
-rd_kafka_t *tk_expiration__producer_new(const char *topic, tk_err_t *err);
+rd_kafka_t *tk_expiration__producer_new(const char *produce_to, const char *consume_from,
+                                        tk_err_t *err);
 
 /**
  * @brief One life of the intake stage: create its consumer and producer, then move order:created

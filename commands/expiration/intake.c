@@ -150,7 +150,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
 
     in->cfg = cfg;
     in->offsets = rd_kafka_topic_partition_list_new(8);
-    if ((in->producer = tk_expiration__producer_new(cfg->delay_topic, err)) == NULL ||
+    if ((in->producer = tk_expiration__producer_new(cfg->delay_topic, cfg->orders_topic, err)) ==
+            NULL ||
         (in->consumer = tk_kafka_consumer_new(cfg->intake_group, err)) == NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;

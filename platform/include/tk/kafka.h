@@ -69,6 +69,16 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
                                        void *opaque, tk_err_t *err);
 
 /**
+ * @brief tk_kafka_consumer_new_with plus librdkafka settings of the caller's own, applied after
+ *        the project's: for a consumer whose memory or latency needs differ from the defaults
+ *        (the expiration scheduler bounds its prefetch so its memory does not follow its lag).
+ * @param settings borrowed: "name", "value", ..., NULL; NULL for none.
+ * @return as tk_kafka_consumer_new_with; NULL with TK_EINTERNAL naming a rejected setting.
+ */
+rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance_cb_t *cb,
+                                        void *opaque, const char *const *settings, tk_err_t *err);
+
+/**
  * @brief The event topics of DESIGN.md section 3, NULL-terminated: users, tickets, orders,
  *        payments, expirations, expiration.delay (the same list as events' ev_topics, which
  *        platform cannot link).

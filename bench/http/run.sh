@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench/http/run.sh [seconds] - HTTP throughput of ticketing as ratios of ceilings measured in
+# the same run on the same machine:
+#   - /healthz (inline on the loop thread) vs a trivial h2o handler (bench_h2o_trivial): the cost
+#     of our routing, request copy, request ids and access log;
+#   - GET /api/tickets/:id (worker pool + one indexed PostgreSQL read) vs pgbench's select-only
+#     TPS at the same concurrency: the cost of HTTP + hand-off on top of the database round trip.
+# Uses wrk and pgbench (Debian packages) against the local stack (scripts/stack.sh). Prints a
+# table; exits 0. Not run by ctest: speed is measured here, never asserted in unit tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. scripts/env.sh
+secs=${1:-10}
+conns=${BENCH_CONNECTIONS:-32}
+build=build/release
+bash scripts/setup.sh >/dev/null
+bash scripts/stack.sh start >/dev/null
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$build" ticketing bench_h2o_trivial >/dev/null
+"$build/app/ticketing" migrate >/dev/null 2>&1
+"$build/app/ticketing" topics >/dev/null
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+rps() { wrk -t2 -c"$conns" -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+
+"$build/bench/http/bench_h2o_trivial" 3900 & pids+=($!)
+PORT=3901 TK_LOG_LEVEL=warn "$build/app/ticketing" serve all 2>/dev/null & pids+=($!)
+wait_http http://127.0.0.1:3900/ && wait_http http://127.0.0.1:3901/healthz
+
+# One ticket in the read model to read back (create it through the real command path).
+cookie="session=$(printf '{"jwt":"%s"}' "$(python3 - <<PY
+import base64,hmac,hashlib,json,time,uuid
+k=b"$JWT_KEY"
+b=lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
+h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode()); p=b(json.dumps({"id":str(uuid.uuid4()),"email":"bench@test.com","iat":int(time.time())}).encode())
+print((h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode())
+PY
+)" | base64 -w0)"
+id=$(curl -fs -X POST http://127.0.0.1:3901/api/tickets -H 'content-type: application/json' \
+  --cookie "$cookie" -d '{"title":"bench","price":10}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$build/app/ticketing" project tickets 2>/dev/null & pids+=($!)
+"$build/app/ticketing" relay tickets 2>/dev/null & pids+=($!)
+for _ in $(seq 200); do curl -fs "http://127.0.0.1:3901/api/tickets/$id" >/dev/null && break; sleep 0.1; done
+
+trivial=$(rps http://127.0.0.1:3900/)
+healthz=$(rps http://127.0.0.1:3901/healthz)
+ticket=$(rps "http://127.0.0.1:3901/api/tickets/$id")
+pg_tps=$(PGPASSWORD= pgbench -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -n -c "$conns" -j 2 -T "$secs" \
+  -f <(echo "SELECT id, title FROM ticket_view WHERE id = '$id';") tk_tickets 2>/dev/null |
+  awk '/^tps/ {print $3; exit}')
+
+printf '\n%-44s %12s %12s %8s\n' "measure" "req/s" "ceiling" "ratio"
+printf '%-44s %12.0f %12.0f %8.2f\n' "GET /healthz vs trivial h2o handler" "$healthz" "$trivial" \
+  "$(echo "$healthz / $trivial" | bc -l)"
+printf '%-44s %12.0f %12.0f %8.2f\n' "GET /api/tickets/:id vs pgbench same query" "$ticket" "$pg_tps" \
+  "$(echo "$ticket / $pg_tps" | bc -l)"
+echo "(connections: $conns, duration: ${secs}s each, machine: $(nproc) cores)"
