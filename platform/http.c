@@ -334,6 +334,15 @@ const char *tk_http_param(const tk_http_req_t *r, const char *name)
     return NULL;
 }
 
+const char *tk_http_id_or_respond(tk_http_req_t *r, const char *name)
+{
+    const char *id = tk_http_param(r, name);
+    if (tk_uuid_valid(id))
+        return id;
+    reply_message(r, 404, NULL, "Not Found");
+    return NULL;
+}
+
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')

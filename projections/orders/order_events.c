@@ -386,13 +386,10 @@ static void order_events(tk_http_req_t *req)
     const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
-    const char *id = tk_http_param(req, "id");
-    tk_err_t err = {0};
-    if (!tk_uuid_valid(id)) {
-        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
-        tk_http_reply_error(req, &err);
+    const char *id = tk_http_id_or_respond(req, "id");
+    if (id == NULL)
         return;
-    }
+    tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "orders", &err);
     const char *params[] = {id};
     PGresult *res =

@@ -128,11 +128,9 @@ static void list_tickets(tk_http_req_t *req)
 
 static void show_ticket(tk_http_req_t *req)
 {
-    const char *id = tk_http_param(req, "id");
-    if (!tk_uuid_valid(id)) {
-        reply_not_found(req);
+    const char *id = tk_http_id_or_respond(req, "id");
+    if (id == NULL)
         return;
-    }
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
     const char *params[] = {id};
@@ -155,11 +153,9 @@ static void show_ticket(tk_http_req_t *req)
 /* The envelopes are stored encoded; the array is joined in SQL, byte for byte. */
 static void ticket_history(tk_http_req_t *req)
 {
-    const char *id = tk_http_param(req, "id");
-    if (!tk_uuid_valid(id)) {
-        reply_not_found(req);
+    const char *id = tk_http_id_or_respond(req, "id");
+    if (id == NULL)
         return;
-    }
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
     const char *params[] = {id};

@@ -37,6 +37,13 @@ static void echo(tk_http_req_t *req)
                                  "body", body));
 }
 
+static void by_id(tk_http_req_t *req)
+{
+    const char *id = tk_http_id_or_respond(req, "id");
+    if (id != NULL)
+        tk_http_reply_json(req, 200, json_pack("{s:s}", "id", id));
+}
+
 static void slow(tk_http_req_t *req)
 {
     usleep(300 * 1000);
@@ -61,6 +68,7 @@ static void routes(tk_http_server_t *srv)
     tk_http_route(srv, "POST", "/api/things/:id", echo, 0);
     tk_http_route(srv, "POST", "/api/things/:id/parts/:sub", echo, TK_ROUTE_INLINE);
     tk_http_route(srv, "GET", "/slow", slow, 0);
+    tk_http_route(srv, "GET", "/by-id/:id", by_id, TK_ROUTE_INLINE);
     tk_http_route(srv, "GET", "/stream/:id", stream, 0);
 }
 
@@ -110,6 +118,14 @@ static void routes_and_captures(void **state)
         assert_string_equal(message_of(&r), "Not Found");
         tk_test_resp_release(&r);
     }
+    tk_test_http("GET", "/by-id/0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/by-id/5f4dcc3b5aa765d61d8327de", NULL, NULL, &r); /* an ObjectId */
+    assert_int_equal(r.status, 404);
+    assert_string_equal(message_of(&r), "Not Found");
+    tk_test_resp_release(&r);
+
     tk_test_http("GET", "/api/things/abc", NULL, NULL, &r); /* wrong method */
     assert_int_equal(r.status, 404);
     tk_test_resp_release(&r);

@@ -70,6 +70,10 @@ const char *tk_http_method(const tk_http_req_t *req);
 const char *tk_http_path(const tk_http_req_t *req);
 /** @brief A ":name" capture of the route, or NULL. */
 const char *tk_http_param(const tk_http_req_t *req, const char *name);
+/** @brief The ":name" capture when it is a UUID (ids are UUIDs: DESIGN.md section 9), or NULL
+ *         after replying 404 'Not Found' (a malformed id is an unknown one). Borrowed. */
+const char *tk_http_id_or_respond(tk_http_req_t *req, const char *name);
+
 /** @brief A decoded query-string value, or NULL when absent (or after 8 lookups).
  *         Borrowed, valid until the handler returns, however many lookups follow. */
 const char *tk_http_query(const tk_http_req_t *req, const char *name);
