@@ -383,34 +383,13 @@ static void start_stream(tk_http_req_t *req, const watch_t *w)
 
 static void order_events(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = tk_http_user_or_respond(req);
-    if (user == NULL)
+    PGresult *res = tk_orders_owned_row_or_respond(
+        req, "SELECT " VIEW_COLUMNS ", user_id FROM order_view WHERE id = $1", 4);
+    if (res == NULL)
         return;
-    const char *id = tk_http_id_or_respond(req, "id");
-    if (id == NULL)
-        return;
-    tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "orders", &err);
-    const char *params[] = {id};
-    PGresult *res =
-        db == NULL
-            ? NULL
-            : tk_pg_exec(db, "SELECT " VIEW_COLUMNS ", user_id FROM order_view WHERE id = $1", 1,
-                         params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
-        return;
-    }
-    if (PQntuples(res) != 1) {
-        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
-        tk_http_reply_error(req, &err);
-    } else if (tk_order_decide_access(PQgetvalue(res, 0, 4), user->id, &err) != 0) {
-        tk_http_reply_error(req, &err);
-    } else {
-        watch_t w;
-        watch_from_row(&w, res, 0);
-        start_stream(req, &w);
-    }
+    watch_t w;
+    watch_from_row(&w, res, 0);
+    start_stream(req, &w);
     PQclear(res);
 }
 

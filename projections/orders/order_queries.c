@@ -69,31 +69,40 @@ static void list_orders(tk_http_req_t *req)
     tk_http_reply_json(req, 200, list);
 }
 
-static void show_order(tk_http_req_t *req)
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col)
 {
     const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
-        return;
+        return NULL;
     const char *id = tk_http_id_or_respond(req, "id");
     if (id == NULL)
-        return;
+        return NULL;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "orders", &err);
     const char *params[] = {id};
-    PGresult *res =
-        db == NULL ? NULL : tk_pg_exec(db, ORDER_SELECT "WHERE o.id = $1", 1, params, &err);
+    PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, 1, params, &err);
     if (res == NULL) {
         tk_http_reply_error(req, &err);
-        return;
+        return NULL;
     }
-    if (PQntuples(res) != 1) {
+    if (PQntuples(res) != 1)
         tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+    else
+        tk_order_decide_access(PQgetvalue(res, 0, owner_col), user->id, &err);
+    if (err.code != 0) {
+        PQclear(res);
         tk_http_reply_error(req, &err);
-    } else if (tk_order_decide_access(PQgetvalue(res, 0, 1), user->id, &err) != 0) {
-        tk_http_reply_error(req, &err);
-    } else {
-        tk_http_reply_json(req, 200, row_to_json(res, 0));
+        return NULL;
     }
+    return res;
+}
+
+static void show_order(tk_http_req_t *req)
+{
+    PGresult *res = tk_orders_owned_row_or_respond(req, ORDER_SELECT "WHERE o.id = $1", 1);
+    if (res == NULL)
+        return;
+    tk_http_reply_json(req, 200, row_to_json(res, 0));
     PQclear(res);
 }
 

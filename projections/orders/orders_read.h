@@ -40,6 +40,14 @@ extern const tk_projector_spec_t *const tk_orders_projectors[];
 void tk_orders_query_routes(tk_http_server_t *srv);
 
 /**
+ * @brief The read-model row of the order named by the route's ":id", for its owner: checks the
+ *        session (401), the id (404), runs @p sql with $1 = the id, then existence (404) and
+ *        ownership of the user id in column @p owner_col (401). Worker routes only.
+ * @return owned (PQclear) with exactly one row, or NULL after replying.
+ */
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col);
+
+/**
  * @brief Register GET /api/orders/:id/events (order_events.c): Server-Sent Events of one order's
  *        status, for its owner (401/404 as GET /api/orders/:id). The stream starts with
  *        `event: status` carrying {id,status,version,expiresAt,secondsLeft}, sends
