@@ -51,6 +51,9 @@ DIR="$TK_VAR/topology"
 INGRESS_PORT="${TOPOLOGY_INGRESS_PORT:-8080}"
 ISO_KAFKA_PORT="${TOPOLOGY_KAFKA_PORT:-29092}"
 ISO_CONTROLLER_PORT="${TOPOLOGY_KAFKA_CONTROLLER_PORT:-29093}"
+# The servers listen on SERVE_BASE+1..+4 (auth, tickets, orders, payments): another clone on the
+# same machine picks another base (and ingress and Kafka ports) to run its own topology.
+SERVE_BASE="${TOPOLOGY_SERVE_PORT_BASE:-3100}"
 ISO_DB_PREFIX=tk_e2e_
 ISO_CONTEXTS=(auth tickets orders payments expiration)
 START_TIMEOUT=60
@@ -58,10 +61,10 @@ STOP_TIMEOUT=20
 
 # role|port|ticketing arguments (port empty: no HTTP)
 ROLES=(
-  "serve-auth|3101|serve auth"
-  "serve-tickets|3102|serve tickets"
-  "serve-orders|3103|serve orders"
-  "serve-payments|3104|serve payments"
+  "serve-auth|$((SERVE_BASE + 1))|serve auth"
+  "serve-tickets|$((SERVE_BASE + 2))|serve tickets"
+  "serve-orders|$((SERVE_BASE + 3))|serve orders"
+  "serve-payments|$((SERVE_BASE + 4))|serve payments"
   "project-tickets||project tickets"
   "project-orders||project orders"
   "project-payments||project payments"
@@ -159,10 +162,10 @@ http {
     client_body_temp_path $DIR/nginx/client_body;
     proxy_temp_path $DIR/nginx/proxy;
     client_max_body_size 2m;
-    upstream auth     { server 127.0.0.1:3101; keepalive 16; }
-    upstream tickets  { server 127.0.0.1:3102; keepalive 16; }
-    upstream orders   { server 127.0.0.1:3103; keepalive 16; }
-    upstream payments { server 127.0.0.1:3104; keepalive 16; }
+    upstream auth     { server 127.0.0.1:$((SERVE_BASE + 1)); keepalive 16; }
+    upstream tickets  { server 127.0.0.1:$((SERVE_BASE + 2)); keepalive 16; }
+    upstream orders   { server 127.0.0.1:$((SERVE_BASE + 3)); keepalive 16; }
+    upstream payments { server 127.0.0.1:$((SERVE_BASE + 4)); keepalive 16; }
     server {
         listen 127.0.0.1:$INGRESS_PORT;
         proxy_http_version 1.1;
@@ -363,7 +366,7 @@ cmd_start() {
     if pid_of "$role" >/dev/null; then running+=" $role"; fi
   done
   [ -z "$running" ] || die "already running:$running (scripts/topology.sh stop first)"
-  ports=(3101 3102 3103 3104 "$INGRESS_PORT")
+  ports=($((SERVE_BASE + 1)) $((SERVE_BASE + 2)) $((SERVE_BASE + 3)) $((SERVE_BASE + 4)) "$INGRESS_PORT")
   [ "$isolated" = 0 ] || ports+=("$ISO_KAFKA_PORT" "$ISO_CONTROLLER_PORT")
   for p in "${ports[@]}"; do
     ! port_open "$p" || die "port $p is taken by another process (another topology or run.sh?)"
