@@ -10,7 +10,9 @@ _tk_env_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd "$_tk_env_dir/.." && pwd -P)"
 unset _tk_env_dir
 TK_CACHE="${TK_CACHE:-${HOME:-/root}/.cache/ticketing}"
-TK_VAR="$ROOT/var"
+# TK_STACK_VAR gives a stack a folder of its own: scripts/test.sh runs the tests in one, so that a
+# developer's stack under var/ is never touched by them.
+TK_VAR="${TK_STACK_VAR:-$ROOT/var}"
 export ROOT TK_CACHE TK_VAR
 
 # Ports of the local stack (fixed, so one clone at a time runs it on a machine).
@@ -21,6 +23,9 @@ export ROOT TK_CACHE TK_VAR
 : "${TK_PG_BIN:=/usr/lib/postgresql/15/bin}"   # Debian's real binaries, not /usr/local/bin wrappers
 # Kafka versions, preferred first; scripts/setup.sh caches the first one Maven resolves.
 : "${TK_KAFKA_VERSIONS:=3.9.1 3.9.0 3.9.2}"
+# Builds made by the scripts treat warnings as errors (CMakeLists.txt: plain users' builds do not).
+: "${TK_WERROR:=ON}"
+export TK_WERROR
 export PGPORT_TK TK_KAFKA_PORT TK_KAFKA_CONTROLLER_PORT TK_STRIPE_PORT TK_PG_BIN TK_KAFKA_VERSIONS
 
 # The application's configuration (DESIGN.md §2), defaults for the local stack.
@@ -52,4 +57,22 @@ tk_kafka_home() {
     fi
   done
   return 1
+}
+
+# tk_stack_stop_on_exit ACTION: runs `scripts/stack.sh ACTION` (stop or wipe) when the calling
+# script exits, however it exits. The stop must not depend on stdout: after a Ctrl-C on
+# `scripts/run.sh | tee log` the pipe is already closed, and a stop that printed into it died of
+# SIGPIPE half-way and left the stack running. So the stop ignores SIGPIPE and the signals of a
+# second Ctrl-C, writes to $TK_VAR/stack-stop.log, and copies that to stderr when it still can.
+tk_stack_stop_on_exit() {
+  # shellcheck disable=SC2064 # expand ACTION now
+  trap "tk__stack_stop_now $1" EXIT
+}
+tk__stack_stop_now() {
+  trap '' PIPE INT TERM HUP
+  local log="$TK_VAR/stack-stop.log" rc=0
+  mkdir -p "$TK_VAR" 2>/dev/null || log=/dev/null
+  bash "$ROOT/scripts/stack.sh" "$1" >"$log" 2>&1 || rc=$?
+  [ "$log" = /dev/null ] || cat "$log" >&2 2>/dev/null || true
+  return "$rc"
 }

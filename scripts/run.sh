@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 if ! bash scripts/stack.sh status >/dev/null 2>&1; then
-  trap 'bash scripts/stack.sh stop' EXIT
+  tk_stack_stop_on_exit stop   # works when stdout is a pipe that Ctrl-C already closed
   bash scripts/stack.sh start
 fi
 

@@ -125,7 +125,7 @@ pg_place_ok() {
 }
 
 # Sets PG_ROOT/PG_DATA. With "create", makes the folder: $TK_VAR/pg when the postgres user can reach
-# it, else /var/tmp/ticketing-<hash of ROOT>/pg with a symlink $TK_VAR/pg pointing to it.
+# it, else /var/tmp/ticketing-<hash of TK_VAR>/pg with a symlink $TK_VAR/pg pointing to it.
 pg_locate() {
   local link="$TK_VAR/pg" alt
   if [ -L "$link" ]; then
@@ -137,7 +137,7 @@ pg_locate() {
   [ "${1:-}" = create ] || return 0
   mkdir -p "$TK_VAR"
   if [ ! -L "$link" ] && [ ! -d "$link" ] && ! pg_place_ok "$link"; then
-    alt="/var/tmp/ticketing-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+    alt="/var/tmp/ticketing-$(printf '%s' "$TK_VAR" | sha256sum | cut -c1-12)/pg"
     say "pg: $link is not reachable by the postgres user (or too long a socket path): using $alt (symlinked)"
     ln -sfn "$alt" "$link"
     PG_ROOT=$alt
