@@ -88,12 +88,17 @@ int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket,
     int rc = tk_orders_ticket_load(tk_tx_conn(tx), o->ticket_id, ticket, err);
     if (rc != 0)
         return rc;
-    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at};
+    /* The order keeps the price it was created with (DESIGN.md section 5): the replica may
+     * still move if the owner edits the ticket before order:created reaches tickets. */
+    char cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)ticket->price_cents);
+    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at, cents};
     int64_t inserted = 0;
     rc = tk_pg_run(tk_tx_conn(tx),
-                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version) "
-                   "VALUES ($1, $2, $3, 'created', $4::timestamptz, 0) ON CONFLICT DO NOTHING",
-                   4, params, &inserted, err);
+                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "
+                   "price_cents) VALUES ($1, $2, $3, 'created', $4::timestamptz, 0, $5::bigint) "
+                   "ON CONFLICT DO NOTHING",
+                   5, params, &inserted, err);
     if (rc != 0)
         return rc;
     if (inserted == 0)

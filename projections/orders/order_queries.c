@@ -2,8 +2,10 @@
  * order_queries.c - the orders context's queries (DESIGN.md sections 6 and 9): GET /api/orders
  * (the caller's orders in creation order) and GET /api/orders/:id (404 unknown, 401 another
  * user's). They read only the read model: order_view for the order, joined at query time with
- * tickets_replica for the embedded ticket, so the ticket shown is the latest version orders
- * knows. A GET right after POST or DELETE sees it once order_view.c applied the event.
+ * tickets_replica for the embedded ticket's title and version (the latest orders knows), while
+ * its price is the one the order was created with (order_view.price_cents, from order:created):
+ * what the buyer is charged. A GET right after POST or DELETE sees it once order_view.c applied
+ * the event.
  */
 #include "orders_read.h"
 
@@ -14,11 +16,13 @@
 #include "orders.h"
 #include "tk/pg.h"
 
-/* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). */
+/* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). The price is the
+ * order's own (order:created's, DESIGN.md section 5), not the replica's, which may have moved;
+ * the replica's only for orders projected before order_view kept a price. */
 #define ORDER_SELECT                                                                               \
     "SELECT o.id, o.user_id, o.ticket_id, o.status, "                                              \
     "to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.version, "   \
-    "t.title, t.price_cents, t.version FROM order_view o "                                         \
+    "t.title, coalesce(o.price_cents, t.price_cents), t.version FROM order_view o "                \
     "LEFT JOIN tickets_replica t ON t.id = o.ticket_id "
 
 static json_t *row_to_json(const PGresult *res, int i)

@@ -374,7 +374,8 @@ static void replica_follows_updates(void **state)
     snprintf(order, sizeof(order), "%s", tko_str(r.json, "id"));
     tk_test_resp_release(&r);
 
-    /* The duplicates never applied: after v2 lands, the replica is v2 with v2's values. */
+    /* The duplicates never applied: after v2 lands, the replica is v2 with v2's values; the
+     * order still shows the price it was created with (DESIGN.md section 5). */
     publish_ticket(ticket, 2, "v2", 1234, -1, NULL);
     wait_replica(ticket, 2);
     wait_status(&u, order, "created");
@@ -383,8 +384,51 @@ static void replica_follows_updates(void **state)
     t = json_object_get(r.json, "ticket");
     assert_string_equal(tko_str(t, "title"), "v2");
     assert_int_equal(tko_num(t, "version"), 2);
-    assert_non_null(strstr(r.body, "\"price\":12.34"));
+    assert_non_null(strstr(r.body, "\"price\":15.5"));
     tk_test_resp_release(&r);
+    free(u.cookie);
+}
+
+/* Issue 11 item 8: the owner edits the price while the reservation is in flight (order:created
+ * has not reached tickets yet, so tickets still accepts the edit and the replica follows it). The
+ * order shows, in its read model and write model, the price it was created with - the one
+ * order:created carried and payments charges - never the later replica price. */
+static void order_keeps_created_price(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
+    new_ticket(ticket, "in flight", 2500);
+    tko_user_t u = tko_user_new();
+    place_ok(&u, ticket, order);
+    publish_ticket(ticket, 1, "in flight", 99900, -1, NULL); /* no orderId: tickets not told */
+    wait_replica(ticket, 1);
+    wait_status(&u, order, "created");
+
+    json_t *env = tk_test_watch_expect(w, "order:created", order, WAIT_MS);
+    assert_non_null(env);
+    assert_int_equal(tko_num(json_object_get(json_object_get(env, "data"), "ticket"), "price"), 25);
+    json_decref(env);
+    tk_test_watch_free(w);
+
+    tk_test_resp_t r;
+    order_request("GET", &u, order, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(tko_num(json_object_get(r.json, "ticket"), "price"), 25);
+    assert_int_equal(tko_num(json_object_get(r.json, "ticket"), "version"), 1);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/orders", NULL, u.cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 1);
+    assert_int_equal(tko_num(json_object_get(json_array_get(r.json, 0), "ticket"), "price"), 25);
+    tk_test_resp_release(&r);
+
+    const char *params[] = {order};
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(db, "SELECT price_cents FROM orders WHERE id = $1", 1, params, &err);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "2500");
+    PQclear(res);
     free(u.cookie);
 }
 
@@ -711,6 +755,7 @@ int main(void)
         cmocka_unit_test(place_errors),
         cmocka_unit_test(place_reserves_and_publishes),
         cmocka_unit_test(replica_follows_updates),
+        cmocka_unit_test(order_keeps_created_price),
         cmocka_unit_test(replica_waits_for_out_of_order),
         cmocka_unit_test(replica_gap_dead_letters),
         cmocka_unit_test(list_and_show),
