@@ -28,8 +28,14 @@
 #include "tk/ids.h"
 #include "tk/log.h"
 
-static const char *const topic_names[] = {"users",       "tickets",          "orders", "payments",
-                                          "expirations", "expiration.delay", NULL};
+static const char *const topic_names[] = {"users",
+                                          "tickets",
+                                          "orders",
+                                          "payments",
+                                          "expirations",
+                                          "expiration.delay",
+                                          "expiration.deadletter",
+                                          NULL};
 
 const char *const *tk_kafka_topic_names(void)
 {
