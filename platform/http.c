@@ -25,6 +25,7 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <h2o.h>
@@ -133,6 +134,9 @@ struct tk_http_req {
     int64_t started_ms;
 
     char *method, *path, *query, *cookie, *authorization, *content_type;
+    char *forwarded_for, *real_ip; /* X-Forwarded-For, X-Real-IP (NULL when absent) */
+    char peer[INET6_ADDRSTRLEN];   /* the connection's peer address, "" when unknown */
+    int retry_after;               /* > 0: a Retry-After header in seconds */
     char *body;
     size_t body_len;
     const char *param_names[MAX_PARAMS];
@@ -178,6 +182,8 @@ int tk_http_status_of(int code)
         return 413;
     case TK_EBADGATEWAY:
         return 502;
+    case TK_ELIMIT:
+        return 429;
     default:
         return 500;
     }
@@ -202,6 +208,8 @@ static const char *reason_of(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
     case 502:
         return "Bad Gateway";
     case 503:
@@ -287,6 +295,26 @@ void tk_http_reply_raw(tk_http_req_t *r, int status, const char *ctype, const ch
     memcpy(copy, body, len);
     copy[len] = '\0';
     set_body(r, status, ctype, copy, len);
+}
+
+void tk_http_set_retry_after(tk_http_req_t *r, int seconds)
+{
+    r->retry_after = seconds > 0 ? seconds : 1;
+}
+
+const char *tk_http_peer_addr(const tk_http_req_t *r)
+{
+    return r->peer;
+}
+
+const char *tk_http_forwarded_for(const tk_http_req_t *r)
+{
+    return r->forwarded_for;
+}
+
+const char *tk_http_real_ip(const tk_http_req_t *r)
+{
+    return r->real_ip;
 }
 
 void tk_http_set_cookie(tk_http_req_t *r, const char *cookie)
@@ -422,12 +450,32 @@ json_t *tk_http_body_or_respond(tk_http_req_t *r)
     return doc;
 }
 
+/* Sign-out revokes a session in the auth database (DESIGN.md section 9): a token with a jti is
+ * checked there, from a worker; where that cannot be done (the loop thread, the database
+ * unreachable) the request is anonymous - fail closed. Tokens without a jti cannot be revoked. */
+static bool session_revoked(tk_http_req_t *r)
+{
+    if (r->user.jti[0] == '\0')
+        return false;
+    tk_err_t err = {0};
+    PGconn *auth = r->worker != NULL ? tk_http_db(r, "auth", &err) : NULL;
+    int rc = auth == NULL ? TK_EUNAVAIL : tk_session_is_revoked(auth, r->user.jti, &err);
+    if (rc < 0) {
+        tk_log(TK_LOG_WARN, "http", "session revocation check failed",
+               "\"request_id\":\"%s\",\"error\":\"%.200s\"", r->request_id, err.message);
+        if (auth != NULL)
+            tk_http_db_discard(r, "auth");
+    }
+    return rc != 0;
+}
+
 const tk_session_user_t *tk_http_user(const tk_http_req_t *rc)
 {
     tk_http_req_t *r = (tk_http_req_t *)rc;
     if (!r->user_checked) {
         r->user_checked = true;
-        r->authenticated = tk_session_authenticate(r->cookie, r->authorization, &r->user) == 0;
+        r->authenticated = tk_session_authenticate(r->cookie, r->authorization, &r->user) == 0 &&
+                           !session_revoked(r);
     }
     return r->authenticated ? &r->user : NULL;
 }
@@ -536,6 +584,15 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     r->cookie = header_dup(req, H2O_TOKEN_COOKIE);
     r->authorization = header_dup(req, H2O_TOKEN_AUTHORIZATION);
     r->content_type = header_dup(req, H2O_TOKEN_CONTENT_TYPE);
+    r->forwarded_for = header_dup(req, H2O_TOKEN_X_FORWARDED_FOR);
+    ssize_t xri = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-real-ip"), -1);
+    r->real_ip = xri < 0 ? NULL : iov_dup(req->headers.entries[xri].value);
+    struct sockaddr_storage sa;
+    socklen_t salen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+    if (salen > 0 && sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, r->peer, sizeof(r->peer));
+    else if (salen > 0 && sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, r->peer, sizeof(r->peer));
     if (req->entity.base != NULL && req->entity.len <= TK_HTTP_MAX_BODY) {
         r->body = tk_mem_strndup(req->entity.base, req->entity.len);
         r->body_len = req->entity.len;
@@ -559,6 +616,8 @@ static void request_free(tk_http_req_t *r)
     free(r->cookie);
     free(r->authorization);
     free(r->content_type);
+    free(r->forwarded_for);
+    free(r->real_ip);
     free(r->body);
     for (size_t i = 0; i < r->nparams; i++)
         free(r->param_values[i]);
@@ -800,6 +859,12 @@ static void finish(tk_http_req_t *r)
         h2o_iovec_t rid = h2o_strdup(&req->pool, r->request_id, SIZE_MAX);
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                               rid.base, rid.len);
+        if (r->retry_after > 0) {
+            char *ra = h2o_mem_alloc_pool(&req->pool, 16);
+            int n = snprintf(ra, 16, "%d", r->retry_after);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra,
+                           (size_t)n);
+        }
         for (size_t i = 0; i < r->ncookies; i++) {
             h2o_iovec_t c = h2o_strdup(&req->pool, r->cookies[i], SIZE_MAX);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base,
