@@ -111,6 +111,10 @@ struct tk_http_server {
     atomic_long sse_open;
     struct background bg[MAX_BACKGROUND];
     size_t nbg;
+    /* Context metrics appended to /metrics (tk_http_metrics); they must not block. */
+    size_t (*metric_fn[MAX_BACKGROUND])(void *arg, char *buf, size_t cap);
+    void *metric_arg[MAX_BACKGROUND];
+    size_t nmetrics;
     volatile int bg_stop;
 
     atomic_long in_flight;
@@ -775,6 +779,15 @@ void tk_http_background(tk_http_server_t *srv,
     srv->bg[srv->nbg++] = (struct background){.fn = fn, .arg = arg, .srv = srv};
 }
 
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg)
+{
+    if (srv->nmetrics == MAX_BACKGROUND)
+        abort(); /* a programming error caught at start-up */
+    srv->metric_fn[srv->nmetrics] = fn;
+    srv->metric_arg[srv->nmetrics++] = arg;
+}
+
 static void *background_main(void *p)
 {
     struct background *b = p;
@@ -978,7 +991,7 @@ static void readyz(tk_http_req_t *r)
 static void metrics(tk_http_req_t *r)
 {
     tk_http_server_t *srv = r->srv;
-    char buf[2048];
+    char buf[4096];
     int n = snprintf(buf, sizeof(buf),
                      "# HELP tk_http_requests_total HTTP responses by status class.\n"
                      "# TYPE tk_http_requests_total counter\n");
@@ -998,6 +1011,8 @@ static void metrics(tk_http_req_t *r)
                   "tk_http_event_streams %ld\n",
                   atomic_load(&srv->duration_ms_sum), atomic_load(&srv->in_flight),
                   atomic_load(&srv->sse_open));
+    for (size_t i = 0; i < srv->nmetrics && (size_t)n < sizeof(buf); i++)
+        n += (int)srv->metric_fn[i](srv->metric_arg[i], buf + n, sizeof(buf) - (size_t)n);
     tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
 }
 

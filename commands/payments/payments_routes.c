@@ -3,13 +3,19 @@
  *
  *   401 anonymous -> 400 body -> 404 order unknown or not a UUID
  *   per-order lock (PostgreSQL advisory lock, session level, on this worker's connection)
- *     -> 401 not the owner -> 400 cancelled -> 400 already paid        (tk_payment_decide)
+ *     -> 401 not the owner -> 400 cancelled -> 400 already paid
+ *        -> 400 'Order has expired' (window closed, or now >= expiresAt) (tk_payment_decide)
  *     -> charge at Stripe, Idempotency-Key tk_payment_charge_key       (no transaction open)
  *          decline 400 with Stripe's message; Stripe down 503; Stripe failing 502
- *     -> tk_command_run(tk_payments_store): payments row + payment:created -> 201 {id}
- *          order cancelled meanwhile / paid by another charge: refund, record it with
- *          payment:refunded, 400 with the reason's message
- *   unlock
+ *     -> tk_command_run(tk_payments_store): payments row + window 'paid' + payment:created
+ *          -> 201 {id}; order cancelled meanwhile / paid by another charge: a refund intent is
+ *          committed instead, 400 with the reason's message
+ *   unlock; a refund intent just written is carried out at once (tk_payments_refunds_run, the
+ *   worker's own function; if Stripe refuses, the worker retries it)
+ *
+ * The lock is also the arbiter's: the expiration reaction closes the order's payment window
+ * under the same lock (tk_payments_expire), so a charge that started before expiresAt always
+ * finishes deciding first, and one attempted at or after it never reaches Stripe.
  *
  * Why a lock as well as the idempotency key: the key alone already makes concurrent duplicates
  * of one payment a single charge (Stripe replays, or answers 409 while the first is in flight),
@@ -92,62 +98,28 @@ static int store_body(tk_tx_t *tx, void *arg, tk_err_t *err)
     return tk_payments_store(tx, cmd->order_id, cmd->stripe_id, &cmd->stored, err);
 }
 
-struct refund_cmd {
-    tk_payment_refund_t refund;
-};
-
-static int refund_body(tk_tx_t *tx, void *arg, tk_err_t *err)
-{
-    struct refund_cmd *cmd = arg;
-    int rc = tk_payments_record_refund(tx, &cmd->refund, err);
-    return rc < 0 ? rc : 0;
-}
-
-/*
- * The charge could not be stored (@p reason): give it back and record that. Any failure is
- * logged as an alert (the refunds row says 'failed'); the client still gets the store's error.
- */
-static void give_back(tk_http_req_t *req, PGconn *db, const char *payment_id, const char *order_id,
-                      const char *stripe_id, const char *reason)
-{
-    tk_err_t err = {0};
-    char refund_id[TK_STRIPE_ID_MAX + 1] = "";
-    int rc = tk_payments_refund(order_id, stripe_id, reason, refund_id, &err);
-    if (rc != 0)
-        tk_log(TK_LOG_ERROR, "payments", "refund failed",
-               "\"alert\":\"refund_failed\",\"request_id\":\"%s\",\"order_id\":\"%s\","
-               "\"stripe_id\":\"%s\",\"code\":\"%s\"",
-               tk_http_request_id(req), order_id, stripe_id, tk_err_name(rc));
-    struct refund_cmd cmd = {.refund = {.payment_id = payment_id,
-                                        .order_id = order_id,
-                                        .stripe_id = stripe_id,
-                                        .refund_id = rc == 0 ? refund_id : NULL,
-                                        .reason = reason,
-                                        .version = 0}};
-    tk_err_clear(&err);
-    if (tk_command_run(db, tk_http_request_id(req), refund_body, &cmd, &err) != 0) {
-        tk_log(TK_LOG_ERROR, "payments", "refund not recorded",
-               "\"alert\":\"refund_unrecorded\",\"request_id\":\"%s\",\"order_id\":\"%s\","
-               "\"stripe_id\":\"%s\",\"code\":\"%s\"",
-               tk_http_request_id(req), order_id, stripe_id, tk_err_name(err.code));
-    }
-}
-
 /*
  * Everything done under the lock. Replies nothing (the caller unlocks first, and a broken
- * connection must not be freed before): 0 with @p payment_id set, or a negative TK_E* in @p err.
+ * connection must not be freed before): 0 with @p payment_id set, or a negative TK_E* in @p err;
+ * *@p refund tells that a refund intent was committed for our charge.
  */
 static int pay_locked(tk_http_req_t *req, PGconn *db, const tk_session_user_t *user,
                       const tk_payment_request_t *pr, char payment_id[TK_UUID_LEN + 1],
-                      tk_err_t *err)
+                      bool *refund, tk_err_t *err)
 {
     tk_payment_order_t order;
     int rc = tk_payments_order_load(db, pr->order_id, false, &order, err);
     if (rc != 0)
         return rc;
+    int window = tk_payments_window(db, order.id, err);
+    if (window < 0)
+        return window;
     if ((rc = tk_payments_find(db, order.id, NULL, NULL, err)) < 0)
         return rc;
-    if ((rc = tk_payment_decide(&order, user->id, rc == 1, err)) != 0)
+    if (rc == 1)
+        window = TK_PAYMENT_WINDOW_PAID;
+    if ((rc = tk_payment_decide(&order, user->id, (tk_payment_window_t)window, tk_now_ms(), err)) !=
+        0)
         return rc;
 
     char key[TK_STRIPE_KEY_MAX + 1];
@@ -173,13 +145,15 @@ static int pay_locked(tk_http_req_t *req, PGconn *db, const tk_session_user_t *u
     struct store_cmd cmd = {.order_id = order.id, .stripe_id = charge.id};
     tk_uuid_new(cmd.stored.id);
     rc = tk_command_run(db, tk_http_request_id(req), store_body, &cmd, err);
-    if (rc == 0) {
+    if (rc == 0 && cmd.stored.refund_reason == NULL) {
         snprintf(payment_id, TK_UUID_LEN + 1, "%s", cmd.stored.id);
         return 0;
     }
-    if (cmd.stored.refund_reason != NULL)
-        give_back(req, db, cmd.stored.id, order.id, charge.id, cmd.stored.refund_reason);
-    else if (rc != TK_EINVAL)
+    if (rc == 0) {
+        *refund = true;
+        return tk_err_set(err, TK_EINVAL, NULL, "%s", cmd.stored.message);
+    }
+    if (rc != TK_EINVAL)
         tk_log(TK_LOG_ERROR, "payments", "charge not stored",
                "\"request_id\":\"%s\",\"order_id\":\"%s\",\"stripe_id\":\"%s\",\"code\":\"%s\"",
                tk_http_request_id(req), order.id, charge.id, tk_err_name(rc));
@@ -213,14 +187,23 @@ static void create_payment(tk_http_req_t *req)
         return;
     }
     char payment_id[TK_UUID_LEN + 1] = "";
+    bool refund = false;
     rc = order_lock(db, pr.order_id, lock_wait_ms(), &err);
     if (rc == 1)
         rc = tk_err_set(&err, TK_EUNAVAIL, NULL,
                         "A payment for this order is in progress, try again later");
     else if (rc == 0) {
-        rc = pay_locked(req, db, user, &pr, payment_id, &err);
+        rc = pay_locked(req, db, user, &pr, payment_id, &refund, &err);
         if (!tk_pg_broken(db))
             order_unlock(db, pr.order_id);
+    }
+    if (refund && !tk_pg_broken(db)) {
+        /* Give it back now rather than at the worker's next poll; a refusal stays pending. */
+        tk_err_t rerr = {0};
+        if (tk_payments_refunds_run(db, pr.order_id, 4, NULL, &rerr) != 0)
+            tk_log(TK_LOG_WARN, "payments", "refund deferred to the worker",
+                   "\"request_id\":\"%s\",\"order_id\":\"%s\",\"code\":\"%s\"",
+                   tk_http_request_id(req), pr.order_id, tk_err_name(rerr.code));
     }
     if (tk_pg_broken(db))
         tk_http_db_discard(req, "payments"); /* the lock, if held, went with the session */
@@ -233,4 +216,5 @@ static void create_payment(tk_http_req_t *req)
 void tk_payments_command_routes(tk_http_server_t *srv)
 {
     tk_http_route(srv, "POST", "/api/payments", create_payment, 0);
+    tk_payments_refund_worker(srv);
 }

@@ -32,6 +32,8 @@ typedef struct tk_cfg {
     int kafka_replication_factor;  /* KAFKA_REPLICATION_FACTOR, default 1 */
     int kafka_min_insync_replicas; /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
     int gap_timeout_ms;            /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
+    int refund_backoff_ms;         /* REFUND_BACKOFF_MS: first wait after a refused refund */
+    int refund_backoff_max_ms;     /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
 } tk_cfg_t;
 
 /**

@@ -150,6 +150,14 @@ void tk_http_background(tk_http_server_t *srv,
                         void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop),
                         void *arg);
 
+/**
+ * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
+ *        lines into @p buf (at most @p cap bytes, NUL included) and returns the bytes written
+ *        (< cap). It runs on the loop thread: read atomics, never block. Up to 4. @p arg borrowed.
+ */
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg);
+
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);
 
