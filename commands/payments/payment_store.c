@@ -79,8 +79,8 @@ int tk_payments_find(PGconn *conn, const char *order_id, char stripe_id[TK_STRIP
 int tk_payments_window(PGconn *conn, const char *order_id, tk_err_t *err)
 {
     const char *params[] = {order_id};
-    PGresult *res = tk_pg_exec(conn, "SELECT outcome FROM payment_windows WHERE order_id = $1", 1,
-                               params, err);
+    PGresult *res =
+        tk_pg_exec(conn, "SELECT outcome FROM payment_windows WHERE order_id = $1", 1, params, err);
     if (res == NULL)
         return err->code;
     int w = TK_PAYMENT_WINDOW_OPEN;

@@ -6,9 +6,11 @@
  * An order's payment window is decided once, under the per-order payment lock (an advisory lock
  * on 'payments:' || order id), and the decision commits with the event that announces it:
  *
- *   open --POST /api/payments (before expiresAt): charge, tk_payments_store--> paid (payment:created)
+ *   open --POST /api/payments (before expiresAt): charge, tk_payments_store--> paid
+ * (payment:created)
  *     |
- *     +--expiration:complete (tk_payments_expire, same lock)-----------------> expired (payment:expired)
+ *     +--expiration:complete (tk_payments_expire, same lock)-----------------> expired
+ * (payment:expired)
  *
  * A payment's life, with the function behind each step:
  *

@@ -117,7 +117,8 @@ static void decide(void **state)
 
     /* Owner ids compare as UUIDs: case does not matter. */
     o = order(EV_ORDER_CREATED);
-    assert_int_equal(tk_payment_decide(&o, "0B1F7C3E-2D4A-4B5C-8D6E-7F8091A2B3C4", OPEN, NOW, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, "0B1F7C3E-2D4A-4B5C-8D6E-7F8091A2B3C4", OPEN, NOW, &err),
+                     0);
 }
 
 /* Expiry: at or after expiresAt, or once the window closed, nothing is charged. */
