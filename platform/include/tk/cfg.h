@@ -18,22 +18,29 @@ enum {
 };
 
 typedef struct tk_cfg {
-    const char *kafka_brokers;     /* KAFKA_BROKERS, default 127.0.0.1:19092 */
-    const char *database_url;      /* DATABASE_URL: the server; a context uses database tk_<ctx> */
-    const char *jwt_key;           /* JWT_KEY, required by serve/run */
-    const char *stripe_key;        /* STRIPE_KEY */
-    const char *stripe_api_base;   /* STRIPE_API_BASE, default https://api.stripe.com */
-    int expiration_window_seconds; /* EXPIRATION_WINDOW_SECONDS, default 900 */
-    int port;                      /* PORT, default 3000 */
-    int http_workers;              /* HTTP_WORKERS: database worker threads, default 8 */
-    int jwt_ttl_seconds;           /* JWT_TTL_SECONDS: exp claim, 0 = none (the original) */
-    int cookie_secure;             /* COOKIE_SECURE=1 adds secure; samesite=lax */
-    int kafka_partitions;          /* KAFKA_PARTITIONS, default 6 */
-    int kafka_replication_factor;  /* KAFKA_REPLICATION_FACTOR, default 1 */
-    int kafka_min_insync_replicas; /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
-    int gap_timeout_ms;            /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
-    int refund_backoff_ms;         /* REFUND_BACKOFF_MS: first wait after a refused refund */
-    int refund_backoff_max_ms;     /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
+    const char *kafka_brokers;   /* KAFKA_BROKERS, default 127.0.0.1:19092 */
+    const char *database_url;    /* DATABASE_URL: the server; a context uses database tk_<ctx> */
+    const char *jwt_key;         /* JWT_KEY, required by serve/run */
+    const char *stripe_key;      /* STRIPE_KEY */
+    const char *stripe_api_base; /* STRIPE_API_BASE, default https://api.stripe.com */
+    const char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET ("whsec_..."); NULL: no webhook */
+    int stripe_webhook_tolerance_s;    /* STRIPE_WEBHOOK_TOLERANCE_SECONDS, default 300 */
+    int stripe_connect_timeout_ms;     /* STRIPE_CONNECT_TIMEOUT_MS, default 2000 */
+    int stripe_timeout_ms;             /* STRIPE_TIMEOUT_MS, one whole attempt, default 10000 */
+    int stripe_max_attempts;           /* STRIPE_MAX_ATTEMPTS, 1..10, default 3 */
+    int stripe_backoff_ms;             /* STRIPE_BACKOFF_MS, default 250 */
+    int stripe_backoff_max_ms;         /* STRIPE_BACKOFF_MAX_MS, default 2000 */
+    int expiration_window_seconds;     /* EXPIRATION_WINDOW_SECONDS, default 900 */
+    int port;                          /* PORT, default 3000 */
+    int http_workers;                  /* HTTP_WORKERS: database worker threads, default 8 */
+    int jwt_ttl_seconds;               /* JWT_TTL_SECONDS: exp claim, 0 = none (the original) */
+    int cookie_secure;                 /* COOKIE_SECURE=1 adds secure; samesite=lax */
+    int kafka_partitions;              /* KAFKA_PARTITIONS, default 6 */
+    int kafka_replication_factor;      /* KAFKA_REPLICATION_FACTOR, default 1 */
+    int kafka_min_insync_replicas;     /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
+    int gap_timeout_ms;                /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
+    int refund_backoff_ms;             /* REFUND_BACKOFF_MS: first wait after a refused refund */
+    int refund_backoff_max_ms; /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
 } tk_cfg_t;
 
 /**
