@@ -137,6 +137,7 @@ struct tk_http_req {
     int64_t started_ms;
 
     char *method, *path, *query, *cookie, *authorization, *content_type;
+    char *signature; /* Stripe-Signature, for webhook routes (tk_http_signature) */
     char *body;
     size_t body_len;
     const char *param_names[MAX_PARAMS];
@@ -426,6 +427,17 @@ json_t *tk_http_body_or_respond(tk_http_req_t *r)
     return doc;
 }
 
+const char *tk_http_body_raw(const tk_http_req_t *r, size_t *len)
+{
+    *len = r->body != NULL ? strlen(r->body) : 0;
+    return r->body != NULL ? r->body : "";
+}
+
+const char *tk_http_signature(const tk_http_req_t *r)
+{
+    return r->signature;
+}
+
 const tk_session_user_t *tk_http_user(const tk_http_req_t *rc)
 {
     tk_http_req_t *r = (tk_http_req_t *)rc;
@@ -540,6 +552,9 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     r->cookie = header_dup(req, H2O_TOKEN_COOKIE);
     r->authorization = header_dup(req, H2O_TOKEN_AUTHORIZATION);
     r->content_type = header_dup(req, H2O_TOKEN_CONTENT_TYPE);
+    ssize_t si = h2o_find_header_by_str(&req->headers, H2O_STRLIT("stripe-signature"), -1);
+    if (si >= 0)
+        r->signature = iov_dup(req->headers.entries[si].value);
     if (req->entity.base != NULL && req->entity.len <= TK_HTTP_MAX_BODY) {
         r->body = tk_mem_strndup(req->entity.base, req->entity.len);
         r->body_len = req->entity.len;
@@ -563,6 +578,7 @@ static void request_free(tk_http_req_t *r)
     free(r->cookie);
     free(r->authorization);
     free(r->content_type);
+    free(r->signature);
     free(r->body);
     for (size_t i = 0; i < r->nparams; i++)
         free(r->param_values[i]);

@@ -215,12 +215,86 @@ typedef struct tk_payment_refund_counts {
 /** @brief Count the refund intents. @return 0, or a tk_pg error. */
 int tk_payments_refund_counts(PGconn *db, tk_payment_refund_counts_t *out, tk_err_t *err);
 
-/* ---- HTTP (commands/payments/payments_routes.c) ---- */
+/* ---- charge attempts (commands/payments/attempts.c) ---- */
+
+/* How long Stripe's search may not show a new PaymentIntent: an attempt younger than this that
+ * the search does not find is still unknown (Stripe documents a lag of up to a minute). */
+#define TK_PAYMENT_SEARCH_SETTLE_MS 60000
+/* The refund worker reconciles pending attempts older than this (a request in flight holds the
+ * order's lock, which the worker only tries). */
+#define TK_PAYMENT_ATTEMPT_STALE_MS 15000
+
+/** A charge attempt whose outcome may be unknown. */
+typedef struct tk_payment_attempt {
+    char id[TK_UUID_LEN + 1]; /* metadata[attempt_id] at Stripe */
+    char order_id[TK_UUID_LEN + 1];
+    char key[TK_STRIPE_KEY_MAX + 1]; /* its Idempotency-Key */
+    int64_t age_ms;
+} tk_payment_attempt_t;
+
+/**
+ * @brief Commit the attempt of charging @p order_id with Idempotency-Key @p key, before Stripe
+ *        is called (autocommit on @p db). A key seen before is the same attempt (pending again
+ *        unless it succeeded). @param id receives the attempt id.
+ */
+int tk_payments_attempt_begin(PGconn *db, const char *order_id, const char *key,
+                              char id[TK_UUID_LEN + 1], tk_err_t *err);
+
+/** @brief Record an attempt's outcome (a succeeded one stays succeeded). @p stripe_id may be
+ *         NULL. On @p conn as is: autocommit, or inside the caller's transaction. */
+int tk_payments_attempt_finish(PGconn *conn, const char *id, bool succeeded, const char *stripe_id,
+                               tk_err_t *err);
+
+/**
+ * @brief Pending attempts of @p order_id (NULL: any order) at least @p older_than_ms old, oldest
+ *        first, at most @p max into @p out. @return how many, or a tk_pg error.
+ */
+int tk_payments_attempts_pending(PGconn *db, const char *order_id, int64_t older_than_ms,
+                                 tk_payment_attempt_t *out, int max, tk_err_t *err);
+
+/** @brief Attempt @p id: 1 found (*@p pending: not yet succeeded), 0 unknown, or a tk_pg error. */
+int tk_payments_attempt_load(PGconn *db, const char *id, tk_payment_attempt_t *out, bool *pending,
+                             tk_err_t *err);
+
+/**
+ * @brief Learn and apply the outcome of attempt @p a. The caller holds the order's payment lock.
+ * @param known the PaymentIntent as a webhook reported it; NULL: look it up at Stripe
+ *        (tk_stripe_find_intent by attempt id).
+ * @param payment_id receives the payment id when the attempt's charge is the order's payment.
+ * @param refund set when its charge could not be kept and a refund intent was committed.
+ * @return 1 the charge is (now) the order's payment; 0 settled otherwise (failed, or refunded);
+ *         TK_EUNAVAIL while the outcome stays unknown (Stripe unreachable, processing, or not
+ *         yet searchable); or a tk_pg error.
+ * Thread: the connection's; blocks on Stripe.
+ */
+int tk_payments_reconcile(PGconn *db, const tk_payment_attempt_t *a,
+                          const tk_stripe_charge_t *known, char payment_id[TK_UUID_LEN + 1],
+                          bool *refund, tk_err_t *err);
+
+/* ---- HTTP (commands/payments/payments_routes.c, webhook.c) ---- */
 
 /** @brief Register POST /api/payments (a worker route), the refund worker (a background thread
  *         running tk_payments_refunds_run) and its /metrics gauges
  *         (tk_payments_refunds_pending, tk_payments_refunds_failed). */
 void tk_payments_command_routes(tk_http_server_t *srv);
+
+/**
+ * @brief Register POST /api/payments/webhook: Stripe's payment_intent.succeeded and
+ *        payment_intent.payment_failed deliveries, verified with the Stripe-Signature HMAC and
+ *        timestamp tolerance (STRIPE_WEBHOOK_SECRET, STRIPE_WEBHOOK_TOLERANCE_SECONDS), reconcile
+ *        the attempt named in the intent's metadata (tk_payments_reconcile).
+ */
+void tk_payments_webhook_routes(tk_http_server_t *srv);
+
+/** @brief The order's payment lock at session level on @p db, polled until @p wait_ms: 0 locked,
+ *         1 still busy, or a tk_pg error. Release with tk_payments_unlock. */
+int tk_payments_lock(PGconn *db, const char *order_id, int wait_ms, tk_err_t *err);
+
+/** @brief Release tk_payments_lock (nothing on a broken connection: the lock went with it). */
+void tk_payments_unlock(PGconn *db, const char *order_id);
+
+/** @brief The longest a payment may hold the order's lock (Stripe calls with every retry). */
+int tk_payments_lock_wait_ms(void);
 
 /** @brief Start the refund worker on @p srv (commands/payments/refunds.c): a background thread
  *         and the /metrics gauges. Called by tk_payments_command_routes. */

@@ -18,10 +18,10 @@
  * refusal is never final: it is retried with backoff (REFUND_BACKOFF_MS doubling up to
  * REFUND_BACKOFF_MAX_MS) until Stripe accepts, and /metrics shows the pending and the refused.
  *
- * The worker is a background thread of every payments server (tk_http_background): it runs the
- * due intents every POLL_MS, and refreshes the gauges. POST /api/payments also runs its own
- * order's intent right after writing it, through the same function, so a customer is refunded
- * without waiting for the poll.
+ * The worker is a background thread of every payments server (tk_http_background): every POLL_MS
+ * it settles stale charge attempts (attempts.c), runs the due intents, and refreshes the gauges.
+ * POST /api/payments also runs its own order's intent right after writing it, through the same
+ * function, so a customer is refunded without waiting for the poll.
  */
 #include "payments.h"
 
@@ -202,6 +202,25 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Settle charge attempts whose outcome stayed unknown (the client never came back): each under
+ * its order's payment lock, only tried, so a request working on the order keeps it. */
+static void reconcile_stale(PGconn *db)
+{
+    tk_payment_attempt_t a[16];
+    tk_err_t err = {0};
+    int n = tk_payments_attempts_pending(db, NULL, TK_PAYMENT_ATTEMPT_STALE_MS, a, 16, &err);
+    for (int i = 0; i < n && !tk_pg_broken(db); i++) {
+        if (tk_payments_lock(db, a[i].order_id, 0, &err) != 0)
+            continue;
+        char payment_id[TK_UUID_LEN + 1];
+        bool refund = false;
+        tk_payments_reconcile(db, &a[i], NULL, payment_id, &refund, &err);
+        tk_err_clear(&err);
+        if (!tk_pg_broken(db))
+            tk_payments_unlock(db, a[i].order_id);
+    }
+}
+
 static void worker_main(tk_http_server_t *srv, void *arg, volatile int *stop)
 {
     (void)srv;
@@ -214,6 +233,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, volatile int *stop)
             continue;
         }
         tk_payment_refund_counts_t n;
+        reconcile_stale(db);
         if (tk_payments_refunds_run(db, NULL, BATCH, NULL, &err) == 0 &&
             tk_payments_refund_counts(db, &n, &err) == 0) {
             atomic_store(&gauge_pending, n.pending);

@@ -54,6 +54,7 @@
 #define MAX_BUYERS 8
 #define PI "/v1/payment_intents"
 #define RE "/v1/refunds"
+#define PM "/v1/payment_methods"
 
 static xt_names_t names;
 static tk_expiration_opts_t opts;
@@ -468,7 +469,8 @@ static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
     assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
     assert_string_equal(tko_first_message(&r), "Order has expired");
     tk_test_resp_release(&r);
-    assert_int_equal(tk_fake_stripe_count(fake, NULL, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 
     xt_thread_t *sched = xt_thread_start(&opts);
     json_t *env = tk_test_watch_expect(payments, "payment:expired", id, WAIT_MS);
@@ -479,7 +481,8 @@ static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
     /* Once the window closed the answer stays the same. */
     assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
     tk_test_resp_release(&r);
-    assert_int_equal(tk_fake_stripe_count(fake, NULL, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
     assert_int_equal(xt_thread_stop(sched), 0);
     tk_test_watch_free(payments);
     free(buyer.cookie);

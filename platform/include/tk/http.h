@@ -85,6 +85,13 @@ const char *tk_http_request_id(const tk_http_req_t *req);
  */
 json_t *tk_http_body_or_respond(tk_http_req_t *req);
 
+/** @brief The raw body as received (up to a NUL byte), for signed payloads; "" when none.
+ *         Borrowed, valid during the handler. */
+const char *tk_http_body_raw(const tk_http_req_t *req, size_t *len);
+
+/** @brief The Stripe-Signature header, or NULL. Borrowed, valid during the handler. */
+const char *tk_http_signature(const tk_http_req_t *req);
+
 /** @brief The signed-in user, or NULL when anonymous (no, bad, expired or forged token). */
 const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
 
