@@ -33,6 +33,14 @@ static tk_cfg_t cfg = {
     .list_default_limit = 100,
     .list_max_limit = 1000,
     .orders_open_max = 10,
+    .stripe_webhook_tolerance_s = 300,
+    .stripe_connect_timeout_ms = 2000,
+    .stripe_timeout_ms = 10000,
+    .stripe_max_attempts = 3,
+    .stripe_backoff_ms = 250,
+    .stripe_backoff_max_ms = 2000,
+    .refund_backoff_ms = 1000,
+    .refund_backoff_max_ms = 300000,
 };
 
 /* Outside development a session key must be at least this long (HS256 wants 256 bits). */
@@ -73,6 +81,7 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
     env_str("STRIPE_KEY", &cfg.stripe_key);
     env_str("STRIPE_API_BASE", &cfg.stripe_api_base);
     env_str("TRUSTED_PROXIES", &cfg.trusted_proxies);
+    env_str("STRIPE_WEBHOOK_SECRET", &cfg.stripe_webhook_secret);
     if ((rc = env_int("EXPIRATION_WINDOW_SECONDS", 0, 86400 * 365, &cfg.expiration_window_seconds,
                       err)) ||
         (rc = env_int("PORT", 1, 65535, &cfg.port, err)) ||
@@ -95,7 +104,17 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
         (rc = env_int("KAFKA_PARTITIONS", 1, 1000, &cfg.kafka_partitions, err)) ||
         (rc = env_int("KAFKA_REPLICATION_FACTOR", 1, 16, &cfg.kafka_replication_factor, err)) ||
         (rc = env_int("KAFKA_MIN_INSYNC_REPLICAS", 1, 16, &cfg.kafka_min_insync_replicas, err)) ||
-        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)))
+        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 1, 86400, &cfg.stripe_webhook_tolerance_s,
+                      err)) ||
+        (rc = env_int("STRIPE_CONNECT_TIMEOUT_MS", 1, 600000, &cfg.stripe_connect_timeout_ms,
+                      err)) ||
+        (rc = env_int("STRIPE_TIMEOUT_MS", 1, 600000, &cfg.stripe_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_MAX_ATTEMPTS", 1, 10, &cfg.stripe_max_attempts, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MS", 0, 60000, &cfg.stripe_backoff_ms, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MAX_MS", 0, 60000, &cfg.stripe_backoff_max_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MS", 1, 3600000, &cfg.refund_backoff_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MAX_MS", 1, 86400000, &cfg.refund_backoff_max_ms, err)))
         return rc;
     if ((need & TK_CFG_NEED_JWT) && cfg.jwt_key == NULL)
         return tk_err_set(err, TK_EINVAL, "JWT_KEY", "JWT_KEY must be set");

@@ -112,6 +112,10 @@ struct tk_http_server {
     atomic_long sse_open;
     struct background bg[MAX_BACKGROUND];
     size_t nbg;
+    /* Context metrics appended to /metrics (tk_http_metrics); they must not block. */
+    size_t (*metric_fn[MAX_BACKGROUND])(void *arg, char *buf, size_t cap);
+    void *metric_arg[MAX_BACKGROUND];
+    size_t nmetrics;
     volatile int bg_stop;
 
     atomic_long in_flight;
@@ -137,6 +141,7 @@ struct tk_http_req {
     char *forwarded_for, *real_ip; /* X-Forwarded-For, X-Real-IP (NULL when absent) */
     char peer[INET6_ADDRSTRLEN];   /* the connection's peer address, "" when unknown */
     int retry_after;               /* > 0: a Retry-After header in seconds */
+    char *signature;               /* Stripe-Signature, for webhook routes (tk_http_signature) */
     char *body;
     size_t body_len;
     const char *param_names[MAX_PARAMS];
@@ -469,6 +474,17 @@ static bool session_revoked(tk_http_req_t *r)
     return rc != 0;
 }
 
+const char *tk_http_body_raw(const tk_http_req_t *r, size_t *len)
+{
+    *len = r->body != NULL ? strlen(r->body) : 0;
+    return r->body != NULL ? r->body : "";
+}
+
+const char *tk_http_signature(const tk_http_req_t *r)
+{
+    return r->signature;
+}
+
 const tk_session_user_t *tk_http_user(const tk_http_req_t *rc)
 {
     tk_http_req_t *r = (tk_http_req_t *)rc;
@@ -593,6 +609,9 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, r->peer, sizeof(r->peer));
     else if (salen > 0 && sa.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, r->peer, sizeof(r->peer));
+    ssize_t si = h2o_find_header_by_str(&req->headers, H2O_STRLIT("stripe-signature"), -1);
+    if (si >= 0)
+        r->signature = iov_dup(req->headers.entries[si].value);
     if (req->entity.base != NULL && req->entity.len <= TK_HTTP_MAX_BODY) {
         r->body = tk_mem_strndup(req->entity.base, req->entity.len);
         r->body_len = req->entity.len;
@@ -618,6 +637,7 @@ static void request_free(tk_http_req_t *r)
     free(r->content_type);
     free(r->forwarded_for);
     free(r->real_ip);
+    free(r->signature);
     free(r->body);
     for (size_t i = 0; i < r->nparams; i++)
         free(r->param_values[i]);
@@ -834,6 +854,15 @@ void tk_http_background(tk_http_server_t *srv,
     srv->bg[srv->nbg++] = (struct background){.fn = fn, .arg = arg, .srv = srv};
 }
 
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg)
+{
+    if (srv->nmetrics == MAX_BACKGROUND)
+        abort(); /* a programming error caught at start-up */
+    srv->metric_fn[srv->nmetrics] = fn;
+    srv->metric_arg[srv->nmetrics++] = arg;
+}
+
 static void *background_main(void *p)
 {
     struct background *b = p;
@@ -1043,7 +1072,7 @@ static void readyz(tk_http_req_t *r)
 static void metrics(tk_http_req_t *r)
 {
     tk_http_server_t *srv = r->srv;
-    char buf[2048];
+    char buf[4096];
     int n = snprintf(buf, sizeof(buf),
                      "# HELP tk_http_requests_total HTTP responses by status class.\n"
                      "# TYPE tk_http_requests_total counter\n");
@@ -1063,6 +1092,8 @@ static void metrics(tk_http_req_t *r)
                   "tk_http_event_streams %ld\n",
                   atomic_load(&srv->duration_ms_sum), atomic_load(&srv->in_flight),
                   atomic_load(&srv->sse_open));
+    for (size_t i = 0; i < srv->nmetrics && (size_t)n < sizeof(buf); i++)
+        n += (int)srv->metric_fn[i](srv->metric_arg[i], buf + n, sizeof(buf) - (size_t)n);
     tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
 }
 

@@ -7,7 +7,7 @@
  *
  *   (none) --tk_orders_place--> created --tk_orders_complete (payment:created)--> complete
  *                                  |
- *                                  +--tk_orders_cancel (DELETE, expiration:complete)--> cancelled
+ *                                  +--tk_orders_cancel (DELETE, payment:expired)--> cancelled
  *
  *   complete is final: cancelling it is refused ('Cannot cancel a completed order'); cancelling a
  *   cancelled order changes nothing. An order in created, awaiting:payment or complete reserves
@@ -107,7 +107,7 @@ int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket,
 
 /**
  * @brief Cancel order @p id for @p user_id (NULL: the system): load, tk_order_decide_cancel,
- *        write, emit order:cancelled. Used by DELETE /api/orders/:id and expiration:complete.
+ *        write, emit order:cancelled. Used by DELETE /api/orders/:id and payment:expired.
  * @param out may be NULL; receives the order's state after the call.
  * @return 1 cancelled now, 0 already cancelled, or a negative TK_E* (TK_ENOTFOUND, TK_EUNAUTH,
  *         TK_EINVAL for a complete order, a retryable TK_ECONFLICT when the version moved).

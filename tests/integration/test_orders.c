@@ -762,10 +762,10 @@ static void payment_completes(void **state)
     assert_int_equal(r.status, 400);
     tk_test_resp_release(&r);
 
-    ev_expiration_complete_t e = {0};
+    ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     order_request("GET", &u, order, &r);
@@ -776,7 +776,8 @@ static void payment_completes(void **state)
     tk_test_watch_free(w);
 }
 
-/* O15, O16, O17: expiration:complete cancels, once. */
+/* O15, O16, O17: the expiration, as the payments context decides it (payment:expired: the
+ * order's payment window closed unpaid), cancels, once. */
 static void expiration_cancels_once(void **state)
 {
     (void)state;
@@ -786,10 +787,10 @@ static void expiration_cancels_once(void **state)
     new_ticket(ticket, "expire", 900);
     place_ok(&u, ticket, order);
 
-    ev_expiration_complete_t e = {0};
+    ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    char *text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
     assert_non_null(env);
     assert_string_equal(tko_str(json_object_get(env, "data"), "id"), order);
@@ -797,17 +798,52 @@ static void expiration_cancels_once(void **state)
     json_decref(env);
     wait_status(&u, order, "cancelled"); /* O15 */
 
-    /* O17: the same record again, and a second expiration, change nothing. */
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    /* O17: the same record again, and a second one, change nothing. */
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
-    text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     tk_test_resp_t r;
     order_request("GET", &u, order, &r);
     assert_int_equal(tko_num(r.json, "version"), 1);
     tk_test_resp_release(&r);
+    free(u.cookie);
+    tk_test_watch_free(w);
+}
+
+/* Issue 12: the scheduler's expiration:complete alone never cancels an order; only the payments
+ * context's decision does, so a payment accepted before expiresAt whose payment:created is late
+ * still completes the order. */
+static void raw_expiration_does_not_cancel(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    tko_user_t u = tko_user_new();
+    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
+    new_ticket(ticket, "expire-raw", 900);
+    place_ok(&u, ticket, order);
+
+    ev_expiration_complete_t e = {0};
+    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
+    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    free(text);
+    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+
+    /* The payment accepted before expiresAt arrives late: the order completes. */
+    ev_payment_created_t p = {0};
+    tk_uuid_new(p.id);
+    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
+    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_late_%.8s", p.id);
+    text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
+    free(text);
+    json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
+    assert_non_null(env);
+    json_decref(env);
+    wait_status(&u, order, "complete");
     free(u.cookie);
     tk_test_watch_free(w);
 }
@@ -896,6 +932,7 @@ int main(void)
         cmocka_unit_test(cancel_order),
         cmocka_unit_test(payment_completes),
         cmocka_unit_test(expiration_cancels_once),
+        cmocka_unit_test(raw_expiration_does_not_cancel),
         cmocka_unit_test(concurrent_orders_one_winner),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

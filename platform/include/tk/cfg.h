@@ -45,6 +45,15 @@ typedef struct tk_cfg {
     int list_default_limit;        /* LIST_DEFAULT_LIMIT: items of a list without ?limit, 100 */
     int list_max_limit;            /* LIST_MAX_LIMIT: the largest ?limit, 1000 */
     int orders_open_max;           /* ORDERS_OPEN_MAX: open orders per user, 10 */
+    const char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET ("whsec_..."); NULL: no webhook */
+    int stripe_webhook_tolerance_s;    /* STRIPE_WEBHOOK_TOLERANCE_SECONDS, default 300 */
+    int stripe_connect_timeout_ms;     /* STRIPE_CONNECT_TIMEOUT_MS, default 2000 */
+    int stripe_timeout_ms;             /* STRIPE_TIMEOUT_MS, one whole attempt, default 10000 */
+    int stripe_max_attempts;           /* STRIPE_MAX_ATTEMPTS, 1..10, default 3 */
+    int stripe_backoff_ms;             /* STRIPE_BACKOFF_MS, default 250 */
+    int stripe_backoff_max_ms;         /* STRIPE_BACKOFF_MAX_MS, default 2000 */
+    int refund_backoff_ms;             /* REFUND_BACKOFF_MS: first wait after a refused refund */
+    int refund_backoff_max_ms; /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
 } tk_cfg_t;
 
 /**

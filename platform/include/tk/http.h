@@ -85,6 +85,13 @@ const char *tk_http_request_id(const tk_http_req_t *req);
  */
 json_t *tk_http_body_or_respond(tk_http_req_t *req);
 
+/** @brief The raw body as received (up to a NUL byte), for signed payloads; "" when none.
+ *         Borrowed, valid during the handler. */
+const char *tk_http_body_raw(const tk_http_req_t *req, size_t *len);
+
+/** @brief The Stripe-Signature header, or NULL. Borrowed, valid during the handler. */
+const char *tk_http_signature(const tk_http_req_t *req);
+
 /** @brief The signed-in user, or NULL when anonymous (no, bad, expired or forged token). */
 const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
 
@@ -160,6 +167,14 @@ long tk_http_sse_count(tk_http_server_t *srv);
 void tk_http_background(tk_http_server_t *srv,
                         void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop),
                         void *arg);
+
+/**
+ * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
+ *        lines into @p buf (at most @p cap bytes, NUL included) and returns the bytes written
+ *        (< cap). It runs on the loop thread: read atomics, never block. Up to 4. @p arg borrowed.
+ */
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg);
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);
