@@ -15,6 +15,8 @@
 #ifndef TK_PROJECTOR_H
 #define TK_PROJECTOR_H
 
+#include <stddef.h>
+
 #include "ev_envelope.h"
 #include "tk/err.h"
 #include "tk/tx.h"
@@ -63,8 +65,9 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
 int tk_projector_run(tk_projector_t *p, volatile int *stop);
 
 /**
- * @brief One batch (tests): wait up to @p timeout_ms for records, collect up to 500 of them or
- *        for 100 ms more, apply them in one transaction and commit.
+ * @brief One batch (tests): wait up to @p timeout_ms for a record, then take the records that have
+ *        already arrived (up to 2000, no waiting: a batch grows only under load), apply them in
+ *        one transaction and commit.
  * @param applied may be NULL; receives the number of records whose position was committed
  *        (applied, skipped or dead-lettered).
  * @return 0 (also when nothing arrived); a negative TK_E* when the batch was rolled back (the
@@ -72,6 +75,12 @@ int tk_projector_run(tk_projector_t *p, volatile int *stop);
  * Thread: the projector's; blocking.
  */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err);
+
+/**
+ * @brief The consumer group of projection @p name of @p context ("<context>.<name>") into @p buf.
+ * Ownership: all borrowed. Thread: any.
+ */
+void tk_projector_group_name(const char *context, const char *name, char *buf, size_t cap);
 
 /**
  * @brief Leave the group (rd_kafka_consumer_close), close the connection, free. Accepts NULL.
