@@ -210,6 +210,70 @@ static void mark_fresh(const ev_envelope_t *envs, int n, PGresult *res, bool *fr
     free(returned);
 }
 
+/* What a result other than OK or SKIP means on the fast path: 1 (redo it carefully), or the
+ * transient error that fails the batch (the careful path would fail it the same way). */
+static int fast_failure(PGconn *c, int r, const tk_err_t *aerr, tk_err_t *err)
+{
+    if (r < 0 && transient(c, r, aerr)) {
+        if (err)
+            *err = *aerr;
+        return r;
+    }
+    return 1;
+}
+
+/* apply on each fresh record, without savepoints. */
+static int fast_each(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs,
+                     const ev_envelope_t *envs, const bool *fresh, int n, tk_err_t *err)
+{
+    for (int i = 0; i < n; i++) {
+        if (!fresh[i])
+            continue;
+        tk_err_t aerr = {0};
+        tk_tx_t tx;
+        tk_tx__init(&tx, c, envs[i].correlationid);
+        int r = spec->apply(&tx, &envs[i], spec->ud, &aerr);
+        if (r != TK_APPLY_OK && r != TK_APPLY_SKIP)
+            return fast_failure(c, r, &aerr, err);
+        recs[i].outcome = r == TK_APPLY_OK ? TK_REC_APPLIED : TK_REC_SKIPPED;
+        recs[i].emitted = tk_tx_emitted(&tx);
+    }
+    return 0;
+}
+
+/* apply_set once over the fresh records. */
+static int fast_set(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs,
+                    const ev_envelope_t *envs, const bool *fresh, int n, tk_err_t *err)
+{
+    const ev_envelope_t **set = tk_mem_zalloc(((size_t)n + 1) * sizeof(*set));
+    int *index = tk_mem_zalloc(((size_t)n + 1) * sizeof(*index));
+    int *results = tk_mem_zalloc(((size_t)n + 1) * sizeof(*results));
+    int k = 0, rc = 0;
+    for (int i = 0; i < n; i++)
+        if (fresh[i]) {
+            index[k] = i;
+            set[k++] = &envs[i];
+        }
+    if (k > 0) {
+        tk_err_t aerr = {0};
+        tk_tx_t tx;
+        tk_tx__init(&tx, c, set[0]->correlationid);
+        int r = spec->apply_set(&tx, set, k, results, spec->ud, &aerr);
+        if (r != 0) {
+            rc = fast_failure(c, r, &aerr, err);
+            goto out;
+        }
+        for (int j = 0; j < k; j++)
+            recs[index[j]].outcome = results[j] == TK_APPLY_OK ? TK_REC_APPLIED : TK_REC_SKIPPED;
+        recs[index[k - 1]].emitted = tk_tx_emitted(&tx); /* the set's, counted once */
+    }
+out:
+    free(set);
+    free(index);
+    free(results);
+    return rc;
+}
+
 /* Returns 0 when every record was OK or SKIP (outcomes set), 1 when the careful path must redo
  * the batch (the caller rolls back to the savepoint), or a negative code that fails the batch. */
 static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int n, tk_err_t *err)
@@ -236,29 +300,10 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
     mark_fresh(envs, n, res, fresh);
     for (int i = 0; i < n; i++) {
         recs[i].emitted = 0;
-        if (!fresh[i]) {
-            recs[i].outcome = TK_REC_SKIPPED;
-            continue;
-        }
-        tk_err_t aerr = {0};
-        tk_tx_t tx;
-        tk_tx__init(&tx, c, envs[i].correlationid);
-        int r = spec->apply(&tx, &envs[i], spec->ud, &aerr);
-        if (r == TK_APPLY_OK || r == TK_APPLY_SKIP) {
-            recs[i].outcome = r == TK_APPLY_OK ? TK_REC_APPLIED : TK_REC_SKIPPED;
-            recs[i].emitted = tk_tx_emitted(&tx);
-            continue;
-        }
-        if (r < 0 && transient(c, r, &aerr)) {
-            /* The careful path would fail the batch the same way: do it now. */
-            rc = r;
-            if (err)
-                *err = aerr;
-            goto out;
-        }
-        rc = 1;
-        goto out;
+        recs[i].outcome = TK_REC_SKIPPED; /* a duplicate, unless fresh below */
     }
+    rc = spec->apply_set != NULL ? fast_set(c, spec, recs, envs, fresh, n, err)
+                                 : fast_each(c, spec, recs, envs, fresh, n, err);
 out:
     PQclear(res);
     free(ids);

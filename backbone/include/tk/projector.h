@@ -38,7 +38,19 @@ typedef struct tk_projector_spec {
      * @param env borrowed, valid for the call.
      */
     int (*apply)(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
-    void *ud; /* borrowed, passed to apply */
+    /**
+     * Optional, for speed: apply a batch of events at once (set-based SQL), with the same end
+     * state as apply called on each of them in order. Called inside the batch's transaction with
+     * the batch's fresh events only (no event id applied before, none twice), in log order.
+     * results[i] receives TK_APPLY_OK or TK_APPLY_SKIP (for the counts only). Returns 0;
+     * TK_APPLY_RETRY when some event needs more than OK or SKIP (then the batch is redone
+     * through apply, record by record, which dead-letters or holds that event); or a negative
+     * TK_E* (a transient one fails the batch, any other sends it record by record).
+     * @param envs borrowed, valid for the call.
+     */
+    int (*apply_set)(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results, void *ud,
+                     tk_err_t *err);
+    void *ud; /* borrowed, passed to apply and apply_set */
     /* Read-model tables this projector owns, NULL-terminated; NULL: not replayable (it reacts
      * or writes a write model). `ticketing replay` rebuilds exactly these (backbone/replay.c). */
     const char *const *tables;
