@@ -61,7 +61,7 @@ export function showErrors(el, errors) {
     const slot = box.querySelector('.error');
     slot.textContent = slot.textContent ? `${slot.textContent} ${e.message}` : e.message;
     slot.hidden = false;
-    const input = box.querySelector('input');
+    const input = box.querySelector('input:checked') || box.querySelector('input');
     input?.setAttribute('aria-invalid', 'true');
     first = first || input;
   }
