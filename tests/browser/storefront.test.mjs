@@ -67,6 +67,7 @@ async function snap(page, label, { axe = true } = {}) {
   const name = `${String(step).padStart(2, '0')}-${label}`;
   const started = Date.now();
   if (axe) await scan(page, label);
+  await page.mouse.move(0, 0); // no hover effect in the pictures
   const scanned = Date.now();
   for (const [size, vp] of Object.entries(SIZES)) {
     await page.setViewportSize(vp);
@@ -253,7 +254,7 @@ async function main() {
     const boughtA = buyer.page.locator('li.ticket-mine', { hasText: titleA });
     await boughtA.locator('summary').focus();
     await buyer.page.keyboard.press('Enter');
-    await boughtA.locator('.history li', { hasText: 'Reserved by an order' }).waitFor();
+    await boughtA.locator('.history li', { hasText: 'Bought by you' }).waitFor();
     await snap(buyer.page, 'mytickets-buyer');
 
     // Sign out: anonymous pages again.

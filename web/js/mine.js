@@ -7,10 +7,11 @@ import { h, price } from './dom.js';
 
 const when = new Intl.DateTimeFormat('en-US', { dateStyle: 'medium', timeStyle: 'medium' });
 
-function describe(ev, prev) {
+function describe(ev, prev, myOrderId) {
   const d = ev.data || {};
   if (ev.type === 'ticket:created') return `Listed for ${price(d.price)}`;
   if (ev.type === 'ticket:updated') {
+    if (d.orderId && d.orderId === myOrderId) return 'Bought by you (your order, paid)';
     if (d.orderId) return 'Reserved by an order';
     if (prev && prev.data && prev.data.orderId) return 'Back on sale (the order was cancelled or expired)';
     return `Updated: “${d.title}” for ${price(d.price)}`;
@@ -18,7 +19,7 @@ function describe(ev, prev) {
   return ev.type;
 }
 
-function historyOf(t) {
+function historyOf(t, myOrderId) {
   const list = h('ol', { class: 'history' }, h('li', { class: 'muted' }, 'Loading…'));
   const details = h('details', { class: 'history-box' }, h('summary', {}, 'History'), list);
   let loaded = false;
@@ -28,7 +29,7 @@ function historyOf(t) {
     try {
       const events = await api('GET', `/api/tickets/${encodeURIComponent(t.id)}/history`);
       list.replaceChildren(...events.map((ev, i) => h('li', {},
-        h('time', { datetime: ev.time }, when.format(new Date(ev.time))), ' ', describe(ev, events[i - 1]))));
+        h('time', { datetime: ev.time }, when.format(new Date(ev.time))), ' ', describe(ev, events[i - 1], myOrderId))));
       if (!events.length) list.replaceChildren(h('li', { class: 'muted' }, 'No events yet.'));
     } catch (e) {
       loaded = false;
@@ -44,7 +45,7 @@ function section(title, tickets, empty) {
     tickets.length
       ? h('ul', { class: 'mine' }, tickets.map((t) => h('li', { class: 'ticket-mine' },
         h('div', { class: 'row' }, h('a', { href: `/tickets/${t.id}` }, t.title), h('span', { class: 'price' }, price(t.price))),
-        historyOf(t))))
+        historyOf(t, t.orderId))))
       : h('p', { class: 'muted' }, empty));
 }
 
@@ -63,7 +64,7 @@ export async function myTickets(main, _p, ctx, signal) {
   }
   if (signal.aborted) return;
   selling = selling.filter((t) => t.userId === ctx.user.id);
-  const bought = orders.filter((o) => o.status === 'complete').map((o) => o.ticket);
+  const bought = orders.filter((o) => o.status === 'complete').map((o) => ({ ...o.ticket, orderId: o.id }));
   main.append(
     section('On sale', selling, 'You have no tickets on sale. A ticket leaves this list while someone buys it.'),
     section('Bought', bought, 'You have not bought a ticket yet.'));
