@@ -33,8 +33,8 @@ export function form(name, children, onsubmit, { label } = {}) {
     try {
       await onsubmit(values, el, ev.submitter);
     } catch (e) {
-      if (!e.errors) throw e;
-      showErrors(el, e.errors);
+      if (!e.errors) console.error(e);
+      showErrors(el, e.errors || [{ message: 'Something went wrong. Try again.' }]);
     } finally {
       if (submit && submit.isConnected) submit.disabled = false;
       el.removeAttribute('aria-busy');

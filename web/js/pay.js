@@ -41,6 +41,7 @@ export async function payForm(box, order, ctx, signal) {
         h('p', { class: 'error', id: `${n}-token-error`, hidden: true })),
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, label)),
     ], async () => {
+      if (!card) throw { errors: [{ field: 'token', message: 'The card form has not loaded yet. Wait a moment or reload the page.' }] };
       const res = await card.stripe.createToken(card.element);
       if (res.error) throw { errors: [{ field: 'token', message: res.error.message }] };
       await pay(res.token.id, order);
