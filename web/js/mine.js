@@ -57,7 +57,7 @@ export async function myTickets(main, _p, ctx, signal) {
   }
   let selling, orders;
   try {
-    [selling, orders] = await Promise.all([api('GET', '/api/tickets'), api('GET', '/api/orders')]);
+    [selling, orders] = await Promise.all([api('GET', '/api/tickets?limit=1000'), api('GET', '/api/orders?limit=1000')]);
   } catch (e) {
     main.append(h('p', { class: 'error-line', role: 'alert' }, e.message));
     return;

@@ -22,7 +22,7 @@ export async function orderList(main, _p, ctx, signal) {
   }
   let orders;
   try {
-    orders = await api('GET', '/api/orders');
+    orders = await api('GET', '/api/orders?limit=1000');
   } catch (e) {
     main.append(h('p', { class: 'error-line', role: 'alert' }, e.message));
     return;

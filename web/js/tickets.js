@@ -12,7 +12,7 @@ import { announce, badge, h, price, replace } from './dom.js';
 import { field, form } from './forms.js';
 
 const POLL_MS = 1500;
-const PAGE = 200;
+const PAGE = 1000; // the API's largest page: the list shows the oldest 1000 unreserved tickets
 
 function ticketItem(t) {
   return h('li', { class: 'ticket', 'data-id': t.id },
