@@ -49,6 +49,7 @@
 #define MAX_QUERY_VALUES 8
 #define SSE_CHANNEL_MAX 80
 #define SSE_PING_MS 15000
+#define MAX_EXTRA_HEADERS 8
 
 struct route {
     const char *method;
@@ -164,6 +165,9 @@ struct tk_http_req {
     size_t nquery_values;
     char *sse_channel; /* set by tk_http_reply_sse: finish starts a stream */
     char *sse_first;
+    char *extra[MAX_EXTRA_HEADERS][2];      /* tk_http_add_header: response name, value */
+    char *header_values[MAX_EXTRA_HEADERS]; /* tk_http_header: request values handed out */
+    size_t nextra, nheader_values;
 };
 
 /* ------------------------------------------------------------------ statuses and errors */
@@ -203,6 +207,8 @@ static const char *reason_of(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -566,6 +572,25 @@ static char *header_dup(h2o_req_t *req, const h2o_token_t *token)
     return i < 0 ? NULL : iov_dup(req->headers.entries[i].value);
 }
 
+void tk_http_add_header(tk_http_req_t *r, const char *name, const char *value)
+{
+    if (r->nextra < MAX_EXTRA_HEADERS) {
+        r->extra[r->nextra][0] = tk_mem_strdup(name);
+        r->extra[r->nextra++][1] = tk_mem_strdup(value);
+    }
+}
+
+const char *tk_http_header(const tk_http_req_t *rc, const char *name)
+{
+    tk_http_req_t *r = (tk_http_req_t *)rc;
+    ssize_t i = r->h2o == NULL || r->worker != NULL || r->nheader_values == MAX_EXTRA_HEADERS
+                    ? -1
+                    : h2o_find_header_by_str(&r->h2o->headers, name, strlen(name), -1);
+    if (i < 0)
+        return NULL;
+    return r->header_values[r->nheader_values++] = iov_dup(r->h2o->headers.entries[i].value);
+}
+
 static bool request_id_acceptable(h2o_iovec_t v)
 {
     if (v.len == 0 || v.len > 64)
@@ -649,6 +674,12 @@ static void request_free(tk_http_req_t *r)
         free(r->query_values[i]);
     free(r->sse_channel);
     free(r->sse_first);
+    for (size_t i = 0; i < r->nextra; i++) {
+        free(r->extra[i][0]);
+        free(r->extra[i][1]);
+    }
+    for (size_t i = 0; i < r->nheader_values; i++)
+        free(r->header_values[i]);
     free(r);
 }
 
@@ -898,6 +929,12 @@ static void finish(tk_http_req_t *r)
             h2o_iovec_t c = h2o_strdup(&req->pool, r->cookies[i], SIZE_MAX);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base,
                            c.len);
+        }
+        for (size_t i = 0; i < r->nextra; i++) {
+            h2o_iovec_t n = h2o_strdup(&req->pool, r->extra[i][0], SIZE_MAX);
+            h2o_iovec_t v = h2o_strdup(&req->pool, r->extra[i][1], SIZE_MAX);
+            h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, v.base,
+                                  v.len);
         }
         req->res.content_length = r->resp_len;
         h2o_send_inline(req, r->resp_body ? r->resp_body : "", r->resp_len);

@@ -139,6 +139,15 @@ const char *tk_http_real_ip(const tk_http_req_t *req);
 /** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
 void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
 
+/** @brief Add a response header (@p name lower-case; both copied), up to 8. Call before
+ *         replying; ignored on event streams. */
+void tk_http_add_header(tk_http_req_t *req, const char *name, const char *value);
+
+/** @brief The request header @p name (lower-case), or NULL when absent, after 8 lookups, or
+ *         on a worker: TK_ROUTE_INLINE routes only (the headers live on the loop thread).
+ *         Borrowed, valid until the handler returns. */
+const char *tk_http_header(const tk_http_req_t *req, const char *name);
+
 /* ---- server-sent events: long-lived responses fed from any thread ---- */
 
 /**
