@@ -32,6 +32,16 @@ typedef struct tk_cfg {
     int kafka_replication_factor;  /* KAFKA_REPLICATION_FACTOR, default 1 */
     int kafka_min_insync_replicas; /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
     int gap_timeout_ms;            /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
+    /* TK_INSTANCE_ID: this process's name among the instances of its role (e.g.
+     * project-orders.2), the group.instance.id of its consumer-group members (static
+     * membership: a restart takes its partitions back without waiting out the session
+     * timeout). NULL when unset (dynamic membership). [A-Za-z0-9._-], at most 200 characters;
+     * it must be unique per consumer group and stable across restarts of the instance. */
+    const char *instance_id;
+    /* KAFKA_CONFIG_<PROPERTY>=value: librdkafka properties for every handle, the name lowered
+     * with '_' read as '.' (KAFKA_CONFIG_SECURITY_PROTOCOL -> security.protocol): TLS, SASL and
+     * other site settings. "name", "value", ..., NULL; never NULL itself. */
+    const char *const *kafka_config;
 } tk_cfg_t;
 
 /**
