@@ -438,8 +438,9 @@ stripe_launch() {
     die "stripe: port $TK_STRIPE_PORT is already used by another process (not our stripe-mock)"
   fi
   say "stripe: starting stripe-mock"
-  # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh).
-  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" \
+  # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh);
+  # -https-addr with no port: else it also takes :12112, which another clone's may hold.
+  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" -https-addr "127.0.0.1:" \
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"
