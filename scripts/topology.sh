@@ -36,7 +36,8 @@
 #                         order, so earlier orders with a longer window would hold back this
 #                         topology's short ones (commands/expiration/delay.c).
 #   --replicas N          N instances (1..9) of every role, named ROLE.1 .. ROLE.N (N=1: ROLE).
-#                         Instance i of serve-<ctx> listens on the role's port + 10*(i-1); nginx's
+#                         Instance i of serve-<ctx> listens on the role's port + STEP*(i-1)
+#                         (STEP: TOPOLOGY_REPLICA_PORT_STEP, default 100); nginx's
 #                         upstream of a context lists all of them. Projectors and the scheduler's
 #                         stages are members of one consumer group per (context, projector) and
 #                         share the partitions; relays take one advisory lock per database: one is
@@ -72,6 +73,7 @@ ISO_CONTROLLER_PORT="${TOPOLOGY_KAFKA_CONTROLLER_PORT:-29093}"
 # The servers listen on SERVE_BASE+1..+4 (auth, tickets, orders, payments): another clone on the
 # same machine picks another base (and ingress and Kafka ports) to run its own topology.
 SERVE_BASE="${TOPOLOGY_SERVE_PORT_BASE:-3100}"
+REPLICA_STEP="${TOPOLOGY_REPLICA_PORT_STEP:-100}"
 ISO_DB_PREFIX=tk_e2e_
 ISO_CONTEXTS=(auth tickets orders payments expiration)
 START_TIMEOUT=60
@@ -153,7 +155,7 @@ make_instances() {
     for ((i = 1; i <= n; i++)); do
       name=$role
       [ "$n" = 1 ] || name="$role.$i"
-      echo "$name|${port:+$((port + 10 * (i - 1)))}|$args"
+      echo "$name|${port:+$((port + REPLICA_STEP * (i - 1)))}|$args"
     done
   done >"$DIR/instances"
 }
@@ -566,9 +568,9 @@ cmd_status() {
         [ "$role" != nginx ] || path=/healthz
         [ "$(http_code "http://127.0.0.1:$port$path")" = 200 ] || state="up (not ready)"
       fi
-      printf '%-17s %-16s pid %-8s %s\n' "$role" "$state" "$pid" "${port:+127.0.0.1:$port}"
+      printf '%-18s %-16s pid %-8s %s\n' "$role" "$state" "$pid" "${port:+127.0.0.1:$port}"
     else
-      printf '%-17s %-16s\n' "$role" down
+      printf '%-18s %-16s\n' "$role" down
     fi
   done < <(instances; echo "nginx|$INGRESS_PORT|")
   if pid=$(pid_of kafka); then
