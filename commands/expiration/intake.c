@@ -136,17 +136,50 @@ static int wait_reports(struct intake *in, tk_err_t *err)
     return 0;
 }
 
-/* Commit what the batch covered (all of it was acked), then start a new offsets list. */
+/*
+ * Commit what the batch covered (all of it was acked), then start a new offsets list. A refused
+ * commit (the group is completing a rebalance: REBALANCE_IN_PROGRESS) keeps the list: the next
+ * assignment of those partitions starts after it (on_rebalance) and the next commit carries it,
+ * so the batch is not scheduled twice. Measured: without this, restarting one of two schedulers
+ * fired a few expirations twice.
+ */
 static void commit(struct intake *in)
 {
-    if (in->offsets->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, in->offsets, 0);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            tk_log(TK_LOG_WARN, "expiration", "intake commit refused, the batch may repeat",
-                   "\"error\":\"%s\"", rd_kafka_err2str(e));
+    if (in->offsets->cnt == 0)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, in->offsets, 0);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log(TK_LOG_WARN, "expiration", "intake commit refused, kept for the next one",
+               "\"error\":\"%s\"", rd_kafka_err2str(e));
+        return;
     }
     rd_kafka_topic_partition_list_destroy(in->offsets);
     in->offsets = rd_kafka_topic_partition_list_new(8);
+}
+
+/*
+ * Assign: a partition whose scheduled offset could not be committed yet resumes after it. Under
+ * the EAGER protocol @p list is the whole new assignment: forget the partitions not in it (their
+ * new owner starts from the committed offset; ours must not move it back later).
+ */
+static void resume_kept(struct intake *in, rd_kafka_topic_partition_list_t *list, bool eager)
+{
+    rd_kafka_topic_partition_list_t *kept = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *el = &list->elems[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(in->offsets, el->topic, el->partition);
+        if (tp == NULL)
+            continue;
+        el->offset = tp->offset;
+        rd_kafka_topic_partition_list_add(kept, el->topic, el->partition)->offset = tp->offset;
+    }
+    if (eager) {
+        rd_kafka_topic_partition_list_destroy(in->offsets);
+        in->offsets = kept;
+    } else {
+        rd_kafka_topic_partition_list_destroy(kept);
+    }
 }
 
 /*
@@ -162,6 +195,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (in->revoke_err == 0)
+            resume_kept(in, list, !cooperative);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, list);
         else
@@ -172,6 +207,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             tk_log(TK_LOG_WARN, "expiration", "revoke with unacked delay records: not committed",
                    "\"error\":\"%s\"", why.message);
             in->revoke_err = why.code;
+            /* Not all of the batch was scheduled: its offsets must never be resumed from. */
+            rd_kafka_topic_partition_list_destroy(in->offsets);
+            in->offsets = rd_kafka_topic_partition_list_new(8);
         } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
             commit(in); /* lost partitions (session gone) cannot be committed any more */
         }
