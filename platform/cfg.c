@@ -1,6 +1,7 @@
 /*
- * cfg.c - environment configuration. Values point into the environment (getenv storage) or
- * string literals; nothing is allocated, so there is nothing to free.
+ * cfg.c - environment configuration. Values point into the environment (getenv storage), string
+ * literals or this file's static buffers (the KAFKA_CONFIG_* names); nothing is allocated, so
+ * there is nothing to free.
  */
 #include "tk/cfg.h"
 
@@ -8,6 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+extern char **environ;
+
+/* KAFKA_CONFIG_* variables kept: a bound, so a runaway environment is an error, not a surprise. */
+#define KAFKA_CONFIG_MAX 64
+#define KAFKA_CONFIG_PREFIX "KAFKA_CONFIG_"
+#define INSTANCE_ID_MAX 200
+
+static char kafka_names[KAFKA_CONFIG_MAX][128];
+static const char *kafka_pairs[2 * KAFKA_CONFIG_MAX + 1];
 
 static tk_cfg_t cfg = {
     .kafka_brokers = "127.0.0.1:19092",
@@ -41,6 +52,7 @@ static tk_cfg_t cfg = {
     .stripe_backoff_max_ms = 2000,
     .refund_backoff_ms = 1000,
     .refund_backoff_max_ms = 300000,
+    .kafka_config = kafka_pairs,
 };
 
 /* Outside development a session key must be at least this long (HS256 wants 256 bits). */
@@ -72,9 +84,65 @@ static void env_str(const char *name, const char **out)
         *out = v;
 }
 
+/* TK_INSTANCE_ID: a Kafka group.instance.id, so only characters every tool prints plainly. */
+static int env_instance_id(tk_err_t *err)
+{
+    const char *v = getenv("TK_INSTANCE_ID");
+    if (v == NULL || *v == '\0') {
+        cfg.instance_id = NULL;
+        return 0;
+    }
+    size_t n = strlen(v);
+    if (n > INSTANCE_ID_MAX || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789._-") != n)
+        return tk_err_set(err, TK_EINVAL, "TK_INSTANCE_ID",
+                          "TK_INSTANCE_ID must be 1..%d characters of [A-Za-z0-9._-], got '%s'",
+                          INSTANCE_ID_MAX, v);
+    cfg.instance_id = v;
+    return 0;
+}
+
+/*
+ * KAFKA_CONFIG_<PROPERTY>=value -> ("property", "value"): the suffix lowered, '_' read as '.'.
+ * librdkafka's property names are lower-case words joined by dots, so the mapping is exact; the
+ * value is librdkafka's to judge (kafka.c reports a rejected one naming the variable).
+ */
+static int env_kafka_config(tk_err_t *err)
+{
+    size_t n = 0;
+    const size_t plen = strlen(KAFKA_CONFIG_PREFIX);
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, KAFKA_CONFIG_PREFIX, plen) != 0)
+            continue;
+        const char *name = *e + plen, *eq = strchr(name, '=');
+        size_t len = eq != NULL ? (size_t)(eq - name) : 0;
+        if (len == 0 || len >= sizeof(kafka_names[0]) ||
+            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") < len)
+            return tk_err_set(err, TK_EINVAL, KAFKA_CONFIG_PREFIX,
+                              "%.*s: expected KAFKA_CONFIG_<PROPERTY>=value, the property in "
+                              "letters, digits and '_' (read as '.')",
+                              (int)(eq != NULL ? (size_t)(eq - *e) : strlen(*e)), *e);
+        if (n == KAFKA_CONFIG_MAX)
+            return tk_err_set(err, TK_EINVAL, KAFKA_CONFIG_PREFIX,
+                              "more than %d KAFKA_CONFIG_* variables", KAFKA_CONFIG_MAX);
+        for (size_t i = 0; i < len; i++) {
+            char c = name[i];
+            kafka_names[n][i] = c == '_' ? '.' : (c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+        }
+        kafka_names[n][len] = '\0';
+        kafka_pairs[2 * n] = kafka_names[n];
+        kafka_pairs[2 * n + 1] = eq + 1;
+        n++;
+    }
+    kafka_pairs[2 * n] = NULL;
+    return 0;
+}
+
 int tk_cfg_load(unsigned need, tk_err_t *err)
 {
     int rc;
+    if ((rc = env_instance_id(err)) || (rc = env_kafka_config(err)))
+        return rc;
     env_str("KAFKA_BROKERS", &cfg.kafka_brokers);
     env_str("DATABASE_URL", &cfg.database_url);
     env_str("JWT_KEY", &cfg.jwt_key);

@@ -54,6 +54,16 @@ typedef struct tk_cfg {
     int stripe_backoff_max_ms;         /* STRIPE_BACKOFF_MAX_MS, default 2000 */
     int refund_backoff_ms;             /* REFUND_BACKOFF_MS: first wait after a refused refund */
     int refund_backoff_max_ms; /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
+    /* TK_INSTANCE_ID: this process's name among the instances of its role (e.g.
+     * project-orders.2), the group.instance.id of its consumer-group members (static
+     * membership: a restart takes its partitions back without waiting out the session
+     * timeout). NULL when unset (dynamic membership). [A-Za-z0-9._-], at most 200 characters;
+     * it must be unique per consumer group and stable across restarts of the instance. */
+    const char *instance_id;
+    /* KAFKA_CONFIG_<PROPERTY>=value: librdkafka properties for every handle, the name lowered
+     * with '_' read as '.' (KAFKA_CONFIG_SECURITY_PROTOCOL -> security.protocol): TLS, SASL and
+     * other site settings. "name", "value", ..., NULL; never NULL itself. */
+    const char *const *kafka_config;
 } tk_cfg_t;
 
 /**
