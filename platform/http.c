@@ -37,10 +37,10 @@
  *   running --on_reap(): deadline--> answer_early() (answered) --on_done()--> freed
  *
  * Connections are bounded too (HTTP_MAX_CONNECTIONS, below the fd limit): at the bound, or when
- * accept fails for want of descriptors, the listener stops reading (on_accept) and resumes when a
- * connection closes or after ACCEPT_RETRY_MS, instead of spinning on a listener that stays
- * readable. A declared Content-Length over TK_HTTP_MAX_BODY is refused by h2o before the body is
- * read; a filter turns h2o's own error pages into the contract's error body.
+ * accept fails for want of descriptors, the listener stops reading (on_accept) and is looked at
+ * again every ACCEPT_RETRY_MS, instead of spinning on a listener that stays readable. A declared
+ * Content-Length over TK_HTTP_MAX_BODY is refused by h2o before the body is read; a filter turns
+ * h2o's own error pages into the contract's error body.
  */
 #include "tk/http.h"
 #include "tk/cfg.h"
@@ -173,6 +173,8 @@ struct tk_http_server {
     h2o_timeout_entry_t accept_entry;
     long conns;
     bool accept_paused;
+    bool accept_warned;
+    bool ran; /* tk_http_server_run returned: the loop is done */
     atomic_long conns_open;
     atomic_long rejected_total; /* 503/429 for a bound: queue, streams, deadline */
 
@@ -1314,26 +1316,30 @@ static void accept_pause(tk_http_server_t *srv, bool timed)
         h2o_timeout_link(srv->loop, &srv->accept_timeout, &srv->accept_entry);
 }
 
-static void accept_resume(tk_http_server_t *srv)
+/* Open connections: h2o keeps every HTTP/1 connection on its context's list (HTTP/2 is off).
+ * Counting the list costs O(n) per accept, n bounded by HTTP_MAX_CONNECTIONS: no hook into
+ * h2o's socket close is needed. */
+static long conns_count(tk_http_server_t *srv)
 {
-    if (srv->listener == NULL || !srv->accept_paused || srv->conns >= srv->limits.max_conns)
-        return;
-    srv->accept_paused = false;
-    h2o_socket_read_start(srv->listener, on_accept);
+    long n = 0;
+    for (h2o_linklist_t *l = srv->ctx.http1._conns.next; l != &srv->ctx.http1._conns; l = l->next)
+        n++;
+    srv->conns = n;
+    atomic_store(&srv->conns_open, n);
+    return n;
 }
 
 static void on_accept_retry(h2o_timeout_entry_t *entry)
 {
-    accept_resume(H2O_STRUCT_FROM_MEMBER(tk_http_server_t, accept_entry, entry));
-}
-
-static void on_conn_close(void *data)
-{
-    tk_http_server_t *srv = data;
-    srv->conns--;
-    atomic_store(&srv->conns_open, srv->conns);
-    if (!h2o_timeout_is_linked(&srv->accept_entry))
-        accept_resume(srv);
+    tk_http_server_t *srv = H2O_STRUCT_FROM_MEMBER(tk_http_server_t, accept_entry, entry);
+    if (srv->listener == NULL || !srv->accept_paused)
+        return;
+    if (conns_count(srv) >= srv->limits.max_conns) {
+        h2o_timeout_link(srv->loop, &srv->accept_timeout, &srv->accept_entry);
+        return;
+    }
+    srv->accept_paused = false;
+    h2o_socket_read_start(srv->listener, on_accept);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -1341,8 +1347,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     tk_http_server_t *srv = listener->data;
-    if (srv->conns >= srv->limits.max_conns) {
-        accept_pause(srv, false); /* the kernel's backlog holds the rest meanwhile */
+    if (conns_count(srv) >= srv->limits.max_conns) {
+        accept_pause(srv, true); /* the kernel's backlog holds the rest meanwhile */
         return;
     }
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
@@ -1350,16 +1356,15 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         /* Out of descriptors (or memory): the listener stays readable, so reading it again at
          * once would spin. Try again a little later. */
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            tk_log(TK_LOG_WARN, "http", "accept failed, pausing",
-                   "\"error\":\"%s\",\"connections\":%ld", strerror(errno), srv->conns);
+            if (!srv->accept_warned) /* once per shortage, not every ACCEPT_RETRY_MS */
+                tk_log(TK_LOG_WARN, "http", "accept failed, pausing",
+                       "\"error\":\"%s\",\"connections\":%ld", strerror(errno), srv->conns);
+            srv->accept_warned = true;
             accept_pause(srv, true);
         }
         return;
     }
-    srv->conns++;
-    atomic_store(&srv->conns_open, srv->conns);
-    sock->on_close.cb = on_conn_close;
-    sock->on_close.data = srv;
+    srv->accept_warned = false;
     h2o_accept(&srv->accept_ctx, sock);
 }
 
@@ -1595,6 +1600,24 @@ int tk_http_server_port(const tk_http_server_t *srv)
     return srv->port;
 }
 
+/* Stop every lane's workers once their queues are empty, and wait for them. Idempotent. */
+static void lanes_stop(tk_http_server_t *srv)
+{
+    for (size_t i = 0; i < srv->nlanes; i++) {
+        struct lane *lane = &srv->lanes[i];
+        pthread_mutex_lock(&lane->mu);
+        lane->stopping = true;
+        pthread_cond_broadcast(&lane->cv);
+        pthread_mutex_unlock(&lane->mu);
+    }
+    for (size_t i = 0; i < srv->nlanes; i++) {
+        struct lane *lane = &srv->lanes[i];
+        for (int k = 0; lane->started && k < lane->nworkers; k++)
+            pthread_join(lane->workers[k].tid, NULL);
+        lane->started = false;
+    }
+}
+
 int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
 {
     lanes_start(srv);
@@ -1623,6 +1646,13 @@ int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
     atomic_store(&srv->bg_stop, 1);
     for (size_t i = 0; i < srv->nbg; i++)
         pthread_join(srv->bg[i].tid, NULL);
+    /* Workers finish, and their last completions are delivered, on this thread: h2o's sockets
+     * hold pointers into the thread-local state of the thread that ran the loop, so the loop
+     * must never run on another thread once this one has returned. */
+    lanes_stop(srv);
+    for (int i = 0; i < 10; i++)
+        h2o_evloop_run(srv->loop, 10);
+    srv->ran = true;
     return 0;
 }
 
@@ -1630,18 +1660,9 @@ void tk_http_server_free(tk_http_server_t *srv)
 {
     if (srv == NULL)
         return;
-    for (size_t i = 0; i < srv->nlanes; i++) {
-        struct lane *lane = &srv->lanes[i];
-        pthread_mutex_lock(&lane->mu);
-        lane->stopping = true;
-        pthread_cond_broadcast(&lane->cv);
-        pthread_mutex_unlock(&lane->mu);
-    }
-    for (size_t i = 0; i < srv->nlanes; i++)
-        for (int k = 0; srv->lanes[i].started && k < srv->lanes[i].nworkers; k++)
-            pthread_join(srv->lanes[i].workers[k].tid, NULL);
-    /* Deliver completions the workers posted while stopping, then tear down. */
-    h2o_evloop_run(srv->loop, 0);
+    lanes_stop(srv);
+    if (!srv->ran) /* never served: nothing thread-local to fear (see tk_http_server_run) */
+        h2o_evloop_run(srv->loop, 0);
     if (srv->listener != NULL)
         h2o_socket_close(srv->listener);
     if (h2o_timeout_is_linked(&srv->ping_entry))
