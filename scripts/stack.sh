@@ -496,7 +496,10 @@ stripe_launch() {
   fi
   say "stripe: starting stripe-mock"
   # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh).
+  # -https-addr: without it stripe-mock also binds HTTPS on *:12112 whatever -http-addr says, so a
+  # second stack on the machine (the tests' own, another clone's) failed to start.
   (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" \
+    -https-addr "127.0.0.1:$((TK_STRIPE_PORT + 1))" \
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"
