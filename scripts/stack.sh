@@ -18,7 +18,7 @@ umask 022
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 PG_START_TIMEOUT=30
-KAFKA_START_TIMEOUT=60
+KAFKA_START_TIMEOUT=${TK_KAFKA_START_TIMEOUT:-120}   # a loaded 2-core machine needs more than 60 s
 STRIPE_START_TIMEOUT=20
 STOP_TIMEOUT=30
 
