@@ -8,10 +8,12 @@
 #include "tk/cfg.h"
 #include "tk/kafka.h"
 #include "tk/log.h"
+#include "tk/static.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KAFKA_PROBE_TIMEOUT_MS 2000
@@ -112,6 +114,12 @@ int tk_app_serve(int argc, char **argv)
     } else {
         for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
             add_context(srv, *c);
+    }
+    /* Every server carries the storefront: the ingress sends / to any of them. */
+    if (tk_static_routes(srv, getenv("STRIPE_PUBLISHABLE_KEY"), &err) != 0) {
+        fprintf(stderr, "ticketing serve: %s\n", err.message);
+        tk_http_server_free(srv);
+        return 1;
     }
     tk_http_server_run(srv, &tk_app_stop);
     tk_http_server_free(srv);

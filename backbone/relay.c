@@ -36,6 +36,13 @@
  * after the failed one, so the last copy a consumer sees of an aggregate's events is in order
  * (consumers skip the duplicates by version or event id).
  *
+ * A row Kafka refuses for good (too large, an invalid record or topic name: permanent() below)
+ * would block its context's relay forever, since the drain always starts at the smallest id.
+ * It is dead-lettered instead: copied to dead_letters (projection "relay", partition -1, offset =
+ * its outbox id; `ticketing status` counts it, an error line with "alert" is logged) and deleted
+ * with the acked rows. Consumers of that aggregate then see a version gap, which they wait for
+ * and dead-letter in turn: visible, never silent.
+ *
  * Crash between ack and delete: the rows are still in the table and are published again by the
  * next active relay. Duplicates are allowed (consumers dedupe), loss is not. Tests simulate it with
  * TK_FAULT_RELAY_EXIT_AFTER_ACK=1 (see tk/relay.h), which _exit(137)s after the acks and before
@@ -175,6 +182,42 @@ static rd_kafka_headers_t *headers_from_json(const char *text, int64_t id)
     return h;
 }
 
+/* Refusals that no retry can turn into an ack. */
+static bool permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Copy outbox row @p id to dead_letters (idempotent: a repeat after a crash changes nothing). */
+static int dead_letter(tk_relay_t *r, const char *id, rd_kafka_resp_err_t e, tk_err_t *err)
+{
+    char why[160];
+    snprintf(why, sizeof(why), "refused by Kafka: %s", rd_kafka_err2str(e));
+    const char *params[] = {id, why};
+    int rc = tk_pg_run(r->conn,
+                       "INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, "
+                       "payload, error) SELECT 'relay', topic, -1, id, convert_to(key, 'UTF8'), "
+                       "convert_to(payload, 'UTF8'), $2 FROM outbox WHERE id = $1::bigint "
+                       "ON CONFLICT DO NOTHING",
+                       2, params, NULL, err);
+    if (rc == 0)
+        tk_log(TK_LOG_ERROR, "relay", "outbox row dead-lettered",
+               "\"context\":\"%s\",\"id\":%s,\"error\":\"%s\",\"alert\":\"outbox_dead_letter\"",
+               r->context, id, rd_kafka_err2str(e));
+    return rc;
+}
+
 /* The producer reported a fatal (idempotence) error: it must be replaced. */
 static int renew_producer_if_fatal(tk_relay_t *r, tk_err_t *err)
 {
@@ -219,6 +262,10 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
             tk_kafka_produce(r->producer, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
                              PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3), h, &dr[i], err);
         rd_kafka_headers_destroy(h);
+        if (rc != 0 && dr[i].done && permanent(dr[i].err)) {
+            rc = 0; /* refused for good: dead-lettered below, in order */
+            continue;
+        }
         if (rc != 0)
             break; /* the rows from here on stay for the next drain */
     }
@@ -231,8 +278,14 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
             break;
         rd_kafka_flush(r->producer, 1000);
     }
-    while (acked < enqueued && dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    /* The prefix to delete: acked rows, and rows refused for good once dead-lettered. */
+    while (acked < enqueued &&
+           (dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR || permanent(dr[acked].err))) {
+        if (dr[acked].err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            (rc = dead_letter(r, PQgetvalue(res, acked, 0), dr[acked].err, err)) != 0)
+            goto out;
         acked++;
+    }
     if (acked < enqueued) {
         rc = tk_err_set(err, TK_EUNAVAIL, "", "delivery of outbox row %s to %s failed: %s",
                         PQgetvalue(res, acked, 0), PQgetvalue(res, acked, 1),

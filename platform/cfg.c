@@ -21,7 +21,30 @@ static tk_cfg_t cfg = {
     .kafka_replication_factor = 1,
     .kafka_min_insync_replicas = 1,
     .gap_timeout_ms = 30000,
+    .jwt_ttl_seconds = 86400,
+    .trusted_proxies = "",
+    .signin_account_limit = 10,
+    .signin_account_window = 900,
+    .signin_address_limit = 30,
+    .signin_address_window = 300,
+    .signin_throttle_slots = 65536,
+    .scrypt_log2_n = 17,
+    .scrypt_concurrency = 2,
+    .list_default_limit = 100,
+    .list_max_limit = 1000,
+    .orders_open_max = 10,
+    .stripe_webhook_tolerance_s = 300,
+    .stripe_connect_timeout_ms = 2000,
+    .stripe_timeout_ms = 10000,
+    .stripe_max_attempts = 3,
+    .stripe_backoff_ms = 250,
+    .stripe_backoff_max_ms = 2000,
+    .refund_backoff_ms = 1000,
+    .refund_backoff_max_ms = 300000,
 };
+
+/* Outside development a session key must be at least this long (HS256 wants 256 bits). */
+#define JWT_KEY_MIN 32
 
 static const char *const contexts[] = {"auth", "tickets", "orders", "payments", "expiration"};
 static const char *const dbnames[] = {"tk_auth", "tk_tickets", "tk_orders", "tk_payments",
@@ -57,19 +80,49 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
     env_str("JWT_KEY", &cfg.jwt_key);
     env_str("STRIPE_KEY", &cfg.stripe_key);
     env_str("STRIPE_API_BASE", &cfg.stripe_api_base);
+    env_str("TRUSTED_PROXIES", &cfg.trusted_proxies);
+    env_str("STRIPE_WEBHOOK_SECRET", &cfg.stripe_webhook_secret);
     if ((rc = env_int("EXPIRATION_WINDOW_SECONDS", 0, 86400 * 365, &cfg.expiration_window_seconds,
                       err)) ||
         (rc = env_int("PORT", 1, 65535, &cfg.port, err)) ||
         (rc = env_int("HTTP_WORKERS", 1, 256, &cfg.http_workers, err)) ||
-        (rc = env_int("JWT_TTL_SECONDS", 0, 86400 * 365, &cfg.jwt_ttl_seconds, err)) ||
+        (rc = env_int("JWT_TTL_SECONDS", 60, 86400 * 365, &cfg.jwt_ttl_seconds, err)) ||
         (rc = env_int("COOKIE_SECURE", 0, 1, &cfg.cookie_secure, err)) ||
+        (rc = env_int("TK_DEV", 0, 1, &cfg.dev, err)) ||
+        (rc = env_int("SIGNIN_ACCOUNT_LIMIT", 1, 1000000, &cfg.signin_account_limit, err)) ||
+        (rc =
+             env_int("SIGNIN_ACCOUNT_WINDOW_SECONDS", 1, 86400, &cfg.signin_account_window, err)) ||
+        (rc = env_int("SIGNIN_ADDRESS_LIMIT", 1, 1000000, &cfg.signin_address_limit, err)) ||
+        (rc =
+             env_int("SIGNIN_ADDRESS_WINDOW_SECONDS", 1, 86400, &cfg.signin_address_window, err)) ||
+        (rc = env_int("SIGNIN_THROTTLE_SLOTS", 16, 1 << 24, &cfg.signin_throttle_slots, err)) ||
+        (rc = env_int("SCRYPT_LOG2_N", 14, 20, &cfg.scrypt_log2_n, err)) ||
+        (rc = env_int("SCRYPT_CONCURRENCY", 1, 64, &cfg.scrypt_concurrency, err)) ||
+        (rc = env_int("LIST_MAX_LIMIT", 1, 10000, &cfg.list_max_limit, err)) ||
+        (rc = env_int("LIST_DEFAULT_LIMIT", 1, cfg.list_max_limit, &cfg.list_default_limit, err)) ||
+        (rc = env_int("ORDERS_OPEN_MAX", 1, 1000000, &cfg.orders_open_max, err)) ||
         (rc = env_int("KAFKA_PARTITIONS", 1, 1000, &cfg.kafka_partitions, err)) ||
         (rc = env_int("KAFKA_REPLICATION_FACTOR", 1, 16, &cfg.kafka_replication_factor, err)) ||
         (rc = env_int("KAFKA_MIN_INSYNC_REPLICAS", 1, 16, &cfg.kafka_min_insync_replicas, err)) ||
-        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)))
+        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 1, 86400, &cfg.stripe_webhook_tolerance_s,
+                      err)) ||
+        (rc = env_int("STRIPE_CONNECT_TIMEOUT_MS", 1, 600000, &cfg.stripe_connect_timeout_ms,
+                      err)) ||
+        (rc = env_int("STRIPE_TIMEOUT_MS", 1, 600000, &cfg.stripe_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_MAX_ATTEMPTS", 1, 10, &cfg.stripe_max_attempts, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MS", 0, 60000, &cfg.stripe_backoff_ms, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MAX_MS", 0, 60000, &cfg.stripe_backoff_max_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MS", 1, 3600000, &cfg.refund_backoff_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MAX_MS", 1, 86400000, &cfg.refund_backoff_max_ms, err)))
         return rc;
     if ((need & TK_CFG_NEED_JWT) && cfg.jwt_key == NULL)
         return tk_err_set(err, TK_EINVAL, "JWT_KEY", "JWT_KEY must be set");
+    if ((need & TK_CFG_NEED_JWT) && !cfg.dev && strlen(cfg.jwt_key) < JWT_KEY_MIN)
+        return tk_err_set(err, TK_EINVAL, "JWT_KEY",
+                          "JWT_KEY must be at least %d bytes (a random secret; TK_DEV=1 allows a "
+                          "shorter one for development)",
+                          JWT_KEY_MIN);
     if ((need & TK_CFG_NEED_KAFKA) && getenv("KAFKA_BROKERS") == NULL)
         return tk_err_set(err, TK_EINVAL, "KAFKA_BROKERS",
                           "KAFKA_BROKERS must be set (host:port[,host:port...])");

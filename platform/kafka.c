@@ -28,8 +28,14 @@
 #include "tk/ids.h"
 #include "tk/log.h"
 
-static const char *const topic_names[] = {"users",       "tickets",          "orders", "payments",
-                                          "expirations", "expiration.delay", NULL};
+static const char *const topic_names[] = {"users",
+                                          "tickets",
+                                          "orders",
+                                          "payments",
+                                          "expirations",
+                                          "expiration.delay",
+                                          "expiration.deadletter",
+                                          NULL};
 
 const char *const *tk_kafka_topic_names(void)
 {
@@ -294,8 +300,13 @@ int tk_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
             return 0;
         if (h)
             rd_kafka_headers_destroy(h);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (dr != NULL) { /* no report will come: record the refusal in its place */
+                dr->done = 1;
+                dr->err = e;
+            }
             break;
+        }
         if (tk_mono_ms() >= deadline)
             return tk_err_set(err, TK_EUNAVAIL, topic, "kafka producer queue full for 30 s");
         rd_kafka_poll(rk, 100); /* serve delivery reports so the queue drains */

@@ -125,7 +125,7 @@ pg_place_ok() {
 }
 
 # Sets PG_ROOT/PG_DATA. With "create", makes the folder: $TK_VAR/pg when the postgres user can reach
-# it, else /var/tmp/ticketing-<hash of ROOT>/pg with a symlink $TK_VAR/pg pointing to it.
+# it, else /var/tmp/ticketing-<hash of TK_VAR>/pg with a symlink $TK_VAR/pg pointing to it.
 pg_locate() {
   local link="$TK_VAR/pg" alt
   if [ -L "$link" ]; then
@@ -137,7 +137,7 @@ pg_locate() {
   [ "${1:-}" = create ] || return 0
   mkdir -p "$TK_VAR"
   if [ ! -L "$link" ] && [ ! -d "$link" ] && ! pg_place_ok "$link"; then
-    alt="/var/tmp/ticketing-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+    alt="/var/tmp/ticketing-$(printf '%s' "$TK_VAR" | sha256sum | cut -c1-12)/pg"
     say "pg: $link is not reachable by the postgres user (or too long a socket path): using $alt (symlinked)"
     ln -sfn "$alt" "$link"
     PG_ROOT=$alt
@@ -496,10 +496,8 @@ stripe_launch() {
   fi
   say "stripe: starting stripe-mock"
   # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh).
-  # -https-addr: without it stripe-mock also binds HTTPS on *:12112 whatever -http-addr says, so a
-  # second stack on the machine (the tests' own, another clone's) failed to start.
-  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" \
-    -https-addr "127.0.0.1:$((TK_STRIPE_PORT + 1))" \
+  # -https-addr with an ephemeral port: its default :12112 would collide with any other clone's.
+  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" -https-addr 127.0.0.1: \
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"

@@ -184,7 +184,9 @@ http {
         error_page 404 /.errors/404.json;
         error_page 413 /.errors/413.json;
         error_page 502 503 504 =503 /.errors/503.json;
-        location / { return 404; }
+        # The storefront (web/, compiled into every server): pages, modules and /config.json;
+        # an unknown path gets the server's 404 in the contract's format.
+        location / { proxy_pass http://tickets; }
         location = /.errors/400.json { internal; default_type application/json; return 400 '{"errors":[{"message":"Bad Request"}]}'; }
         location = /.errors/404.json { internal; default_type application/json; return 404 '{"errors":[{"message":"Not Found"}]}'; }
         location = /.errors/413.json { internal; default_type application/json; return 413 '{"errors":[{"message":"Request body is too large"}]}'; }

@@ -15,9 +15,11 @@
  * from the older committed offset, again giving only duplicates.
  *
  * Records that are not order:created (other order events share the topic) are skipped; records
- * that do not decode are logged and skipped: this context keeps no database, so it has no
- * dead-letter table, and waiting would not make them decodable. Both still move the committed
- * offset.
+ * that do not decode (or an order:created that gives no delay record) are dead-lettered
+ * (DESIGN.md section 6): this context keeps no database, so its dead-letter table is the topic
+ * expiration.deadletter, and the record is copied there, acked, before the offset moves past it
+ * (tk_expiration__dead_letter). Waiting would not make it decodable, and dropping it would lose
+ * an expiration without a trace.
  *
  * Memory: one batch of delivery slots (BATCH_MAX) and librdkafka's bounded queues.
  */
@@ -56,6 +58,15 @@ static void mark_done(struct intake *in, const rd_kafka_message_t *m)
         tp->offset = m->offset + 1;
 }
 
+/* Dead-letter @p m with the reason @p what and the decoder's detail @p why. */
+static int dead_letter(struct intake *in, const rd_kafka_message_t *m, const char *what,
+                       const tk_err_t *why, tk_err_t *err)
+{
+    char reason[600];
+    snprintf(reason, sizeof(reason), "%s: %s %s", what, why->field, why->message);
+    return tk_expiration__dead_letter(in->cfg, in->producer, m, reason, err);
+}
+
 /*
  * Turn one orders record into a delay record. Returns 0 when the record is handled (scheduled
  * or skipped), or an error when the producer refused it (the batch then fails).
@@ -70,18 +81,14 @@ static int handle(struct intake *in, const rd_kafka_message_t *m, tk_err_t *err)
     char value[TK_EXPIRATION_RECORD_MAX];
 
     if (ev_envelope_decode(m->payload, m->len, &env, &why) != 0) {
-        tk_log(TK_LOG_WARN, "expiration", "undecodable record on the orders topic, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "undecodable envelope", &why, err);
         goto out;
     }
     if (strcmp(env.type, "order:created") != 0)
         goto out;
     if (ev_order_created_from_json(env.data, &order, &why) != 0 ||
         tk_time_parse(order.expires_at, &rec.due_ms) != 0) {
-        tk_log(TK_LOG_WARN, "expiration", "undecodable order:created, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "undecodable order:created", &why, err);
         goto out;
     }
     if (in->cfg->accept != NULL && !in->cfg->accept(&order, in->cfg->accept_ud))
@@ -90,9 +97,7 @@ static int handle(struct intake *in, const rd_kafka_message_t *m, tk_err_t *err)
     snprintf(rec.correlation_id, sizeof(rec.correlation_id), "%s", env.correlationid);
     int len = tk_expiration_record_encode(&rec, value, sizeof(value), &why);
     if (len < 0) {
-        tk_log(TK_LOG_WARN, "expiration", "order:created gives no delay record, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "order:created gives no delay record", &why, err);
         goto out;
     }
     tk_kafka_delivery_t *dr = &in->dr[in->n];

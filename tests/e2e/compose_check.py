@@ -71,10 +71,17 @@ def depends(service):
         {k: (v or {}).get("condition", "service_started") for k, v in d.items()}
 
 
-def topology_roles():
-    """role -> (port, ticketing arguments) from scripts/topology.sh's ROLES."""
+def topology_text():
+    """scripts/topology.sh with its serve ports, $((SERVE_BASE + N)), at their defaults."""
     with open(TOPOLOGY) as f:
         text = f.read()
+    base = int(re.search(r'^SERVE_BASE="\$\{TOPOLOGY_SERVE_PORT_BASE:-(\d+)\}"', text, re.M).group(1))
+    return re.sub(r"\$\(\(SERVE_BASE \+ (\d+)\)\)", lambda m: str(base + int(m.group(1))), text)
+
+
+def topology_roles():
+    """role -> (port, ticketing arguments) from scripts/topology.sh's ROLES."""
+    text = topology_text()
     block = re.search(r"^ROLES=\(\n(.*?)^\)", text, re.M | re.S).group(1)
     roles = {}
     for role, port, args in re.findall(r'"([a-z-]+)\|(\d*)\|([a-z ]+)"', block):
@@ -177,13 +184,25 @@ def test_the_ingress_routes_like_the_topology(config):
         assert command_of(services[host]) == f"serve {ctx}", prefix
         assert str(services[host]["environment"]["PORT"]) == port, prefix
 
-    with open(TOPOLOGY) as f:
-        topo_locations, topo_upstreams = nginx_routes(f.read())
+    topo_locations, topo_upstreams = nginx_routes(topology_text())
     assert topo_locations == APIS
     roles = topology_roles()
     for prefix, ctx in APIS.items():
         (server,) = topo_upstreams[ctx]
         assert server == f"127.0.0.1:{roles['serve-' + ctx][0]}", prefix
+
+
+def test_the_ingress_sends_the_storefront_to_a_server(config):
+    """/ (the storefront, compiled into every server) goes to a serve service, in both configs."""
+    services = config["services"]
+    for conf in (NGINX, TOPOLOGY):
+        with open(conf) as f:
+            text = f.read()
+        m = re.search(r"location\s+/\s*\{[^}]*proxy_pass\s+http://(\w+)", text)
+        assert m, f"{conf}: location / does not proxy to a server"
+        assert m.group(1) in APIS.values(), conf
+        if conf == NGINX:
+            assert command_of(services[m.group(1)]).startswith("serve "), conf
 
 
 def test_the_dockerfile_is_multi_stage_and_small():

@@ -16,7 +16,7 @@
 #include "tk/pg.h"
 #include "tk/relay.h"
 
-#define MAX_CONTEXTS 2
+#define MAX_CONTEXTS 4
 #define MAX_PROJECTORS 8
 
 static volatile int stop_flag;
@@ -151,6 +151,12 @@ void tko_context_start(const char *context, const tk_projector_spec_t *const *li
     if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(context, &err)) == NULL)
         die("tk_relay_new", err.message);
     pthread_create(&threads[nthreads++], NULL, run_relay, relays[nrelays++]);
+    tko_projectors_start(context, list);
+}
+
+void tko_projectors_start(const char *context, const tk_projector_spec_t *const *list)
+{
+    tk_err_t err = {0};
     for (size_t i = 0; list[i] != NULL; i++) {
         if (nprojectors == MAX_PROJECTORS)
             die("tko_context_start", "too many projectors");

@@ -4,8 +4,9 @@
  * carries, a lost response then a retry (one charge), 5xx and 429 until the retries run out
  * (502/503, nothing stored), declines (400 with Stripe's message; a new card may pay), 20
  * concurrent payments for one order (one charge, one payment, one event), an order cancelled
- * while the charge was in flight (refunded, payment:refunded, 400), and a cancellation after the
- * payment refunded exactly once.
+ * while the charge was in flight (refunded, payment:refunded, 400), a refund Stripe refuses twice
+ * then accepts (retried with backoff and one key: refunded exactly once), and a cancellation
+ * after the payment refunded exactly once by the refund worker.
  */
 #include "test_payments_common.c"
 
@@ -290,9 +291,30 @@ static void cancelled_while_charging_is_refunded(void **state)
     tk_test_watch_free(w);
 }
 
-/* The same race with Stripe refusing the refund: the client still gets 400, and the refund is
- * recorded as 'failed' (with an alert in the log) instead of vanishing; no payment:refunded. */
-static void failed_refund_is_recorded_not_published(void **state)
+struct metric_wait {
+    const char *line; /* "tk_payments_refunds_failed 1" */
+};
+
+static bool metrics_show(void *arg)
+{
+    const struct metric_wait *m = arg;
+    tk_test_resp_t r;
+    tk_test_http("GET", "/metrics", NULL, NULL, &r);
+    bool found = r.status == 200 && r.body != NULL && strstr(r.body, m->line) != NULL;
+    tk_test_resp_release(&r);
+    return found;
+}
+
+static bool refund_succeeded(void *arg)
+{
+    return strcmp(query1("SELECT status FROM refunds WHERE order_id = $1", arg), "succeeded") == 0;
+}
+
+/* The same race with Stripe refusing the refund twice: the client still gets 400 at once; the
+ * intent stays pending (the gauges show it pending and failed), is retried with backoff and the
+ * same Idempotency-Key, and once Stripe accepts it the charge is refunded exactly once and
+ * payment:refunded published once. */
+static void refund_refused_twice_then_accepted_once(void **state)
 {
     (void)state;
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
@@ -302,7 +324,7 @@ static void failed_refund_is_recorded_not_published(void **state)
     struct fixture f;
     fixture_new(&f, 2000);
     tk_fake_stripe_hold(fake, true);
-    tk_fake_stripe_fail(fake, RE, 100, 500);
+    tk_fake_stripe_fail(fake, RE, 2, 400); /* two refusals, each final for its call */
     struct pay_async a = {.f = &f};
     pthread_t t;
     pthread_create(&t, NULL, pay_in_thread, &a);
@@ -316,29 +338,57 @@ static void failed_refund_is_recorded_not_published(void **state)
     assert_int_equal(a.resp.status, 400);
     assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
     tk_test_resp_release(&a.resp);
+    /* Refused once by now (the request's own attempt): pending, and counted as failed. */
+    assert_string_equal(query1("SELECT status FROM refunds WHERE order_id = $1", f.order),
+                        "pending");
+    struct metric_wait failed = {"tk_payments_refunds_failed 1\n"};
+    assert_true(tk_test_eventually(metrics_show, &failed, 5000));
+
+    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
+    char key[TK_STRIPE_KEY_MAX + 1];
+    tk_payment_refund_key(f.order, "pi_fake_1", key);
+    assert_int_equal(tk_fake_stripe_count(fake, RE, key), 3); /* refused, refused, accepted */
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 3);
-    assert_string_equal(query1("SELECT status || ' ' || coalesce(refund_id, '-') FROM refunds "
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+    assert_string_equal(query1("SELECT attempts || ' ' || (last_error IS NULL) FROM refunds "
                                "WHERE order_id = $1",
                                f.order),
-                        "failed -");
-    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
+                        "3 true");
+    char refund_payment[TK_UUID_LEN + 1];
+    strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f.order));
+    json_t *env = tk_test_watch_expect(w, "payment:refunded", refund_payment, 20000);
+    assert_non_null(env);
+    json_decref(env);
+    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 2000), 0);
+    struct metric_wait none = {"tk_payments_refunds_pending 0\n"};
+    assert_true(tk_test_eventually(metrics_show, &none, 5000));
     fixture_free(&f);
     tk_test_watch_free(w);
 }
 
 /* A cancellation after the payment was stored refunds once, even if the event is delivered
- * twice (another event id for the same version is skipped by the version gate). */
+ * twice (another event id for the same version is skipped by the version gate): the replica
+ * writes one intent, and the worker carries it out. */
 static void cancellation_after_payment_refunds_once(void **state)
 {
     (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     struct fixture f;
     fixture_new(&f, 2000);
     tk_test_resp_t r;
     assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
+    char payment_id[TK_UUID_LEN + 1];
+    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
     tk_test_resp_release(&r);
     order_changed("order:cancelled", f.order, f.ticket, 1);
     order_changed("order:cancelled", f.order, f.ticket, 1);
     assert_true(wait_processed(last_event));
+    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
+    json_t *env = tk_test_watch_expect(w, "payment:refunded", payment_id, 20000);
+    assert_non_null(env);
+    assert_int_equal(json_integer_value(json_object_get(env, "aggregateversion")), 1);
+    json_decref(env);
+    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 1);
     assert_int_equal(count_rows("SELECT count(*) FROM refunds WHERE order_id = $1 AND "
@@ -346,6 +396,7 @@ static void cancellation_after_payment_refunds_once(void **state)
                                 f.order),
                      1);
     fixture_free(&f);
+    tk_test_watch_free(w);
 }
 
 int main(void)
@@ -357,7 +408,7 @@ int main(void)
         cmocka_unit_test_setup(decline_is_400_and_another_card_may_pay, before_each),
         cmocka_unit_test_setup(concurrent_payments_charge_once, before_each),
         cmocka_unit_test_setup(cancelled_while_charging_is_refunded, before_each),
-        cmocka_unit_test_setup(failed_refund_is_recorded_not_published, before_each),
+        cmocka_unit_test_setup(refund_refused_twice_then_accepted_once, before_each),
         cmocka_unit_test_setup(cancellation_after_payment_refunds_once, before_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,16 @@
 
 #include "../../platform/http.c"
 
+static socklen_t no_peer(h2o_conn_t *conn, struct sockaddr *sa)
+{
+    (void)conn;
+    (void)sa;
+    return 0;
+}
+
+static const h2o_conn_callbacks_t conn_callbacks = {.get_peername = no_peer};
+static h2o_conn_t conn = {.callbacks = &conn_callbacks};
+
 static tk_http_req_t *request_with_body(tk_http_server_t *srv, h2o_req_t *req, const char *body,
                                         size_t len)
 {
@@ -20,6 +30,7 @@ static tk_http_req_t *request_with_body(tk_http_server_t *srv, h2o_req_t *req, c
     req->method = h2o_iovec_init(H2O_STRLIT("POST"));
     req->path = h2o_iovec_init(H2O_STRLIT("/api/x"));
     req->query_at = SIZE_MAX;
+    req->conn = &conn;
     req->entity = h2o_iovec_init(body, len);
     h2o_add_header(&req->pool, &req->headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/json"));

@@ -11,9 +11,11 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fake_stripe.h"
+#include "tk/cfg.h"
 #include "tk/stripe.h"
 
 #define KEY "sk_test_unit_secret"
@@ -349,8 +351,15 @@ static void backoff_is_bounded_and_jittered(void **state)
 static void default_options_come_from_the_environment(void **state)
 {
     (void)state;
+    tk_err_t err = {0};
+    /* Read once by tk_cfg_load, which refuses a value out of range (naming it). */
+    setenv("STRIPE_MAX_ATTEMPTS", "0", 1);
+    assert_int_equal(tk_cfg_load(0, &err), TK_EINVAL);
+    assert_non_null(strstr(err.message, "STRIPE_MAX_ATTEMPTS"));
+    unsetenv("STRIPE_MAX_ATTEMPTS");
     setenv("STRIPE_TIMEOUT_MS", "1234", 1);
-    setenv("STRIPE_MAX_ATTEMPTS", "0", 1); /* out of range: default */
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+    unsetenv("STRIPE_TIMEOUT_MS"); /* read at load: changing it now changes nothing */
     tk_stripe_options_t o;
     tk_stripe_options_default(&o);
     assert_int_equal(o.timeout_ms, 1234);
@@ -365,8 +374,55 @@ static void default_options_come_from_the_environment(void **state)
     tk_stripe_options_override(NULL);
     tk_stripe_options_default(&o);
     assert_int_equal(o.timeout_ms, 1234);
-    unsetenv("STRIPE_TIMEOUT_MS");
-    unsetenv("STRIPE_MAX_ATTEMPTS");
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+}
+
+#define WHSEC "whsec_test_secret"
+
+/* Webhook signatures as Stripe documents them: HMAC-SHA256 of "<t>.<payload>", any v1, t within
+ * the tolerance. */
+static void webhook_signature_is_checked(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"evt_1\",\"type\":\"payment_intent.succeeded\"}";
+    size_t len = strlen(body);
+    int64_t now = 1764600000;
+    char sig[TK_STRIPE_SIGNATURE_MAX + 1], hdr[TK_STRIPE_SIGNATURE_MAX + 64];
+    tk_err_t err = {0};
+    tk_stripe_webhook_sign(body, len, WHSEC, now, sig);
+    assert_int_equal(strncmp(sig, "t=1764600000,v1=", 16), 0);
+    assert_int_equal(strlen(sig), 16 + 64);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now, &err), 0);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now + 300, &err), 0);
+    /* A known vector: HMAC-SHA256("whsec_test_secret", "1764600000.<body>"). */
+    assert_string_equal(sig + 16,
+                        "56ae372b2732badfc3691559aafb02741cce2e86702a6f10dd547351153bc54e");
+    /* Another v1 first (a rolled secret) still verifies. */
+    snprintf(hdr, sizeof(hdr), "t=%lld,v1=%064d,%s", (long long)now, 0, sig + 13);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), 0);
+    /* Tampered body, other secret, flipped digit, missing parts: refused. */
+    assert_int_equal(tk_stripe_webhook_verify("{}", 2, sig, WHSEC, 300, now, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Invalid signature");
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "whsec_other", 300, now, &err),
+                     TK_EINVAL);
+    snprintf(hdr, sizeof(hdr), "%s", sig);
+    hdr[20] = hdr[20] == 'a' ? 'b' : 'a';
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), TK_EINVAL);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig + 13, WHSEC, 300, now, &err),
+                     TK_EINVAL); /* no t= */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, "t=1764600000", WHSEC, 300, now, &err),
+                     TK_EINVAL); /* no v1= */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, NULL, WHSEC, 300, now, &err), TK_EINVAL);
+    snprintf(hdr, sizeof(hdr), "t=17646x0000,%s", sig + 13);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), TK_EINVAL);
+    /* Stale or from the future beyond the tolerance: refused although the HMAC is right. */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now + 301, &err),
+                     TK_EINVAL);
+    assert_string_equal(err.message, "Signature timestamp too old");
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now - 301, &err),
+                     TK_EINVAL);
+    /* No secret configured: the endpoint is unavailable, not open. */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "", 300, now, &err), TK_EUNAVAIL);
 }
 
 int main(void)
@@ -388,6 +444,7 @@ int main(void)
         cmocka_unit_test_setup(refund_once_per_key, setup),
         cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
         cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
+        cmocka_unit_test(webhook_signature_is_checked),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

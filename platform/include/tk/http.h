@@ -9,7 +9,7 @@
  * handed back to the loop through an h2o multithread queue. A slow query therefore never stalls
  * other connections: only the worker that runs it waits.
  *
- * Bounds (DESIGN.md section 11, README for the variables): worker routes run in one lane per
+ * Bounds (DESIGN.md section 12, README for the variables): worker routes run in one lane per
  * context ("/api/<context>/..."), each with HTTP_WORKERS threads and a queue of HTTP_QUEUE_MAX
  * (503 + Retry-After past it); each has a deadline (HTTP_DEADLINE_MS, then 503); a queued request
  * whose client has gone is dropped unrun; connections are capped (HTTP_MAX_CONNECTIONS); a body
@@ -94,6 +94,13 @@ const char *tk_http_request_id(const tk_http_req_t *req);
  */
 json_t *tk_http_body_or_respond(tk_http_req_t *req);
 
+/** @brief The raw body as received (up to a NUL byte), for signed payloads; "" when none.
+ *         Borrowed, valid during the handler. */
+const char *tk_http_body_raw(const tk_http_req_t *req, size_t *len);
+
+/** @brief The Stripe-Signature header, or NULL. Borrowed, valid during the handler. */
+const char *tk_http_signature(const tk_http_req_t *req);
+
 /** @brief The signed-in user, or NULL when anonymous (no, bad, expired or forged token). */
 const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
 
@@ -127,11 +134,28 @@ void tk_http_reply_errors(tk_http_req_t *req, int status, json_t *errors);
 void tk_http_reply_raw(tk_http_req_t *req, int status, const char *content_type, const char *body,
                        size_t len);
 
-/** @brief Add a Retry-After header of @p seconds to the response (with a 429 or 503). */
+/** @brief Add `Retry-After: @p seconds` (at least 1) to the response, e.g. with a 429. */
 void tk_http_set_retry_after(tk_http_req_t *req, int seconds);
+
+/** @brief The connection's peer address ("127.0.0.1", "::1"), "" when unknown. Borrowed. Who
+ *         the client is behind a proxy is tk_client_addr_resolve's question (tk/client_addr.h). */
+const char *tk_http_peer_addr(const tk_http_req_t *req);
+
+/** @brief The raw X-Forwarded-For and X-Real-IP request headers, NULL when absent. Borrowed. */
+const char *tk_http_forwarded_for(const tk_http_req_t *req);
+const char *tk_http_real_ip(const tk_http_req_t *req);
 
 /** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
 void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
+
+/** @brief Add a response header (@p name lower-case; both copied), up to 8. Call before
+ *         replying; ignored on event streams. */
+void tk_http_add_header(tk_http_req_t *req, const char *name, const char *value);
+
+/** @brief The request header @p name (lower-case), or NULL when absent, after 8 lookups, or
+ *         on a worker: TK_ROUTE_INLINE routes only (the headers live on the loop thread).
+ *         Borrowed, valid until the handler returns. */
+const char *tk_http_header(const tk_http_req_t *req, const char *name);
 
 /* ---- server-sent events: long-lived responses fed from any thread ---- */
 
@@ -166,6 +190,14 @@ long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
  */
 void tk_http_background(tk_http_server_t *srv,
                         void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
+
+/**
+ * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
+ *        lines into @p buf (at most @p cap bytes, NUL included) and returns the bytes written
+ *        (< cap). It runs on the loop thread: read atomics, never block. Up to 4. @p arg borrowed.
+ */
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg);
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);

@@ -122,6 +122,8 @@ rd_kafka_headers_t *tk_kafka_headers_new(const char *ce_type, const char *ce_id,
  *         full for 30 s; TK_EINTERNAL for other enqueue failures (dr is then never written).
  * Ownership: all borrowed; payload, key and headers are copied. Thread: any.
  */
+/* (A refused produce, other than a full queue, sets @p dr done with librdkafka's error, e.g.
+ * RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, so callers can tell permanent refusals apart.) */
 int tk_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const void *payload,
                      size_t len, const rd_kafka_headers_t *headers, tk_kafka_delivery_t *dr,
                      tk_err_t *err);
