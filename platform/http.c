@@ -40,7 +40,9 @@
  * accept fails for want of descriptors, the listener stops reading (on_accept) and is looked at
  * again every ACCEPT_RETRY_MS, instead of spinning on a listener that stays readable. A declared
  * Content-Length over TK_HTTP_MAX_BODY is refused by h2o before the body is read; a filter turns
- * h2o's own error pages into the contract's error body.
+ * the error pages h2o sends itself (h2o_send_error: 413, 400 for a broken body) into the
+ * contract's error body. A request line h2o cannot parse at all still gets h2o's fixed
+ * text/plain 400, written before any configuration applies.
  */
 #include "tk/http.h"
 #include "tk/cfg.h"

@@ -86,9 +86,11 @@ def test_abandoned_slow_requests_do_not_starve_other_contexts(base_url, service_
     t0 = time.monotonic()
     assert requests.get(f"{base_url}/api/tickets", timeout=10).status_code == 200
     assert time.monotonic() - t0 < 2.0
+    # The auth context itself: busy answers (503 + Retry-After) at most for a few seconds, while
+    # the abandoned requests still queued are dropped unrun.
     t0 = time.monotonic()
-    r = requests.get(f"{base_url}/api/users/currentuser", timeout=20)
-    assert r.status_code == 200
+    eventually(lambda: requests.get(f"{base_url}/api/users/currentuser", timeout=10).status_code
+               == 200, "auth answers again", timeout=8, interval=0.2)
     assert time.monotonic() - t0 < 8.0
 
 
@@ -157,7 +159,10 @@ def place_order(session, base_url):
         o = session.post(f"{base_url}/api/orders", json={"ticketId": ticket}, timeout=15)
         return o.json()["id"] if o.status_code == 201 else None
 
-    return eventually(order, "the ticket replicated to orders")
+    oid = eventually(order, "the ticket replicated to orders")
+    eventually(lambda: session.get(f"{base_url}/api/orders/{oid}", timeout=15).status_code == 200,
+               "the order in the orders read model")
+    return oid
 
 
 def open_stream(session, base_url, order_id):
@@ -255,7 +260,7 @@ def test_connections_are_bounded(service_url):
 def test_log_lines_stay_json_whatever_the_client_sends(service_url):
     url = service_url("tickets")
     marker = uuid.uuid4().hex
-    path = f'/api/nope-{marker}"}},"forged":1,"x":"\\'.encode() + b"\xc3\x28\x7f"
+    path = f'/api/nope-{marker}"}},"forged":1,"x":"\\'.encode() + b"\xc3\x28"
     raw = raw_exchange(url, b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n"
                        b'X-Request-Id: abc"},"forged":2,"y":"\r\n\r\n')
     assert status_of(raw) == 404, raw[:200]
