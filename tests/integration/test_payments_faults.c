@@ -415,11 +415,13 @@ static void cancellation_after_payment_refunds_once(void **state)
 static void charge_then_timeout_retries_never_charge_twice(void **state)
 {
     (void)state;
+    /* Payment methods (pm_...) go straight to the PaymentIntent, the one call the fake delays
+     * (1.5 s) past the client's timeout (0.4 s): every first attempt charges, then times out. */
     tk_stripe_options_t o = fake_opts;
-    o.timeout_ms = 150;
+    o.timeout_ms = 400;
     o.max_attempts = 1;
     tk_stripe_options_override(&o);
-    tk_fake_stripe_charge_timeout(fake, 600);
+    tk_fake_stripe_charge_timeout(fake, 1500);
     static struct fixture f[RETRIED_ORDERS];
     for (int i = 0; i < RETRIED_ORDERS; i++) {
         tk_uuid_new(f[i].user);
@@ -431,8 +433,8 @@ static void charge_then_timeout_retries_never_charge_twice(void **state)
     int retried_201 = 0;
     for (int i = 0; i < RETRIED_ORDERS; i++) {
         char first[64], second[64];
-        snprintf(first, sizeof(first), "tok_visa_first_%d", i);
-        snprintf(second, sizeof(second), "tok_visa_retry_%d", i);
+        snprintf(first, sizeof(first), "pm_card_first_%d", i);
+        snprintf(second, sizeof(second), "pm_card_retry_%d", i);
         tk_test_resp_t r;
         assert_int_equal(pay(f[i].cookie, first, f[i].order, &r), 503);
         tk_test_resp_release(&r);
@@ -446,14 +448,31 @@ static void charge_then_timeout_retries_never_charge_twice(void **state)
     /* One PaymentIntent per order, each the order's stored payment; nothing to refund. */
     assert_int_equal(tk_fake_stripe_created(fake, PI), RETRIED_ORDERS);
     assert_int_equal(retried_201, RETRIED_ORDERS);
+    json_t *reqs = tk_fake_stripe_requests(fake);
     for (int i = 0; i < RETRIED_ORDERS; i++) {
         assert_int_equal(payments_of(f[i].order), 1);
+        /* The first card's charge is the one kept; the retry's card was never charged. */
+        size_t k;
+        json_t *rec;
+        int charged_first = 0, charged_retry = 0;
+        json_array_foreach(reqs, k, rec)
+        {
+            if (strcmp(json_string_value(json_object_get(rec, "path")), PI) != 0 ||
+                json_is_true(json_object_get(rec, "replayed")) ||
+                strcmp(form_field(rec, "metadata[order_id]"), f[i].order) != 0)
+                continue;
+            charged_first += strncmp(form_field(rec, "payment_method"), "pm_card_first_", 14) == 0;
+            charged_retry += strncmp(form_field(rec, "payment_method"), "pm_card_retry_", 14) == 0;
+        }
+        assert_int_equal(charged_first, 1);
+        assert_int_equal(charged_retry, 0);
         assert_int_equal(count_rows("SELECT count(*) FROM payment_attempts WHERE order_id = $1 "
                                     "AND status = 'succeeded'",
                                     f[i].order),
                          1);
         fixture_free(&f[i]);
     }
+    json_decref(reqs);
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 0);
 }
 
@@ -622,6 +641,41 @@ static void unsigned_or_stale_webhooks_are_refused(void **state)
     fixture_free(&f);
 }
 
+/* The lost charge's order was cancelled meanwhile (the owner's DELETE reached payments): when
+ * the webhook reports the charge, it is not kept but refunded, once, with payment:refunded. */
+static void lost_charge_of_a_cancelled_order_is_refunded(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    struct fixture f;
+    fixture_new(&f, 3000);
+    json_t *pi = lost_charge(&f);
+    order_changed("order:cancelled", f.order, f.ticket, 1);
+    assert_true(wait_replica(f.order, "cancelled/1"));
+    char *body = event_text("payment_intent.succeeded", pi);
+    char sig[TK_STRIPE_SIGNATURE_MAX + 1];
+    tk_stripe_webhook_sign(body, strlen(body), WHSEC, tk_now_ms() / 1000, sig);
+    struct webhook_resp r;
+    assert_int_equal(post_webhook(body, sig, &r), 200);
+    assert_int_equal(payments_of(f.order), 0);
+    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
+    assert_string_equal(
+        query1("SELECT reason || ' ' || stripe_id FROM refunds WHERE order_id = $1", f.order),
+        "order cancelled pi_fake_2");
+    assert_int_equal(tk_fake_stripe_refunded(fake, "pi_fake_2"), 1);
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+    json_t *env = tk_test_watch_expect(w, "payment:refunded", NULL, 20000);
+    assert_non_null(env);
+    json_decref(env);
+    assert_int_equal(post_webhook(body, sig, &r), 200); /* redelivered: nothing more */
+    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
+    assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
+    free(body);
+    json_decref(pi);
+    fixture_free(&f);
+    tk_test_watch_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +690,7 @@ int main(void)
         cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice, before_each),
         cmocka_unit_test_setup(signed_webhook_settles_a_lost_charge, before_each),
         cmocka_unit_test_setup(unsigned_or_stale_webhooks_are_refused, before_each),
+        cmocka_unit_test_setup(lost_charge_of_a_cancelled_order_is_refunded, before_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
