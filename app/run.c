@@ -9,10 +9,12 @@
 #include "expiration.h"
 #include "tk/cfg.h"
 #include "tk/log.h"
+#include "tk/static.h"
 
 #include <pthread.h>
 #include <time.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static void *expiration_main(void *arg)
 {
@@ -44,11 +46,17 @@ int tk_app_run(int argc, char **argv)
     for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
         if ((*c)->routes != NULL)
             (*c)->routes(srv);
+    if (tk_static_routes(srv, getenv("STRIPE_PUBLISHABLE_KEY"), &err) != 0) {
+        fprintf(stderr, "ticketing run: %s\n", err.message);
+        tk_http_server_free(srv);
+        return 1;
+    }
     tk_app_workers_t *workers = tk_app_workers_start(NULL, true, true, &err);
     pthread_t expiration;
     pthread_create(&expiration, NULL, expiration_main, NULL);
 
-    printf("ticketing is up: http://localhost:%d (try: curl localhost:%d/api/tickets)\n",
+    printf("ticketing is up: the storefront on http://localhost:%d/ (API: curl "
+           "localhost:%d/api/tickets)\n",
            tk_http_server_port(srv), tk_http_server_port(srv));
     fflush(stdout);
     tk_http_server_run(srv, &tk_app_stop);

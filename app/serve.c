@@ -5,9 +5,11 @@
 #include "app.h"
 #include "tk/cfg.h"
 #include "tk/log.h"
+#include "tk/static.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int probe_db(tk_http_req_t *req, const char *context, tk_err_t *err)
@@ -72,6 +74,12 @@ int tk_app_serve(int argc, char **argv)
     } else {
         for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
             add_context(srv, *c);
+    }
+    /* Every server carries the storefront: the ingress sends / to any of them. */
+    if (tk_static_routes(srv, getenv("STRIPE_PUBLISHABLE_KEY"), &err) != 0) {
+        fprintf(stderr, "ticketing serve: %s\n", err.message);
+        tk_http_server_free(srv);
+        return 1;
     }
     tk_http_server_run(srv, &tk_app_stop);
     tk_http_server_free(srv);

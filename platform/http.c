@@ -25,6 +25,7 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <h2o.h>
@@ -48,6 +49,7 @@
 #define MAX_QUERY_VALUES 8
 #define SSE_CHANNEL_MAX 80
 #define SSE_PING_MS 15000
+#define MAX_EXTRA_HEADERS 8
 
 struct route {
     const char *method;
@@ -137,7 +139,10 @@ struct tk_http_req {
     int64_t started_ms;
 
     char *method, *path, *query, *cookie, *authorization, *content_type;
-    char *signature; /* Stripe-Signature, for webhook routes (tk_http_signature) */
+    char *forwarded_for, *real_ip; /* X-Forwarded-For, X-Real-IP (NULL when absent) */
+    char peer[INET6_ADDRSTRLEN];   /* the connection's peer address, "" when unknown */
+    int retry_after;               /* > 0: a Retry-After header in seconds */
+    char *signature;               /* Stripe-Signature, for webhook routes (tk_http_signature) */
     char *body;
     size_t body_len;
     const char *param_names[MAX_PARAMS];
@@ -160,6 +165,9 @@ struct tk_http_req {
     size_t nquery_values;
     char *sse_channel; /* set by tk_http_reply_sse: finish starts a stream */
     char *sse_first;
+    char *extra[MAX_EXTRA_HEADERS][2];      /* tk_http_add_header: response name, value */
+    char *header_values[MAX_EXTRA_HEADERS]; /* tk_http_header: request values handed out */
+    size_t nextra, nheader_values;
 };
 
 /* ------------------------------------------------------------------ statuses and errors */
@@ -183,6 +191,8 @@ int tk_http_status_of(int code)
         return 413;
     case TK_EBADGATEWAY:
         return 502;
+    case TK_ELIMIT:
+        return 429;
     default:
         return 500;
     }
@@ -197,6 +207,8 @@ static const char *reason_of(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -207,6 +219,8 @@ static const char *reason_of(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
     case 502:
         return "Bad Gateway";
     case 503:
@@ -292,6 +306,26 @@ void tk_http_reply_raw(tk_http_req_t *r, int status, const char *ctype, const ch
     memcpy(copy, body, len);
     copy[len] = '\0';
     set_body(r, status, ctype, copy, len);
+}
+
+void tk_http_set_retry_after(tk_http_req_t *r, int seconds)
+{
+    r->retry_after = seconds > 0 ? seconds : 1;
+}
+
+const char *tk_http_peer_addr(const tk_http_req_t *r)
+{
+    return r->peer;
+}
+
+const char *tk_http_forwarded_for(const tk_http_req_t *r)
+{
+    return r->forwarded_for;
+}
+
+const char *tk_http_real_ip(const tk_http_req_t *r)
+{
+    return r->real_ip;
 }
 
 void tk_http_set_cookie(tk_http_req_t *r, const char *cookie)
@@ -427,6 +461,25 @@ json_t *tk_http_body_or_respond(tk_http_req_t *r)
     return doc;
 }
 
+/* Sign-out revokes a session in the auth database (DESIGN.md section 9): a token with a jti is
+ * checked there, from a worker; where that cannot be done (the loop thread, the database
+ * unreachable) the request is anonymous - fail closed. Tokens without a jti cannot be revoked. */
+static bool session_revoked(tk_http_req_t *r)
+{
+    if (r->user.jti[0] == '\0')
+        return false;
+    tk_err_t err = {0};
+    PGconn *auth = r->worker != NULL ? tk_http_db(r, "auth", &err) : NULL;
+    int rc = auth == NULL ? TK_EUNAVAIL : tk_session_is_revoked(auth, r->user.jti, &err);
+    if (rc < 0) {
+        tk_log(TK_LOG_WARN, "http", "session revocation check failed",
+               "\"request_id\":\"%s\",\"error\":\"%.200s\"", r->request_id, err.message);
+        if (auth != NULL)
+            tk_http_db_discard(r, "auth");
+    }
+    return rc != 0;
+}
+
 const char *tk_http_body_raw(const tk_http_req_t *r, size_t *len)
 {
     *len = r->body != NULL ? strlen(r->body) : 0;
@@ -443,7 +496,8 @@ const tk_session_user_t *tk_http_user(const tk_http_req_t *rc)
     tk_http_req_t *r = (tk_http_req_t *)rc;
     if (!r->user_checked) {
         r->user_checked = true;
-        r->authenticated = tk_session_authenticate(r->cookie, r->authorization, &r->user) == 0;
+        r->authenticated = tk_session_authenticate(r->cookie, r->authorization, &r->user) == 0 &&
+                           !session_revoked(r);
     }
     return r->authenticated ? &r->user : NULL;
 }
@@ -518,6 +572,25 @@ static char *header_dup(h2o_req_t *req, const h2o_token_t *token)
     return i < 0 ? NULL : iov_dup(req->headers.entries[i].value);
 }
 
+void tk_http_add_header(tk_http_req_t *r, const char *name, const char *value)
+{
+    if (r->nextra < MAX_EXTRA_HEADERS) {
+        r->extra[r->nextra][0] = tk_mem_strdup(name);
+        r->extra[r->nextra++][1] = tk_mem_strdup(value);
+    }
+}
+
+const char *tk_http_header(const tk_http_req_t *rc, const char *name)
+{
+    tk_http_req_t *r = (tk_http_req_t *)rc;
+    ssize_t i = r->h2o == NULL || r->worker != NULL || r->nheader_values == MAX_EXTRA_HEADERS
+                    ? -1
+                    : h2o_find_header_by_str(&r->h2o->headers, name, strlen(name), -1);
+    if (i < 0)
+        return NULL;
+    return r->header_values[r->nheader_values++] = iov_dup(r->h2o->headers.entries[i].value);
+}
+
 static bool request_id_acceptable(h2o_iovec_t v)
 {
     if (v.len == 0 || v.len > 64)
@@ -552,6 +625,15 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     r->cookie = header_dup(req, H2O_TOKEN_COOKIE);
     r->authorization = header_dup(req, H2O_TOKEN_AUTHORIZATION);
     r->content_type = header_dup(req, H2O_TOKEN_CONTENT_TYPE);
+    r->forwarded_for = header_dup(req, H2O_TOKEN_X_FORWARDED_FOR);
+    ssize_t xri = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-real-ip"), -1);
+    r->real_ip = xri < 0 ? NULL : iov_dup(req->headers.entries[xri].value);
+    struct sockaddr_storage sa;
+    socklen_t salen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+    if (salen > 0 && sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, r->peer, sizeof(r->peer));
+    else if (salen > 0 && sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, r->peer, sizeof(r->peer));
     ssize_t si = h2o_find_header_by_str(&req->headers, H2O_STRLIT("stripe-signature"), -1);
     if (si >= 0)
         r->signature = iov_dup(req->headers.entries[si].value);
@@ -578,6 +660,8 @@ static void request_free(tk_http_req_t *r)
     free(r->cookie);
     free(r->authorization);
     free(r->content_type);
+    free(r->forwarded_for);
+    free(r->real_ip);
     free(r->signature);
     free(r->body);
     for (size_t i = 0; i < r->nparams; i++)
@@ -590,6 +674,12 @@ static void request_free(tk_http_req_t *r)
         free(r->query_values[i]);
     free(r->sse_channel);
     free(r->sse_first);
+    for (size_t i = 0; i < r->nextra; i++) {
+        free(r->extra[i][0]);
+        free(r->extra[i][1]);
+    }
+    for (size_t i = 0; i < r->nheader_values; i++)
+        free(r->header_values[i]);
     free(r);
 }
 
@@ -829,10 +919,22 @@ static void finish(tk_http_req_t *r)
         h2o_iovec_t rid = h2o_strdup(&req->pool, r->request_id, SIZE_MAX);
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                               rid.base, rid.len);
+        if (r->retry_after > 0) {
+            char *ra = h2o_mem_alloc_pool(&req->pool, 16);
+            int n = snprintf(ra, 16, "%d", r->retry_after);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, ra,
+                           (size_t)n);
+        }
         for (size_t i = 0; i < r->ncookies; i++) {
             h2o_iovec_t c = h2o_strdup(&req->pool, r->cookies[i], SIZE_MAX);
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base,
                            c.len);
+        }
+        for (size_t i = 0; i < r->nextra; i++) {
+            h2o_iovec_t n = h2o_strdup(&req->pool, r->extra[i][0], SIZE_MAX);
+            h2o_iovec_t v = h2o_strdup(&req->pool, r->extra[i][1], SIZE_MAX);
+            h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, v.base,
+                                  v.len);
         }
         req->res.content_length = r->resp_len;
         h2o_send_inline(req, r->resp_body ? r->resp_body : "", r->resp_len);

@@ -13,11 +13,15 @@
  *   field keeps TK_ECONFLICT's meaning for the HTTP boundary while letting tk_command_run retry.
  * - Server notices ("relation already exists, skipping") are swallowed: libpq's default prints
  *   them on stderr, which would break the JSON-lines log.
+ * - Prepared statements (tk_pg_exec_prepared) are remembered per connection in libpq instance
+ *   data, freed by libpq's CONNDESTROY event and forgotten on CONNRESET (a new session), so a
+ *   reconnect can never call a statement that its session does not have.
  * - COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK; tk_pg_commit reports that
  *   as a failure, so a caller never believes an aborted transaction committed.
  */
 #include "tk/pg.h"
 
+#include <libpq-events.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +146,103 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
               tk_err_t *err)
 {
     PGresult *res = tk_pg_exec(c, sql, nparams, params, err);
+    if (res == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    if (affected != NULL) {
+        const char *t = PQcmdTuples(res);
+        *affected = *t ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* ---- prepared statements, per connection ---------------------------------------------------- */
+
+#define PREPARED_MAX 64 /* beyond this, statements run unnamed: dynamic SQL must not grow it */
+
+typedef struct prepared {
+    int n;
+    uint64_t hash[PREPARED_MAX];
+    char *sql[PREPARED_MAX]; /* owned copies */
+} prepared_t;
+
+static void prepared_clear(prepared_t *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        free(ps->sql[i]);
+    ps->n = 0;
+}
+
+static int prepared_events(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNDESTROY) {
+        PGconn *c = ((PGEventConnDestroy *)info)->conn;
+        prepared_t *ps = PQinstanceData(c, prepared_events);
+        if (ps != NULL) {
+            prepared_clear(ps);
+            free(ps);
+        }
+    } else if (id == PGEVT_CONNRESET) {
+        prepared_t *ps = PQinstanceData(((PGEventConnReset *)info)->conn, prepared_events);
+        if (ps != NULL)
+            prepared_clear(ps);
+    }
+    return 1;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                              tk_err_t *err)
+{
+    if (c == NULL) {
+        tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+        return NULL;
+    }
+    prepared_t *ps = PQinstanceData(c, prepared_events);
+    if (ps == NULL) {
+        if (!PQregisterEventProc(c, prepared_events, "tk_pg_prepared", NULL))
+            return tk_pg_exec(c, sql, nparams, params, err);
+        ps = calloc(1, sizeof(*ps));
+        if (ps == NULL)
+            abort();
+        PQsetInstanceData(c, prepared_events, ps);
+    }
+    uint64_t h = fnv1a(sql);
+    int slot = -1;
+    for (int i = 0; i < ps->n && slot < 0; i++)
+        if (ps->hash[i] == h && strcmp(ps->sql[i], sql) == 0)
+            slot = i;
+    char name[16];
+    if (slot < 0) {
+        if (ps->n == PREPARED_MAX)
+            return tk_pg_exec(c, sql, nparams, params, err);
+        snprintf(name, sizeof(name), "tk_%d", ps->n);
+        PGresult *res = checked(c, PQprepare(c, name, sql, nparams, NULL), err);
+        if (res == NULL)
+            return NULL;
+        PQclear(res);
+        slot = ps->n++;
+        ps->hash[slot] = h;
+        ps->sql[slot] = strdup(sql);
+        if (ps->sql[slot] == NULL)
+            abort();
+    }
+    snprintf(name, sizeof(name), "tk_%d", slot);
+    return checked(c, PQexecPrepared(c, name, nparams, params, NULL, NULL, 0), err);
+}
+
+int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                       int64_t *affected, tk_err_t *err)
+{
+    PGresult *res = tk_pg_exec_prepared(c, sql, nparams, params, err);
     if (res == NULL)
         return err ? err->code : TK_EINTERNAL;
     if (affected != NULL) {

@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 if ! bash scripts/stack.sh status >/dev/null 2>&1; then
-  trap 'bash scripts/stack.sh stop' EXIT
+  tk_stack_stop_on_exit stop   # works when stdout is a pipe that Ctrl-C already closed
   bash scripts/stack.sh start
 fi
 
@@ -22,7 +22,8 @@ ninja -C "$build" ticketing
 
 cat <<MSG
 
-  ticketing on http://localhost:$PORT   (Ctrl-C to stop)
+  the storefront: http://localhost:$PORT/   (open it in a browser; Ctrl-C to stop)
+  the API:
     curl -i -X POST localhost:$PORT/api/users/signup -H 'content-type: application/json' \\
          -d '{"email":"me@example.com","password":"secret"}'
     curl localhost:$PORT/api/tickets

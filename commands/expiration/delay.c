@@ -85,7 +85,7 @@
 /* A record read and not yet fired: the decoded fields only. */
 struct held {
     int64_t offset;
-    int64_t due_ms; /* SKIP for an undecodable record, which is only committed past */
+    int64_t due_ms; /* SKIP for an undecodable record: dead-lettered, then committed past */
     char order_id[TK_UUID_LEN + 1];
     char correlation_id[64];
 };
@@ -373,12 +373,17 @@ static int handle(struct delay *d, const rd_kafka_message_t *m, tk_err_t *err)
     int64_t due = SKIP, now = tk_now_ms();
     if (tk_expiration_record_decode(m->payload, m->len, &rec, &why) == 0)
         due = rec.due_ms;
-    else
-        tk_log(TK_LOG_WARN, "expiration", "undecodable delay record, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
     if (p->count == WINDOW_MAX)
         return pause_at(d, m->partition, m->offset, now, err); /* resumes when room is made */
+    if (due == SKIP) {
+        /* Dead-lettered (acked) before it is held: it is then committed past in order. */
+        char reason[600];
+        snprintf(reason, sizeof(reason), "undecodable delay record: %s %s", why.field, why.message);
+        int rc = tk_expiration__dead_letter(d->cfg, d->producer, m, reason, err);
+        if (rc != 0)
+            return rc;
+        memset(&rec, 0, sizeof(rec));
+    }
     if (due != SKIP && due > now + LEAD_MS)
         return pause_at(d, m->partition, m->offset, due - LEAD_MS, err);
     struct held *h = hold(p);

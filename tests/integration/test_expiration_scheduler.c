@@ -18,6 +18,7 @@
 
 #include "ev_envelope.h"
 #include "test_expiration_util.h"
+#include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk_test.h"
@@ -151,9 +152,53 @@ static void past_due_fires_at_once(void **state)
     xt_delete(&names);
 }
 
-/* Garbage and other order events on the orders topic, and garbage on the delay topic, are
- * skipped (and committed past); the valid records behind them still fire. One partition, so the
- * bad records are in front. */
+/* The records of the dead-letter topic @p topic (one partition), read from the beginning until
+ * @p want arrived or WAIT_MS passed: "<dlq_topic>|<value>" each, in order, into @p out. */
+static size_t read_dead_letters(const char *topic, size_t want, char out[][160])
+{
+    char errstr[256], group[TK_UUID_LEN + 1];
+    tk_uuid_new(group);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    size_t n = 0;
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    while (n < want && tk_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_headers_t *h = NULL;
+            const void *v = NULL;
+            size_t vlen = 0;
+            assert_int_equal(rd_kafka_message_headers(m, &h), RD_KAFKA_RESP_ERR_NO_ERROR);
+            assert_int_equal(rd_kafka_header_get_last(h, "dlq_topic", &v, &vlen), 0);
+            const void *e = NULL;
+            size_t elen = 0;
+            assert_int_equal(rd_kafka_header_get_last(h, "dlq_error", &e, &elen), 0);
+            assert_true(elen > 0);
+            assert_int_equal(rd_kafka_header_get_last(h, "dlq_offset", &e, &elen), 0);
+            snprintf(out[n++], 160, "%.*s|%.*s", (int)vlen, (const char *)v, (int)m->len,
+                     (const char *)m->payload);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* Other order events on the orders topic are skipped; garbage on the orders topic and on the
+ * delay topic is dead-lettered (issue 11 item 13, DESIGN.md section 6): copied, with its source
+ * and the error, to the dead-letter topic, then committed past; the valid records behind still
+ * fire. One partition, so the bad records are in front. */
 static void other_events_and_garbage_are_skipped(void **state)
 {
     (void)state;
@@ -210,6 +255,20 @@ static void other_events_and_garbage_are_skipped(void **state)
     assert_int_equal(st.intake_lag, 0);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.heads, 0);
+
+    /* The three bad records are kept, nothing else. */
+    char dead[4][160];
+    assert_int_equal(read_dead_letters(names.dead, 4, dead), 3);
+    char want[3][160];
+    snprintf(want[0], 160, "%s|not json at all", names.orders);
+    snprintf(want[1], 160, "%s|{\"specversion\":\"1.0\"}", names.orders);
+    snprintf(want[2], 160, "%s|{\"orderId\":\"x\"}", names.delay);
+    for (int w = 0; w < 3; w++) {
+        bool found = false;
+        for (int i = 0; i < 3; i++)
+            found = found || strcmp(dead[i], want[w]) == 0;
+        assert_true(found);
+    }
 
     xt_collector_free(col);
     xt_delete(&names);

@@ -125,8 +125,28 @@ void tk_http_reply_errors(tk_http_req_t *req, int status, json_t *errors);
 void tk_http_reply_raw(tk_http_req_t *req, int status, const char *content_type, const char *body,
                        size_t len);
 
+/** @brief Add `Retry-After: @p seconds` (at least 1) to the response, e.g. with a 429. */
+void tk_http_set_retry_after(tk_http_req_t *req, int seconds);
+
+/** @brief The connection's peer address ("127.0.0.1", "::1"), "" when unknown. Borrowed. Who
+ *         the client is behind a proxy is tk_client_addr_resolve's question (tk/client_addr.h). */
+const char *tk_http_peer_addr(const tk_http_req_t *req);
+
+/** @brief The raw X-Forwarded-For and X-Real-IP request headers, NULL when absent. Borrowed. */
+const char *tk_http_forwarded_for(const tk_http_req_t *req);
+const char *tk_http_real_ip(const tk_http_req_t *req);
+
 /** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
 void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
+
+/** @brief Add a response header (@p name lower-case; both copied), up to 8. Call before
+ *         replying; ignored on event streams. */
+void tk_http_add_header(tk_http_req_t *req, const char *name, const char *value);
+
+/** @brief The request header @p name (lower-case), or NULL when absent, after 8 lookups, or
+ *         on a worker: TK_ROUTE_INLINE routes only (the headers live on the loop thread).
+ *         Borrowed, valid until the handler returns. */
+const char *tk_http_header(const tk_http_req_t *req, const char *name);
 
 /* ---- server-sent events: long-lived responses fed from any thread ---- */
 
