@@ -574,6 +574,11 @@ int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_i
     json_array_foreach(data, i, pi)
     {
         const char *status = json_string_value(json_object_get(pi, "status"));
+        const char *mine =
+            json_string_value(json_object_get(json_object_get(pi, "metadata"), "attempt_id"));
+        /* Only an intent that names our attempt: a search hit is not proof enough. */
+        if (mine == NULL || strcasecmp(mine, attempt_id) != 0)
+            continue;
         if (found && !(status && strcmp(status, "succeeded") == 0))
             continue;
         if (intent_fill(pi, out))

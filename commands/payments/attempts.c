@@ -76,7 +76,7 @@ int tk_payments_attempts_pending(PGconn *db, const char *order_id, int64_t older
                    "SELECT id, order_id, idempotency_key, "
                    "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM payment_attempts "
                    "WHERE status = 'pending' AND ($1::uuid IS NULL OR order_id = $1::uuid) "
-                   "AND created_at <= now() - make_interval(secs => $2::double precision / 1000) "
+                   "AND updated_at <= now() - make_interval(secs => $2::double precision / 1000) "
                    "ORDER BY created_at LIMIT $3::integer",
                    3, params, err);
     if (res == NULL)

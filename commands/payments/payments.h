@@ -246,8 +246,9 @@ int tk_payments_attempt_finish(PGconn *conn, const char *id, bool succeeded, con
                                tk_err_t *err);
 
 /**
- * @brief Pending attempts of @p order_id (NULL: any order) at least @p older_than_ms old, oldest
- *        first, at most @p max into @p out. @return how many, or a tk_pg error.
+ * @brief Pending attempts of @p order_id (NULL: any order) not touched (begun, or checked by the
+ *        worker) for @p older_than_ms, oldest first, at most @p max into @p out.
+ * @return how many, or a tk_pg error.
  */
 int tk_payments_attempts_pending(PGconn *db, const char *order_id, int64_t older_than_ms,
                                  tk_payment_attempt_t *out, int max, tk_err_t *err);

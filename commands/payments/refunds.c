@@ -214,7 +214,12 @@ static void reconcile_stale(PGconn *db)
             continue;
         char payment_id[TK_UUID_LEN + 1];
         bool refund = false;
-        tk_payments_reconcile(db, &a[i], NULL, payment_id, &refund, &err);
+        if (tk_payments_reconcile(db, &a[i], NULL, payment_id, &refund, &err) == TK_EUNAVAIL) {
+            /* Still unknown: look again after TK_PAYMENT_ATTEMPT_STALE_MS, not every poll. */
+            const char *params[] = {a[i].id};
+            tk_pg_run(db, "UPDATE payment_attempts SET updated_at = now() WHERE id = $1", 1,
+                      params, NULL, &err);
+        }
         tk_err_clear(&err);
         if (!tk_pg_broken(db))
             tk_payments_unlock(db, a[i].order_id);

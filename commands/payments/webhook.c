@@ -2,7 +2,7 @@
  * webhook.c - POST /api/payments/webhook: Stripe's asynchronous word on our charge attempts.
  *
  *   Stripe-Signature missing, malformed, wrong HMAC, or t outside the tolerance -> 400
- *   no STRIPE_WEBHOOK_SECRET configured                                        -> 503
+ *   no STRIPE_WEBHOOK_SECRET configured: the endpoint does not exist            -> 404
  *   body not a JSON event                                                      -> 400
  *   payment_intent.succeeded / payment_intent.payment_failed whose
  *   metadata.attempt_id names one of our attempts, not yet succeeded:
@@ -59,6 +59,11 @@ static void webhook(tk_http_req_t *req)
     size_t len = 0;
     const char *body = tk_http_body_raw(req, &len);
     const tk_cfg_t *cfg = tk_cfg();
+    if (cfg->stripe_webhook_secret == NULL || *cfg->stripe_webhook_secret == '\0') {
+        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
+        tk_http_reply_error(req, &err);
+        return;
+    }
     if (tk_stripe_webhook_verify(body, len, tk_http_signature(req), cfg->stripe_webhook_secret,
                                  cfg->stripe_webhook_tolerance_s, tk_now_ms() / 1000, &err) != 0) {
         tk_http_reply_error(req, &err);

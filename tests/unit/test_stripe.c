@@ -293,6 +293,41 @@ static void concurrent_same_key_is_one_intent(void **state)
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-12-charge"), 10);
 }
 
+/* A charge whose answer never came back is found again by the attempt id in its metadata. */
+static void lost_charge_is_found_by_attempt(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-14-charge");
+    req.attempt_id = "6f1c2a4e-8b3d-4c5e-9f60-718293a4b5c6";
+    tk_stripe_charge_t charge, found;
+    tk_err_t err = {0};
+    tk_stripe_options_t quick = opts;
+    quick.timeout_ms = 150;
+    quick.max_attempts = 1;
+    tk_fake_stripe_charge_timeout(fake, 600);
+    assert_int_equal(tk_stripe_charge(&quick, &req, &charge, &err), TK_EUNAVAIL);
+    tk_fake_stripe_charge_timeout(fake, 0);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1); /* charged, answer lost */
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    assert_string_equal(form_field(rec, "metadata[attempt_id]"), req.attempt_id);
+    json_decref(rec);
+
+    assert_int_equal(tk_stripe_find_intent(&opts, req.attempt_id, &found, &err), 1);
+    assert_string_equal(found.status, "succeeded");
+    assert_int_equal(found.amount, req.amount);
+    assert_true(strncmp(found.id, "pi_fake_", 8) == 0);
+    rec = tk_fake_stripe_last(fake, "/v1/payment_intents/search");
+    assert_string_equal(json_string_value(json_object_get(rec, "method")), "GET");
+    assert_string_equal(json_string_value(json_object_get(rec, "idempotency_key")), "");
+    json_decref(rec);
+    /* Another attempt: nothing; not a UUID: refused before any request. */
+    assert_int_equal(
+        tk_stripe_find_intent(&opts, "0b1f7c3e-2d4a-4b5c-8d6e-7f8091a2b3c4", &found, &err), 0);
+    int before = tk_fake_stripe_count(fake, NULL, NULL);
+    assert_int_equal(tk_stripe_find_intent(&opts, "x' OR '1", &found, &err), TK_EINVAL);
+    assert_int_equal(tk_fake_stripe_count(fake, NULL, NULL), before);
+}
+
 static void refund_once_per_key(void **state)
 {
     (void)state;
@@ -442,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
         cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
         cmocka_unit_test_setup(refund_once_per_key, setup),
+        cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
         cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
         cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
         cmocka_unit_test(webhook_signature_is_checked),

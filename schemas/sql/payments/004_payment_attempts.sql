@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS payment_attempts (
     status          text NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
     stripe_id       text,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    updated_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(), -- last begun, settled or checked
     CONSTRAINT payment_attempts_key UNIQUE (idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS payment_attempts_pending_idx ON payment_attempts (order_id)
