@@ -122,7 +122,7 @@ LUA
 wrk_run post_tickets -s "$OUT/post_ticket.lua" "$BASE/api/tickets"
 say "ceiling: pgbench -N, $CONNS clients"
 "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench" -c "CREATE DATABASE tk_bench_pgbench"
-PGPASSWORD='' pgbench -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -i -s 10 -q tk_bench_pgbench >>"$LOG" 2>&1
+PGPASSWORD='' pgbench -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -i -s 4 -q tk_bench_pgbench >>"$LOG" 2>&1
 R[pgbench_n_tps]=$(pgbench_tps tk_bench_pgbench "$CONNS" -N)
 
 # ---- queries: GET /api/tickets/:id and GET /api/orders vs pgbench on the same queries ----------
@@ -188,6 +188,7 @@ pids=()
 # ---- the live projector and replay on a backlog, vs Kafka's own consumer on that topic ---------
 say "projector: publishing a backlog of $EVENTS ticket events"
 coproc BP { "$BUILD/bench/projector/bench_projector" "$EVENTS" 2>>"$LOG"; }
+bp_pid=$BP_PID
 while IFS= read -r line <&"${BP[0]}"; do
   echo "$line" >>"$LOG"
   R[proj_${line%%=*}]=${line#*=}
@@ -204,7 +205,7 @@ while IFS= read -r line <&"${BP[0]}"; do
   echo "$line" >>"$LOG"
   R[proj_${line%%=*}]=${line#*=}
 done
-wait "$BP_PID" || say "bench_projector failed (see $LOG)"
+wait "$bp_pid" || say "bench_projector failed (see $LOG)"
 
 # ---- the outbox relay vs ProducerPerformance -------------------------------------------------
 topic="bench.relay.$(date +%s).$$"
