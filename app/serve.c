@@ -4,6 +4,7 @@
  */
 #include "app.h"
 #include "tk/cfg.h"
+#include "tk/consistency.h"
 #include "tk/log.h"
 
 #include <libpq-fe.h>
@@ -74,6 +75,7 @@ int tk_app_serve(int argc, char **argv)
             add_context(srv, *c);
     }
     tk_http_server_run(srv, &tk_app_stop);
+    tk_consistency_shutdown(); /* parked queries answer before the workers stop */
     tk_http_server_free(srv);
     tk_log(TK_LOG_INFO, "serve", "stopped", NULL);
     return 0;

@@ -21,6 +21,7 @@ static tk_cfg_t cfg = {
     .kafka_replication_factor = 1,
     .kafka_min_insync_replicas = 1,
     .gap_timeout_ms = 30000,
+    .consistency_wait_ms = 2000,
 };
 
 static const char *const contexts[] = {"auth", "tickets", "orders", "payments", "expiration"};
@@ -66,7 +67,8 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
         (rc = env_int("KAFKA_PARTITIONS", 1, 1000, &cfg.kafka_partitions, err)) ||
         (rc = env_int("KAFKA_REPLICATION_FACTOR", 1, 16, &cfg.kafka_replication_factor, err)) ||
         (rc = env_int("KAFKA_MIN_INSYNC_REPLICAS", 1, 16, &cfg.kafka_min_insync_replicas, err)) ||
-        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)))
+        (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)) ||
+        (rc = env_int("CONSISTENCY_WAIT_MS", 0, 60000, &cfg.consistency_wait_ms, err)))
         return rc;
     if ((need & TK_CFG_NEED_JWT) && cfg.jwt_key == NULL)
         return tk_err_set(err, TK_EINVAL, "JWT_KEY", "JWT_KEY must be set");

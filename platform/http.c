@@ -35,13 +35,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_ROUTES 64
 #define MAX_PARAMS 4
 #define MAX_PROBES 8
-#define MAX_COOKIES 2
+#define MAX_COOKIES 4
+#define MAX_RESP_HEADERS 4
 #define MAX_CONTEXT_CONNS 5
 #define H2O_ENTITY_LIMIT (16 * 1024 * 1024)
 #define MAX_BACKGROUND 4
@@ -155,7 +157,16 @@ struct tk_http_req {
     size_t nquery_values;
     char *sse_channel; /* set by tk_http_reply_sse: finish starts a stream */
     char *sse_first;
+    char *kept[1];                           /* request headers of kept_headers[], or NULL */
+    char *resp_headers[MAX_RESP_HEADERS][2]; /* tk_http_add_header: name, value */
+    size_t nresp_headers;
+    void (*park_then)(tk_http_req_t *r, void *arg); /* tk_http_park: run once the handler left */
+    void *park_arg;
+    int resumes; /* tk_http_resume calls so far */
 };
+
+/* Request headers that handlers may read (tk_http_header), copied when the request arrives. */
+static const char *const kept_headers[] = {"x-consistency-token"};
 
 /* ------------------------------------------------------------------ statuses and errors */
 
@@ -295,6 +306,15 @@ void tk_http_set_cookie(tk_http_req_t *r, const char *cookie)
         r->cookies[r->ncookies++] = tk_mem_strdup(cookie);
 }
 
+void tk_http_add_header(tk_http_req_t *r, const char *name, const char *value)
+{
+    if (r->nresp_headers == MAX_RESP_HEADERS)
+        return;
+    r->resp_headers[r->nresp_headers][0] = tk_mem_strdup(name);
+    r->resp_headers[r->nresp_headers][1] = tk_mem_strdup(value);
+    r->nresp_headers++;
+}
+
 static void reply_message(tk_http_req_t *r, int status, const char *field, const char *message)
 {
     json_t *errors = json_array();
@@ -317,6 +337,29 @@ const char *tk_http_path(const tk_http_req_t *r)
 const char *tk_http_request_id(const tk_http_req_t *r)
 {
     return r->request_id;
+}
+
+const char *tk_http_header(const tk_http_req_t *r, const char *name)
+{
+    if (strcasecmp(name, "cookie") == 0)
+        return r->cookie;
+    if (strcasecmp(name, "authorization") == 0)
+        return r->authorization;
+    for (size_t i = 0; i < sizeof(kept_headers) / sizeof(kept_headers[0]); i++)
+        if (strcasecmp(name, kept_headers[i]) == 0)
+            return r->kept[i];
+    return NULL;
+}
+
+void tk_http_park(tk_http_req_t *r, void (*then)(tk_http_req_t *r, void *arg), void *arg)
+{
+    r->park_then = then;
+    r->park_arg = arg;
+}
+
+int tk_http_resumed(const tk_http_req_t *r)
+{
+    return r->resumes;
 }
 
 /* Pattern captures are literals like "/api/orders/:id"; compare names up to '/'. */
@@ -536,6 +579,11 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     r->cookie = header_dup(req, H2O_TOKEN_COOKIE);
     r->authorization = header_dup(req, H2O_TOKEN_AUTHORIZATION);
     r->content_type = header_dup(req, H2O_TOKEN_CONTENT_TYPE);
+    for (size_t k = 0; k < sizeof(kept_headers) / sizeof(kept_headers[0]); k++) {
+        ssize_t at =
+            h2o_find_header_by_str(&req->headers, kept_headers[k], strlen(kept_headers[k]), -1);
+        r->kept[k] = at < 0 ? NULL : iov_dup(req->headers.entries[at].value);
+    }
     if (req->entity.base != NULL && req->entity.len <= TK_HTTP_MAX_BODY) {
         r->body = tk_mem_strndup(req->entity.base, req->entity.len);
         r->body_len = req->entity.len;
@@ -570,6 +618,12 @@ static void request_free(tk_http_req_t *r)
         free(r->query_values[i]);
     free(r->sse_channel);
     free(r->sse_first);
+    for (size_t i = 0; i < sizeof(kept_headers) / sizeof(kept_headers[0]); i++)
+        free(r->kept[i]);
+    for (size_t i = 0; i < r->nresp_headers; i++) {
+        free(r->resp_headers[i][0]);
+        free(r->resp_headers[i][1]);
+    }
     free(r);
 }
 
@@ -805,6 +859,12 @@ static void finish(tk_http_req_t *r)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, c.base,
                            c.len);
         }
+        for (size_t i = 0; i < r->nresp_headers; i++) {
+            h2o_iovec_t n = h2o_strdup(&req->pool, r->resp_headers[i][0], SIZE_MAX);
+            h2o_iovec_t v = h2o_strdup(&req->pool, r->resp_headers[i][1], SIZE_MAX);
+            h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, v.base,
+                                  v.len);
+        }
         req->res.content_length = r->resp_len;
         h2o_send_inline(req, r->resp_body ? r->resp_body : "", r->resp_len);
     }
@@ -845,6 +905,16 @@ static void *worker_main(void *arg)
         r->worker = w;
         r->route->fn(r);
         r->worker = NULL;
+        if (r->park_then != NULL && !r->replied) {
+            /* Parked (tk_http_park): from now on the request belongs to whoever then() gives
+             * it to, until tk_http_resume queues it again. Called only once the handler
+             * returned, so no other thread can see the request while this one still does. */
+            void (*then)(tk_http_req_t *, void *) = r->park_then;
+            r->park_then = NULL;
+            then(r, r->park_arg);
+            continue;
+        }
+        r->park_then = NULL;
         h2o_multithread_send_message(&srv->done, &r->msg);
     }
     for (size_t i = 0; i < MAX_CONTEXT_CONNS; i++)
@@ -865,6 +935,7 @@ static void on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
 static void enqueue(tk_http_server_t *srv, tk_http_req_t *r)
 {
     pthread_mutex_lock(&srv->mu);
+    r->next = NULL;
     if (srv->job_tail != NULL)
         srv->job_tail->next = r;
     else
@@ -872,6 +943,12 @@ static void enqueue(tk_http_server_t *srv, tk_http_req_t *r)
     srv->job_tail = r;
     pthread_cond_signal(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
+}
+
+void tk_http_resume(tk_http_req_t *r)
+{
+    r->resumes++;
+    enqueue(r->srv, r);
 }
 
 /* ------------------------------------------------------------------ routing */

@@ -18,10 +18,19 @@
 #include <string.h>
 
 #include "ev_money.h"
+#include "tk/consistency.h"
 #include "tk/ids.h"
 #include "tk/pg.h"
 
 #define PAGE_MAX 1000
+
+/* What a client's consistency token asks of these queries: ticket versions in ticket_view. */
+static const tk_consistency_model_t view_model = {
+    .kind = TK_CONSISTENCY_TICKET,
+    .context = "tickets",
+    .table = "ticket_view",
+    .projection = "ticket_view",
+};
 
 static void reply_not_found(tk_http_req_t *req)
 {
@@ -82,6 +91,8 @@ static bool page_or_respond(tk_http_req_t *req, char limit[8], char cursor[TK_UU
 
 static void list_tickets(tk_http_req_t *req)
 {
+    if (!tk_consistency_await(req, &view_model, NULL))
+        return; /* parked until ticket_view covers the client's writes */
     char limit_text[8], cursor_text[TK_UUID_LEN + 1];
     if (!page_or_respond(req, limit_text, cursor_text))
         return;
@@ -129,7 +140,7 @@ static void list_tickets(tk_http_req_t *req)
 static void show_ticket(tk_http_req_t *req)
 {
     const char *id = tk_http_id_or_respond(req, "id");
-    if (id == NULL)
+    if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
@@ -154,7 +165,7 @@ static void show_ticket(tk_http_req_t *req)
 static void ticket_history(tk_http_req_t *req)
 {
     const char *id = tk_http_id_or_respond(req, "id");
-    if (id == NULL)
+    if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);

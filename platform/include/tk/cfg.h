@@ -32,6 +32,7 @@ typedef struct tk_cfg {
     int kafka_replication_factor;  /* KAFKA_REPLICATION_FACTOR, default 1 */
     int kafka_min_insync_replicas; /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
     int gap_timeout_ms;            /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
+    int consistency_wait_ms;       /* CONSISTENCY_WAIT_MS: a query's wait for its token, 2000 */
 } tk_cfg_t;
 
 /**
