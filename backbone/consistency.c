@@ -159,6 +159,10 @@ static long b64_decode(const char *in, size_t len, unsigned char *out, size_t ca
             v = v << 6 | (uint32_t)d;
         }
         size_t bytes = chunk - 1;
+        /* Canonical only: the bits past the last byte must be zero, so that each token has
+         * exactly one text (a changed character is a changed token). */
+        if ((chunk == 2 && (v >> 12 & 15) != 0) || (chunk == 3 && (v >> 6 & 3) != 0))
+            return -1;
         if (o + bytes > cap)
             return -1;
         for (size_t j = 0; j < bytes; j++)
