@@ -483,10 +483,12 @@ static void listener_drop(struct listener *l)
     l->retry_at = 0;
 }
 
-/* Record the projections that committed; false when the connection broke. */
-static bool listener_drain(struct listener *l)
+/* Record the projections that committed; false when the connection broke. Also called with
+ * consume false before sleeping: a query on this connection (check_model) may have read
+ * notifications into libpq's queue, where poll() would never see them. */
+static bool listener_drain(struct listener *l, bool consume)
 {
-    if (PQconsumeInput(l->conn) == 0)
+    if (consume && PQconsumeInput(l->conn) == 0)
         return false;
     PGnotify *n;
     while ((n = PQnotifies(l->conn)) != NULL) {
@@ -618,8 +620,12 @@ static void *waiter_main(void *arg)
             now_work = now_work || (w->fresh && l != NULL && l->conn != NULL);
         }
         pthread_mutex_unlock(&W.mu);
-        for (size_t i = 0; i < W.nls; i++)
-            now_work = now_work || (W.ls[i].recheck && W.ls[i].conn != NULL);
+        for (size_t i = 0; i < W.nls; i++) {
+            struct listener *l = &W.ls[i];
+            if (l->conn != NULL)
+                listener_drain(l, false);
+            now_work = now_work || (l->conn != NULL && (l->recheck || l->ndirty > 0));
+        }
         int64_t timeout = next - tk_mono_ms();
         if (now_work || timeout < 0)
             timeout = 0;
@@ -631,7 +637,7 @@ static void *waiter_main(void *arg)
                     uint64_t v;
                     if (read(W.wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                         tk_log(TK_LOG_WARN, "consistency", "wake read failed", NULL);
-                } else if (!listener_drain(owner[i])) {
+                } else if (!listener_drain(owner[i], true)) {
                     tk_log(TK_LOG_WARN, "consistency", "listening connection lost",
                            "\"context\":\"%s\"", owner[i]->context);
                     listener_drop(owner[i]);

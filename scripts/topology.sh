@@ -272,6 +272,9 @@ export_config() { # window isolated
     # A replica's version gap never fills by waiting here (one partition per aggregate):
     # dead-letter foreign producers' deliberate gaps quickly instead of holding them for 30 s.
     echo "export PROJECTOR_GAP_TIMEOUT_MS=${TOPOLOGY_GAP_TIMEOUT_MS:-2000}"
+    # A query's wait for its client's consistency token (read your own writes): 2 s as in
+    # production unless the caller asks otherwise (a loaded CI machine may lag longer).
+    echo "export CONSISTENCY_WAIT_MS=${TOPOLOGY_CONSISTENCY_WAIT_MS:-${CONSISTENCY_WAIT_MS:-2000}}"
     if [ "$2" = 1 ]; then
       echo "export KAFKA_BROKERS=127.0.0.1:$ISO_KAFKA_PORT"
       for ctx in "${ISO_CONTEXTS[@]}"; do
