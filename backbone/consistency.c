@@ -362,23 +362,33 @@ static PGresult *read_versions(PGconn *conn, const tk_consistency_model_t *model
                                tk_err_t *err)
 {
     char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT id::text, version FROM %s WHERE id = ANY($1::uuid[])",
+    snprintf(sql, sizeof(sql),
+             "SELECT id::text, version FROM %s WHERE id = ANY($1::uuid[]) ORDER BY id",
              model->table);
     const char *params[] = {ids};
     return tk_pg_exec(conn, sql, 1, params, err);
 }
 
-/* Whether @p res (id, version rows) has every entry of @p kind in @p conds. */
+/* Whether @p res (id, version rows ordered by id) has every entry of @p kind in @p conds.
+ * Binary search: the waiter checks many waits against one result. A uuid's text is lower-case
+ * hex in PostgreSQL and in our entries, so text order is the uuid order. */
 static bool covers(const PGresult *res, const tk_consistency_token_t *conds, char kind)
 {
     for (size_t i = 0; i < conds->n; i++) {
         if (conds->e[i].kind != kind)
             continue;
-        bool found = false;
-        for (int r = 0; r < PQntuples(res) && !found; r++)
-            found = strcasecmp(PQgetvalue(res, r, 0), conds->e[i].id) == 0 &&
-                    strtoll(PQgetvalue(res, r, 1), NULL, 10) >= conds->e[i].version;
-        if (!found)
+        int lo = 0, hi = PQntuples(res) - 1, at = -1;
+        while (lo <= hi && at < 0) {
+            int mid = lo + (hi - lo) / 2;
+            int c = strcmp(PQgetvalue(res, mid, 0), conds->e[i].id);
+            if (c == 0)
+                at = mid;
+            else if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+        if (at < 0 || strtoll(PQgetvalue(res, at, 1), NULL, 10) < conds->e[i].version)
             return false;
     }
     return true;
