@@ -160,7 +160,24 @@ class Driver:
                                    .get("id") == cmd.json()["id"], q.text[:200]))
         tickets = []
         n = 0
-        while n < CYCLES_PER_USER:
+        while True:
+            if n == 2:
+                # Sign out, then sign-in -> currentuser.
+                if not self._take():
+                    return
+                assert c.command("POST", "/api/users/signout").status_code == 200
+
+                def signin():
+                    r = c.command("POST", "/api/users/signin",
+                                  {"email": c.email, "password": "secret"})
+                    assert r.status_code == 200, r.text
+                    return r
+                self._pair(c, "signin>currentuser", signin, "/api/users/currentuser",
+                           lambda cmd, q: (q.status_code == 200 and (
+                               q.json().get("currentUser") or {}).get("id") == cmd.json()["id"],
+                               q.text[:200]))
+            if n >= CYCLES_PER_USER:
+                return
             n += 1
             prev_ticket = tickets[-1] if tickets else None
             # POST /api/tickets -> GET /api/tickets/:id, or the list page after the previous one.
