@@ -8,6 +8,7 @@
 #include "app.h"
 #include "expiration.h"
 #include "tk/cfg.h"
+#include "tk/consistency.h"
 #include "tk/log.h"
 #include "tk/static.h"
 
@@ -64,6 +65,7 @@ int tk_app_run(int argc, char **argv)
            tk_http_server_port(srv), tk_http_server_port(srv));
     fflush(stdout);
     tk_http_server_run(srv, &tk_app_stop);
+    tk_consistency_shutdown(); /* parked queries answer before the workers stop */
 
     pthread_join(expiration, NULL);
     tk_app_workers_join(workers);

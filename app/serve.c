@@ -7,6 +7,7 @@
 #include "app.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
+#include "tk/consistency.h"
 #include "tk/log.h"
 #include "tk/static.h"
 
@@ -122,6 +123,7 @@ int tk_app_serve(int argc, char **argv)
         return 1;
     }
     tk_http_server_run(srv, &tk_app_stop);
+    tk_consistency_shutdown(); /* parked queries answer before the workers stop */
     tk_http_server_free(srv);
     tk_log(TK_LOG_INFO, "serve", "stopped", NULL);
     return 0;

@@ -53,6 +53,7 @@ static tk_cfg_t cfg = {
     .refund_backoff_ms = 1000,
     .refund_backoff_max_ms = 300000,
     .kafka_config = kafka_pairs,
+    .consistency_wait_ms = 2000,
 };
 
 /* Outside development a session key must be at least this long (HS256 wants 256 bits). */
@@ -182,7 +183,8 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
         (rc = env_int("STRIPE_BACKOFF_MS", 0, 60000, &cfg.stripe_backoff_ms, err)) ||
         (rc = env_int("STRIPE_BACKOFF_MAX_MS", 0, 60000, &cfg.stripe_backoff_max_ms, err)) ||
         (rc = env_int("REFUND_BACKOFF_MS", 1, 3600000, &cfg.refund_backoff_ms, err)) ||
-        (rc = env_int("REFUND_BACKOFF_MAX_MS", 1, 86400000, &cfg.refund_backoff_max_ms, err)))
+        (rc = env_int("REFUND_BACKOFF_MAX_MS", 1, 86400000, &cfg.refund_backoff_max_ms, err)) ||
+        (rc = env_int("CONSISTENCY_WAIT_MS", 0, 60000, &cfg.consistency_wait_ms, err)))
         return rc;
     if ((need & TK_CFG_NEED_JWT) && cfg.jwt_key == NULL)
         return tk_err_set(err, TK_EINVAL, "JWT_KEY", "JWT_KEY must be set");

@@ -63,13 +63,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_ROUTES 64
 #define MAX_PARAMS 4
 #define MAX_PROBES 8
-#define MAX_COOKIES 2
+#define MAX_COOKIES 4
 #define MAX_CONTEXT_CONNS 5
 #define MAX_BACKGROUND 4
 #define MAX_LANES 8
@@ -252,7 +253,14 @@ struct tk_http_req {
     char *extra[MAX_EXTRA_HEADERS][2];      /* tk_http_add_header: response name, value */
     char *header_values[MAX_EXTRA_HEADERS]; /* tk_http_header: request values handed out */
     size_t nextra, nheader_values;
+    char *kept[1]; /* request headers of kept_headers[] (readable on workers), or NULL */
+    void (*park_then)(tk_http_req_t *r, void *arg); /* tk_http_park: run once the handler left */
+    void *park_arg;
+    int resumes; /* tk_http_resume calls so far */
 };
+
+/* Request headers that handlers may read (tk_http_header), copied when the request arrives. */
+static const char *const kept_headers[] = {"x-consistency-token"};
 
 /* ------------------------------------------------------------------ statuses and errors */
 
@@ -440,6 +448,17 @@ const char *tk_http_path(const tk_http_req_t *r)
 const char *tk_http_request_id(const tk_http_req_t *r)
 {
     return r->request_id;
+}
+
+void tk_http_park(tk_http_req_t *r, void (*then)(tk_http_req_t *r, void *arg), void *arg)
+{
+    r->park_then = then;
+    r->park_arg = arg;
+}
+
+int tk_http_resumed(const tk_http_req_t *r)
+{
+    return r->resumes;
 }
 
 /* Pattern captures are literals like "/api/orders/:id"; compare names up to '/'. */
@@ -662,7 +681,9 @@ void tk_http_add_header(tk_http_req_t *r, const char *name, const char *value)
     }
 }
 
-const char *tk_http_header(const tk_http_req_t *rc, const char *name)
+/* Any request header, on the loop thread (TK_ROUTE_INLINE routes): workers must not touch h2o's
+ * request, so there only the kept ones are readable. */
+static const char *loop_header(const tk_http_req_t *rc, const char *name)
 {
     tk_http_req_t *r = (tk_http_req_t *)rc;
     ssize_t i = r->h2o == NULL || r->worker != NULL || r->nheader_values == MAX_EXTRA_HEADERS
@@ -671,6 +692,18 @@ const char *tk_http_header(const tk_http_req_t *rc, const char *name)
     if (i < 0)
         return NULL;
     return r->header_values[r->nheader_values++] = iov_dup(r->h2o->headers.entries[i].value);
+}
+
+const char *tk_http_header(const tk_http_req_t *r, const char *name)
+{
+    if (strcasecmp(name, "cookie") == 0)
+        return r->cookie;
+    if (strcasecmp(name, "authorization") == 0)
+        return r->authorization;
+    for (size_t i = 0; i < sizeof(kept_headers) / sizeof(kept_headers[0]); i++)
+        if (strcasecmp(name, kept_headers[i]) == 0)
+            return r->kept[i];
+    return loop_header(r, name);
 }
 
 static bool request_id_acceptable(h2o_iovec_t v)
@@ -735,6 +768,11 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     ssize_t si = h2o_find_header_by_str(&req->headers, H2O_STRLIT("stripe-signature"), -1);
     if (si >= 0)
         r->signature = iov_dup(req->headers.entries[si].value);
+    for (size_t k = 0; k < sizeof(kept_headers) / sizeof(kept_headers[0]); k++) {
+        ssize_t at =
+            h2o_find_header_by_str(&req->headers, kept_headers[k], strlen(kept_headers[k]), -1);
+        r->kept[k] = at < 0 ? NULL : iov_dup(req->headers.entries[at].value);
+    }
     if (req->entity.base != NULL && req->entity.len <= TK_HTTP_MAX_BODY) {
         /* All of it, NUL bytes included: the parser is given body_len bytes (strndup would stop
          * at the first NUL and leave the parser reading past the copy). */
@@ -786,6 +824,8 @@ static void request_free(tk_http_req_t *r)
     }
     for (size_t i = 0; i < r->nheader_values; i++)
         free(r->header_values[i]);
+    for (size_t i = 0; i < sizeof(kept_headers) / sizeof(kept_headers[0]); i++)
+        free(r->kept[i]);
     free(r);
 }
 
@@ -1205,6 +1245,16 @@ static void *worker_main(void *arg)
         r->worker = w;
         r->route->fn(r);
         r->worker = NULL;
+        if (r->park_then != NULL && !r->replied) {
+            /* Parked (tk_http_park): from now on the request belongs to whoever then() gives
+             * it to, until tk_http_resume queues it again. Called only once the handler
+             * returned, so no other thread can see the request while this one still does. */
+            void (*then)(tk_http_req_t *, void *) = r->park_then;
+            r->park_then = NULL;
+            then(r, r->park_arg);
+            continue;
+        }
+        r->park_then = NULL;
         h2o_multithread_send_message(&srv->done, &r->msg);
     }
     for (size_t i = 0; i < MAX_CONTEXT_CONNS; i++)
@@ -1284,6 +1334,20 @@ static void on_reap(h2o_timeout_entry_t *entry)
         }
     }
     h2o_timeout_link(srv->loop, &srv->reap_timeout, &srv->reap_entry);
+}
+
+/* Any thread: a parked request goes back to its lane. It is still on the loop's pending list
+ * (only finish takes it off), so the reaper keeps watching its deadline; unlike enqueue, the
+ * lane's bound does not apply: the request was admitted when it arrived. */
+void tk_http_resume(tk_http_req_t *r)
+{
+    r->resumes++;
+    struct lane *lane = &r->srv->lanes[r->route->lane];
+    pthread_mutex_lock(&lane->mu);
+    h2o_linklist_insert(&lane->queue, &r->qlink);
+    lane->queued++;
+    pthread_cond_signal(&lane->cv);
+    pthread_mutex_unlock(&lane->mu);
 }
 
 /* ------------------------------------------------------------------ routing */

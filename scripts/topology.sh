@@ -316,6 +316,9 @@ export_config() { # window isolated cluster
     # A replica's version gap never fills by waiting here (one partition per aggregate):
     # dead-letter foreign producers' deliberate gaps quickly instead of holding them for 30 s.
     echo "export PROJECTOR_GAP_TIMEOUT_MS=${TOPOLOGY_GAP_TIMEOUT_MS:-2000}"
+    # A query's wait for its client's consistency token (read your own writes): 2 s as in
+    # production unless the caller asks otherwise (a loaded CI machine may lag longer).
+    echo "export CONSISTENCY_WAIT_MS=${TOPOLOGY_CONSISTENCY_WAIT_MS:-${CONSISTENCY_WAIT_MS:-2000}}"
     # The ingress (nginx) is on loopback: the servers believe its X-Forwarded-For.
     echo "export TRUSTED_PROXIES=${TRUSTED_PROXIES:-127.0.0.1}"
     if [ "$3" = 1 ]; then

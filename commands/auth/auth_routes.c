@@ -19,6 +19,7 @@
 #include "tk/cfg.h"
 #include "tk/client_addr.h"
 #include "tk/command.h"
+#include "tk/consistency.h"
 #include "tk/log.h"
 #include "tk/pg.h"
 #include "tk/session.h"
@@ -75,6 +76,8 @@ static void reply_signed_in(tk_http_req_t *req, int status, const char *id, cons
     }
     tk_http_set_cookie(req, cookie);
     free(cookie);
+    /* GET /api/users/currentuser reads only this session cookie: it covers the token at once. */
+    tk_consistency_note(req, TK_CONSISTENCY_USER, id, 0);
     tk_http_reply_json(req, status, json_pack("{s:s, s:s}", "id", id, "email", email));
 }
 

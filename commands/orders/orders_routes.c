@@ -15,6 +15,7 @@
 
 #include "tk/cfg.h"
 #include "tk/command.h"
+#include "tk/consistency.h"
 
 struct place_cmd {
     tk_order_t order;
@@ -56,18 +57,20 @@ static void place_order(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
+    tk_consistency_note(req, TK_CONSISTENCY_ORDER, cmd.order.id, cmd.order.version);
     tk_http_reply_json(req, 201, tk_order_to_json(&cmd.order, &cmd.ticket));
 }
 
 struct cancel_cmd {
     const char *id;
     const char *user_id;
+    tk_order_t after; /* the order once cancelled (now or before) */
 };
 
 static int cancel_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 {
     struct cancel_cmd *cmd = arg;
-    int rc = tk_orders_cancel(tx, cmd->id, cmd->user_id, NULL, err);
+    int rc = tk_orders_cancel(tx, cmd->id, cmd->user_id, &cmd->after, err);
     return rc == 1 ? 0 : rc; /* 0: already cancelled, a no-op */
 }
 
@@ -88,6 +91,7 @@ static void cancel_order(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
+    tk_consistency_note(req, TK_CONSISTENCY_ORDER, cmd.after.id, cmd.after.version);
     tk_http_reply_json(req, 204, NULL);
 }
 

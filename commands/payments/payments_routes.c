@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "tk/command.h"
+#include "tk/consistency.h"
 #include "tk/log.h"
 #include "tk/pg.h"
 
@@ -189,6 +190,9 @@ static int pay_locked(tk_http_req_t *req, PGconn *db, const tk_session_user_t *u
     rc = tk_command_run(db, tk_http_request_id(req), store_body, &cmd, err);
     if (rc == 0 && cmd.stored.refund_reason == NULL) {
         snprintf(payment_id, TK_UUID_LEN + 1, "%s", cmd.stored.id);
+        /* Its effect on the order (order:completed, through payment:created) is the order's
+         * next version: the owner's next read of the order waits for it. */
+        tk_consistency_note(req, TK_CONSISTENCY_ORDER, order.id, order.version + 1);
         return 0;
     }
     if (rc == 0) {

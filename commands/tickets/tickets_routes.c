@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tk/command.h"
+#include "tk/consistency.h"
 
 /* The validated body, or false after a 400. */
 static bool input_or_respond(tk_http_req_t *req, tk_ticket_input_t *in)
@@ -59,6 +60,7 @@ static void create_ticket(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
+    tk_consistency_note(req, TK_CONSISTENCY_TICKET, cmd.ticket.id, cmd.ticket.version);
     tk_http_reply_json(req, 201, tk_ticket_to_json(&cmd.ticket));
 }
 
@@ -94,6 +96,7 @@ static void update_ticket(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
+    tk_consistency_note(req, TK_CONSISTENCY_TICKET, cmd.result.id, cmd.result.version);
     tk_http_reply_json(req, 200, tk_ticket_to_json(&cmd.result));
 }
 

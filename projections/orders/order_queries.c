@@ -15,8 +15,17 @@
 #include <string.h>
 
 #include "orders.h"
+#include "tk/consistency.h"
 #include "tk/page.h"
 #include "tk/pg.h"
+
+/* What a client's consistency token asks of these queries: order versions in order_view. */
+static const tk_consistency_model_t view_model = {
+    .kind = TK_CONSISTENCY_ORDER,
+    .context = "orders",
+    .table = "order_view",
+    .projection = "order_view",
+};
 
 /* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). The price is the
  * order's own (order:created's, DESIGN.md section 5), not the replica's, which may have moved;
@@ -50,7 +59,7 @@ static json_t *row_to_json(const PGresult *res, int i)
 static void list_orders(tk_http_req_t *req)
 {
     const tk_session_user_t *user = tk_http_user_or_respond(req);
-    if (user == NULL)
+    if (user == NULL || !tk_consistency_await(req, &view_model, NULL))
         return;
     if (!tk_uuid_valid(user->id)) { /* such a session can own nothing */
         tk_http_reply_json(req, 200, json_array());
@@ -128,6 +137,8 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
 
 static void show_order(tk_http_req_t *req)
 {
+    if (!tk_consistency_await(req, &view_model, tk_http_param(req, "id")))
+        return; /* parked until order_view covers the client's writes */
     PGresult *res = tk_orders_owned_row_or_respond(req, ORDER_SELECT "WHERE o.id = $1", 1);
     if (res == NULL)
         return;

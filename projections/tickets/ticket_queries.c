@@ -18,9 +18,18 @@
 #include <string.h>
 
 #include "ev_money.h"
+#include "tk/consistency.h"
 #include "tk/ids.h"
 #include "tk/page.h"
 #include "tk/pg.h"
+
+/* What a client's consistency token asks of these queries: ticket versions in ticket_view. */
+static const tk_consistency_model_t view_model = {
+    .kind = TK_CONSISTENCY_TICKET,
+    .context = "tickets",
+    .table = "ticket_view",
+    .projection = "ticket_view",
+};
 
 static void reply_not_found(tk_http_req_t *req)
 {
@@ -53,6 +62,8 @@ static json_t *row_to_json(const PGresult *res, int i)
 
 static void list_tickets(tk_http_req_t *req)
 {
+    if (!tk_consistency_await(req, &view_model, NULL))
+        return; /* parked until ticket_view covers the client's writes */
     tk_page_t page;
     if (!tk_page_or_respond(req, &page))
         return;
@@ -99,7 +110,7 @@ static void list_tickets(tk_http_req_t *req)
 static void show_ticket(tk_http_req_t *req)
 {
     const char *id = tk_http_id_or_respond(req, "id");
-    if (id == NULL)
+    if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
@@ -124,7 +135,7 @@ static void show_ticket(tk_http_req_t *req)
 static void ticket_history(tk_http_req_t *req)
 {
     const char *id = tk_http_id_or_respond(req, "id");
-    if (id == NULL)
+    if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);

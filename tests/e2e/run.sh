@@ -55,7 +55,7 @@ rc=0
 if [ "$mode" = flow ] || [ "$mode" = all ]; then
   t0=$(date +%s)
   (cd "$here" && "$venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 \
-    test_users.py test_purchase.py test_replay.py) || rc=1
+    test_users.py test_purchase.py test_read_your_writes.py test_replay.py) || rc=1
   echo "e2e: pytest took $(($(date +%s) - t0)) s"
 fi
 

@@ -1,7 +1,8 @@
 /*
  * test_http.c - the HTTP front without databases: routing and captures, the contract's error
  * bodies (404, 400 malformed JSON / wrong content type, 413), request ids, inline vs worker
- * routes, a client that leaves while its handler runs, and server-sent event streams.
+ * routes, a client that leaves while its handler runs, server-sent event streams, and parked
+ * requests (tk_http_park/resume) that hold no worker while they wait.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "tk/http.h"
+#include "tk/ids.h"
 #include "tk_test.h"
 
 static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -60,6 +62,30 @@ static void stream(tk_http_req_t *req)
     tk_http_reply_sse(req, channel, "event: hello\ndata: {}\n\n");
 }
 
+/* Parks on its first run (as tk_consistency_await does); the test resumes it. */
+#define PARKED_MAX 16
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static tk_http_req_t *parked[PARKED_MAX];
+static int nparked;
+
+static void park_then(tk_http_req_t *req, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&park_mu);
+    parked[nparked++] = req;
+    pthread_mutex_unlock(&park_mu);
+}
+
+static void parking(tk_http_req_t *req)
+{
+    if (tk_http_resumed(req) == 0) {
+        tk_http_park(req, park_then, NULL);
+        return;
+    }
+    tk_http_add_header(req, "x-parked", "yes");
+    tk_http_reply_json(req, 200, json_pack("{s:i}", "resumed", tk_http_resumed(req)));
+}
+
 static tk_http_server_t *srv_of_routes;
 
 static void routes(tk_http_server_t *srv)
@@ -70,6 +96,7 @@ static void routes(tk_http_server_t *srv)
     tk_http_route(srv, "GET", "/slow", slow, 0);
     tk_http_route(srv, "GET", "/by-id/:id", by_id, TK_ROUTE_INLINE);
     tk_http_route(srv, "GET", "/stream/:id", stream, 0);
+    tk_http_route(srv, "GET", "/park", parking, 0);
 }
 
 static int setup(void **state)
@@ -239,12 +266,57 @@ static void sse_streams(void **state)
     tk_test_resp_release(&b.resp);
 }
 
+static void *get_parked(void *arg)
+{
+    tk_test_http("GET", "/park", NULL, NULL, arg);
+    return NULL;
+}
+
+static bool all_parked(void *arg)
+{
+    pthread_mutex_lock(&park_mu);
+    int n = nparked;
+    pthread_mutex_unlock(&park_mu);
+    return n == *(int *)arg;
+}
+
+/* More parked requests than workers (8): other worker routes are still served at once, and
+ * every parked request answers once resumed. */
+static void parked_requests_hold_no_worker(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    pthread_t t[N];
+    tk_test_resp_t resp[N];
+    int want = N;
+    for (int i = 0; i < N; i++)
+        pthread_create(&t[i], NULL, get_parked, &resp[i]);
+    assert_true(tk_test_eventually(all_parked, &want, 10000));
+    int64_t t0 = tk_mono_ms();
+    tk_test_resp_t r;
+    tk_test_http("POST", "/api/things/x", "{}", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(tk_mono_ms() - t0 < 2000);
+    tk_test_resp_release(&r);
+    pthread_mutex_lock(&park_mu);
+    for (int i = 0; i < nparked; i++)
+        tk_http_resume(parked[i]);
+    nparked = 0;
+    pthread_mutex_unlock(&park_mu);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(resp[i].status, 200);
+        assert_int_equal(json_integer_value(json_object_get(resp[i].json, "resumed")), 1);
+        tk_test_resp_release(&resp[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
         cmocka_unit_test(health_and_metrics),  cmocka_unit_test(client_leaves_mid_request),
-        cmocka_unit_test(sse_streams),
+        cmocka_unit_test(sse_streams),         cmocka_unit_test(parked_requests_hold_no_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

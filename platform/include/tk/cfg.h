@@ -64,6 +64,7 @@ typedef struct tk_cfg {
      * with '_' read as '.' (KAFKA_CONFIG_SECURITY_PROTOCOL -> security.protocol): TLS, SASL and
      * other site settings. "name", "value", ..., NULL; never NULL itself. */
     const char *const *kafka_config;
+    int consistency_wait_ms; /* CONSISTENCY_WAIT_MS: a query's wait for its token, 2000 */
 } tk_cfg_t;
 
 /**

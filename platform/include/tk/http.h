@@ -88,6 +88,11 @@ const char *tk_http_id_or_respond(tk_http_req_t *req, const char *name);
 const char *tk_http_query(const tk_http_req_t *req, const char *name);
 const char *tk_http_request_id(const tk_http_req_t *req);
 
+/** @brief A request header: "cookie", "authorization" or one of the few others the server keeps
+ *         for handlers (X-Consistency-Token); NULL when absent or not kept. Case-insensitive
+ *         name. Borrowed, valid until the request ends. */
+const char *tk_http_header(const tk_http_req_t *req, const char *name);
+
 /**
  * @brief The body parsed as a JSON object. An empty body counts as {}.
  * @return borrowed; NULL after replying 400 (malformed JSON, not an object, wrong content type).
@@ -156,6 +161,27 @@ void tk_http_add_header(tk_http_req_t *req, const char *name, const char *value)
  *         on a worker: TK_ROUTE_INLINE routes only (the headers live on the loop thread).
  *         Borrowed, valid until the handler returns. */
 const char *tk_http_header(const tk_http_req_t *req, const char *name);
+
+/* ---- parking: a worker route that must wait for something without holding its worker ---- */
+
+/**
+ * @brief Park the request: the handler then returns without replying, and once it returned the
+ *        worker calls @p then(req, arg) and moves on to other requests. The request stays open
+ *        (and counted in flight) until someone calls tk_http_resume(req), exactly once per park;
+ *        it must happen, also when the client left or the server stops (before
+ *        tk_http_server_free). Ignored when the handler replied anyway.
+ * Thread: the handler's. @p then runs on the worker, @p arg is passed through.
+ */
+void tk_http_park(tk_http_req_t *req, void (*then)(tk_http_req_t *req, void *arg), void *arg);
+
+/**
+ * @brief Queue a parked request to the workers again: its route's handler runs again from the
+ *        start (tk_http_resumed then tells it so). Thread: any.
+ */
+void tk_http_resume(tk_http_req_t *req);
+
+/** @brief How many times the request was resumed: 0 on its first run. */
+int tk_http_resumed(const tk_http_req_t *req);
 
 /* ---- server-sent events: long-lived responses fed from any thread ---- */
 
