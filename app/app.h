@@ -39,6 +39,8 @@ int tk_app_expire(int argc, char **argv);
 int tk_app_replay(int argc, char **argv);
 int tk_app_events(int argc, char **argv);
 int tk_app_status(int argc, char **argv);
+/* dead_letters.c: list, show, retry, drop the parked records of the projectors. */
+int tk_app_dead_letters(int argc, char **argv);
 
 /* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
 typedef struct tk_app_workers tk_app_workers_t;

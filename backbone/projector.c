@@ -55,6 +55,7 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
+#include "tk/prune.h"
 #include "tx_int.h"
 
 #define MAX_BATCH 500
@@ -337,11 +338,14 @@ static int apply_record(tk_projector_t *p, part_t *t, const rd_kafka_message_t *
         rc = dead_letter(p, t, m, why, tk_now_ms(), err);
         goto out;
     }
-    const char *params[] = {p->name, env.id};
+    char partition[16], offset[24]; /* the position lets backbone/prune.c bound the table */
+    snprintf(partition, sizeof(partition), "%d", (int)t->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    const char *params[] = {p->name, env.id, t->topic, partition, offset};
     if ((rc = tk_pg_run(p->conn,
-                        "INSERT INTO processed_events (projection, event_id) VALUES ($1, $2) "
-                        "ON CONFLICT DO NOTHING",
-                        2, params, &inserted, err)) != 0)
+                        "INSERT INTO processed_events (projection, event_id, topic, partition, "
+                        "\"offset\") VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        5, params, &inserted, err)) != 0)
         goto out;
     if (inserted == 0) /* the same event id was applied before: released below */
         goto out;
@@ -763,8 +767,10 @@ static void nap(int ms, volatile int *stop)
 int tk_projector_run(tk_projector_t *p, volatile int *stop)
 {
     int backoff_ms = 0;
+    int64_t prune_at = 0;
     tk_log(TK_LOG_INFO, "projector", "started", "\"group\":\"%s\"", p->group);
     while (!*stop) {
+        tk_prune_tick(p->conn, p->name, &prune_at); /* bounded processed_events: prune.c */
         tk_err_t err = {0};
         int applied = 0;
         int rc = tk_projector_poll_once(p, 500, &applied, &err);

@@ -496,7 +496,8 @@ stripe_launch() {
   fi
   say "stripe: starting stripe-mock"
   # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh).
-  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" \
+  # -https-addr with no port: the system picks one (its default, 12112, collides across clones).
+  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" -https-addr 127.0.0.1: \
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"
