@@ -73,7 +73,9 @@ int tk_app_serve(int argc, char **argv)
         for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
             add_context(srv, *c);
     }
+    tk_app_metrics_t *metrics = tk_app_metrics_start(srv, one);
     tk_http_server_run(srv, &tk_app_stop);
+    tk_app_metrics_stop(metrics);
     tk_http_server_free(srv);
     tk_log(TK_LOG_INFO, "serve", "stopped", NULL);
     return 0;

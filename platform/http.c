@@ -111,6 +111,8 @@ struct tk_http_server {
     atomic_long sse_open;
     struct background bg[MAX_BACKGROUND];
     size_t nbg;
+    tk_http_metrics_fn *metrics_extra; /* appends the application's metrics; may be NULL */
+    void *metrics_ud;
     volatile int bg_stop;
 
     atomic_long in_flight;
@@ -998,7 +1000,27 @@ static void metrics(tk_http_req_t *r)
                   "tk_http_event_streams %ld\n",
                   atomic_load(&srv->duration_ms_sum), atomic_load(&srv->in_flight),
                   atomic_load(&srv->sse_open));
-    tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+    char *extra = srv->metrics_extra ? srv->metrics_extra(srv->metrics_ud) : NULL;
+    if (extra == NULL) {
+        tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        return;
+    }
+    size_t elen = strlen(extra);
+    char *all = malloc((size_t)n + elen + 1);
+    if (all != NULL) {
+        memcpy(all, buf, (size_t)n);
+        memcpy(all + n, extra, elen + 1);
+    }
+    tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", all ? all : buf,
+                      all ? (size_t)n + elen : (size_t)n);
+    free(all);
+    free(extra);
+}
+
+void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud)
+{
+    srv->metrics_extra = fn;
+    srv->metrics_ud = ud;
 }
 
 /* ------------------------------------------------------------------ server */

@@ -5,7 +5,8 @@
  *  - tk_dead_letters_retry re-drives parked records through the apply path in per-aggregate
  *    order: while the gap is still open the first record fails again (attempts + 1) and the
  *    record behind it is held untouched; once the gap closes both apply, in order;
- *  - `ticketing dead-letters list|show|drop` show and remove rows;
+ *  - `ticketing dead-letters list|show|drop` show and remove rows, and /metrics of
+ *    `ticketing serve tickets` shows the depth and the per-partition consumer lag;
  *  - under a long run of a live projector (tk_projector_run, pruning every 200 ms, keeping 100
  *    offsets) processed_events stays bounded, and a duplicate published within the relay's
  *    reach is still refused.
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +282,38 @@ static void cli_lists_shows_and_drops(void **state)
     assert_int_equal(run_cli(args, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\"payload\" : \"not json {\""));
     assert_non_null(strstr(out, "\"attempts\" : 1"));
+    /* /metrics of a server of the context shows the depth and the per-partition lag. */
+    assert_int_equal(run_cli("topics", out, sizeof(out)), 0);
+    char cmd[512], want[96];
+    snprintf(want, sizeof(want), "tk_dead_letters{context=\"tickets\"} %lld",
+             (long long)bb_scalar(db, "SELECT count(*) FROM dead_letters", 0, NULL));
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(cmd, sizeof(cmd),
+             "JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve tickets >/dev/null 2>&1 & "
+             "echo $!",
+             port, TK_TICKETING_BIN);
+    FILE *f = popen(cmd, "r");
+    long pid = 0;
+    assert_int_equal(fscanf(f, "%ld", &pid), 1);
+    pclose(f);
+    int64_t deadline = tk_mono_ms() + 30000;
+    bool seen = false;
+    while (!seen && tk_mono_ms() < deadline) {
+        usleep(500 * 1000);
+        snprintf(args, sizeof(args), "curl -s http://127.0.0.1:%d/metrics", port);
+        f = popen(args, "r");
+        size_t n = fread(out, 1, sizeof(out) - 1, f);
+        out[n] = '\0';
+        pclose(f);
+        seen = strstr(out, want) != NULL && strstr(out, "tk_consumer_lag{group=\"tickets.") != NULL;
+    }
+    kill((pid_t)pid, SIGTERM);
+    if (!seen)
+        print_error("/metrics on port %d said:\n%s\n", port, out);
+    assert_true(seen);
+    assert_non_null(strstr(out, "tk_consumer_lag{group=\"tickets."));
+    assert_non_null(strstr(out, "partition=\"0\"}"));
+
     assert_int_equal(run_cli("dead-letters drop --context tickets", out, sizeof(out)), 2);
     snprintf(args, sizeof(args), "dead-letters drop --context tickets --id %lld", id);
     assert_int_equal(run_cli(args, out, sizeof(out)), 0);
