@@ -19,6 +19,7 @@
 # Usage:
 #   scripts/topology.sh start [--bin PATH] [--window SECONDS] [--isolated] [--fresh-expirations]
 #   scripts/topology.sh stop | status | logs [ROLE]
+#   scripts/topology.sh kill ROLE | restart-role ROLE
 #
 #   --bin PATH            the ticketing binary (default: build it in build/release, as run.sh)
 #   --window SECONDS      EXPIRATION_WINDOW_SECONDS of the processes (default
@@ -33,6 +34,10 @@
 #                         topics first, dropping pending expirations: the delay topic fires in
 #                         order, so earlier orders with a longer window would hold back this
 #                         topology's short ones (commands/expiration/delay.c).
+#
+# kill ROLE sends SIGKILL to a running role (fault injection: tests/chaos); restart-role ROLE
+# starts a role that is not running again exactly as start did (same binary, configuration, port;
+# for kafka the same broker and log, not a fresh one) and appends to its log.
 #
 # start refuses when a role already runs or a port is taken; it waits until every serve answers
 # /readyz and the ingress answers /healthz and proxies /api/users/currentuser, and shows the end of
@@ -134,7 +139,7 @@ all_roles() {
 spawn() {
   local role=$1 sig=$2
   shift 2
-  [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
+  [ -n "${KEEP_LOG:-}" ] || [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
   setsid "$@" >>"$DIR/$role.log" 2>&1 </dev/null &
   echo "$!" >"$DIR/$role.pid"
   if [ -n "$sig" ]; then
@@ -235,14 +240,24 @@ EOF
     log_tail "$DIR/kafka-format.log"
     die "kafka: storage format failed"
   fi
-  spawn kafka "$kdir/server.properties" "$java_bin" -Xmx384m -Xms128m -XX:+UseSerialGC \
+  iso_kafka_spawn "$java_bin" "$home"
+  iso_kafka_wait "$t0"
+}
+
+iso_kafka_spawn() { # java home
+  local kdir="$DIR/kafka"
+  spawn kafka "$kdir/server.properties" "$1" -Xmx384m -Xms128m -XX:+UseSerialGC \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$kdir/log4j.properties" \
-    -Dkafka.logs.dir="$kdir" -cp "$home/libs/*" kafka.Kafka "$kdir/server.properties"
+    -Dkafka.logs.dir="$kdir" -cp "$2/libs/*" kafka.Kafka "$kdir/server.properties"
+}
+
+iso_kafka_wait() { # t0
+  local t0=$1 i
   for ((i = 0; i < START_TIMEOUT * 10; i++)); do
     pid_of kafka >/dev/null || { log_tail "$DIR/kafka.log"; die "kafka: the broker exited"; }
     if kcat -b "127.0.0.1:$ISO_KAFKA_PORT" -L -t __tk_probe -m 2 2>/dev/null |
         grep -q "broker 1 at 127.0.0.1:$ISO_KAFKA_PORT"; then
-      say "kafka: fresh broker on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
+      say "kafka: broker up on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
       return 0
     fi
     sleep 0.1
@@ -377,6 +392,7 @@ cmd_start() {
   [ -x "$BIN" ] || die "no executable at $BIN"
   BIN=$(readlink -f "$BIN")
   mkdir -p "$DIR"
+  printf '%s\n' "$BIN" >"$DIR/bin"
 
   bash "$ROOT/scripts/stack.sh" status >/dev/null 2>&1 || bash "$ROOT/scripts/stack.sh" start
   if [ "$isolated" = 1 ]; then
@@ -513,8 +529,52 @@ cmd_logs() {
   done
 }
 
+# ---- kill, restart-role (fault injection) ---------------------------------------------------------
+
+cmd_kill() { # role
+  local pid
+  pid=$(pid_of "$1") || die "$1 is not running"
+  kill -KILL "$pid"
+  while alive "$pid"; do sleep 0.05; done
+  say "killed $1 (pid $pid)"
+}
+
+cmd_restart_role() { # role
+  local role=$1 r port args java_bin=java home
+  ! pid_of "$role" >/dev/null || die "$role is running (kill it first)"
+  [ -f "$DIR/env.sh" ] && [ -f "$DIR/bin" ] || die "no topology was started here"
+  # shellcheck source=/dev/null
+  . "$DIR/env.sh"
+  BIN=$(cat "$DIR/bin")
+  if [ "$role" = kafka ]; then
+    home=$(tk_kafka_home) || die "no Kafka jars in $TK_CACHE"
+    [ -z "${JAVA_HOME:-}" ] || [ ! -x "$JAVA_HOME/bin/java" ] || java_bin="$JAVA_HOME/bin/java"
+    [ -f "$DIR/kafka/server.properties" ] || die "no isolated broker here"
+    KEEP_LOG=1 iso_kafka_spawn "$java_bin" "$home"
+    iso_kafka_wait "$(now_ms)"
+    return 0
+  fi
+  for r in "${ROLES[@]}"; do
+    [ "${r%%|*}" = "$role" ] || continue
+    port=${r#*|}
+    port=${port%%|*}
+    args=${r##*|}
+    # shellcheck disable=SC2086 # args is a word list by construction
+    if [ -n "$port" ]; then
+      PORT=$port KEEP_LOG=1 spawn "$role" "" "$BIN" $args
+    else
+      KEEP_LOG=1 spawn "$role" "" "$BIN" $args
+    fi
+    say "restarted $role (pid $(cat "$DIR/$role.pid"))"
+    return 0
+  done
+  die "unknown role '$role' (roles: $(app_roles | tr '\n' ' ')kafka)"
+}
+
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
+  kill) cmd_kill "${2:?kill needs a role}" ;;
+  restart-role) cmd_restart_role "${2:?restart-role needs a role}" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "${1:-}" ;;
