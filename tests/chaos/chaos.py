@@ -419,7 +419,7 @@ def invariants(rec, wl, faults, window_s):
     check(results, "I8 no dead letters", problems)
 
     # I9
-    problems = []
+    kinds = collections.Counter()
     serve_down = [(w[1], w[2]) for w in faults.windows if w[0].startswith("serve-")]
     n503 = 0
     for c in calls:
@@ -430,12 +430,21 @@ def invariants(rec, wl, faults, window_s):
         if from_ingress and during:
             n503 += 1
             continue
-        what = [w[0] for w in faults.windows if c["t0"] <= w[2] + 1000 and c["t1"] >= w[1]]
-        problems.append(f"{c['method']} {c['path']} -> {c['status']} {c.get('text', '')[:100]!r}"
-                        f" (faults then: {','.join(what) or 'none'})")
+        what = sorted({w[0] for w in faults.windows if c["t0"] <= w[2] + 1000 and c["t1"] >= w[1]})
+        try:
+            msg = c["body"]["errors"][0]["message"][:60]
+        except (TypeError, KeyError, IndexError):
+            msg = c.get("text", "")[:60]
+        kinds[(c["status"], endpoint(c), msg, ",".join(what) or "no fault")] += 1
+    problems = [f"{n} x {k[0]} {k[1]} {k[2]!r} (while: {k[3]})" for k, n in kinds.most_common()]
     check(results, "I9 no 5xx except from the ingress while a server was down", problems,
           f"{n503} ingress 503s while a server was down")
     return results
+
+
+def endpoint(c):
+    parts = c["path"].split("/")
+    return c["method"] + " " + "/".join(":id" if len(p) == 36 else p for p in parts)
 
 
 def TOPIC(e):
@@ -476,6 +485,12 @@ def main():
     time.sleep(a.window + 2)
     support.settled("the system settles after the last expirations")
     log(f"settled in {time.monotonic() - t1:.0f} s")
+    hist = collections.Counter((endpoint(c), c["status"]) for c in rec.calls)
+    log("responses: " + ", ".join(f"{e} {st or 'no answer'}: {n}" for (e, st), n in sorted(hist.items())))
+    dump = os.path.join(REPO, "var", "chaos")
+    os.makedirs(dump, exist_ok=True)
+    with open(os.path.join(dump, f"calls-{seed}.json"), "w") as f:
+        json.dump({"seed": seed, "faults": faults.windows, "calls": rec.calls}, f)
     results = invariants(rec, wl, faults, a.window)
     failed = [n for n, ok in results if not ok]
     kills = sum(1 for w in faults.windows if w[0] in APP_ROLES)
