@@ -170,10 +170,10 @@ class Workload:
             buyer, order = won
             action = rng.random()
             if action < 0.4:
-                self.pay(buyer, order["id"], now_ms() + 2 * self.window_ms)
+                self.pay(buyer, order["id"], now_ms() + 20000)  # 404 until payments knows it
             elif action < 0.55:  # pay around the expiration: the pay-versus-expire race
                 time.sleep(rng.uniform(0.5, 1.5) * self.window_ms / 1000)
-                self.pay(buyer, order["id"], now_ms() + self.window_ms)
+                self.pay(buyer, order["id"], now_ms() + 20000)
             elif action < 0.75:
                 self.rec.call(buyer, "DELETE", f"/api/orders/{order['id']}")
             # else: let it expire
