@@ -358,16 +358,18 @@ def invariants(rec, wl, faults, window_s):
         exp = iso_ms(o["data"]["expiresAt"])
         first = min(pays, key=lambda e: iso_ms(e["time"]))
         in_time = iso_ms(first["time"]) < exp and oid not in owner_cancel
-        if in_time and (oid not in completed or oid in cancelled):
-            p4.append(f"order {oid} paid {exp - iso_ms(first['time'])} ms before expiresAt but "
-                      f"{'cancelled' if oid in cancelled else 'not complete'}")
-        if not in_time and oid in cancelled:
+        state = "cancelled" if oid in cancelled else "complete" if oid in completed else "created"
+        if in_time and state != "complete":
+            p4.append(f"order {oid} paid {exp - iso_ms(first['time'])} ms before expiresAt, "
+                      f"not cancelled by its owner, yet {state}")
+        if not in_time and state != "cancelled":
+            p4.append(f"order {oid} paid {iso_ms(first['time']) - exp} ms after expiresAt"
+                      f"{' (its owner cancelled it)' if oid in owner_cancel else ''}, yet {state}")
+        if not in_time:
             refunded = {r["data"]["id"] for r in refunds[oid]}
             for pe in pays:
                 if pe["subject"] not in refunded:
-                    p4.append(f"order {oid} cancelled, payment {pe['subject']} not refunded")
-        if not in_time and oid in completed and oid not in cancelled:
-            p4.append(f"order {oid} paid late or after its owner cancelled, yet complete")
+                    p4.append(f"order {oid} paid late, payment {pe['subject']} not refunded")
         kept = len(pays) - len(refunds[oid])
         if kept > 1:
             p5.append(f"order {oid}: {kept} kept charges")
