@@ -150,7 +150,7 @@ static int try_one(PGconn *c, const tk_projector_spec_t *spec, PGresult *rows, i
         if (a != TK_APPLY_OK && a != TK_APPLY_SKIP) {
             snprintf(why, whysz, "apply failed: %s: %s", tk_err_name(a), aerr.message);
             if (tk_pg_broken(c))
-                rc = TK_EUNAVAIL;
+                rc = tk_err_set(err, TK_EUNAVAIL, "", "database connection lost: %s", why);
             goto out;
         }
     }
