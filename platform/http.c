@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <h2o.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -444,6 +445,18 @@ const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *r)
 
 /* ------------------------------------------------------------------ database per worker */
 
+/*
+ * A pooled connection between requests has nothing to read. Input there means the server spoke
+ * on its own: almost always a FATAL before closing it (a restart, pg_terminate_backend), which
+ * libpq only notices at the next query - failing that request with "connection lost". So any
+ * input or hang-up on an idle connection (polled without waiting) makes it replaced.
+ */
+static bool idle_and_open(PGconn *c)
+{
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 PGconn *tk_http_db(tk_http_req_t *r, const char *context, tk_err_t *err)
 {
     struct worker *w = r->worker;
@@ -459,7 +472,7 @@ PGconn *tk_http_db(tk_http_req_t *r, const char *context, tk_err_t *err)
         tk_err_set(err, TK_EINTERNAL, NULL, "too many databases for one worker");
         return NULL;
     }
-    if (w->conns[i] != NULL && PQstatus(w->conns[i]) == CONNECTION_OK)
+    if (w->conns[i] != NULL && PQstatus(w->conns[i]) == CONNECTION_OK && idle_and_open(w->conns[i]))
         return w->conns[i];
     PQfinish(w->conns[i]);
     w->conns[i] = NULL;
