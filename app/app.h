@@ -43,6 +43,16 @@ int tk_app_expire(int argc, char **argv);
 int tk_app_replay(int argc, char **argv);
 int tk_app_events(int argc, char **argv);
 int tk_app_status(int argc, char **argv);
+/* dead_letters.c: list, show, retry, drop the parked records of the projectors. */
+int tk_app_dead_letters(int argc, char **argv);
+
+/* metrics.c: dead-letter depth and consumer lag on GET /metrics, sampled by a thread. */
+typedef struct tk_app_metrics tk_app_metrics_t;
+/** @brief Sample the contexts (or only @p only) every 5 s into @p srv's /metrics; NULL when no
+ *         broker handle could be made. Stops with tk_app_stop; free with tk_app_metrics_stop
+ *         after the server stopped. */
+tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_context_t *only);
+void tk_app_metrics_stop(tk_app_metrics_t *m);
 
 /* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
 typedef struct tk_app_workers tk_app_workers_t;

@@ -64,8 +64,10 @@ int tk_app_run(int argc, char **argv)
            "localhost:%d/api/tickets)\n",
            tk_http_server_port(srv), tk_http_server_port(srv));
     fflush(stdout);
+    tk_app_metrics_t *metrics = tk_app_metrics_start(srv, NULL);
     tk_http_server_run(srv, &tk_app_stop);
     tk_consistency_shutdown(); /* parked queries answer before the workers stop */
+    tk_app_metrics_stop(metrics);
 
     pthread_join(expiration, NULL);
     tk_app_workers_join(workers);

@@ -122,8 +122,10 @@ int tk_app_serve(int argc, char **argv)
         tk_http_server_free(srv);
         return 1;
     }
+    tk_app_metrics_t *metrics = tk_app_metrics_start(srv, one);
     tk_http_server_run(srv, &tk_app_stop);
     tk_consistency_shutdown(); /* parked queries answer before the workers stop */
+    tk_app_metrics_stop(metrics);
     tk_http_server_free(srv);
     tk_log(TK_LOG_INFO, "serve", "stopped", NULL);
     return 0;

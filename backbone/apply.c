@@ -34,11 +34,16 @@
 #include "tk/pg.h"
 #include "tx_int.h"
 
+/* Each event id is stored with its record's position, by which backbone/prune.c bounds the
+ * table. */
 static const char SQL_DEDUPE_SET[] =
-    "INSERT INTO processed_events (projection, event_id) "
-    "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id";
-static const char SQL_DEDUPE_ONE[] = "INSERT INTO processed_events (projection, event_id) "
-                                     "VALUES ($1, $2) ON CONFLICT DO NOTHING";
+    "INSERT INTO processed_events (projection, event_id, topic, partition, \"offset\") "
+    "SELECT $1, u.id, u.topic, u.part, u.off "
+    "FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS u(id, topic, part, off) "
+    "ON CONFLICT DO NOTHING RETURNING event_id";
+static const char SQL_DEDUPE_ONE[] =
+    "INSERT INTO processed_events (projection, event_id, topic, partition, \"offset\") "
+    "VALUES ($1, $2, $3, $4::int, $5::bigint) ON CONFLICT DO NOTHING";
 
 int tk_apply__spec_check(const tk_projector_spec_t *spec, tk_err_t *err)
 {
@@ -88,8 +93,11 @@ static int careful_one(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *rec
         rc = hooks->dead(hooks->ud, m, why, tk_now_ms(), err);
         goto out;
     }
-    const char *params[] = {spec->name, env.id};
-    if ((rc = tk_pg_run_prepared(c, SQL_DEDUPE_ONE, 2, params, &inserted, err)) != 0)
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    const char *params[] = {spec->name, env.id, rd_kafka_topic_name(m->rkt), partition, offset};
+    if ((rc = tk_pg_run_prepared(c, SQL_DEDUPE_ONE, 5, params, &inserted, err)) != 0)
         goto out;
     if (inserted == 0) { /* the same event id was applied before */
         rec->outcome = TK_REC_SKIPPED;
@@ -187,6 +195,34 @@ static char *id_array(const ev_envelope_t *envs, int n)
     return s;
 }
 
+/* The positions of @p recs as three array literals: topics "{"t",...}", partitions "{0,...}"
+ * and offsets "{12,...}". Each owned. Topic names are Kafka's legal characters
+ * ([A-Za-z0-9._-]), so none needs escaping inside the quotes. */
+static void position_arrays(const tk_rec_t *recs, int n, char **topics, char **parts,
+                            char **offsets)
+{
+    size_t tcap = 3, tlen = 0, pcap = (size_t)n * 12 + 3, plen = 0, ocap = (size_t)n * 21 + 3,
+           olen = 0;
+    for (int i = 0; i < n; i++)
+        tcap += strlen(rd_kafka_topic_name(recs[i].m->rkt)) + 3;
+    char *t = tk_mem_alloc(tcap), *p = tk_mem_alloc(pcap), *o = tk_mem_alloc(ocap);
+    t[tlen++] = p[plen++] = o[olen++] = '{';
+    for (int i = 0; i < n; i++) {
+        const rd_kafka_message_t *m = recs[i].m;
+        tlen += (size_t)snprintf(t + tlen, tcap - tlen, "%s\"%s\"", i ? "," : "",
+                                 rd_kafka_topic_name(m->rkt));
+        plen += (size_t)snprintf(p + plen, pcap - plen, "%s%d", i ? "," : "", (int)m->partition);
+        olen +=
+            (size_t)snprintf(o + olen, ocap - olen, "%s%lld", i ? "," : "", (long long)m->offset);
+    }
+    snprintf(t + tlen, tcap - tlen, "}");
+    snprintf(p + plen, pcap - plen, "}");
+    snprintf(o + olen, ocap - olen, "}");
+    *topics = t;
+    *parts = p;
+    *offsets = o;
+}
+
 /* fresh[i]: envs[i] is the first occurrence in the batch of an id the insert returned. Sorted
  * copies keep this O(n log n) for a batch of thousands. */
 static void mark_fresh(const ev_envelope_t *envs, int n, PGresult *res, bool *fresh)
@@ -280,7 +316,7 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
 {
     ev_envelope_t *envs = tk_mem_zalloc((size_t)n * sizeof(*envs));
     bool *fresh = tk_mem_zalloc((size_t)n * sizeof(*fresh));
-    char *ids = NULL;
+    char *ids = NULL, *topics = NULL, *parts = NULL, *offsets = NULL;
     PGresult *res = NULL;
     int rc = 0;
 
@@ -292,8 +328,9 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
         }
     }
     ids = id_array(envs, n);
-    const char *params[] = {spec->name, ids};
-    if ((res = tk_pg_exec_prepared(c, SQL_DEDUPE_SET, 2, params, err)) == NULL) {
+    position_arrays(recs, n, &topics, &parts, &offsets);
+    const char *params[] = {spec->name, ids, topics, parts, offsets};
+    if ((res = tk_pg_exec_prepared(c, SQL_DEDUPE_SET, 5, params, err)) == NULL) {
         rc = err ? err->code : TK_EUNAVAIL;
         goto out;
     }
@@ -307,6 +344,9 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
 out:
     PQclear(res);
     free(ids);
+    free(topics);
+    free(parts);
+    free(offsets);
     for (int i = 0; i < n; i++)
         ev_envelope_release(&envs[i]);
     free(envs);

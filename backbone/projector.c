@@ -57,6 +57,7 @@
 #include "tk/mem.h"
 #include "tk/pg.h"
 #include "apply_int.h"
+#include "tk/prune.h"
 
 #define MAX_BATCH 2000
 #define MAX_BATCH_BYTES (4 << 20) /* stop collecting past this much payload */
@@ -764,8 +765,10 @@ static void nap(int ms, volatile int *stop)
 int tk_projector_run(tk_projector_t *p, volatile int *stop)
 {
     int backoff_ms = 0;
+    int64_t prune_at = 0;
     tk_log(TK_LOG_INFO, "projector", "started", "\"group\":\"%s\"", p->group);
     while (!*stop) {
+        tk_prune_tick(p->conn, p->name, &prune_at); /* bounded processed_events: prune.c */
         tk_err_t err = {0};
         int applied = 0;
         int rc = tk_projector_poll_once(p, 500, &applied, &err);

@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <h2o.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -198,6 +199,8 @@ struct tk_http_server {
     void *metric_arg[MAX_BACKGROUND];
     size_t nmetrics;
     atomic_int bg_stop;
+    tk_http_metrics_fn *metrics_extra; /* tk_http_metrics_source: the application's, or NULL */
+    void *metrics_ud;
 
     atomic_long in_flight;
     atomic_long requests_total[6]; /* by status class: [1]=1xx ... [5]=5xx */
@@ -615,6 +618,18 @@ const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *r)
 
 /* ------------------------------------------------------------------ database per worker */
 
+/*
+ * A pooled connection between requests has nothing to read. Input there means the server spoke
+ * on its own: almost always a FATAL before closing it (a restart, pg_terminate_backend), which
+ * libpq only notices at the next query - failing that request with "connection lost". So any
+ * input or hang-up on an idle connection (polled without waiting) makes it replaced.
+ */
+static bool idle_and_open(PGconn *c)
+{
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 PGconn *tk_http_db(tk_http_req_t *r, const char *context, tk_err_t *err)
 {
     struct worker *w = r->worker;
@@ -630,7 +645,7 @@ PGconn *tk_http_db(tk_http_req_t *r, const char *context, tk_err_t *err)
         tk_err_set(err, TK_EINTERNAL, NULL, "too many databases for one worker");
         return NULL;
     }
-    if (w->conns[i] != NULL && PQstatus(w->conns[i]) == CONNECTION_OK)
+    if (w->conns[i] != NULL && PQstatus(w->conns[i]) == CONNECTION_OK && idle_and_open(w->conns[i]))
         return w->conns[i];
     PQfinish(w->conns[i]);
     w->conns[i] = NULL;
@@ -1483,7 +1498,29 @@ static void metrics(tk_http_req_t *r)
                   atomic_load(&srv->rejected_total));
     for (size_t i = 0; i < srv->nmetrics && (size_t)n < sizeof(buf); i++)
         n += (int)srv->metric_fn[i](srv->metric_arg[i], buf + n, sizeof(buf) - (size_t)n);
-    tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+    if ((size_t)n >= sizeof(buf)) /* a context's metrics were cut at the buffer's end */
+        n = (int)sizeof(buf) - 1;
+    char *extra = srv->metrics_extra ? srv->metrics_extra(srv->metrics_ud) : NULL;
+    if (extra == NULL) {
+        tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        return;
+    }
+    size_t elen = strlen(extra);
+    char *all = malloc((size_t)n + elen + 1);
+    if (all != NULL) {
+        memcpy(all, buf, (size_t)n);
+        memcpy(all + n, extra, elen + 1);
+    }
+    tk_http_reply_raw(r, 200, "text/plain; version=0.0.4", all ? all : buf,
+                      all ? (size_t)n + elen : (size_t)n);
+    free(all);
+    free(extra);
+}
+
+void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud)
+{
+    srv->metrics_extra = fn;
+    srv->metrics_ud = ud;
 }
 
 /* ------------------------------------------------------------------ server */

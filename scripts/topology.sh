@@ -21,6 +21,7 @@
 #                             [--replicas N] [--cluster]
 #   scripts/topology.sh stop | status | logs [INSTANCE]
 #   scripts/topology.sh kill INSTANCE | restart INSTANCE
+#   scripts/topology.sh restart-role INSTANCE|kafka
 #
 #   --bin PATH            the ticketing binary (default: build it in build/release, as run.sh)
 #   --window SECONDS      EXPIRATION_WINDOW_SECONDS of the processes (default
@@ -50,6 +51,10 @@
 # kill INSTANCE sends SIGKILL (a crash); restart INSTANCE stops it (SIGTERM) when it runs and
 # starts it again with the same command and environment, waiting for /readyz when it serves.
 # The failure tests (tests/cluster/) drive the topology with them.
+#
+# restart-role INSTANCE starts one that is not running again exactly as start did (same binary,
+# configuration, port; for kafka, --isolated's broker with the same log, not a fresh one) and
+# appends to its log (fault injection: tests/chaos).
 #
 # start refuses when a role already runs or a port is taken; it waits until every serve answers
 # /readyz and the ingress answers /healthz and proxies /api/users/currentuser, and shows the end of
@@ -195,7 +200,7 @@ all_roles() {
 spawn() {
   local role=$1 sig=$2
   shift 2
-  [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
+  [ -n "${KEEP_LOG:-}" ] || [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
   setsid "$@" >>"$DIR/$role.log" 2>&1 </dev/null &
   echo "$!" >"$DIR/$role.pid"
   if [ -n "$sig" ]; then
@@ -280,13 +285,23 @@ iso_kafka_start() {
     log_tail "$DIR/kafka-format.log"
     die "kafka: storage format failed"
   fi
-  spawn kafka "$kdir/server.properties" "$java_bin" -Xmx384m -Xms128m -XX:+UseSerialGC \
+  iso_kafka_spawn "$java_bin" "$home"
+  iso_kafka_wait "$t0"
+}
+
+iso_kafka_spawn() { # java home
+  local kdir="$DIR/kafka"
+  spawn kafka "$kdir/server.properties" "$1" -Xmx384m -Xms128m -XX:+UseSerialGC \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$kdir/log4j.properties" \
-    -Dkafka.logs.dir="$kdir" -cp "$home/libs/*" kafka.Kafka "$kdir/server.properties"
+    -Dkafka.logs.dir="$kdir" -cp "$2/libs/*" kafka.Kafka "$kdir/server.properties"
+}
+
+iso_kafka_wait() { # t0
+  local t0=$1 i
   for ((i = 0; i < START_TIMEOUT * 10; i++)); do
     pid_of kafka >/dev/null || { log_tail "$DIR/kafka.log"; die "kafka: the broker exited"; }
     if tk_kraft_answers "$ISO_KAFKA_PORT" 1; then
-      say "kafka: fresh broker on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
+      say "kafka: broker up on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
       return 0
     fi
     sleep 0.1
@@ -467,6 +482,7 @@ cmd_start() {
   [ -x "$BIN" ] || die "no executable at $BIN"
   BIN=$(readlink -f "$BIN")
   mkdir -p "$DIR"
+  printf '%s\n' "$BIN" >"$DIR/bin"
 
   bash "$ROOT/scripts/stack.sh" status >/dev/null 2>&1 || bash "$ROOT/scripts/stack.sh" start
   if [ "$cluster" = 1 ]; then
@@ -594,6 +610,7 @@ cmd_kill() { # INSTANCE
   local pid
   pid=$(pid_of "${1:?kill needs an instance}") || die "$1 is not running"
   kill -KILL "$pid"
+  while alive "$pid"; do sleep 0.05; done # gone when this returns (tests/chaos counts on it)
   say "$1 (pid $pid) killed (SIGKILL)"
 }
 
@@ -619,8 +636,30 @@ cmd_logs() {
   done
 }
 
+# ---- kill, restart-role (fault injection) ---------------------------------------------------------
+
+cmd_restart_role() { # INSTANCE or kafka: start one that is not running, as start did
+  local role=${1:?restart-role needs an instance} java_bin=java home
+  ! pid_of "$role" >/dev/null || die "$role is running (kill it first)"
+  [ -s "$DIR/env.sh" ] && [ -s "$DIR/bin" ] || die "no topology was started here"
+  # shellcheck source=/dev/null
+  . "$DIR/env.sh"
+  BIN=$(cat "$DIR/bin")
+  if [ "$role" = kafka ]; then
+    home=$(tk_kafka_home) || die "no Kafka jars in $TK_CACHE"
+    [ -z "${JAVA_HOME:-}" ] || [ ! -x "$JAVA_HOME/bin/java" ] || java_bin="$JAVA_HOME/bin/java"
+    [ -f "$DIR/kafka/server.properties" ] || die "no isolated broker here"
+    KEEP_LOG=1 iso_kafka_spawn "$java_bin" "$home"
+    iso_kafka_wait "$(now_ms)"
+    return 0
+  fi
+  KEEP_LOG=1 spawn_instance "$role"
+  say "restarted $role (pid $(cat "$DIR/$role.pid"))"
+}
+
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
+  restart-role) shift; cmd_restart_role "${1:-}" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "${1:-}" ;;

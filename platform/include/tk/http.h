@@ -58,6 +58,16 @@ void tk_http_route(tk_http_server_t *srv, const char *method, const char *patter
                    tk_http_handler_fn handler, unsigned flags);
 
 /**
+ * @brief Metrics of the application appended to GET /metrics. Called on the event loop: it must
+ *        not block (return a text sampled elsewhere). @return an owned Prometheus text (freed by
+ *        the server) or NULL.
+ */
+typedef char *tk_http_metrics_fn(void *ud);
+
+/** @brief Set the one metrics source (@p ud borrowed, must outlive the server). Before run. */
+void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
+
+/**
  * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
  *        Returns 0 when ready. Up to 8 probes. @p name borrowed (literal).
  */
