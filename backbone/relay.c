@@ -348,13 +348,18 @@ static int skip_published(tk_relay_t *r, tk_err_t *err)
     size_t cap = (size_t)n * 21 + 3, len = 0;
     ids = tk_mem_alloc(cap);
     ids[len++] = '{';
-    for (int i = 0; i < n; i++)
-        if (seen_has(&s, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                     (size_t)PQgetlength(res, i, 2), PQgetvalue(res, i, 3),
-                     (size_t)PQgetlength(res, i, 3)))
-            len += (size_t)snprintf(ids + len, cap - len, "%s%s", found++ ? "," : "",
-                                    PQgetvalue(res, i, 0));
-    snprintf(ids + len, cap - len, "}");
+    for (int i = 0; i < n; i++) {
+        if (!seen_has(&s, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                      (size_t)PQgetlength(res, i, 2), PQgetvalue(res, i, 3),
+                      (size_t)PQgetlength(res, i, 3)))
+            continue;
+        /* An id is at most 20 digits: with its comma it always fits in cap. */
+        int w = snprintf(ids + len, cap - len, "%s%s", found++ ? "," : "", PQgetvalue(res, i, 0));
+        if (w > 0 && (size_t)w < cap - len)
+            len += (size_t)w;
+    }
+    ids[len++] = '}';
+    ids[len] = '\0';
     if (found > 0) {
         const char *params[] = {ids};
         rc = tk_pg_run(r->conn, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params, NULL,
