@@ -54,6 +54,9 @@
  * published again. When Kafka cannot be read the check fails and is retried with the drain:
  * nothing is published meanwhile (late rather than twice). The crash test
  * (TK_FAULT_RELAY_EXIT_AFTER_ACK) checks that the restarted relay publishes nothing twice.
+ * Limit: a produce request still in flight when the relay is killed can be appended after the
+ * check; that record then appears twice (consumers dedupe). A transactional producer shared by
+ * the database's relays would close that gap (its init fences and aborts the dead one's batch).
  */
 #include "tk/relay.h"
 
