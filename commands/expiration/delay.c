@@ -51,7 +51,11 @@
  * Rebalance: assign marks partitions as ours (reading); revoke resumes the partitions we paused
  * (librdkafka keeps an application pause across unassign/assign), drops their windows and bumps
  * an epoch so records of a batch fired before the revoke are not committed by us; the next owner
- * starts from the committed offset and may fire them again (a duplicate).
+ * starts from the committed offset and may fire them again (a duplicate). A batch is always
+ * finished and committed before the next poll, so a revoke finds nothing fired and uncommitted.
+ * A commit refused because the group is completing a rebalance is kept (p->unsaved): when the
+ * partition is assigned to us again it resumes after the fired records, and the next commit
+ * carries them; under the EAGER protocol a partition that went elsewhere forgets it.
  */
 #include "expiration_int.h"
 
@@ -89,6 +93,7 @@ struct part {
     int64_t reseek;    /* the offset last sought back to because of a gap, -1 for none */
     uint32_t epoch;    /* bumped on every assign and revoke */
     int64_t commit_to; /* scratch of finish_batch: offset to commit, -1 for none */
+    int64_t unsaved;   /* fired up to here, but the commit was refused; -1 for none */
     struct held *win;  /* ring of WINDOW_MAX, allocated on first use */
     size_t first, count;
 };
@@ -265,9 +270,18 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!cooperative) /* the whole new assignment: what is not in it is not ours to save */
+            for (int32_t i = 0; i < d->nparts; i++)
+                if (rd_kafka_topic_partition_list_find(list, d->cfg->delay_topic, i) == NULL)
+                    d->parts[i].unsaved = -1;
         for (int i = 0; i < list->cnt; i++) {
+            int32_t old = d->nparts;
             parts_reserve(d, list->elems[i].partition);
+            for (int32_t j = old; j < d->nparts; j++)
+                d->parts[j].unsaved = -1;
             struct part *p = &d->parts[list->elems[i].partition];
+            if (p->unsaved >= 0)
+                list->elems[i].offset = p->unsaved; /* resume after what was fired */
             p->assigned = true;
             p->paused = false;
             p->next = -1;
@@ -490,13 +504,13 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
                         rd_kafka_err2str(first));
         goto out;
     }
-    if (!commit || d->n == 0)
+    if (!commit)
         goto out;
     for (int32_t i = 0; i < d->nparts; i++)
-        d->parts[i].commit_to = -1;
-    /* The committed offset never passes a held (unfired) record: it is the window's first one,
-     * or, with an empty window, the next record to read. Everything below it was fired and
-     * acked (in this batch or an earlier one). */
+        d->parts[i].commit_to = d->parts[i].assigned ? d->parts[i].unsaved : -1;
+    /* A refused commit is tried again (above); a partition of this batch commits up to its
+     * window's first held (unfired) record or, with an empty window, the next record to read.
+     * Everything below it was fired and acked (in this batch or an earlier one). */
     for (size_t i = 0; i < d->n; i++) {
         struct part *p = part_of(d, d->batch[i].partition);
         if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch)
@@ -510,8 +524,13 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     if (offsets->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, offsets, 0);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            tk_log(TK_LOG_WARN, "expiration", "delay commit refused, expirations may repeat",
+            tk_log(TK_LOG_WARN, "expiration", "delay commit refused, kept for the next one",
                    "\"error\":\"%s\"", rd_kafka_err2str(e));
+        for (int i = 0; i < offsets->cnt; i++) {
+            struct part *p = part_of(d, offsets->elems[i].partition);
+            if (p != NULL)
+                p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+        }
     }
 out:
     if (offsets != NULL)
