@@ -45,15 +45,21 @@ def test_address_is_throttled_across_accounts():
 
 
 def test_limit_is_exact_under_concurrency():
-    """Concurrent failures for one account (what several `serve auth` processes would see):
-    exactly ACCOUNT_LIMIT get through to a password check, the rest get 429."""
+    """Concurrent failures for one account (what several `serve auth` processes would see): at
+    most ACCOUNT_LIMIT get through to a password check, the rest get 429. Kept under the HTTP
+    queue bound (HTTP_QUEUE_MAX) of tests/security/run.sh; a 503 from a full queue or a busy
+    scrypt slot is allowed, and then fewer than the limit may get through."""
     email = fresh_email()
-    n = ACCOUNT_LIMIT + 8
+    n = ACCOUNT_LIMIT + 4
     with ThreadPoolExecutor(max_workers=n) as pool:
         codes = list(pool.map(lambda _: signin(email, "pw", client=fresh_address()).status_code,
                               range(n)))
-    assert codes.count(400) == ACCOUNT_LIMIT, codes
-    assert codes.count(429) == n - ACCOUNT_LIMIT, codes
+    assert set(codes) <= {400, 429, 503}, codes
+    assert codes.count(400) <= ACCOUNT_LIMIT, codes
+    if 503 not in codes:
+        assert codes.count(400) == ACCOUNT_LIMIT, codes
+        assert codes.count(429) == n - ACCOUNT_LIMIT, codes
+    assert_throttled(signin(email, "pw", client=fresh_address()), ACCOUNT_WINDOW)
 
 
 def test_successes_are_not_counted():
