@@ -29,6 +29,10 @@ extern volatile int tk_app_stop;
 void tk_app_install_signals(void);
 
 int tk_app_serve(int argc, char **argv);
+/** @brief Register /readyz probes for what @p ctx's routes depend on (its database). */
+void tk_app_readiness(tk_http_server_t *srv, const tk_app_context_t *ctx);
+/** @brief Register a /readyz probe of the broker (KAFKA_BROKERS answers a metadata request). */
+void tk_app_readiness_kafka(tk_http_server_t *srv);
 int tk_app_migrate(int argc, char **argv);
 int tk_app_topics(int argc, char **argv);
 int tk_app_project(int argc, char **argv);

@@ -43,9 +43,13 @@ int tk_app_run(int argc, char **argv)
         fprintf(stderr, "ticketing run: %s\n", err.message);
         return 1;
     }
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+    /* The same probes as `serve`, plus the broker that the relays and projectors use. */
+    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if ((*c)->routes != NULL)
             (*c)->routes(srv);
+        tk_app_readiness(srv, *c);
+    }
+    tk_app_readiness_kafka(srv);
     if (tk_static_routes(srv, getenv("STRIPE_PUBLISHABLE_KEY"), &err) != 0) {
         fprintf(stderr, "ticketing run: %s\n", err.message);
         tk_http_server_free(srv);

@@ -8,10 +8,11 @@
  *          +-------- connection lost (the server releases the lock with the session) ---+
  *     ACTIVE: LISTEN outbox; loop { drain; wait for a NOTIFY or 1 s (poll on PQsocket) }
  *
- *   drain: SELECT committed rows ORDER BY id LIMIT 500 -> produce each (key = aggregate id,
- *          headers) -> wait for every delivery report -> DELETE the acked prefix by id ->
- *          repeat while batches are full. A failed delivery stops the drain; its row and every
- *          later row of the batch stay and are retried after a backoff.
+ *   drain: SELECT committed rows ORDER BY id LIMIT 500 -> in one Kafka transaction: produce each
+ *          (key = aggregate id, headers), wait for every delivery report, commit -> DELETE the
+ *          batch's rows by id -> repeat while batches are full. A failed delivery or commit
+ *          aborts the transaction (none of the batch becomes visible to our read_committed
+ *          consumers) and stops the drain; the rows stay and are retried after a backoff.
  *
  * Why no cursor, and why a late commit is never skipped: ids come from a sequence when a row is
  * inserted, not when its transaction commits, so transaction A can take id 10, B take id 11, and B
@@ -32,32 +33,40 @@
  * scan that sees the later row therefore also sees the earlier one (or it was already published),
  * and ORDER BY id sends them in that order; key = aggregate id puts both in one partition, and the
  * idempotent producer keeps a partition's order across retries. If a delivery fails, only the
- * acked rows before the first failure are deleted: acked rows after it stay and are sent again
- * after the failed one, so the last copy a consumer sees of an aggregate's events is in order
- * (consumers skip the duplicates by version or event id).
+ * batch is aborted as a whole and sent again, in order.
  *
  * A row Kafka refuses for good (too large, an invalid record or topic name: permanent() below)
  * would block its context's relay forever, since the drain always starts at the smallest id.
  * It is dead-lettered instead: copied to dead_letters (projection "relay", partition -1, offset =
  * its outbox id; `ticketing status` counts it, an error line with "alert" is logged) and deleted
- * with the acked rows. Consumers of that aggregate then see a version gap, which they wait for
- * and dead-letter in turn: visible, never silent.
+ * from the outbox, whether or not the rest of its batch's transaction commits (a refused record
+ * aborts the transaction; the others are sent again by the next batch). Consumers of that
+ * aggregate then see a version gap, which they wait for and dead-letter in turn: visible, never
+ * silent.
  *
- * Crash between ack and delete: the rows are still in the table and are published again by the
- * next active relay. Duplicates are allowed (consumers dedupe), loss is not. Tests simulate it with
- * TK_FAULT_RELAY_EXIT_AFTER_ACK=1 (see tk/relay.h), which _exit(137)s after the acks and before
- * the DELETE.
+ * Crash between commit and delete: the rows are still in the table; the next active relay finds
+ * them on Kafka (the takeover check below) and deletes them without publishing them again. Tests
+ * simulate it with TK_FAULT_RELAY_EXIT_AFTER_ACK=1 (see tk/relay.h), which _exit(137)s after the
+ * commit and before the DELETE. Crash before the commit: the transaction stays open until the
+ * next active relay's init fences it and aborts it (below); its records never become visible.
  *
  * One active relay per database: a session-level advisory lock on the relay's own connection.
  * Standbys retry every second; when the active relay dies its session ends and the lock with it.
  *
+ * Fencing: every relay of a database uses one transactional.id, "ticketing.relay.<context>", and
+ * calls rd_kafka_init_transactions only once it holds the lock. The init fences every earlier
+ * producer of that id (a relay that lost its lock but does not know yet can no longer write) and
+ * completes or aborts its open transaction, so what the dead relay left on Kafka is settled before
+ * the next one looks at it. Every init (after taking the lock, or after a failed transaction made
+ * us replace the producer) is followed by the takeover check.
+ *
  * Takeover check (issue 17: every accepted command's events on Kafka exactly once, also through a
- * relay's kill -9). A relay that has just taken the lock first looks whether the rows at the head
- * of the outbox are already on Kafka: the relay before it may have died between the broker's ack
- * and its DELETE. Those rows are at most one batch (BATCH_ROWS, read from the head as this relay
- * reads), and only this database's relays write their topics, so their copies, if any, are among
- * the last BATCH_ROWS records of each partition of those topics. A row found there, byte for byte
- * (topic, key, payload: every payload carries its own event id), is deleted instead of being
+ * relay's kill -9). A relay that has just initialised its producer first looks whether the rows at
+ * the head of the outbox are already on Kafka: the relay before it may have died between its
+ * commit and its DELETE. Those rows are at most one batch (BATCH_ROWS, read from the head as this
+ * relay reads), and only this database's relays write their topics, so their copies, if any, are
+ * among the last BATCH_ROWS records of each partition of those topics. A row found there, byte for
+ * byte (topic, key, payload: every payload carries its own event id), is deleted instead of being
  * published again. When Kafka cannot be read the check fails and is retried with the drain:
  * nothing is published meanwhile (late rather than twice). The crash test
  * (TK_FAULT_RELAY_EXIT_AFTER_ACK) checks that the restarted relay publishes nothing twice.
@@ -86,15 +95,34 @@
 #define STR(x) STR_(x)
 #define RELAY_LOCK "7605298350474201666" /* arbitrary 64-bit key, one per database */
 #define WAIT_MS 1000
+#define TXN_ID_FMT "ticketing.relay.%s" /* one transactional.id per database's relays */
+#define TXN_TIMEOUT_MS 30000
+
+static rd_kafka_t *txn_producer_new(const char *context, tk_err_t *err)
+{
+    char id[64];
+    snprintf(id, sizeof(id), TXN_ID_FMT, context);
+    return tk_kafka_producer_new_transactional(id, err);
+}
 
 struct tk_relay {
     char context[32];
     PGconn *conn;         /* holds the advisory lock and LISTENs; NULL when disconnected */
-    rd_kafka_t *producer; /* from tk_kafka_producer_new */
+    rd_kafka_t *producer; /* transactional (TXN_ID_FMT); NULL until needed after a failure */
+    bool txn_ready;       /* rd_kafka_init_transactions done on producer */
     bool locked;          /* this session holds RELAY_LOCK */
-    bool verify;          /* lock just taken: run the takeover check before publishing */
+    bool verify;          /* producer just initialised: run the takeover check first */
     bool fault_exit_after_ack;
 };
+
+/* Forget the producer (and its transaction, which the next init aborts if still open). */
+static void drop_producer(tk_relay_t *r)
+{
+    if (r->producer != NULL)
+        rd_kafka_destroy(r->producer);
+    r->producer = NULL;
+    r->txn_ready = false;
+}
 
 tk_relay_t *tk_relay_new(const char *context, tk_err_t *err)
 {
@@ -108,7 +136,8 @@ tk_relay_t *tk_relay_new(const char *context, tk_err_t *err)
     snprintf(r->context, sizeof(r->context), "%s", context);
     const char *fault = getenv("TK_FAULT_RELAY_EXIT_AFTER_ACK");
     r->fault_exit_after_ack = fault != NULL && strcmp(fault, "1") == 0;
-    if ((r->producer = tk_kafka_producer_new(err)) == NULL) {
+    /* Created now so a configuration error shows at start-up; initialised once the lock is ours. */
+    if ((r->producer = txn_producer_new(r->context, err)) == NULL) {
         free(r);
         return NULL;
     }
@@ -119,10 +148,7 @@ void tk_relay_free(tk_relay_t *r)
 {
     if (r == NULL)
         return;
-    if (r->producer) {
-        rd_kafka_flush(r->producer, 5000);
-        rd_kafka_destroy(r->producer);
-    }
+    drop_producer(r); /* no transaction is open between batches */
     /* Unlock explicitly: PQfinish alone releases the lock only once the backend has exited,
      * which a standby could observe a few milliseconds late. */
     if (r->locked && !tk_pg_broken(r->conn))
@@ -159,8 +185,55 @@ static int ensure_lock(tk_relay_t *r, tk_err_t *err)
     if (rc != 0)
         return rc;
     r->locked = true;
+    if (r->txn_ready)
+        drop_producer(r); /* initialised in an earlier tenure: a newer relay may have fenced it */
+    return 0;
+}
+
+/*
+ * Make the producer ready to write, with the lock held: create it if needed and init its
+ * transactions, which fences the earlier producers of this database's relays and settles their
+ * open transaction. The takeover check runs next (r->verify).
+ */
+static int ensure_txn(tk_relay_t *r, tk_err_t *err)
+{
+    if (r->txn_ready)
+        return 0;
+    if (r->producer == NULL && (r->producer = txn_producer_new(r->context, err)) == NULL)
+        return TK_EINTERNAL;
+    rd_kafka_error_t *e = rd_kafka_init_transactions(r->producer, TXN_TIMEOUT_MS);
+    if (e != NULL) {
+        int rc =
+            tk_err_set(err, TK_EUNAVAIL, "", "init transactions: %s", rd_kafka_error_string(e));
+        if (!rd_kafka_error_is_retriable(e))
+            drop_producer(r);
+        rd_kafka_error_destroy(e);
+        return rc;
+    }
+    r->txn_ready = true;
     r->verify = true;
     return 0;
+}
+
+/* A transaction failed: abort what can be, and replace the producer (its next init settles the
+ * rest; the takeover check then finds whatever was committed after all). Returns TK_EUNAVAIL. */
+static int txn_failed(tk_relay_t *r, rd_kafka_error_t *e, const char *what, tk_err_t *err)
+{
+    int rc = tk_err_set(err, TK_EUNAVAIL, "", "%s: %s", what,
+                        e ? rd_kafka_error_string(e) : "delivery failed");
+    if (e == NULL || rd_kafka_error_txn_requires_abort(e)) {
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(r->producer, TXN_TIMEOUT_MS);
+        if (a == NULL) {
+            if (e != NULL)
+                rd_kafka_error_destroy(e);
+            return rc; /* aborted: the producer may go on */
+        }
+        rd_kafka_error_destroy(a);
+    }
+    if (e != NULL)
+        rd_kafka_error_destroy(e);
+    drop_producer(r);
+    return rc;
 }
 
 /* ---- takeover check -------------------------------------------------------------------------- */
@@ -228,6 +301,8 @@ static bool seen_has(const struct seen_set *s, const char *topic, const char *ke
     return found;
 }
 
+static const char *const eof_settings[] = {"enable.partition.eof", "true", NULL};
+
 /* Add the last BATCH_ROWS records of every partition of @p topic to @p s. */
 static int tail_collect(tk_relay_t *r, const char *topic, struct seen_set *s, tk_err_t *err)
 {
@@ -246,7 +321,11 @@ static int tail_collect(tk_relay_t *r, const char *topic, struct seen_set *s, tk
         goto out;
     }
     int parts = md->topics[0].partition_cnt;
-    if ((c = tk_kafka_consumer_new("relay.takeover", err)) == NULL) {
+    /* Assigned, never subscribed, so it never joins the group (nor as a static member). The end
+     * of a partition is seen as PARTITION_EOF: with transactions the high watermark is past the
+     * last commit marker, an offset no read_committed consumer is ever given. */
+    if ((c = tk_kafka_consumer_new_tuned("relay.takeover", NULL, NULL, eof_settings, err)) ==
+        NULL) {
         rc = TK_EINTERNAL;
         goto out;
     }
@@ -294,14 +373,17 @@ static int tail_collect(tk_relay_t *r, const char *topic, struct seen_set *s, tk
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
         if (m == NULL)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0 && m->partition < parts &&
-            m->offset < end[m->partition] && s->n < s->cap) {
+        bool ours = m->partition >= 0 && m->partition < parts && end[m->partition] >= 0;
+        if (ours && m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset < end[m->partition] &&
+            s->n < s->cap) {
             struct seen *x = &s->v[s->n++];
             x->hash = rec_hash(topic, m->key, m->key_len, m->payload, m->len, &x->rec, &x->len);
-            if (m->offset + 1 >= end[m->partition]) {
-                end[m->partition] = -1; /* done: later records are this relay's own */
-                remaining--;
-            }
+        }
+        if (ours &&
+            (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+             (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset + 1 >= end[m->partition]))) {
+            end[m->partition] = -1; /* done: later records are this relay's own */
+            remaining--;
         }
         rd_kafka_message_destroy(m);
     }
@@ -448,22 +530,28 @@ static int dead_letter(tk_relay_t *r, const char *id, rd_kafka_resp_err_t e, tk_
     return rc;
 }
 
-/* The producer reported a fatal (idempotence) error: it must be replaced. */
-static int renew_producer_if_fatal(tk_relay_t *r, tk_err_t *err)
+/* Dead-letter and delete every row of the batch that Kafka refused for good. */
+static int dead_letter_refused(tk_relay_t *r, PGresult *res, const tk_kafka_delivery_t *dr, int n,
+                               tk_err_t *err)
 {
-    char why[256];
-    if (rd_kafka_fatal_error(r->producer, why, sizeof(why)) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 0;
-    tk_log(TK_LOG_ERROR, "relay", why, "\"context\":\"%s\",\"note\":\"producer recreated\"",
-           r->context);
-    rd_kafka_destroy(r->producer);
-    r->producer = tk_kafka_producer_new(err); /* NULL is retried by the next drain */
-    return r->producer ? 0 : (err ? err->code : TK_EINTERNAL);
+    for (int i = 0; i < n; i++) {
+        if (!dr[i].done || !permanent(dr[i].err))
+            continue;
+        const char *params[] = {PQgetvalue(res, i, 0)};
+        int rc = dead_letter(r, params[0], dr[i].err, err);
+        if (rc == 0)
+            rc = tk_pg_run(r->conn, "DELETE FROM outbox WHERE id = $1::bigint", 1, params, NULL,
+                           err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /*
- * One batch: publish up to BATCH_ROWS rows, delete the acked prefix. *more is true when the batch
- * was full (more rows may be waiting). Returns TK_EUNAVAIL when a delivery failed.
+ * One batch: publish up to BATCH_ROWS rows in one transaction, delete them once it committed.
+ * *more is true when the batch was full (more rows may be waiting). Returns TK_EUNAVAIL when a
+ * delivery or the transaction failed (nothing of the batch is then visible or deleted).
  */
 static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *err)
 {
@@ -483,6 +571,11 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
     }
     if ((n = PQntuples(res)) == 0)
         goto out;
+    rd_kafka_error_t *te = rd_kafka_begin_transaction(r->producer);
+    if (te != NULL) {
+        rc = txn_failed(r, te, "begin transaction", err);
+        goto out;
+    }
     dr = tk_mem_zalloc(sizeof(*dr) * (size_t)n);
     for (; enqueued < n; enqueued++) {
         int i = enqueued;
@@ -508,22 +601,33 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
             break;
         rd_kafka_flush(r->producer, 1000);
     }
-    /* The prefix to delete: acked rows, and rows refused for good once dead-lettered. */
+    /* The prefix to delete once committed: acked rows, and rows refused for good (an
+     * asynchronous refusal also makes the commit fail, so the batch is then sent again without
+     * it). */
     while (acked < enqueued &&
-           (dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR || permanent(dr[acked].err))) {
-        if (dr[acked].err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-            (rc = dead_letter(r, PQgetvalue(res, acked, 0), dr[acked].err, err)) != 0)
-            goto out;
+           (dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR || permanent(dr[acked].err)))
         acked++;
+    /* Rows refused for good leave the outbox now, whatever becomes of the transaction. */
+    int dlrc = dead_letter_refused(r, res, dr, enqueued, err);
+    if (rc == 0)
+        rc = dlrc;
+    if (rc != 0 || acked < enqueued) {
+        if (acked < enqueued)
+            tk_log(TK_LOG_WARN, "relay", "delivery failed, batch aborted",
+                   "\"context\":\"%s\",\"id\":%s,\"topic\":\"%s\",\"error\":\"%s\"", r->context,
+                   PQgetvalue(res, acked, 0), PQgetvalue(res, acked, 1),
+                   rd_kafka_err2str(dr[acked].err));
+        rc = txn_failed(r, NULL, "outbox batch not delivered", err);
+        acked = 0;
+        goto out;
     }
-    if (acked < enqueued) {
-        rc = tk_err_set(err, TK_EUNAVAIL, "", "delivery of outbox row %s to %s failed: %s",
-                        PQgetvalue(res, acked, 0), PQgetvalue(res, acked, 1),
-                        rd_kafka_err2str(dr[acked].err));
-        renew_producer_if_fatal(r, NULL);
+    if ((te = rd_kafka_commit_transaction(r->producer, TXN_TIMEOUT_MS)) != NULL) {
+        rc = txn_failed(r, te, "commit transaction", err);
+        acked = 0;
+        goto out;
     }
     if (acked > 0 && r->fault_exit_after_ack)
-        _exit(137); /* fault hook: crash between ack and delete */
+        _exit(137); /* fault hook: crash between commit and delete */
     if (acked > 0) {
         /* "{1,2,3}": exact ids, never a range (see the top of this file). */
         size_t cap = (size_t)acked * 21 + 3, len = 0;
@@ -538,7 +642,8 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
         int drc = tk_pg_run(r->conn, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params,
                             NULL, &derr);
         if (drc != 0) {
-            /* Published but not deleted: they will be published again (duplicates, no loss). */
+            /* Published but not deleted: the next tenure's takeover check finds them (the
+             * connection broke, so the lock is gone: the next active relay runs it). */
             if (err)
                 *err = derr;
             rc = drc;
@@ -558,8 +663,8 @@ static int drain(tk_relay_t *r, int *published, tk_err_t *err)
 {
     int rc = 0;
     bool more = true;
-    if (r->producer == NULL && (r->producer = tk_kafka_producer_new(err)) == NULL)
-        return TK_EINTERNAL;
+    if ((rc = ensure_txn(r, err)) != 0)
+        return rc;
     drain_notifies(r->conn); /* this scan covers whatever they announced */
     if (r->verify) {
         if ((rc = skip_published(r, err)) != 0)

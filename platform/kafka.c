@@ -156,11 +156,17 @@ static rd_kafka_t *handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, tk_er
     return rk;
 }
 
-rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
+/* A producer; transactional (transactional.id = txn_id) when txn_id is not NULL. */
+static rd_kafka_t *producer_new(const char *txn_id, tk_err_t *err)
 {
     rd_kafka_conf_t *conf = base_conf(err);
     if (conf == NULL)
         return NULL;
+    if (txn_id != NULL && (conf_set(conf, "transactional.id", txn_id, err) ||
+                           conf_set(conf, "transaction.timeout.ms", "60000", err))) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (conf_set(conf, "enable.idempotence", "true", err) || conf_set(conf, "acks", "all", err) ||
         conf_set(conf, "partitioner", "murmur2_random", err) ||
         conf_set(conf, "linger.ms", "5", err) ||
@@ -172,6 +178,20 @@ rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     return handle_new(RD_KAFKA_PRODUCER, conf, err);
+}
+
+rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
+{
+    return producer_new(NULL, err);
+}
+
+rd_kafka_t *tk_kafka_producer_new_transactional(const char *transactional_id, tk_err_t *err)
+{
+    if (transactional_id == NULL || *transactional_id == '\0') {
+        tk_err_set(err, TK_EINVAL, "transactional_id", "a transactional producer needs an id");
+        return NULL;
+    }
+    return producer_new(transactional_id, err);
 }
 
 /* A consumer in group_id; a static member (group.instance.id = TK_INSTANCE_ID) when member is

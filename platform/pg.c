@@ -13,6 +13,10 @@
  *   field keeps TK_ECONFLICT's meaning for the HTTP boundary while letting tk_command_run retry.
  * - Server notices ("relation already exists, skipping") are swallowed: libpq's default prints
  *   them on stderr, which would break the JSON-lines log.
+ * - Every connection is bounded in time (issue 11 item 10): connect_timeout (PG_CONNECT_TIMEOUT_S,
+ *   default 5), statement_timeout (PG_STATEMENT_TIMEOUT_MS, default 30000, 0 = none) and TCP
+ *   keepalives plus tcp_user_timeout, so a server that vanishes (no RST: a cable, a firewall, a
+ *   frozen VM) turns into an error within seconds instead of a thread blocked for hours.
  * - Prepared statements (tk_pg_exec_prepared) are remembered per connection in libpq instance
  *   data, freed by libpq's CONNDESTROY event and forgotten on CONNRESET (a new session), so a
  *   reconnect can never call a statement that its session does not have.
@@ -27,6 +31,45 @@
 #include <string.h>
 
 #include "tk/cfg.h"
+
+#define MAX_PARAMS 16
+
+/* A non-negative integer from the environment, or @p dflt when unset or malformed. */
+static long env_long(const char *name, long dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    return *end == '\0' && n >= 0 ? n : dflt;
+}
+
+/* Appends the time bounds of every connection to @p keys/@p vals (at @p n); returns the new n.
+ * @p buf holds the formatted values and must outlive the connect call. */
+static int add_bounds(const char **keys, const char **vals, int n, char buf[3][48])
+{
+    snprintf(buf[0], sizeof(buf[0]), "%ld", env_long("PG_CONNECT_TIMEOUT_S", 5));
+    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%ld",
+             env_long("PG_STATEMENT_TIMEOUT_MS", 30000));
+    keys[n] = "connect_timeout";
+    vals[n++] = buf[0];
+    keys[n] = "options";
+    vals[n++] = buf[1];
+    keys[n] = "keepalives";
+    vals[n++] = "1";
+    keys[n] = "keepalives_idle";
+    vals[n++] = "30";
+    keys[n] = "keepalives_interval";
+    vals[n++] = "10";
+    keys[n] = "keepalives_count";
+    vals[n++] = "3";
+    keys[n] = "tcp_user_timeout";
+    vals[n++] = "60000";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    return n;
+}
 
 static void notice_discard(void *arg, const char *message)
 {
@@ -62,7 +105,8 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
         return NULL;
     }
     /* Copy the context's pairs and append our defaults; PGAPPNAME still wins over the fallback. */
-    const char *keys[6] = {NULL}, *vals[6] = {NULL};
+    const char *keys[MAX_PARAMS] = {NULL}, *vals[MAX_PARAMS] = {NULL};
+    char buf[3][48];
     int n = 0;
     for (int i = 0; i < 3 && ck[i] != NULL; i++) {
         keys[n] = ck[i];
@@ -70,15 +114,16 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
     }
     keys[n] = "fallback_application_name";
     vals[n++] = "ticketing";
-    keys[n] = "connect_timeout";
-    vals[n++] = "5";
+    add_bounds(keys, vals, n, buf);
     return connect_params(keys, vals, context, err);
 }
 
 PGconn *tk_pg_connect_server(tk_err_t *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
-    const char *vals[] = {tk_cfg()->database_url, "ticketing", "5", NULL};
+    const char *keys[MAX_PARAMS] = {"dbname", "fallback_application_name"};
+    const char *vals[MAX_PARAMS] = {tk_cfg()->database_url, "ticketing"};
+    char buf[3][48];
+    add_bounds(keys, vals, 2, buf);
     return connect_params(keys, vals, "server", err);
 }
 

@@ -238,6 +238,8 @@ http {
         proxy_set_header Connection "";
         proxy_set_header Host \$host;
         proxy_set_header X-Request-Id \$request_id;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Real-IP \$remote_addr;
         location /api/users    { proxy_pass http://auth; }
         location /api/tickets  { proxy_pass http://tickets; }
         # Event streams (GET /api/orders/:id/events) pass unbuffered and may stay open long.
@@ -314,6 +316,8 @@ export_config() { # window isolated cluster
     # A replica's version gap never fills by waiting here (one partition per aggregate):
     # dead-letter foreign producers' deliberate gaps quickly instead of holding them for 30 s.
     echo "export PROJECTOR_GAP_TIMEOUT_MS=${TOPOLOGY_GAP_TIMEOUT_MS:-2000}"
+    # The ingress (nginx) is on loopback: the servers believe its X-Forwarded-For.
+    echo "export TRUSTED_PROXIES=${TRUSTED_PROXIES:-127.0.0.1}"
     if [ "$3" = 1 ]; then
       cat "$TK_VAR/cluster/env.sh"
     elif [ "$2" = 1 ]; then

@@ -226,12 +226,12 @@ static void reconcile_stale(PGconn *db)
     }
 }
 
-static void worker_main(tk_http_server_t *srv, void *arg, volatile int *stop)
+static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 {
     (void)srv;
     (void)arg;
     PGconn *db = NULL;
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         tk_err_t err = {0};
         if (db == NULL && (db = tk_pg_connect("payments", &err)) == NULL) {
             sleep_ms(RECONNECT_MS);
@@ -251,7 +251,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, volatile int *stop)
             PQfinish(db);
             db = NULL;
         }
-        for (int waited = 0; waited < POLL_MS && !*stop; waited += 100)
+        for (int waited = 0; waited < POLL_MS && !atomic_load(stop); waited += 100)
             sleep_ms(100);
     }
     PQfinish(db);

@@ -49,23 +49,25 @@ static int view_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t 
     snprintf(version, sizeof(version), "%lld", (long long)t.version);
     const char *view[] = {t.id,    t.title,  cents, t.user_id, t.order_id[0] ? t.order_id : NULL,
                           version, env->time};
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "INSERT INTO ticket_view AS v (id, title, price_cents, user_id, order_id, "
-                        "version, created_at) VALUES ($1, $2, $3::bigint, $4, $5, $6::integer, "
-                        "$7::timestamptz) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
-                        "price_cents = excluded.price_cents, user_id = excluded.user_id, "
-                        "order_id = excluded.order_id, version = excluded.version "
-                        "WHERE v.version < excluded.version",
-                        7, view, &changed, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_view AS v (id, title, price_cents, user_id, order_id, "
+             "version, created_at) VALUES ($1, $2, $3::bigint, $4, $5, $6::integer, "
+             "$7::timestamptz) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
+             "price_cents = excluded.price_cents, user_id = excluded.user_id, "
+             "order_id = excluded.order_id, version = excluded.version "
+             "WHERE v.version < excluded.version",
+             7, view, &changed, err)) != 0)
         goto out;
 
     if ((rc = ev_envelope_encode(env, &text, NULL, err)) != 0)
         goto out;
     const char *history[] = {t.id, version, env->id, env->type, text};
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "INSERT INTO ticket_history (ticket_id, version, event_id, type, envelope) "
-                        "VALUES ($1, $2::integer, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        5, history, &added, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_history (ticket_id, version, event_id, type, envelope) "
+             "VALUES ($1, $2::integer, $3, $4, $5) ON CONFLICT DO NOTHING",
+             5, history, &added, err)) != 0)
         goto out;
     rc = changed + added > 0 ? TK_APPLY_OK : TK_APPLY_SKIP;
 out:

@@ -22,7 +22,8 @@ bin=$(readlink -f "$bin")
 sh "$root/scripts/setup-node-tools.sh"
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] || { echo "browser: $CHROMIUM not found (scripts/setup.sh installs Debian's chromium)" >&2; exit 1; }
-export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$TK_VAR/screenshots}
+# Under var/ itself, not $TK_VAR: scripts/test.sh deletes its own stack folder after a pass.
+export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$ROOT/var/screenshots}
 rm -rf "$SCREENSHOT_DIR"
 mkdir -p "$SCREENSHOT_DIR"
 

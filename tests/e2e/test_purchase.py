@@ -36,7 +36,15 @@ def ticket(anyone, ticket_id):
 
 
 def listed(anyone, ticket_id):
-    return any(t["id"] == ticket_id for t in anyone.get("/api/tickets").json())
+    # GET /api/tickets is bounded (100 by default, DESIGN.md section 9): page through it all.
+    cursor = ""
+    while True:
+        page = anyone.get("/api/tickets?limit=1000" + (f"&cursor={cursor}" if cursor else "")).json()
+        if any(t["id"] == ticket_id for t in page):
+            return True
+        if len(page) < 1000:
+            return False
+        cursor = page[-1]["id"]
 
 
 def place_order(buyer, ticket_id):

@@ -9,6 +9,12 @@
  * handed back to the loop through an h2o multithread queue. A slow query therefore never stalls
  * other connections: only the worker that runs it waits.
  *
+ * Bounds (DESIGN.md section 12, README for the variables): worker routes run in one lane per
+ * context ("/api/<context>/..."), each with HTTP_WORKERS threads and a queue of HTTP_QUEUE_MAX
+ * (503 + Retry-After past it); each has a deadline (HTTP_DEADLINE_MS, then 503); a queued request
+ * whose client has gone is dropped unrun; connections are capped (HTTP_MAX_CONNECTIONS); a body
+ * over TK_HTTP_MAX_BODY is refused with 413 from its declared length; HTTP/1.1 only.
+ *
  * Handlers fill the response through tk_http_reply_* and return; they never touch h2o.
  * Errors use the contract's body {"errors":[{"message":...,"field":...}]} (DESIGN.md section 9).
  */
@@ -17,6 +23,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,8 +42,10 @@ enum {
 #define TK_HTTP_MAX_BODY (1024 * 1024)
 
 /**
- * @brief Create a server listening on 0.0.0.0:@p port with @p workers worker threads.
- * @return owned, free with tk_http_server_free; NULL with err set (port in use, ...).
+ * @brief Create a server listening on 0.0.0.0:@p port with @p workers worker threads per lane
+ *        (a lane per context, see the top). Reads the limits from the environment.
+ * @return owned, free with tk_http_server_free; NULL with err set (port in use, a malformed
+ *         limit variable, ...).
  */
 tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
 
@@ -156,6 +165,9 @@ const char *tk_http_header(const tk_http_req_t *req, const char *name);
  *        such as "event: status\ndata: {...}\n\n", copied). The stream stays open after the
  *        handler returns until a publish marks it last, the client leaves, or the server stops.
  *        A comment line is sent every 15 s so proxies keep the connection.
+ *        Streams are bounded per signed-in user (SSE_MAX_STREAMS_PER_USER), per channel
+ *        (SSE_MAX_STREAMS_PER_ORDER) and in total (SSE_MAX_STREAMS): past a bound the reply is
+ *        429 (user, channel) or 503 (total) with Retry-After instead of a stream.
  */
 void tk_http_reply_sse(tk_http_req_t *req, const char *channel, const char *first_event);
 
@@ -168,14 +180,16 @@ void tk_http_sse_publish(tk_http_server_t *srv, const char *channel, const char 
 /** @brief Number of open event streams (for tests and /metrics). Thread: any. */
 long tk_http_sse_count(tk_http_server_t *srv);
 
+/** @brief Number of streams of @p channel, open or being opened. Thread: any. */
+long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
+
 /**
  * @brief Run @p fn(srv, arg, stop) in a thread for the server's lifetime: started by
  *        tk_http_server_run, asked to stop (*stop = 1) and joined when the run ends. Used by
  *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed.
  */
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop),
-                        void *arg);
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
 
 /**
  * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text

@@ -55,6 +55,18 @@ typedef void tk_kafka_rebalance_cb_t(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 rd_kafka_t *tk_kafka_producer_new(tk_err_t *err);
 
 /**
+ * @brief tk_kafka_producer_new with transactional.id = @p transactional_id and
+ *        transaction.timeout.ms=60000, for a writer that must put a batch on Kafka all or nothing
+ *        and fence its predecessor (the outbox relay). rd_kafka_init_transactions is NOT called:
+ *        calling it fences every other producer with the same id, so the caller does it only
+ *        when it may write (the relay: once it holds its lock).
+ * @param transactional_id borrowed, copied.
+ * @return as tk_kafka_producer_new; NULL with TK_EINVAL for an empty id.
+ * Ownership and thread: as tk_kafka_producer_new.
+ */
+rd_kafka_t *tk_kafka_producer_new_transactional(const char *transactional_id, tk_err_t *err);
+
+/**
  * @brief A consumer in group @p group_id for tools (status, tail, replay): enable.auto.commit=
  *        false, enable.auto.offset.store=false, auto.offset.reset=earliest, isolation.level=
  *        read_committed, session.timeout.ms=10000. Never a static member (it would fence the
