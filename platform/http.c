@@ -588,7 +588,7 @@ static bool session_revoked(tk_http_req_t *r)
 
 const char *tk_http_body_raw(const tk_http_req_t *r, size_t *len)
 {
-    *len = r->body != NULL ? strlen(r->body) : 0;
+    *len = r->body != NULL ? r->body_len : 0; /* every byte, NULs included: signatures cover them */
     return r->body != NULL ? r->body : "";
 }
 

@@ -217,8 +217,8 @@ static void reconcile_stale(PGconn *db)
         if (tk_payments_reconcile(db, &a[i], NULL, payment_id, &refund, &err) == TK_EUNAVAIL) {
             /* Still unknown: look again after TK_PAYMENT_ATTEMPT_STALE_MS, not every poll. */
             const char *params[] = {a[i].id};
-            tk_pg_run(db, "UPDATE payment_attempts SET updated_at = now() WHERE id = $1", 1,
-                      params, NULL, &err);
+            tk_pg_run(db, "UPDATE payment_attempts SET updated_at = now() WHERE id = $1", 1, params,
+                      NULL, &err);
         }
         tk_err_clear(&err);
         if (!tk_pg_broken(db))

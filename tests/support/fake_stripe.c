@@ -374,7 +374,7 @@ static int search(tk_fake_stripe_t *fs, const char *path, const char *query, cha
         return 404;
     }
     char want[128];
-    snprintf(want, sizeof(want), "%s", query + sizeof(prefix) - 1);
+    snprintf(want, sizeof(want), "%.100s", query + sizeof(prefix) - 1); /* a UUID fits */
     char *quote = strchr(want, '\'');
     if (quote != NULL)
         *quote = '\0';

@@ -109,7 +109,7 @@ const char *tk_http_header(const tk_http_req_t *req, const char *name);
  */
 json_t *tk_http_body_or_respond(tk_http_req_t *req);
 
-/** @brief The raw body as received (up to a NUL byte), for signed payloads; "" when none.
+/** @brief The raw body as received (all of its bytes), for signed payloads; "" when none.
  *         Borrowed, valid during the handler. */
 const char *tk_http_body_raw(const tk_http_req_t *req, size_t *len);
 
