@@ -47,6 +47,7 @@ typedef struct tk_projector_spec {
      * TK_APPLY_RETRY when some event needs more than OK or SKIP (then the batch is redone
      * through apply, record by record, which dead-letters or holds that event); or a negative
      * TK_E* (a transient one fails the batch, any other sends it record by record).
+     * Meant for read models: an event emitted from it carries the first event's correlation id.
      * @param envs borrowed, valid for the call.
      */
     int (*apply_set)(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results, void *ud,
