@@ -121,7 +121,7 @@ wrk.headers["cookie"] = "$cookie"
 LUA
 wrk_run post_tickets -s "$OUT/post_ticket.lua" "$BASE/api/tickets"
 say "ceiling: pgbench -N, $CONNS clients"
-"${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench" -c "CREATE DATABASE tk_bench_pgbench"
+"${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench" -c "CREATE DATABASE tk_bench_pgbench" 2>>"$LOG"
 PGPASSWORD='' pgbench -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -i -s 4 -q tk_bench_pgbench >>"$LOG" 2>&1
 R[pgbench_n_tps]=$(pgbench_tps tk_bench_pgbench "$CONNS" -N)
 
@@ -196,9 +196,10 @@ while IFS= read -r line <&"${BP[0]}"; do
 done
 say "ceiling: ConsumerPerformance on ${R[proj_topic]}"
 cperf=$("${JAVA_TOOL[@]}" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$KAFKA_BROKERS" \
-  --topic "${R[proj_topic]}" --messages "$EVENTS" --timeout 60000 2>>"$LOG" | tail -1)
+  --topic "${R[proj_topic]}" --messages "$EVENTS" --timeout 300000 2>>"$LOG" | tail -1)
 echo "$cperf" >>"$LOG"
-R[kafka_consumer_per_s]=$(awk -F', *' '{printf "%.0f", $10}' <<<"$cperf") # fetch.nMsg.sec
+# fetch.nMsg.sec; nothing consumed (the group join outlived --timeout): n/a
+R[kafka_consumer_per_s]=$(awk -F', *' '$5 > 0 {printf "%.0f", $10}' <<<"$cperf")
 say "live projector draining it, then replay (rebuild, verify, swap)"
 echo go >&"${BP[1]}"
 while IFS= read -r line <&"${BP[0]}"; do
@@ -237,7 +238,7 @@ echo "$pperf" >>"$LOG"
 R[kafka_producer_per_s]=$(sed -n 's/.* records sent, \([0-9]*\)[0-9.]* records\/sec.*/\1/p' <<<"$pperf")
 "${JAVA_TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --delete \
   --topic "$topic" >>"$LOG" 2>&1 || true
-"${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench"
+"${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench" 2>>"$LOG"
 
 # ---- the table, results.json, the PNG --------------------------------------------------------
 R[machine]="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"

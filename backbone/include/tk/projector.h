@@ -32,9 +32,10 @@ typedef struct tk_projector_spec {
     const char *name;          /* the projection, unique within the context */
     const char *const *topics; /* NULL-terminated */
     /**
-     * Apply one event inside the batch's transaction (a savepoint per record). May read and write
-     * the read model and emit follow-up events with tk_tx_emit (they commit with the offset, so
-     * exactly once). Returns a tk_apply_result_t or a negative TK_E* with err set.
+     * Apply one event inside the batch's transaction (undone with the batch, or alone under a
+     * savepoint on the record-by-record path, when it returns neither OK nor SKIP). May read and
+     * write the read model and emit follow-up events with tk_tx_emit (they commit with the offset,
+     * so exactly once). Returns a tk_apply_result_t or a negative TK_E* with err set.
      * @param env borrowed, valid for the call.
      */
     int (*apply)(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
@@ -46,6 +47,7 @@ typedef struct tk_projector_spec {
      * TK_APPLY_RETRY when some event needs more than OK or SKIP (then the batch is redone
      * through apply, record by record, which dead-letters or holds that event); or a negative
      * TK_E* (a transient one fails the batch, any other sends it record by record).
+     * Meant for read models: an event emitted from it carries the first event's correlation id.
      * @param envs borrowed, valid for the call.
      */
     int (*apply_set)(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results, void *ud,
