@@ -59,7 +59,8 @@ def test_every_pair_sees_its_own_write_and_others_are_not_slowed():
           f"({b['n']} reads); under token load p50 {o['p50']:.1f} p99 {o['p99']:.1f} ms "
           f"({o['n']} reads)")
 
-    assert res.pairs >= PAIRS - CLIENTS  # every pair ran (a payment lost to expiry is skipped)
+    # Every pair ran, but for payments refused because the order expired first (5 s window).
+    assert res.pairs + res.skipped >= PAIRS - CLIENTS, (res.pairs, res.skipped)
     assert res.misses == [], f"{len(res.misses)} answers missed the client's write: " \
         f"{res.misses[:5]}"
     kinds = set(res.latency)
@@ -71,8 +72,8 @@ def test_every_pair_sees_its_own_write_and_others_are_not_slowed():
     # The other client never waited: no stale mark, nothing near the bound, and not slowed
     # beyond noise (the machine is shared; the bound is generous, the numbers are printed).
     assert obs.failed == 0 and obs.stale == 0
-    assert o["max"] < 1500
-    assert o["p50"] <= 3 * b["p50"] + 20, (b, o)
+    assert o["max"] < BOUND_MS
+    assert o["p50"] <= 3 * b["p50"] + 50, (b, o)
 
 
 def _timed_get(path, **kw):
