@@ -2,7 +2,7 @@
 section 6): commands and queries are served by different processes, and a client still sees
 its own write at once.
 
-- E2E_RYW_PAIRS pairs (default 400, about 20 s here; 10,000 for the full run) of a command and
+- E2E_RYW_PAIRS pairs (default 300, about 30 s here; 10,000 for the full run) of a command and
   an immediate query of its effect, by E2E_RYW_CLIENTS concurrent clients (default 16), over
   sign-up -> currentuser, ticket create -> show/list, ticket update -> show/list, order create ->
   show/list, order cancel -> show/list, payment -> the owner's order: zero answers may miss the
@@ -22,7 +22,7 @@ import requests
 import ryw
 from support import BASE_URL, TICKETING, Client
 
-PAIRS = ryw.env_int("E2E_RYW_PAIRS", 400)
+PAIRS = ryw.env_int("E2E_RYW_PAIRS", 300)
 CLIENTS = ryw.env_int("E2E_RYW_CLIENTS", 16)
 # The servers' bound (var/topology/env.sh exports it; 2 s by default).
 BOUND_MS = ryw.env_int("CONSISTENCY_WAIT_MS", 2000)
