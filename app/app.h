@@ -29,6 +29,10 @@ extern volatile int tk_app_stop;
 void tk_app_install_signals(void);
 
 int tk_app_serve(int argc, char **argv);
+/** @brief Register /readyz probes for what @p ctx's routes depend on (its database). */
+void tk_app_readiness(tk_http_server_t *srv, const tk_app_context_t *ctx);
+/** @brief Register a /readyz probe of the broker (KAFKA_BROKERS answers a metadata request). */
+void tk_app_readiness_kafka(tk_http_server_t *srv);
 int tk_app_migrate(int argc, char **argv);
 int tk_app_topics(int argc, char **argv);
 int tk_app_project(int argc, char **argv);
@@ -39,6 +43,16 @@ int tk_app_expire(int argc, char **argv);
 int tk_app_replay(int argc, char **argv);
 int tk_app_events(int argc, char **argv);
 int tk_app_status(int argc, char **argv);
+/* dead_letters.c: list, show, retry, drop the parked records of the projectors. */
+int tk_app_dead_letters(int argc, char **argv);
+
+/* metrics.c: dead-letter depth and consumer lag on GET /metrics, sampled by a thread. */
+typedef struct tk_app_metrics tk_app_metrics_t;
+/** @brief Sample the contexts (or only @p only) every 5 s into @p srv's /metrics; NULL when no
+ *         broker handle could be made. Stops with tk_app_stop; free with tk_app_metrics_stop
+ *         after the server stopped. */
+tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_context_t *only);
+void tk_app_metrics_stop(tk_app_metrics_t *m);
 
 /* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
 typedef struct tk_app_workers tk_app_workers_t;

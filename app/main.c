@@ -53,6 +53,8 @@ static const struct subcommand subcommands[] = {
      TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_replay},
     {"events", "events tail [--topic T] [--type X] ...     print events as JSON lines",
      TK_CFG_NEED_KAFKA, tk_app_events},
+    {"dead-letters", "dead-letters list|show|retry|drop [--context C] [--id N]",
+     TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_dead_letters},
     {"status", "status [--json]                           projector lag, outbox, dead letters",
      TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, tk_app_status},
 };

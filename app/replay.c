@@ -62,7 +62,7 @@ static const tk_projector_spec_t *find_spec(const char *arg)
         for (size_t j = 0; ctx[i]->projectors != NULL && ctx[i]->projectors[j] != NULL; j++) {
             const tk_projector_spec_t *s = ctx[i]->projectors[j];
             char full[192];
-            snprintf(full, sizeof(full), "%s.%s", ctx[i]->name, s->name);
+            tk_projector_group_name(ctx[i]->name, s->name, full, sizeof(full));
             if (strcmp(full, arg) == 0)
                 return s;
             if (strcmp(s->name, arg) == 0) {
@@ -173,7 +173,7 @@ int tk_app_replay(int argc, char **argv)
         return 2;
     }
     char name[192];
-    snprintf(name, sizeof(name), "%s.%s", spec->context, spec->name);
+    tk_projector_group_name(spec->context, spec->name, name, sizeof(name));
     if (spec->tables == NULL) {
         fprintf(stderr,
                 "ticketing replay: %s is not replayable: it reacts or writes a write model, and "

@@ -10,10 +10,12 @@
 #include "tk/cfg.h"
 #include "tk/consistency.h"
 #include "tk/log.h"
+#include "tk/static.h"
 
 #include <pthread.h>
 #include <time.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static void *expiration_main(void *arg)
 {
@@ -42,18 +44,30 @@ int tk_app_run(int argc, char **argv)
         fprintf(stderr, "ticketing run: %s\n", err.message);
         return 1;
     }
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+    /* The same probes as `serve`, plus the broker that the relays and projectors use. */
+    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if ((*c)->routes != NULL)
             (*c)->routes(srv);
+        tk_app_readiness(srv, *c);
+    }
+    tk_app_readiness_kafka(srv);
+    if (tk_static_routes(srv, getenv("STRIPE_PUBLISHABLE_KEY"), &err) != 0) {
+        fprintf(stderr, "ticketing run: %s\n", err.message);
+        tk_http_server_free(srv);
+        return 1;
+    }
     tk_app_workers_t *workers = tk_app_workers_start(NULL, true, true, &err);
     pthread_t expiration;
     pthread_create(&expiration, NULL, expiration_main, NULL);
 
-    printf("ticketing is up: http://localhost:%d (try: curl localhost:%d/api/tickets)\n",
+    printf("ticketing is up: the storefront on http://localhost:%d/ (API: curl "
+           "localhost:%d/api/tickets)\n",
            tk_http_server_port(srv), tk_http_server_port(srv));
     fflush(stdout);
+    tk_app_metrics_t *metrics = tk_app_metrics_start(srv, NULL);
     tk_http_server_run(srv, &tk_app_stop);
     tk_consistency_shutdown(); /* parked queries answer before the workers stop */
+    tk_app_metrics_stop(metrics);
 
     pthread_join(expiration, NULL);
     tk_app_workers_join(workers);

@@ -132,7 +132,7 @@ static int group_members(status_t *s, const char *context, const char *name)
     if (!s->broker_up)
         return -1;
     char group[192];
-    snprintf(group, sizeof(group), "%s.%s", context, name);
+    tk_projector_group_name(context, name, group, sizeof(group));
     const struct rd_kafka_group_list *gl = NULL;
     if (rd_kafka_list_groups(s->rk, group, &gl, TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;

@@ -4,21 +4,22 @@
  *
  * A batch (tk_projector_poll_once):
  *
- *   collect up to 500 records or 100 ms
+ *   wait for the first record; then take what has already arrived (up to 2000, no waiting)
  *   BEGIN
  *     lock this projection's rows of projection_offsets (FOR UPDATE)
- *     for each record of a partition that is assigned and not held back:
- *       offset below the stored next offset -> already applied (a zombie's overlap): skip it
- *       SAVEPOINT
+ *     records of partitions assigned and positioned, at or past the stored next offset
+ *     (an older one was applied already: a zombie's overlap) go through the shared per-record
+ *     rules, tk_apply__batch (apply.c): one statement dedupes the batch's event ids, apply runs
+ *     without savepoints, and only a batch with a record that fails is redone record by record
+ *     under savepoints:
  *         decode fails                        -> dead_letters, advance   (poison never blocks)
  *         event id in processed_events        -> advance                  (duplicate)
  *         apply: OK / SKIP                    -> advance
- *                RETRY, waiting < gap timeout -> ROLLBACK TO SAVEPOINT, hold the partition
+ *                RETRY, waiting < gap timeout -> undone, hold the partition (on_gap)
  *                RETRY, waited >= gap timeout -> dead_letters "version gap", error log, advance
  *                error (not transient)        -> dead_letters, error log, advance
  *                retryable conflict / db down -> the whole batch fails
- *       RELEASE
- *     upsert next offsets of the partitions that advanced
+ *     upsert next offsets of the partitions that advanced (one statement)
  *   COMMIT
  *   held partitions: seek back to the held offset and pause until the backoff ends
  *   failed batch: ROLLBACK, seek every partition of the batch back to its stored offset
@@ -55,11 +56,12 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
-#include "tx_int.h"
+#include "apply_int.h"
+#include "tk/prune.h"
 
-#define MAX_BATCH 500
-#define BATCH_WINDOW_MS 100
-#define NO_OFFSET (-1) /* no stored row: the partition starts at the beginning */
+#define MAX_BATCH 2000
+#define MAX_BATCH_BYTES (4 << 20) /* stop collecting past this much payload */
+#define NO_OFFSET (-1)            /* no stored row: the partition starts at the beginning */
 
 typedef struct part {
     char *topic; /* owned */
@@ -81,9 +83,8 @@ typedef struct part {
 
 struct tk_projector {
     char *context, *name;
-    char **topics; /* owned, NULL-terminated */
-    int (*apply)(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
-    void *ud;
+    char **topics;            /* owned, NULL-terminated */
+    tk_projector_spec_t spec; /* the caller's, pointing at the copies above */
     char group[192];
     PGconn *conn; /* NULL while disconnected */
     rd_kafka_t *rk;
@@ -91,8 +92,6 @@ struct tk_projector {
     size_t nparts, cap;
     bool rebalanced; /* set by rebalance_cb, read by the collector */
 };
-
-typedef enum { REC_ADVANCE, REC_HOLD } rec_outcome_t;
 
 /* ---- partitions ------------------------------------------------------------------------------ */
 
@@ -210,6 +209,18 @@ static char *int_array(const rd_kafka_topic_partition_list_t *l)
     return s;
 }
 
+static char *offset_array(const rd_kafka_topic_partition_list_t *l)
+{
+    size_t cap = (size_t)l->cnt * 22 + 3, len = 0;
+    char *s = tk_mem_alloc(cap);
+    s[len++] = '{';
+    for (int i = 0; i < l->cnt; i++)
+        len += (size_t)snprintf(s + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)l->elems[i].offset);
+    snprintf(s + len, cap - len, "}");
+    return s;
+}
+
 /*
  * Read the stored next offsets of the partitions in l into their ->offset (NO_OFFSET when none).
  * With lock, the rows are locked FOR UPDATE (in a transaction), in a fixed order so that two
@@ -229,15 +240,15 @@ static int read_offsets(tk_projector_t *p, rd_kafka_topic_partition_list_t *l, b
     char *topics = text_array(l), *partitions = int_array(l);
     const char *params[] = {p->name, topics, partitions};
     PGresult *res =
-        tk_pg_exec(p->conn,
-                   lock ? "SELECT topic, partition, next_offset FROM projection_offsets "
-                          "WHERE projection = $1 AND (topic, partition) IN "
-                          "(SELECT * FROM unnest($2::text[], $3::int[])) "
-                          "ORDER BY topic, partition FOR UPDATE"
-                        : "SELECT topic, partition, next_offset FROM projection_offsets "
-                          "WHERE projection = $1 AND (topic, partition) IN "
-                          "(SELECT * FROM unnest($2::text[], $3::int[]))",
-                   3, params, err);
+        tk_pg_exec_prepared(p->conn,
+                            lock ? "SELECT topic, partition, next_offset FROM projection_offsets "
+                                   "WHERE projection = $1 AND (topic, partition) IN "
+                                   "(SELECT * FROM unnest($2::text[], $3::int[])) "
+                                   "ORDER BY topic, partition FOR UPDATE"
+                                 : "SELECT topic, partition, next_offset FROM projection_offsets "
+                                   "WHERE projection = $1 AND (topic, partition) IN "
+                                   "(SELECT * FROM unnest($2::text[], $3::int[]))",
+                            3, params, err);
     free(topics);
     free(partitions);
     if (res == NULL)
@@ -307,7 +318,8 @@ static int dead_letter(tk_projector_t *p, const part_t *t, const rd_kafka_messag
     return rc;
 }
 
-/* ---- one record ------------------------------------------------------------------------------ */
+/* ---- the rules' hooks (apply.c) ---------------------------------------------------------------
+ */
 
 /* Backoff before retrying a held partition: 50 ms doubling to 1 s. */
 static int64_t retry_delay(int retries)
@@ -316,84 +328,45 @@ static int64_t retry_delay(int retries)
     return d > 1000 ? 1000 : d;
 }
 
-/*
- * Apply m inside the batch's transaction, under SAVEPOINT rec. Returns 0 with *outcome, or a
- * negative code when the whole batch must be rolled back (database trouble, retryable conflict).
- */
-static int apply_record(tk_projector_t *p, part_t *t, const rd_kafka_message_t *m,
-                        rec_outcome_t *outcome, tk_err_t *err)
+static part_t *part_of(tk_projector_t *p, const rd_kafka_message_t *m)
 {
-    int rc = 0;
-    ev_envelope_t env = {0};
-    tk_err_t derr = {0}, aerr = {0};
-    int64_t inserted = 0;
+    return part_find(p, rd_kafka_topic_name(m->rkt), m->partition);
+}
 
-    *outcome = REC_ADVANCE;
-    if ((rc = tk_pg_run(p->conn, "SAVEPOINT rec", 0, NULL, NULL, err)) != 0)
-        return rc;
-    if (ev_envelope_decode(m->payload, m->len, &env, &derr) != 0) {
-        char why[300];
-        snprintf(why, sizeof(why), "undecodable: %s", derr.message);
-        rc = dead_letter(p, t, m, why, tk_now_ms(), err);
-        goto out;
+/* A version gap: hold the partition with backoff; the clock starts at the first RETRY of this
+ * offset, and past gap_timeout_ms the record is dead-lettered instead. */
+static bool on_gap(void *ud, const rd_kafka_message_t *m, const ev_envelope_t *env, char *why,
+                   size_t cap, int64_t *first_seen_ms)
+{
+    tk_projector_t *p = ud;
+    part_t *t = part_of(p, m);
+    int64_t now = tk_mono_ms();
+    if (t->retry_offset != m->offset) {
+        t->retry_offset = m->offset;
+        t->retry_since = now;
+        t->retry_wall = tk_now_ms();
+        t->retries = 0;
     }
-    const char *params[] = {p->name, env.id};
-    if ((rc = tk_pg_run(p->conn,
-                        "INSERT INTO processed_events (projection, event_id) VALUES ($1, $2) "
-                        "ON CONFLICT DO NOTHING",
-                        2, params, &inserted, err)) != 0)
-        goto out;
-    if (inserted == 0) /* the same event id was applied before: released below */
-        goto out;
+    if (now - t->retry_since >= tk_cfg()->gap_timeout_ms) {
+        snprintf(why, cap, "version gap: %s %s version %lld still waits after %d ms", env->type,
+                 env->subject, (long long)env->aggregateversion, tk_cfg()->gap_timeout_ms);
+        *first_seen_ms = t->retry_wall;
+        return false;
+    }
+    int64_t resume = now + retry_delay(t->retries++);
+    int64_t deadline = t->retry_since + tk_cfg()->gap_timeout_ms;
+    t->resume_at = resume < deadline ? resume : deadline;
+    return true;
+}
 
-    tk_tx_t tx;
-    tk_tx__init(&tx, p->conn, env.correlationid);
-    int r = p->apply(&tx, &env, p->ud, &aerr);
-    if (r == TK_APPLY_OK || r == TK_APPLY_SKIP)
-        goto out;
-    /* Undo whatever apply did (and the processed_events row) before deciding. */
-    if ((rc = tk_pg_run(p->conn, "ROLLBACK TO SAVEPOINT rec", 0, NULL, NULL, err)) != 0)
-        goto out;
-    if (r == TK_APPLY_RETRY) {
-        int64_t now = tk_mono_ms();
-        if (t->retry_offset != m->offset) {
-            t->retry_offset = m->offset;
-            t->retry_since = now;
-            t->retry_wall = tk_now_ms();
-            t->retries = 0;
-        }
-        if (now - t->retry_since >= tk_cfg()->gap_timeout_ms) {
-            char why[300];
-            snprintf(why, sizeof(why), "version gap: %s %s version %lld still waits after %d ms",
-                     env.type, env.subject, (long long)env.aggregateversion,
-                     tk_cfg()->gap_timeout_ms);
-            if ((rc = dead_letter(p, t, m, why, t->retry_wall, err)) == 0)
-                t->retry_offset = -1;
-            goto out;
-        }
-        int64_t resume = now + retry_delay(t->retries++);
-        int64_t deadline = t->retry_since + tk_cfg()->gap_timeout_ms;
-        t->resume_at = resume < deadline ? resume : deadline;
-        *outcome = REC_HOLD;
-        goto out;
-    }
-    if (r > 0)
-        tk_err_set(&aerr, TK_EINTERNAL, "", "apply returned %d", r);
-    if (tk_pg_retryable(&aerr) || r == TK_EUNAVAIL || tk_pg_broken(p->conn)) {
-        /* Transient: the batch is retried as a whole (a deadlock victim must drop its locks). */
-        rc = r < 0 ? r : TK_EINTERNAL;
-        if (err)
-            *err = aerr;
-        goto out;
-    }
-    char why[300];
-    snprintf(why, sizeof(why), "apply failed: %s: %s", tk_err_name(r), aerr.message);
-    rc = dead_letter(p, t, m, why, tk_now_ms(), err);
-out:
-    /* Every path with rc == 0 keeps its work (or its rollback to the savepoint): release it. */
-    if (rc == 0)
-        rc = tk_pg_run(p->conn, "RELEASE SAVEPOINT rec", 0, NULL, NULL, err);
-    ev_envelope_release(&env);
+static int on_dead(void *ud, const rd_kafka_message_t *m, const char *why, int64_t first_seen_ms,
+                   tk_err_t *err)
+{
+    tk_projector_t *p = ud;
+    part_t *t = part_of(p, m);
+    int rc = dead_letter(p, t, m, why, first_seen_ms, err);
+    if (rc == 0 && t->retry_offset == m->offset)
+        t->retry_offset = -1; /* a gap given up: the next one starts its own clock */
     return rc;
 }
 
@@ -401,25 +374,29 @@ out:
 
 static int store_offsets(tk_projector_t *p, tk_err_t *err)
 {
-    for (size_t i = 0; i < p->nparts; i++) {
-        part_t *t = &p->parts[i];
-        if (!t->advanced)
-            continue;
-        char partition[16], next[24];
-        snprintf(partition, sizeof(partition), "%d", (int)t->partition);
-        snprintf(next, sizeof(next), "%lld", (long long)t->pos);
-        const char *params[] = {p->name, t->topic, partition, next};
-        int rc = tk_pg_run(p->conn,
-                           "INSERT INTO projection_offsets (projection, topic, partition, "
-                           "next_offset) VALUES ($1, $2, $3, $4) "
-                           "ON CONFLICT (projection, topic, partition) DO UPDATE SET "
-                           "next_offset = GREATEST(projection_offsets.next_offset, "
-                           "EXCLUDED.next_offset), updated_at = now()",
-                           4, params, NULL, err);
-        if (rc != 0)
-            return rc;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < p->nparts; i++)
+        if (p->parts[i].advanced)
+            rd_kafka_topic_partition_list_add(l, p->parts[i].topic, p->parts[i].partition)->offset =
+                p->parts[i].pos;
+    int rc = 0;
+    if (l->cnt > 0) {
+        char *topics = text_array(l), *partitions = int_array(l), *nexts = offset_array(l);
+        const char *params[] = {p->name, topics, partitions, nexts};
+        rc = tk_pg_run_prepared(p->conn,
+                                "INSERT INTO projection_offsets (projection, topic, partition, "
+                                "next_offset) SELECT $1, * FROM unnest($2::text[], $3::int[], "
+                                "$4::bigint[]) "
+                                "ON CONFLICT (projection, topic, partition) DO UPDATE SET "
+                                "next_offset = GREATEST(projection_offsets.next_offset, "
+                                "EXCLUDED.next_offset), updated_at = now()",
+                                4, params, NULL, err);
+        free(topics);
+        free(partitions);
+        free(nexts);
     }
-    return 0;
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
 }
 
 /*
@@ -450,8 +427,9 @@ static int lock_offsets(tk_projector_t *p, tk_err_t *err)
 static int apply_batch(tk_projector_t *p, rd_kafka_message_t **msgs, int n, int *applied,
                        tk_err_t *err)
 {
-    int rc = 0, count = 0;
+    int rc = 0, count = 0, nrecs = 0;
     bool open = false;
+    tk_rec_t *recs = tk_mem_zalloc((size_t)n * sizeof(*recs));
 
     for (size_t i = 0; i < p->nparts; i++) {
         part_t *t = &p->parts[i];
@@ -468,22 +446,30 @@ static int apply_batch(tk_projector_t *p, rd_kafka_message_t **msgs, int n, int 
     open = true;
     if ((rc = lock_offsets(p, err)) != 0)
         goto out;
+    /* The records to apply: of partitions assigned, positioned and not paused, from the stored
+     * position on (a stale fetch or a zombie's overlap is applied already). */
     for (int i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];
         part_t *t = part_find(p, rd_kafka_topic_name(m->rkt), m->partition);
-        if (t == NULL || !t->assigned || t->unpositioned || t->paused || t->held)
+        if (t == NULL || !t->assigned || t->unpositioned || t->paused)
             continue;
         if (t->pos != NO_OFFSET && m->offset < t->pos)
-            continue; /* applied already (stale fetch or a zombie's overlap) */
-        rec_outcome_t outcome;
-        if ((rc = apply_record(p, t, m, &outcome, err)) != 0)
-            goto out;
-        if (outcome == REC_HOLD) {
+            continue;
+        recs[nrecs++] = (tk_rec_t){.m = m};
+    }
+    const tk_apply_hooks_t hooks = {.gap = on_gap, .dead = on_dead, .ud = p};
+    if ((rc = tk_apply__batch(p->conn, &p->spec, recs, nrecs, &hooks, err)) != 0)
+        goto out;
+    for (int i = 0; i < nrecs; i++) {
+        part_t *t = part_of(p, recs[i].m);
+        if (recs[i].outcome == TK_REC_PENDING || t->held)
+            continue;
+        if (recs[i].outcome == TK_REC_HELD) {
             t->held = true;
-            t->pos = m->offset;
+            t->pos = recs[i].m->offset;
             continue;
         }
-        t->pos = m->offset + 1;
+        t->pos = recs[i].m->offset + 1;
         t->advanced = true;
         count++;
     }
@@ -513,6 +499,7 @@ out:
         }
         count = 0;
     }
+    free(recs);
     if (applied != NULL)
         *applied = count;
     return rc;
@@ -620,11 +607,8 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
     size_t ntopics = 0;
     int rc = 0;
 
-    if (spec == NULL || spec->context == NULL || spec->name == NULL || spec->topics == NULL ||
-        spec->topics[0] == NULL || spec->apply == NULL) {
-        tk_err_set(err, TK_EINVAL, "spec", "a projector needs context, name, topics and apply");
+    if (tk_apply__spec_check(spec, err) != 0)
         return NULL;
-    }
     while (spec->topics[ntopics] != NULL)
         ntopics++;
     p = tk_mem_zalloc(sizeof(*p));
@@ -633,9 +617,11 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
     p->topics = tk_mem_zalloc((ntopics + 1) * sizeof(char *));
     for (size_t i = 0; i < ntopics; i++)
         p->topics[i] = tk_mem_strdup(spec->topics[i]);
-    p->apply = spec->apply;
-    p->ud = spec->ud;
-    snprintf(p->group, sizeof(p->group), "%s.%s", spec->context, spec->name);
+    p->spec = *spec;
+    p->spec.context = p->context;
+    p->spec.name = p->name;
+    p->spec.topics = (const char *const *)p->topics;
+    tk_projector_group_name(spec->context, spec->name, p->group, sizeof(p->group));
 
     if ((p->conn = tk_pg_connect(p->context, err)) == NULL) {
         rc = err ? err->code : TK_EUNAVAIL;
@@ -694,22 +680,36 @@ static void consumer_error(tk_projector_t *p, const rd_kafka_message_t *m)
            p->group, rd_kafka_err2name(m->err));
 }
 
+void tk_projector_group_name(const char *context, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s.%s", context, name);
+}
+
+/*
+ * Adaptive batching (group commit): wait up to timeout_ms for the first record, then take only
+ * what has already arrived (polls with timeout 0) up to MAX_BATCH records or MAX_BATCH_BYTES.
+ * Idle, a record is applied as soon as it arrives; under load, records pile up in librdkafka's
+ * queue while a batch commits, so the next batch is larger and the per-transaction cost is
+ * shared by more records.
+ */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err)
 {
     rd_kafka_message_t *msgs[MAX_BATCH];
     int n = 0, rc = 0;
+    size_t bytes = 0;
     if (applied != NULL)
         *applied = 0;
     tend_partitions(p);
     p->rebalanced = false;
     int64_t deadline = tk_mono_ms() + timeout_ms;
-    int64_t window_end = -1;
-    while (n < MAX_BATCH) {
-        int64_t now = tk_mono_ms();
-        int64_t end = window_end >= 0 ? window_end : deadline;
-        if (now >= end)
-            break;
-        int wait = until_resume(p, (int)(end - now));
+    while (n < MAX_BATCH && bytes < MAX_BATCH_BYTES) {
+        int wait = 0;
+        if (n == 0) {
+            int64_t now = tk_mono_ms();
+            if (now >= deadline)
+                break;
+            wait = until_resume(p, (int)(deadline - now));
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, wait);
         if (p->rebalanced) {
             /* Records collected before the rebalance belong to the old assignment: drop them,
@@ -729,9 +729,12 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
                     p->parts[i].in_batch = false;
                 }
             n = 0;
+            bytes = 0;
             p->rebalanced = false;
         }
         if (m == NULL) {
+            if (n > 0)
+                break; /* nothing more has arrived: apply what we have */
             tend_partitions(p);
             continue;
         }
@@ -741,8 +744,7 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
             continue;
         }
         msgs[n++] = m;
-        if (window_end < 0)
-            window_end = tk_mono_ms() + BATCH_WINDOW_MS;
+        bytes += m->len;
     }
     if (n > 0)
         rc = apply_batch(p, msgs, n, applied, err);
@@ -763,8 +765,10 @@ static void nap(int ms, volatile int *stop)
 int tk_projector_run(tk_projector_t *p, volatile int *stop)
 {
     int backoff_ms = 0;
+    int64_t prune_at = 0;
     tk_log(TK_LOG_INFO, "projector", "started", "\"group\":\"%s\"", p->group);
     while (!*stop) {
+        tk_prune_tick(p->conn, p->name, &prune_at); /* bounded processed_events: prune.c */
         tk_err_t err = {0};
         int applied = 0;
         int rc = tk_projector_poll_once(p, 500, &applied, &err);

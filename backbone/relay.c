@@ -36,6 +36,13 @@
  * after the failed one, so the last copy a consumer sees of an aggregate's events is in order
  * (consumers skip the duplicates by version or event id).
  *
+ * A row Kafka refuses for good (too large, an invalid record or topic name: permanent() below)
+ * would block its context's relay forever, since the drain always starts at the smallest id.
+ * It is dead-lettered instead: copied to dead_letters (projection "relay", partition -1, offset =
+ * its outbox id; `ticketing status` counts it, an error line with "alert" is logged) and deleted
+ * with the acked rows. Consumers of that aggregate then see a version gap, which they wait for
+ * and dead-letter in turn: visible, never silent.
+ *
  * Crash between ack and delete: the rows are still in the table and are published again by the
  * next active relay. Duplicates are allowed (consumers dedupe), loss is not. Tests simulate it with
  * TK_FAULT_RELAY_EXIT_AFTER_ACK=1 (see tk/relay.h), which _exit(137)s after the acks and before
@@ -43,12 +50,27 @@
  *
  * One active relay per database: a session-level advisory lock on the relay's own connection.
  * Standbys retry every second; when the active relay dies its session ends and the lock with it.
+ *
+ * Takeover check (issue 17: every accepted command's events on Kafka exactly once, also through a
+ * relay's kill -9). A relay that has just taken the lock first looks whether the rows at the head
+ * of the outbox are already on Kafka: the relay before it may have died between the broker's ack
+ * and its DELETE. Those rows are at most one batch (BATCH_ROWS, read from the head as this relay
+ * reads), and only this database's relays write their topics, so their copies, if any, are among
+ * the last BATCH_ROWS records of each partition of those topics. A row found there, byte for byte
+ * (topic, key, payload: every payload carries its own event id), is deleted instead of being
+ * published again. When Kafka cannot be read the check fails and is retried with the drain:
+ * nothing is published meanwhile (late rather than twice). The crash test
+ * (TK_FAULT_RELAY_EXIT_AFTER_ACK) checks that the restarted relay publishes nothing twice.
+ * Limit: a produce request still in flight when the relay is killed can be appended after the
+ * check; that record then appears twice (consumers dedupe). A transactional producer shared by
+ * the database's relays would close that gap (its init fences and aborts the dead one's batch).
  */
 #include "tk/relay.h"
 
 #include <jansson.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +95,7 @@ struct tk_relay {
     PGconn *conn;         /* holds the advisory lock and LISTENs; NULL when disconnected */
     rd_kafka_t *producer; /* from tk_kafka_producer_new */
     bool locked;          /* this session holds RELAY_LOCK */
+    bool verify;          /* lock just taken: run the takeover check before publishing */
     bool fault_exit_after_ack;
 };
 
@@ -139,7 +162,229 @@ static int ensure_lock(tk_relay_t *r, tk_err_t *err)
     if (rc != 0)
         return rc;
     r->locked = true;
+    r->verify = true;
     return 0;
+}
+
+/* ---- takeover check -------------------------------------------------------------------------- */
+
+#define TAKEOVER_TIMEOUT_MS 15000
+#define TAKEOVER_TOPICS 16
+
+/* A record seen at the tail of a topic: its hash, and a copy to compare on a hash match. */
+struct seen {
+    uint64_t hash;
+    char *rec; /* topic \0 key \0 payload */
+    size_t len;
+};
+
+struct seen_set {
+    struct seen *v;
+    size_t n, cap;
+};
+
+/* FNV-1a over topic \0 key \0 payload, written into *out (owned, malloc) when out != NULL. */
+static uint64_t rec_hash(const char *topic, const void *key, size_t klen, const void *val,
+                         size_t vlen, char **out, size_t *outlen)
+{
+    size_t tlen = strlen(topic), len = tlen + 1 + klen + 1 + vlen;
+    char *b = tk_mem_alloc(len);
+    memcpy(b, topic, tlen + 1);
+    if (klen > 0)
+        memcpy(b + tlen + 1, key, klen);
+    b[tlen + 1 + klen] = '\0';
+    if (vlen > 0)
+        memcpy(b + tlen + 2 + klen, val, vlen);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)b[i]) * 1099511628211ULL;
+    if (out != NULL) {
+        *out = b;
+        *outlen = len;
+    } else {
+        free(b);
+    }
+    return h;
+}
+
+static int seen_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct seen *)a)->hash, y = ((const struct seen *)b)->hash;
+    return x < y ? -1 : x > y;
+}
+
+static bool seen_has(const struct seen_set *s, const char *topic, const char *key, size_t klen,
+                     const char *val, size_t vlen)
+{
+    char *b = NULL;
+    size_t len = 0;
+    struct seen probe = {.hash = rec_hash(topic, key, klen, val, vlen, &b, &len)};
+    bool found = false;
+    struct seen *hit = s->n ? bsearch(&probe, s->v, s->n, sizeof(*s->v), seen_cmp) : NULL;
+    if (hit != NULL) {
+        while (hit > s->v && hit[-1].hash == probe.hash)
+            hit--;
+        for (; hit < s->v + s->n && hit->hash == probe.hash && !found; hit++)
+            found = hit->len == len && memcmp(hit->rec, b, len) == 0;
+    }
+    free(b);
+    return found;
+}
+
+/* Add the last BATCH_ROWS records of every partition of @p topic to @p s. */
+static int tail_collect(tk_relay_t *r, const char *topic, struct seen_set *s, tk_err_t *err)
+{
+    int rc = 0;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->producer, topic, NULL);
+    rd_kafka_t *c = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    int64_t *end = NULL;
+    int remaining = 0;
+
+    rd_kafka_resp_err_t e = rd_kafka_metadata(r->producer, 0, rkt, &md, TAKEOVER_TIMEOUT_MS);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 || md->topics[0].err) {
+        rc = tk_err_set(err, TK_EUNAVAIL, topic, "takeover check: no metadata for %s: %s", topic,
+                        rd_kafka_err2str(e ? e : md->topics[0].err));
+        goto out;
+    }
+    int parts = md->topics[0].partition_cnt;
+    if ((c = tk_kafka_consumer_new("relay.takeover", err)) == NULL) {
+        rc = TK_EINTERNAL;
+        goto out;
+    }
+    end = tk_mem_zalloc(sizeof(*end) * (size_t)(parts > 0 ? parts : 1));
+    list = rd_kafka_topic_partition_list_new(parts > 0 ? parts : 1);
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = 0;
+        e = rd_kafka_query_watermark_offsets(c, topic, p, &lo, &hi, TAKEOVER_TIMEOUT_MS);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rc = tk_err_set(err, TK_EUNAVAIL, topic, "takeover check: offsets of %s[%d]: %s", topic,
+                            p, rd_kafka_err2str(e));
+            goto out;
+        }
+        end[p] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(list, topic, p)->offset =
+                hi - lo > BATCH_ROWS ? hi - BATCH_ROWS : lo;
+            remaining++;
+        }
+    }
+    if (remaining == 0)
+        goto out;
+    if ((e = rd_kafka_assign(c, list)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc =
+            tk_err_set(err, TK_EINTERNAL, topic, "takeover check: assign: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    /* Room for every record asked for: at most BATCH_ROWS per partition read. */
+    size_t need = s->n + (size_t)remaining * BATCH_ROWS;
+    if (need > s->cap) {
+        struct seen *v = tk_mem_alloc(need * sizeof(*v));
+        if (s->n > 0)
+            memcpy(v, s->v, s->n * sizeof(*v));
+        free(s->v);
+        s->v = v;
+        s->cap = need;
+    }
+    int64_t deadline = tk_mono_ms() + TAKEOVER_TIMEOUT_MS;
+    while (remaining > 0) {
+        if (tk_mono_ms() >= deadline) {
+            rc = tk_err_set(err, TK_EUNAVAIL, topic, "takeover check: %s not read within %d ms",
+                            topic, TAKEOVER_TIMEOUT_MS);
+            goto out;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0 && m->partition < parts &&
+            m->offset < end[m->partition] && s->n < s->cap) {
+            struct seen *x = &s->v[s->n++];
+            x->hash = rec_hash(topic, m->key, m->key_len, m->payload, m->len, &x->rec, &x->len);
+            if (m->offset + 1 >= end[m->partition]) {
+                end[m->partition] = -1; /* done: later records are this relay's own */
+                remaining--;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+out:
+    if (c != NULL) {
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+    }
+    if (list != NULL)
+        rd_kafka_topic_partition_list_destroy(list);
+    free(end);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+/* The takeover check (see the top of this file): delete head rows that are already on Kafka. */
+static int skip_published(tk_relay_t *r, tk_err_t *err)
+{
+    int rc = 0, n = 0, found = 0;
+    struct seen_set s = {0};
+    const char *topics[TAKEOVER_TOPICS];
+    int ntopics = 0;
+    char *ids = NULL;
+    PGresult *res = tk_pg_exec(r->conn,
+                               "SELECT id, topic, key, payload FROM outbox ORDER BY id "
+                               "LIMIT " STR(BATCH_ROWS),
+                               0, NULL, err);
+    if (res == NULL)
+        return err ? err->code : TK_EUNAVAIL;
+    n = PQntuples(res);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *t = PQgetvalue(res, i, 1);
+        int k = 0;
+        while (k < ntopics && strcmp(topics[k], t) != 0)
+            k++;
+        if (k < ntopics)
+            continue;
+        if (ntopics == TAKEOVER_TOPICS) {
+            rc = tk_err_set(err, TK_EINTERNAL, t, "takeover check: more than %d topics",
+                            TAKEOVER_TOPICS);
+            break;
+        }
+        topics[ntopics++] = t;
+        rc = tail_collect(r, t, &s, err);
+    }
+    if (rc != 0 || n == 0)
+        goto out;
+    qsort(s.v, s.n, sizeof(*s.v), seen_cmp);
+    size_t cap = (size_t)n * 21 + 3, len = 0;
+    ids = tk_mem_alloc(cap);
+    ids[len++] = '{';
+    for (int i = 0; i < n; i++) {
+        if (!seen_has(&s, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                      (size_t)PQgetlength(res, i, 2), PQgetvalue(res, i, 3),
+                      (size_t)PQgetlength(res, i, 3)))
+            continue;
+        /* An id is at most 20 digits: with its comma it always fits in cap. */
+        int w = snprintf(ids + len, cap - len, "%s%s", found++ ? "," : "", PQgetvalue(res, i, 0));
+        if (w > 0 && (size_t)w < cap - len)
+            len += (size_t)w;
+    }
+    ids[len++] = '}';
+    ids[len] = '\0';
+    if (found > 0) {
+        const char *params[] = {ids};
+        rc = tk_pg_run(r->conn, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params, NULL,
+                       err);
+        if (rc == 0)
+            tk_log(TK_LOG_INFO, "relay", "takeover: rows already on Kafka deleted, not republished",
+                   "\"context\":\"%s\",\"count\":%d", r->context, found);
+    }
+out:
+    for (size_t i = 0; i < s.n; i++)
+        free(s.v[i].rec);
+    free(s.v);
+    free(ids);
+    PQclear(res);
+    return rc;
 }
 
 /* Swallow queued notifications; true when there was at least one. */
@@ -173,6 +418,42 @@ static rd_kafka_headers_t *headers_from_json(const char *text, int64_t id)
     }
     json_decref(o);
     return h;
+}
+
+/* Refusals that no retry can turn into an ack. */
+static bool permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Copy outbox row @p id to dead_letters (idempotent: a repeat after a crash changes nothing). */
+static int dead_letter(tk_relay_t *r, const char *id, rd_kafka_resp_err_t e, tk_err_t *err)
+{
+    char why[160];
+    snprintf(why, sizeof(why), "refused by Kafka: %s", rd_kafka_err2str(e));
+    const char *params[] = {id, why};
+    int rc = tk_pg_run(r->conn,
+                       "INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, "
+                       "payload, error) SELECT 'relay', topic, -1, id, convert_to(key, 'UTF8'), "
+                       "convert_to(payload, 'UTF8'), $2 FROM outbox WHERE id = $1::bigint "
+                       "ON CONFLICT DO NOTHING",
+                       2, params, NULL, err);
+    if (rc == 0)
+        tk_log(TK_LOG_ERROR, "relay", "outbox row dead-lettered",
+               "\"context\":\"%s\",\"id\":%s,\"error\":\"%s\",\"alert\":\"outbox_dead_letter\"",
+               r->context, id, rd_kafka_err2str(e));
+    return rc;
 }
 
 /* The producer reported a fatal (idempotence) error: it must be replaced. */
@@ -219,6 +500,10 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
             tk_kafka_produce(r->producer, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
                              PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3), h, &dr[i], err);
         rd_kafka_headers_destroy(h);
+        if (rc != 0 && dr[i].done && permanent(dr[i].err)) {
+            rc = 0; /* refused for good: dead-lettered below, in order */
+            continue;
+        }
         if (rc != 0)
             break; /* the rows from here on stay for the next drain */
     }
@@ -231,8 +516,14 @@ static int publish_batch(tk_relay_t *r, int *published, bool *more, tk_err_t *er
             break;
         rd_kafka_flush(r->producer, 1000);
     }
-    while (acked < enqueued && dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    /* The prefix to delete: acked rows, and rows refused for good once dead-lettered. */
+    while (acked < enqueued &&
+           (dr[acked].err == RD_KAFKA_RESP_ERR_NO_ERROR || permanent(dr[acked].err))) {
+        if (dr[acked].err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            (rc = dead_letter(r, PQgetvalue(res, acked, 0), dr[acked].err, err)) != 0)
+            goto out;
         acked++;
+    }
     if (acked < enqueued) {
         rc = tk_err_set(err, TK_EUNAVAIL, "", "delivery of outbox row %s to %s failed: %s",
                         PQgetvalue(res, acked, 0), PQgetvalue(res, acked, 1),
@@ -278,6 +569,11 @@ static int drain(tk_relay_t *r, int *published, tk_err_t *err)
     if (r->producer == NULL && (r->producer = tk_kafka_producer_new(err)) == NULL)
         return TK_EINTERNAL;
     drain_notifies(r->conn); /* this scan covers whatever they announced */
+    if (r->verify) {
+        if ((rc = skip_published(r, err)) != 0)
+            return rc;
+        r->verify = false;
+    }
     while (more && rc == 0)
         rc = publish_batch(r, published, &more, err);
     return rc;

@@ -31,11 +31,10 @@
  * a finished log in which the missing event cannot arrive later in the same partition; it counts
  * as a dead letter, as the live loop's gap timeout eventually does.
  *
- * Speed without changing the outcome: a batch first runs without savepoints, its event ids
- * deduplicated in one INSERT ... RETURNING (apply_fast). Only when a record of the batch is
- * undecodable or apply returns neither OK nor SKIP is the batch rolled back and redone record by
- * record under savepoints, exactly as the live loop does it (apply_careful). The replay session
- * also commits with synchronous_commit off: until the swap its work is disposable.
+ * The per-record rules are the live loop's own (tk_apply__batch, apply.c: a fast path with one
+ * dedupe statement a batch and no savepoints, the careful path only for a batch with a failing
+ * record). The replay session also commits with synchronous_commit off: until the swap its work
+ * is disposable.
  *
  * Why readers see no downtime: the swap is one transaction. A query sees the old table until the
  * COMMIT and the new one after it; ALTER TABLE waits for running queries (lock_timeout bounds the
@@ -61,7 +60,7 @@
 #include "tk/kafka.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
-#include "tx_int.h"
+#include "apply_int.h"
 
 #define DEFAULT_BATCH 1000
 #define DEFAULT_WAIT_MS 30000
@@ -234,7 +233,7 @@ static int load_partitions(replay_t *r, tk_err_t *err)
 static int live_members(replay_t *r)
 {
     char group[192];
-    snprintf(group, sizeof(group), "%s.%s", r->spec->context, r->spec->name);
+    tk_projector_group_name(r->spec->context, r->spec->name, group, sizeof(group));
     const struct rd_kafka_group_list *gl = NULL;
     if (rd_kafka_list_groups(r->rk, group, &gl, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
@@ -451,210 +450,54 @@ static void dead_letter(replay_t *r, const rd_kafka_message_t *m, const char *wh
     }
 }
 
-/* One record under SAVEPOINT rec, with the live loop's rules. Returns 0, or a negative code when
- * the replay must stop (the session is gone, or an error that is not the record's fault). */
-static int apply_record(replay_t *r, const rd_kafka_message_t *m, tk_err_t *err)
+static bool on_gap(void *ud, const rd_kafka_message_t *m, const ev_envelope_t *env, char *why,
+                   size_t cap, int64_t *first_seen_ms)
 {
-    ev_envelope_t env = {0};
-    tk_err_t derr = {0}, aerr = {0};
-    int64_t inserted = 0;
-    int rc = 0;
-
-    if (ev_envelope_decode(m->payload, m->len, &env, &derr) != 0) {
-        char why[300];
-        snprintf(why, sizeof(why), "undecodable: %s", derr.message);
-        dead_letter(r, m, why);
-        return 0;
-    }
-    if ((rc = run(r->rep, "SAVEPOINT rec", err)) != 0)
-        goto out;
-    const char *params[] = {r->spec->name, env.id};
-    if ((rc = tk_pg_run(r->rep,
-                        "INSERT INTO processed_events (projection, event_id) VALUES ($1, $2) "
-                        "ON CONFLICT DO NOTHING",
-                        2, params, &inserted, err)) != 0)
-        goto out;
-    if (inserted == 0) {
-        r->out->skipped++; /* the same event id was applied before */
-        goto release;
-    }
-    tk_tx_t tx;
-    tk_tx__init(&tx, r->rep, env.correlationid);
-    int a = r->spec->apply(&tx, &env, r->spec->ud, &aerr);
-    if (a == TK_APPLY_OK || a == TK_APPLY_SKIP) {
-        if (a == TK_APPLY_OK)
-            r->out->applied++;
-        else
-            r->out->skipped++;
-        r->out->emitted += tk_tx_emitted(&tx);
-        goto release;
-    }
-    if ((rc = run(r->rep, "ROLLBACK TO SAVEPOINT rec", err)) != 0)
-        goto out;
-    if (a < 0 && (tk_pg_retryable(&aerr) || a == TK_EUNAVAIL || tk_pg_broken(r->rep))) {
-        /* Nothing else writes the replay schema: this is the database failing, not the record. */
-        rc = a;
-        if (err)
-            *err = aerr;
-        goto out;
-    }
-    char why[300];
-    if (a == TK_APPLY_RETRY)
-        snprintf(why, sizeof(why), "version gap: %s", aerr.message);
-    else
-        snprintf(why, sizeof(why), "apply failed: %s: %s", tk_err_name(a), aerr.message);
-    dead_letter(r, m, why);
-release:
-    rc = run(r->rep, "RELEASE SAVEPOINT rec", err);
-out:
-    ev_envelope_release(&env);
-    return rc;
+    (void)ud, (void)m, (void)env, (void)why, (void)cap, (void)first_seen_ms;
+    return false; /* a finished log: the missing event cannot arrive later in this partition */
 }
 
-/* The careful path: the live loop's rules record by record, each under a savepoint. */
-static int apply_careful(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
+static int on_dead(void *ud, const rd_kafka_message_t *m, const char *why, int64_t first_seen_ms,
+                   tk_err_t *err)
 {
-    int rc = tk_pg_begin(r->rep, err);
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = apply_record(r, msgs[i], err);
-    return rc == 0 ? tk_pg_commit(r->rep, err) : rc;
+    (void)first_seen_ms, (void)err;
+    dead_letter(ud, m, why);
+    return 0;
 }
 
-typedef struct id_ref {
-    const char *id;
-    int index;
-} id_ref_t;
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* By id, then by position in the batch (so the first occurrence of an id sorts first). */
-static int cmp_ref(const void *a, const void *b)
-{
-    const id_ref_t *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/* "{"id1","id2"}": a text[] literal of event ids (UUIDs: no quoting needed). Owned. */
-static char *id_array(ev_envelope_t *envs, const bool *ok, int n)
-{
-    size_t len = 0, cap = (size_t)n * (TK_UUID_LEN + 3) + 3;
-    char *s = tk_mem_alloc(cap);
-    s[len++] = '{';
-    for (int i = 0; i < n; i++)
-        if (ok[i])
-            len += (size_t)snprintf(s + len, cap - len, "%s\"%s\"", len > 1 ? "," : "", envs[i].id);
-    snprintf(s + len, cap - len, "}");
-    return s;
-}
-
-/*
- * The fast path, same outcome as the careful one when every apply returns OK or SKIP (nearly
- * always): the batch's event ids go into processed_events in ONE statement (RETURNING tells the
- * first occurrence of each new id; the rest are duplicates, as the live loop's per-record insert
- * would find), then apply runs without savepoints. Returns 1 when some record needs the careful
- * path (undecodable, RETRY, an error): the transaction is then rolled back and nothing counted.
- */
-static int apply_fast(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
-{
-    ev_envelope_t *envs = tk_mem_zalloc((size_t)n * sizeof(*envs));
-    bool *fresh = tk_mem_zalloc((size_t)n * sizeof(*fresh));
-    char *ids = NULL;
-    PGresult *res = NULL;
-    int rc = 0;
-    int64_t applied = 0, skipped = 0, emitted = 0;
-
-    for (int i = 0; i < n; i++) {
-        tk_err_t derr = {0};
-        if (ev_envelope_decode(msgs[i]->payload, msgs[i]->len, &envs[i], &derr) != 0) {
-            rc = 1;
-            goto out;
-        }
-        fresh[i] = true;
-    }
-    if ((rc = tk_pg_begin(r->rep, err)) != 0)
-        goto out;
-    ids = id_array(envs, fresh, n);
-    const char *params[] = {r->spec->name, ids};
-    if ((res = tk_pg_exec(r->rep,
-                          "INSERT INTO processed_events (projection, event_id) "
-                          "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
-                          2, params, err)) == NULL) {
-        rc = err ? err->code : TK_EUNAVAIL;
-        goto out;
-    }
-    /* fresh[i]: the first occurrence in the batch of an id that was not stored before. Sorted
-     * copies keep this O(n log n) for a batch of thousands. */
-    int nret = PQntuples(res);
-    const char **returned = tk_mem_zalloc(((size_t)nret + 1) * sizeof(char *));
-    for (int k = 0; k < nret; k++)
-        returned[k] = PQgetvalue(res, k, 0);
-    qsort(returned, (size_t)nret, sizeof(char *), cmp_str);
-    id_ref_t *order = tk_mem_zalloc((size_t)n * sizeof(*order));
-    for (int i = 0; i < n; i++)
-        order[i] = (id_ref_t){envs[i].id, i};
-    qsort(order, (size_t)n, sizeof(*order), cmp_ref);
-    for (int i = 0; i < n; i++) {
-        const char *id = order[i].id;
-        bool first = i == 0 || strcmp(order[i - 1].id, id) != 0;
-        fresh[order[i].index] =
-            first && bsearch(&id, returned, (size_t)nret, sizeof(char *), cmp_str) != NULL;
-    }
-    free(order);
-    free(returned);
-    for (int i = 0; i < n; i++) {
-        if (!fresh[i]) {
-            skipped++;
-            continue;
-        }
-        tk_err_t aerr = {0};
-        tk_tx_t tx;
-        tk_tx__init(&tx, r->rep, envs[i].correlationid);
-        int a = r->spec->apply(&tx, &envs[i], r->spec->ud, &aerr);
-        if (a != TK_APPLY_OK && a != TK_APPLY_SKIP) {
-            rc = 1;
-            goto out;
-        }
-        if (a == TK_APPLY_OK)
-            applied++;
-        else
-            skipped++;
-        emitted += tk_tx_emitted(&tx);
-    }
-    if ((rc = tk_pg_commit(r->rep, err)) != 0)
-        goto out;
-    r->out->applied += applied;
-    r->out->skipped += skipped;
-    r->out->emitted += emitted;
-out:
-    if (rc != 0)
-        tk_pg_rollback(r->rep, NULL);
-    PQclear(res);
-    free(ids);
-    for (int i = 0; i < n; i++)
-        ev_envelope_release(&envs[i]);
-    free(envs);
-    free(fresh);
-    return rc;
-}
-
+/* One transaction of records through the live loop's rules (apply.c). */
 static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
 {
-    int rc = apply_fast(r, msgs, n, err);
-    if (rc == 1)
-        rc = apply_careful(r, msgs, n, err);
+    tk_rec_t *recs = tk_mem_zalloc((size_t)n * sizeof(*recs));
+    for (int i = 0; i < n; i++)
+        recs[i].m = msgs[i];
+    const tk_apply_hooks_t hooks = {.gap = on_gap, .dead = on_dead, .ud = r};
+    int64_t dead_before = r->out->dead_letters;
+    char first_before[sizeof(r->out->first_dead_letter)];
+    memcpy(first_before, r->out->first_dead_letter, sizeof(first_before));
+    int rc = tk_pg_begin(r->rep, err);
+    if (rc == 0)
+        rc = tk_apply__batch(r->rep, r->spec, recs, n, &hooks, err);
+    if (rc == 0)
+        rc = tk_pg_commit(r->rep, err);
     if (rc != 0) {
         tk_pg_rollback(r->rep, NULL);
+        r->out->dead_letters = dead_before; /* nothing of this batch happened */
+        memcpy(r->out->first_dead_letter, first_before, sizeof(first_before));
+        free(recs);
         return rc;
     }
     for (int i = 0; i < n; i++) {
+        if (recs[i].outcome == TK_REC_APPLIED)
+            r->out->applied++;
+        else if (recs[i].outcome == TK_REC_SKIPPED)
+            r->out->skipped++;
+        r->out->emitted += recs[i].emitted;
         rpart_t *p = part_find(r, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
         if (p != NULL && msgs[i]->offset + 1 > p->next)
             p->next = msgs[i]->offset + 1;
     }
+    free(recs);
     r->done += n;
     r->out->records += n;
     return 0;
@@ -1042,11 +885,8 @@ int tk_replay_run(const tk_projector_spec_t *spec, const tk_replay_opts_t *opts,
     bool prepared = false;
 
     memset(out, 0, sizeof(*out));
-    if (spec == NULL || spec->context == NULL || spec->name == NULL || spec->topics == NULL ||
-        spec->topics[0] == NULL || spec->apply == NULL)
-        return tk_err_set(err, TK_EINVAL, "spec",
-                          "a projector needs context, name, topics and "
-                          "apply");
+    if ((rc = tk_apply__spec_check(spec, err)) != 0)
+        return rc;
     if (spec->tables == NULL || spec->tables[0] == NULL)
         return tk_err_set(err, TK_EINVAL, "projection",
                           "%s.%s is not replayable: it reacts or writes a write model",

@@ -53,6 +53,7 @@ EV_ADAPT(order_completed, ev_order_ref_t)
 EV_ADAPT(expiration_complete, ev_expiration_complete_t)
 EV_ADAPT(payment_created, ev_payment_created_t)
 EV_ADAPT(payment_refunded, ev_payment_refunded_t)
+EV_ADAPT(payment_expired, ev_payment_expired_t)
 
 #define EV_TYPE(name_, topic_, schema_, fn, type)                                                  \
     {                                                                                              \
@@ -75,6 +76,8 @@ static const ev_type_info_t catalog[] = {
             ev_payment_created_t),
     EV_TYPE("payment:refunded", EV_TOPIC_PAYMENTS, "payment.refunded", payment_refunded,
             ev_payment_refunded_t),
+    EV_TYPE("payment:expired", EV_TOPIC_PAYMENTS, "payment.expired", payment_expired,
+            ev_payment_expired_t),
 };
 #define CATALOG_COUNT (sizeof(catalog) / sizeof(catalog[0]))
 
@@ -86,6 +89,7 @@ _Static_assert(sizeof(ev_order_ref_t) <= EV_DATA_MAX_SIZE, "EV_DATA_MAX_SIZE");
 _Static_assert(sizeof(ev_expiration_complete_t) <= EV_DATA_MAX_SIZE, "EV_DATA_MAX_SIZE");
 _Static_assert(sizeof(ev_payment_created_t) <= EV_DATA_MAX_SIZE, "EV_DATA_MAX_SIZE");
 _Static_assert(sizeof(ev_payment_refunded_t) <= EV_DATA_MAX_SIZE, "EV_DATA_MAX_SIZE");
+_Static_assert(sizeof(ev_payment_expired_t) <= EV_DATA_MAX_SIZE, "EV_DATA_MAX_SIZE");
 
 const ev_type_info_t *ev_catalog_find(const char *type)
 {

@@ -20,6 +20,9 @@
 #define EV_TOPIC_PAYMENTS "payments"
 #define EV_TOPIC_EXPIRATIONS "expirations"
 #define EV_TOPIC_EXPIRATION_DELAY "expiration.delay" /* the scheduler's internal topic */
+/* The scheduler's dead letters (records it cannot decode): not an event topic, so not counted in
+ * EV_TOPIC_COUNT; `ticketing topics` creates it (platform/kafka.c). */
+#define EV_TOPIC_EXPIRATION_DEAD "expiration.deadletter"
 #define EV_TOPIC_COUNT 6
 
 /** Every topic `ticketing topics` creates, EV_TOPIC_COUNT names then NULL. Static storage. */

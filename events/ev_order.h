@@ -9,7 +9,7 @@
  *
  *   created --payment:created--> complete          (awaiting:payment is reserved for a
  *      |                                              payment step; the original never set it)
- *      +--DELETE or expiration:complete--> cancelled
+ *      +--DELETE or payment:expired--> cancelled
  */
 #ifndef EV_ORDER_H
 #define EV_ORDER_H

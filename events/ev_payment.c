@@ -1,5 +1,5 @@
 /*
- * ev_payment.c - codecs of payment:created and payment:refunded.
+ * ev_payment.c - codecs of payment:created, payment:refunded and payment:expired.
  *
  * stripeId is opaque to us (Stripe's PaymentIntent id); it is kept so support can find the charge
  * and so a refund names what it reverses. Its only rules are non-empty and the buffer's length.
@@ -57,6 +57,25 @@ int ev_payment_refunded_from_json(const json_t *data, ev_payment_refunded_t *out
         goto out;
     if ((rc = ev__get_string(data, "reason", "reason", out->reason, sizeof(out->reason), 1, err)) !=
         0)
+        goto out;
+out:
+    return rc;
+}
+
+json_t *ev_payment_expired_to_json(const ev_payment_expired_t *p)
+{
+    if (p == NULL)
+        return NULL;
+    return ev__object("orderId", ev__str(p->order_id), NULL);
+}
+
+int ev_payment_expired_from_json(const json_t *data, ev_payment_expired_t *out, tk_err_t *err)
+{
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    if ((rc = ev__want_object(data, "data", err)) != 0)
+        goto out;
+    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
         goto out;
 out:
     return rc;

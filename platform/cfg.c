@@ -1,6 +1,7 @@
 /*
- * cfg.c - environment configuration. Values point into the environment (getenv storage) or
- * string literals; nothing is allocated, so there is nothing to free.
+ * cfg.c - environment configuration. Values point into the environment (getenv storage), string
+ * literals or this file's static buffers (the KAFKA_CONFIG_* names); nothing is allocated, so
+ * there is nothing to free.
  */
 #include "tk/cfg.h"
 
@@ -8,6 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+extern char **environ;
+
+/* KAFKA_CONFIG_* variables kept: a bound, so a runaway environment is an error, not a surprise. */
+#define KAFKA_CONFIG_MAX 64
+#define KAFKA_CONFIG_PREFIX "KAFKA_CONFIG_"
+#define INSTANCE_ID_MAX 200
+
+static char kafka_names[KAFKA_CONFIG_MAX][128];
+static const char *kafka_pairs[2 * KAFKA_CONFIG_MAX + 1];
 
 static tk_cfg_t cfg = {
     .kafka_brokers = "127.0.0.1:19092",
@@ -21,8 +32,32 @@ static tk_cfg_t cfg = {
     .kafka_replication_factor = 1,
     .kafka_min_insync_replicas = 1,
     .gap_timeout_ms = 30000,
+    .jwt_ttl_seconds = 86400,
+    .trusted_proxies = "",
+    .signin_account_limit = 10,
+    .signin_account_window = 900,
+    .signin_address_limit = 30,
+    .signin_address_window = 300,
+    .signin_throttle_slots = 65536,
+    .scrypt_log2_n = 17,
+    .scrypt_concurrency = 2,
+    .list_default_limit = 100,
+    .list_max_limit = 1000,
+    .orders_open_max = 10,
+    .stripe_webhook_tolerance_s = 300,
+    .stripe_connect_timeout_ms = 2000,
+    .stripe_timeout_ms = 10000,
+    .stripe_max_attempts = 3,
+    .stripe_backoff_ms = 250,
+    .stripe_backoff_max_ms = 2000,
+    .refund_backoff_ms = 1000,
+    .refund_backoff_max_ms = 300000,
+    .kafka_config = kafka_pairs,
     .consistency_wait_ms = 2000,
 };
+
+/* Outside development a session key must be at least this long (HS256 wants 256 bits). */
+#define JWT_KEY_MIN 32
 
 static const char *const contexts[] = {"auth", "tickets", "orders", "payments", "expiration"};
 static const char *const dbnames[] = {"tk_auth", "tk_tickets", "tk_orders", "tk_payments",
@@ -50,28 +85,114 @@ static void env_str(const char *name, const char **out)
         *out = v;
 }
 
+/* TK_INSTANCE_ID: a Kafka group.instance.id, so only characters every tool prints plainly. */
+static int env_instance_id(tk_err_t *err)
+{
+    const char *v = getenv("TK_INSTANCE_ID");
+    if (v == NULL || *v == '\0') {
+        cfg.instance_id = NULL;
+        return 0;
+    }
+    size_t n = strlen(v);
+    if (n > INSTANCE_ID_MAX || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789._-") != n)
+        return tk_err_set(err, TK_EINVAL, "TK_INSTANCE_ID",
+                          "TK_INSTANCE_ID must be 1..%d characters of [A-Za-z0-9._-], got '%s'",
+                          INSTANCE_ID_MAX, v);
+    cfg.instance_id = v;
+    return 0;
+}
+
+/*
+ * KAFKA_CONFIG_<PROPERTY>=value -> ("property", "value"): the suffix lowered, '_' read as '.'.
+ * librdkafka's property names are lower-case words joined by dots, so the mapping is exact; the
+ * value is librdkafka's to judge (kafka.c reports a rejected one naming the variable).
+ */
+static int env_kafka_config(tk_err_t *err)
+{
+    size_t n = 0;
+    const size_t plen = strlen(KAFKA_CONFIG_PREFIX);
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, KAFKA_CONFIG_PREFIX, plen) != 0)
+            continue;
+        const char *name = *e + plen, *eq = strchr(name, '=');
+        size_t len = eq != NULL ? (size_t)(eq - name) : 0;
+        if (len == 0 || len >= sizeof(kafka_names[0]) ||
+            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") < len)
+            return tk_err_set(err, TK_EINVAL, KAFKA_CONFIG_PREFIX,
+                              "%.*s: expected KAFKA_CONFIG_<PROPERTY>=value, the property in "
+                              "letters, digits and '_' (read as '.')",
+                              (int)(eq != NULL ? (size_t)(eq - *e) : strlen(*e)), *e);
+        if (n == KAFKA_CONFIG_MAX)
+            return tk_err_set(err, TK_EINVAL, KAFKA_CONFIG_PREFIX,
+                              "more than %d KAFKA_CONFIG_* variables", KAFKA_CONFIG_MAX);
+        for (size_t i = 0; i < len; i++) {
+            char c = name[i];
+            kafka_names[n][i] = c == '_' ? '.' : (c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+        }
+        kafka_names[n][len] = '\0';
+        kafka_pairs[2 * n] = kafka_names[n];
+        kafka_pairs[2 * n + 1] = eq + 1;
+        n++;
+    }
+    kafka_pairs[2 * n] = NULL;
+    return 0;
+}
+
 int tk_cfg_load(unsigned need, tk_err_t *err)
 {
     int rc;
+    if ((rc = env_instance_id(err)) || (rc = env_kafka_config(err)))
+        return rc;
     env_str("KAFKA_BROKERS", &cfg.kafka_brokers);
     env_str("DATABASE_URL", &cfg.database_url);
     env_str("JWT_KEY", &cfg.jwt_key);
     env_str("STRIPE_KEY", &cfg.stripe_key);
     env_str("STRIPE_API_BASE", &cfg.stripe_api_base);
+    env_str("TRUSTED_PROXIES", &cfg.trusted_proxies);
+    env_str("STRIPE_WEBHOOK_SECRET", &cfg.stripe_webhook_secret);
     if ((rc = env_int("EXPIRATION_WINDOW_SECONDS", 0, 86400 * 365, &cfg.expiration_window_seconds,
                       err)) ||
         (rc = env_int("PORT", 1, 65535, &cfg.port, err)) ||
         (rc = env_int("HTTP_WORKERS", 1, 256, &cfg.http_workers, err)) ||
-        (rc = env_int("JWT_TTL_SECONDS", 0, 86400 * 365, &cfg.jwt_ttl_seconds, err)) ||
+        (rc = env_int("JWT_TTL_SECONDS", 60, 86400 * 365, &cfg.jwt_ttl_seconds, err)) ||
         (rc = env_int("COOKIE_SECURE", 0, 1, &cfg.cookie_secure, err)) ||
+        (rc = env_int("TK_DEV", 0, 1, &cfg.dev, err)) ||
+        (rc = env_int("SIGNIN_ACCOUNT_LIMIT", 1, 1000000, &cfg.signin_account_limit, err)) ||
+        (rc =
+             env_int("SIGNIN_ACCOUNT_WINDOW_SECONDS", 1, 86400, &cfg.signin_account_window, err)) ||
+        (rc = env_int("SIGNIN_ADDRESS_LIMIT", 1, 1000000, &cfg.signin_address_limit, err)) ||
+        (rc =
+             env_int("SIGNIN_ADDRESS_WINDOW_SECONDS", 1, 86400, &cfg.signin_address_window, err)) ||
+        (rc = env_int("SIGNIN_THROTTLE_SLOTS", 16, 1 << 24, &cfg.signin_throttle_slots, err)) ||
+        (rc = env_int("SCRYPT_LOG2_N", 14, 20, &cfg.scrypt_log2_n, err)) ||
+        (rc = env_int("SCRYPT_CONCURRENCY", 1, 64, &cfg.scrypt_concurrency, err)) ||
+        (rc = env_int("LIST_MAX_LIMIT", 1, 10000, &cfg.list_max_limit, err)) ||
+        (rc = env_int("LIST_DEFAULT_LIMIT", 1, cfg.list_max_limit, &cfg.list_default_limit, err)) ||
+        (rc = env_int("ORDERS_OPEN_MAX", 1, 1000000, &cfg.orders_open_max, err)) ||
         (rc = env_int("KAFKA_PARTITIONS", 1, 1000, &cfg.kafka_partitions, err)) ||
         (rc = env_int("KAFKA_REPLICATION_FACTOR", 1, 16, &cfg.kafka_replication_factor, err)) ||
         (rc = env_int("KAFKA_MIN_INSYNC_REPLICAS", 1, 16, &cfg.kafka_min_insync_replicas, err)) ||
         (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &cfg.gap_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 1, 86400, &cfg.stripe_webhook_tolerance_s,
+                      err)) ||
+        (rc = env_int("STRIPE_CONNECT_TIMEOUT_MS", 1, 600000, &cfg.stripe_connect_timeout_ms,
+                      err)) ||
+        (rc = env_int("STRIPE_TIMEOUT_MS", 1, 600000, &cfg.stripe_timeout_ms, err)) ||
+        (rc = env_int("STRIPE_MAX_ATTEMPTS", 1, 10, &cfg.stripe_max_attempts, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MS", 0, 60000, &cfg.stripe_backoff_ms, err)) ||
+        (rc = env_int("STRIPE_BACKOFF_MAX_MS", 0, 60000, &cfg.stripe_backoff_max_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MS", 1, 3600000, &cfg.refund_backoff_ms, err)) ||
+        (rc = env_int("REFUND_BACKOFF_MAX_MS", 1, 86400000, &cfg.refund_backoff_max_ms, err)) ||
         (rc = env_int("CONSISTENCY_WAIT_MS", 0, 60000, &cfg.consistency_wait_ms, err)))
         return rc;
     if ((need & TK_CFG_NEED_JWT) && cfg.jwt_key == NULL)
         return tk_err_set(err, TK_EINVAL, "JWT_KEY", "JWT_KEY must be set");
+    if ((need & TK_CFG_NEED_JWT) && !cfg.dev && strlen(cfg.jwt_key) < JWT_KEY_MIN)
+        return tk_err_set(err, TK_EINVAL, "JWT_KEY",
+                          "JWT_KEY must be at least %d bytes (a random secret; TK_DEV=1 allows a "
+                          "shorter one for development)",
+                          JWT_KEY_MIN);
     if ((need & TK_CFG_NEED_KAFKA) && getenv("KAFKA_BROKERS") == NULL)
         return tk_err_set(err, TK_EINVAL, "KAFKA_BROKERS",
                           "KAFKA_BROKERS must be set (host:port[,host:port...])");

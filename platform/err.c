@@ -37,6 +37,8 @@ const char *tk_err_name(int code)
         return "TK_OK";
     case TK_EINVAL:
         return "TK_EINVAL";
+    case TK_ELIMIT:
+        return "TK_ELIMIT";
     case TK_ENOTFOUND:
         return "TK_ENOTFOUND";
     case TK_ECONFLICT:

@@ -13,14 +13,30 @@
  * rd_kafka_poll/rd_kafka_flush on the caller's thread, so the struct needs no locking, and it is
  * written exactly once per enqueued message (librdkafka guarantees one report per message).
  *
- * Consumers: offsets are never committed to Kafka (auto commit and auto offset store are off); the
- * projector keeps them in PostgreSQL with the effects they cover (section 6). read_committed hides
+ * Consumers: offsets are never committed automatically (auto commit and auto offset store are
+ * off); the projector keeps them in PostgreSQL with the effects they cover (section 6), the
+ * expiration scheduler commits them to Kafka by hand once its output is acked. read_committed hides
  * aborted transactional records should a transactional producer ever write to our topics.
+ *
+ * Consumer-group members (tk_kafka_consumer_new_with/_tuned: projectors, the expiration
+ * scheduler) use static membership when TK_INSTANCE_ID names the process: group.instance.id =
+ * TK_INSTANCE_ID. A member restarted after kill -9 then rejoins as itself and gets its partitions
+ * back at once, with no rebalance, instead of waiting out the dead member's session.timeout.ms
+ * (10 s) and then rebalancing every member. The price, documented in docs/deploy.md: a static
+ * member does not leave on a clean close either, so an instance stopped for good keeps its
+ * partitions idle until the session times out. Tools (tk_kafka_consumer_new: status, tail,
+ * replay) never join as a static member, or they would fence the running instance.
+ *
+ * Site settings: every handle gets the KAFKA_CONFIG_<PROPERTY> variables (tk_cfg()->
+ * kafka_config) last, so TLS, SASL, timeouts and buffer sizes can be set for a managed Kafka
+ * without a rebuild. The settings the guarantees rest on are refused with a clear error
+ * (reserved below): a site cannot turn off idempotence or commit offsets behind a projector.
  *
  * Logging: librdkafka's lines go through tk_log (component "rdkafka") so stderr stays JSON lines.
  */
 #include "tk/kafka.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,8 +44,14 @@
 #include "tk/ids.h"
 #include "tk/log.h"
 
-static const char *const topic_names[] = {"users",       "tickets",          "orders", "payments",
-                                          "expirations", "expiration.delay", NULL};
+static const char *const topic_names[] = {"users",
+                                          "tickets",
+                                          "orders",
+                                          "payments",
+                                          "expirations",
+                                          "expiration.delay",
+                                          "expiration.deadletter",
+                                          NULL};
 
 const char *const *tk_kafka_topic_names(void)
 {
@@ -82,10 +104,50 @@ static rd_kafka_conf_t *base_conf(tk_err_t *err)
     return conf;
 }
 
-/* rd_kafka_new; conf is consumed in every case. */
+/* Properties ticketing sets itself because its guarantees depend on them (DESIGN.md sections 3,
+ * 4, 6), or that have their own variable: not settable through KAFKA_CONFIG_*. */
+static const char *const reserved[] = {"bootstrap.servers",
+                                       "metadata.broker.list",
+                                       "group.id",
+                                       "group.instance.id",
+                                       "enable.idempotence",
+                                       "acks",
+                                       "request.required.acks",
+                                       "partitioner",
+                                       "enable.auto.commit",
+                                       "enable.auto.offset.store",
+                                       "isolation.level",
+                                       "auto.offset.reset",
+                                       "transactional.id",
+                                       NULL};
+
+/* Apply the KAFKA_CONFIG_* site settings to conf; on failure fill err naming the variable. */
+static int apply_site(rd_kafka_conf_t *conf, tk_err_t *err)
+{
+    const char *const *kv = tk_cfg()->kafka_config;
+    char errstr[256];
+    for (size_t i = 0; kv != NULL && kv[i] != NULL && kv[i + 1] != NULL; i += 2) {
+        for (size_t r = 0; reserved[r] != NULL; r++)
+            if (strcmp(kv[i], reserved[r]) == 0)
+                return tk_err_set(err, TK_EINVAL, kv[i],
+                                  "KAFKA_CONFIG_* may not set %s: ticketing sets it itself "
+                                  "(DESIGN.md section 3; brokers come from KAFKA_BROKERS)",
+                                  kv[i]);
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+            return tk_err_set(err, TK_EINVAL, kv[i], "KAFKA_CONFIG_* %s=%s: %s", kv[i], kv[i + 1],
+                              errstr);
+    }
+    return 0;
+}
+
+/* rd_kafka_new after the site settings; conf is consumed in every case. */
 static rd_kafka_t *handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, tk_err_t *err)
 {
     char errstr[512];
+    if (apply_site(conf, err) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf); /* rd_kafka_new frees conf only on success */
@@ -112,8 +174,10 @@ rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
     return handle_new(RD_KAFKA_PRODUCER, conf, err);
 }
 
-rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance_cb_t *cb,
-                                        void *opaque, const char *const *settings, tk_err_t *err)
+/* A consumer in group_id; a static member (group.instance.id = TK_INSTANCE_ID) when member is
+ * set and the process has an instance id. */
+static rd_kafka_t *consumer_new(const char *group_id, bool member, tk_kafka_rebalance_cb_t *cb,
+                                void *opaque, const char *const *settings, tk_err_t *err)
 {
     if (group_id == NULL || *group_id == '\0') {
         tk_err_set(err, TK_EINVAL, "group_id", "a consumer needs a group id");
@@ -137,6 +201,11 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
+    if (member && tk_cfg()->instance_id != NULL &&
+        conf_set(conf, "group.instance.id", tk_cfg()->instance_id, err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (cb != NULL)
         rd_kafka_conf_set_rebalance_cb(conf, cb);
     rd_kafka_conf_set_opaque(conf, opaque);
@@ -146,15 +215,21 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
     return rk;
 }
 
+rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance_cb_t *cb,
+                                        void *opaque, const char *const *settings, tk_err_t *err)
+{
+    return consumer_new(group_id, true, cb, opaque, settings, err);
+}
+
 rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
                                        void *opaque, tk_err_t *err)
 {
-    return tk_kafka_consumer_new_tuned(group_id, cb, opaque, NULL, err);
+    return consumer_new(group_id, true, cb, opaque, NULL, err);
 }
 
 rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err)
 {
-    return tk_kafka_consumer_new_with(group_id, NULL, NULL, err);
+    return consumer_new(group_id, false, NULL, NULL, NULL, err);
 }
 
 static int admin_code(rd_kafka_resp_err_t e)
@@ -294,8 +369,13 @@ int tk_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const v
             return 0;
         if (h)
             rd_kafka_headers_destroy(h);
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (dr != NULL) { /* no report will come: record the refusal in its place */
+                dr->done = 1;
+                dr->err = e;
+            }
             break;
+        }
         if (tk_mono_ms() >= deadline)
             return tk_err_set(err, TK_EUNAVAIL, topic, "kafka producer queue full for 30 s");
         rd_kafka_poll(rk, 100); /* serve delivery reports so the queue drains */

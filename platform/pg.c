@@ -13,16 +13,63 @@
  *   field keeps TK_ECONFLICT's meaning for the HTTP boundary while letting tk_command_run retry.
  * - Server notices ("relation already exists, skipping") are swallowed: libpq's default prints
  *   them on stderr, which would break the JSON-lines log.
+ * - Every connection is bounded in time (issue 11 item 10): connect_timeout (PG_CONNECT_TIMEOUT_S,
+ *   default 5), statement_timeout (PG_STATEMENT_TIMEOUT_MS, default 30000, 0 = none) and TCP
+ *   keepalives plus tcp_user_timeout, so a server that vanishes (no RST: a cable, a firewall, a
+ *   frozen VM) turns into an error within seconds instead of a thread blocked for hours.
+ * - Prepared statements (tk_pg_exec_prepared) are remembered per connection in libpq instance
+ *   data, freed by libpq's CONNDESTROY event and forgotten on CONNRESET (a new session), so a
+ *   reconnect can never call a statement that its session does not have.
  * - COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK; tk_pg_commit reports that
  *   as a failure, so a caller never believes an aborted transaction committed.
  */
 #include "tk/pg.h"
 
+#include <libpq-events.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tk/cfg.h"
+
+#define MAX_PARAMS 16
+
+/* A non-negative integer from the environment, or @p dflt when unset or malformed. */
+static long env_long(const char *name, long dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    return *end == '\0' && n >= 0 ? n : dflt;
+}
+
+/* Appends the time bounds of every connection to @p keys/@p vals (at @p n); returns the new n.
+ * @p buf holds the formatted values and must outlive the connect call. */
+static int add_bounds(const char **keys, const char **vals, int n, char buf[3][48])
+{
+    snprintf(buf[0], sizeof(buf[0]), "%ld", env_long("PG_CONNECT_TIMEOUT_S", 5));
+    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%ld",
+             env_long("PG_STATEMENT_TIMEOUT_MS", 30000));
+    keys[n] = "connect_timeout";
+    vals[n++] = buf[0];
+    keys[n] = "options";
+    vals[n++] = buf[1];
+    keys[n] = "keepalives";
+    vals[n++] = "1";
+    keys[n] = "keepalives_idle";
+    vals[n++] = "30";
+    keys[n] = "keepalives_interval";
+    vals[n++] = "10";
+    keys[n] = "keepalives_count";
+    vals[n++] = "3";
+    keys[n] = "tcp_user_timeout";
+    vals[n++] = "60000";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    return n;
+}
 
 static void notice_discard(void *arg, const char *message)
 {
@@ -58,7 +105,8 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
         return NULL;
     }
     /* Copy the context's pairs and append our defaults; PGAPPNAME still wins over the fallback. */
-    const char *keys[6] = {NULL}, *vals[6] = {NULL};
+    const char *keys[MAX_PARAMS] = {NULL}, *vals[MAX_PARAMS] = {NULL};
+    char buf[3][48];
     int n = 0;
     for (int i = 0; i < 3 && ck[i] != NULL; i++) {
         keys[n] = ck[i];
@@ -66,15 +114,16 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
     }
     keys[n] = "fallback_application_name";
     vals[n++] = "ticketing";
-    keys[n] = "connect_timeout";
-    vals[n++] = "5";
+    add_bounds(keys, vals, n, buf);
     return connect_params(keys, vals, context, err);
 }
 
 PGconn *tk_pg_connect_server(tk_err_t *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
-    const char *vals[] = {tk_cfg()->database_url, "ticketing", "5", NULL};
+    const char *keys[MAX_PARAMS] = {"dbname", "fallback_application_name"};
+    const char *vals[MAX_PARAMS] = {tk_cfg()->database_url, "ticketing"};
+    char buf[3][48];
+    add_bounds(keys, vals, 2, buf);
     return connect_params(keys, vals, "server", err);
 }
 
@@ -142,6 +191,103 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
               tk_err_t *err)
 {
     PGresult *res = tk_pg_exec(c, sql, nparams, params, err);
+    if (res == NULL)
+        return err ? err->code : TK_EINTERNAL;
+    if (affected != NULL) {
+        const char *t = PQcmdTuples(res);
+        *affected = *t ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* ---- prepared statements, per connection ---------------------------------------------------- */
+
+#define PREPARED_MAX 64 /* beyond this, statements run unnamed: dynamic SQL must not grow it */
+
+typedef struct prepared {
+    int n;
+    uint64_t hash[PREPARED_MAX];
+    char *sql[PREPARED_MAX]; /* owned copies */
+} prepared_t;
+
+static void prepared_clear(prepared_t *ps)
+{
+    for (int i = 0; i < ps->n; i++)
+        free(ps->sql[i]);
+    ps->n = 0;
+}
+
+static int prepared_events(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNDESTROY) {
+        PGconn *c = ((PGEventConnDestroy *)info)->conn;
+        prepared_t *ps = PQinstanceData(c, prepared_events);
+        if (ps != NULL) {
+            prepared_clear(ps);
+            free(ps);
+        }
+    } else if (id == PGEVT_CONNRESET) {
+        prepared_t *ps = PQinstanceData(((PGEventConnReset *)info)->conn, prepared_events);
+        if (ps != NULL)
+            prepared_clear(ps);
+    }
+    return 1;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                              tk_err_t *err)
+{
+    if (c == NULL) {
+        tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+        return NULL;
+    }
+    prepared_t *ps = PQinstanceData(c, prepared_events);
+    if (ps == NULL) {
+        if (!PQregisterEventProc(c, prepared_events, "tk_pg_prepared", NULL))
+            return tk_pg_exec(c, sql, nparams, params, err);
+        ps = calloc(1, sizeof(*ps));
+        if (ps == NULL)
+            abort();
+        PQsetInstanceData(c, prepared_events, ps);
+    }
+    uint64_t h = fnv1a(sql);
+    int slot = -1;
+    for (int i = 0; i < ps->n && slot < 0; i++)
+        if (ps->hash[i] == h && strcmp(ps->sql[i], sql) == 0)
+            slot = i;
+    char name[16];
+    if (slot < 0) {
+        if (ps->n == PREPARED_MAX)
+            return tk_pg_exec(c, sql, nparams, params, err);
+        snprintf(name, sizeof(name), "tk_%d", ps->n);
+        PGresult *res = checked(c, PQprepare(c, name, sql, nparams, NULL), err);
+        if (res == NULL)
+            return NULL;
+        PQclear(res);
+        slot = ps->n++;
+        ps->hash[slot] = h;
+        ps->sql[slot] = strdup(sql);
+        if (ps->sql[slot] == NULL)
+            abort();
+    }
+    snprintf(name, sizeof(name), "tk_%d", slot);
+    return checked(c, PQexecPrepared(c, name, nparams, params, NULL, NULL, 0), err);
+}
+
+int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                       int64_t *affected, tk_err_t *err)
+{
+    PGresult *res = tk_pg_exec_prepared(c, sql, nparams, params, err);
     if (res == NULL)
         return err ? err->code : TK_EINTERNAL;
     if (affected != NULL) {

@@ -6,11 +6,17 @@
  * not be trusted either. Claims are read from the grants JSON with jansson so a claim of the
  * wrong type (a numeric id, a string iat, an id that is not a UUID) is rejected rather than
  * coerced.
+ *
+ * Lifetime: a token is accepted until min(exp, iat + JWT_TTL_SECONDS), so tokens issued without
+ * exp (before it was the default) also age out. Revocation is a row per signed-out jti in the
+ * auth database (schemas/sql/auth/002_sessions.sql), kept until that moment and then deleted;
+ * tk_http_user asks it for every token that has a jti.
  */
 #include "tk/session.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
+#include "tk/pg.h"
 
 #include <jansson.h>
 #include <jwt.h>
@@ -68,9 +74,17 @@ static int verify_token(const char *token, tk_session_user_t *out)
     json_t *email = json_object_get(claims, "email");
     json_t *iat = json_object_get(claims, "iat");
     json_t *exp = json_object_get(claims, "exp");
+    json_t *jti = json_object_get(claims, "jti");
     if (!json_is_string(id) || !json_is_string(email) || !json_is_integer(iat))
         goto out;
-    if (exp != NULL && (!json_is_integer(exp) || json_integer_value(exp) * 1000 <= tk_now_ms()))
+    if (exp != NULL && !json_is_integer(exp))
+        goto out;
+    if (jti != NULL && (!json_is_string(jti) || !tk_uuid_valid(json_string_value(jti))))
+        goto out;
+    int64_t expires = json_integer_value(iat) + tk_cfg()->jwt_ttl_seconds;
+    if (exp != NULL && json_integer_value(exp) < expires)
+        expires = json_integer_value(exp);
+    if (expires * 1000 <= tk_now_ms())
         goto out;
     /* Ids are UUIDs everywhere (DESIGN.md section 9): anything else cannot own a thing. */
     if (!tk_uuid_valid(json_string_value(id)) || json_string_length(email) >= sizeof(out->email))
@@ -78,6 +92,8 @@ static int verify_token(const char *token, tk_session_user_t *out)
     memcpy(out->id, json_string_value(id), json_string_length(id) + 1);
     memcpy(out->email, json_string_value(email), json_string_length(email) + 1);
     out->iat = json_integer_value(iat);
+    out->expires = expires;
+    snprintf(out->jti, sizeof(out->jti), "%s", jti != NULL ? json_string_value(jti) : "");
     rc = 0;
 out:
     json_decref(claims);
@@ -182,10 +198,11 @@ int tk_session_issue(const tk_session_user_t *user, char **token_out, char **set
                      tk_err_t *err)
 {
     int64_t now = tk_now_ms() / 1000;
-    json_t *claims =
-        json_pack("{s:s, s:s, s:I}", "id", user->id, "email", user->email, "iat", (json_int_t)now);
-    if (tk_cfg()->jwt_ttl_seconds > 0)
-        json_object_set_new(claims, "exp", json_integer(now + tk_cfg()->jwt_ttl_seconds));
+    char jti[TK_UUID_LEN + 1];
+    tk_uuid_new(jti);
+    json_t *claims = json_pack("{s:s, s:s, s:I, s:I, s:s}", "id", user->id, "email", user->email,
+                               "iat", (json_int_t)now, "exp",
+                               (json_int_t)(now + tk_cfg()->jwt_ttl_seconds), "jti", jti);
     char *token = sign(claims, err);
     json_decref(claims);
     if (token == NULL)
@@ -199,8 +216,9 @@ int tk_session_issue(const tk_session_user_t *user, char **token_out, char **set
     EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)inner, (int)ilen);
     free(inner);
 
-    const char *attrs =
-        tk_cfg()->cookie_secure ? "; path=/; httponly; secure; samesite=lax" : "; path=/; httponly";
+    /* SameSite=Lax always: a cross-site POST carries no session (CSRF); links still work. */
+    const char *attrs = tk_cfg()->cookie_secure ? "; path=/; httponly; samesite=lax; secure"
+                                                : "; path=/; httponly; samesite=lax";
     size_t cap = strlen(b64) + strlen(attrs) + 16;
     *set_cookie = tk_mem_alloc(cap);
     snprintf(*set_cookie, cap, "session=%s%s", b64, attrs);
@@ -210,4 +228,36 @@ int tk_session_issue(const tk_session_user_t *user, char **token_out, char **set
     else
         free(token);
     return 0;
+}
+
+int tk_session_revoke(PGconn *auth, const tk_session_user_t *user, tk_err_t *err)
+{
+    if (user->jti[0] == '\0')
+        return 0;
+    char expires[24];
+    snprintf(expires, sizeof(expires), "%lld", (long long)user->expires);
+    const char *params[] = {user->jti, user->id, expires};
+    int rc = tk_pg_run(auth,
+                       "INSERT INTO revoked_sessions (jti, user_id, expires_at) "
+                       "VALUES ($1, $2, to_timestamp($3::bigint)) ON CONFLICT (jti) DO NOTHING",
+                       3, params, NULL, err);
+    if (rc != 0)
+        return rc;
+    /* A bounded clean-up per sign-out keeps the table at about the unexpired revocations. */
+    return tk_pg_run(auth,
+                     "DELETE FROM revoked_sessions WHERE jti IN (SELECT jti FROM revoked_sessions "
+                     "WHERE expires_at < now() ORDER BY expires_at LIMIT 100)",
+                     0, NULL, NULL, err);
+}
+
+int tk_session_is_revoked(PGconn *auth, const char *jti, tk_err_t *err)
+{
+    const char *params[] = {jti};
+    PGresult *res =
+        tk_pg_exec(auth, "SELECT 1 FROM revoked_sessions WHERE jti = $1", 1, params, err);
+    if (res == NULL)
+        return err->code;
+    int revoked = PQntuples(res) > 0;
+    PQclear(res);
+    return revoked;
 }

@@ -10,7 +10,13 @@
  *
  * Why retry only with a key: a POST that timed out may have been executed. Stripe stores the
  * result of the first execution of a key and replays it, so retrying is what makes "at most one
- * charge" hold when the network loses a response. Requests without a key are refused (TK_EINVAL).
+ * charge" hold when the network loses a response. POSTs without a key are refused (TK_EINVAL);
+ * the one GET (the PaymentIntent search of tk_stripe_find_intent) changes nothing, so it is
+ * retried without one.
+ *
+ * Webhooks: tk_stripe_webhook_verify checks a Stripe-Signature header the way Stripe documents
+ * it (HMAC-SHA256 of "<t>.<payload>" with the endpoint's secret, any v1 entry, t within the
+ * tolerance), comparing in constant time.
  *
  * Why these codes: a decline is the customer's problem (400 with Stripe's message, which is meant
  * for customers); a refused key or an unknown parameter is ours (502, details not shown); Stripe
@@ -21,8 +27,12 @@
  */
 #include "tk/stripe.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,11 +45,6 @@
 #include "tk/ids.h"
 #include "tk/mem.h"
 
-#define DEFAULT_CONNECT_TIMEOUT_MS 2000
-#define DEFAULT_TIMEOUT_MS 10000
-#define DEFAULT_MAX_ATTEMPTS 3
-#define DEFAULT_BACKOFF_BASE_MS 250
-#define DEFAULT_BACKOFF_MAX_MS 2000
 #define MAX_RESPONSE_BYTES (1024 * 1024)
 
 /* ------------------------------------------------------------------ options */
@@ -48,18 +53,6 @@ static pthread_mutex_t override_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool override_set;
 static tk_stripe_options_t override_opts;
 static char *override_base, *override_key;
-
-static int env_int(const char *name, int def, int lo, int hi)
-{
-    const char *s = getenv(name);
-    if (s == NULL || *s == '\0')
-        return def;
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < lo || v > hi)
-        return def;
-    return (int)v;
-}
 
 void tk_stripe_options_default(tk_stripe_options_t *out)
 {
@@ -73,12 +66,12 @@ void tk_stripe_options_default(tk_stripe_options_t *out)
     const tk_cfg_t *cfg = tk_cfg();
     out->api_base = cfg->stripe_api_base ? cfg->stripe_api_base : "https://api.stripe.com";
     out->api_key = cfg->stripe_key ? cfg->stripe_key : "";
-    out->connect_timeout_ms =
-        env_int("STRIPE_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS, 1, 600000);
-    out->timeout_ms = env_int("STRIPE_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1, 600000);
-    out->max_attempts = env_int("STRIPE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10);
-    out->backoff_base_ms = env_int("STRIPE_BACKOFF_MS", DEFAULT_BACKOFF_BASE_MS, 0, 60000);
-    out->backoff_max_ms = env_int("STRIPE_BACKOFF_MAX_MS", DEFAULT_BACKOFF_MAX_MS, 0, 60000);
+    /* Read once by tk_cfg_load (a malformed value stops start-up), never per call. */
+    out->connect_timeout_ms = cfg->stripe_connect_timeout_ms;
+    out->timeout_ms = cfg->stripe_timeout_ms;
+    out->max_attempts = cfg->stripe_max_attempts;
+    out->backoff_base_ms = cfg->stripe_backoff_ms;
+    out->backoff_max_ms = cfg->stripe_backoff_max_ms;
 }
 
 void tk_stripe_options_override(const tk_stripe_options_t *o)
@@ -250,8 +243,9 @@ static void curl_init_once(void)
 }
 
 /*
- * One HTTP attempt. On OUT_OK *doc holds the parsed 2xx body (owned). On OUT_RETRY and OUT_FINAL
- * err holds the failure; for OUT_RETRY also *retry_after_ms (0 when Stripe did not say).
+ * One HTTP attempt: a POST of @p form with Idempotency-Key @p key, or a GET when @p form is NULL
+ * (then @p key may be NULL). On OUT_OK *doc holds the parsed 2xx body (owned). On OUT_RETRY and
+ * OUT_FINAL err holds the failure; for OUT_RETRY also *retry_after_ms (0 when Stripe did not say).
  */
 static outcome_t attempt_once(const tk_stripe_options_t *o, const char *path, const char *form,
                               const char *key, json_t **doc, int *retry_after_ms, tk_err_t *err)
@@ -269,17 +263,23 @@ static outcome_t attempt_once(const tk_stripe_options_t *o, const char *path, co
     }
     snprintf(url, sizeof(url), "%s%s", o->api_base, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->api_key ? o->api_key : "");
-    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
     headers = curl_slist_append(headers, auth);
-    headers = curl_slist_append(headers, idem);
-    headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+    if (key != NULL) {
+        snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+        headers = curl_slist_append(headers, idem);
+    }
     headers = curl_slist_append(headers, "Accept: application/json");
-    headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+    if (form != NULL) {
+        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+        headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "ticketing/1 (+libcurl)");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -446,6 +446,8 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
     form_add(&form, "payment_method", pm);
     if (req->order_id != NULL)
         form_add(&form, "metadata[order_id]", req->order_id);
+    if (req->attempt_id != NULL)
+        form_add(&form, "metadata[attempt_id]", req->attempt_id);
     rc = stripe_call(opts, "/v1/payment_intents", form.buf, req->idempotency_key, &doc,
                      &out->attempts, err);
     if (rc != 0)
@@ -518,4 +520,139 @@ out:
     json_decref(doc);
     free(form.buf);
     return rc;
+}
+
+/* ------------------------------------------------------------------ reconciliation */
+
+/* Fill @p out from a PaymentIntent object. false when it has no usable id. */
+static bool intent_fill(json_t *pi, tk_stripe_charge_t *out)
+{
+    const char *id = object_id(pi);
+    if (id == NULL)
+        return false;
+    copy_str(out->id, sizeof(out->id), id);
+    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(pi, "status")));
+    copy_str(out->currency, sizeof(out->currency),
+             json_string_value(json_object_get(pi, "currency")));
+    out->amount = (int64_t)json_integer_value(json_object_get(pi, "amount"));
+    return true;
+}
+
+int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_id,
+                          tk_stripe_charge_t *out, tk_err_t *err)
+{
+    tk_stripe_options_t defaults;
+    form_t q = {0};
+    json_t *doc = NULL;
+    char path[512], query[128];
+    int attempts = 0;
+    memset(out, 0, sizeof(*out));
+    if (opts == NULL) {
+        tk_stripe_options_default(&defaults);
+        opts = &defaults;
+    }
+    /* Only a UUID goes into the search query: nothing can escape its quotes. */
+    if (attempt_id == NULL || strlen(attempt_id) != TK_UUID_LEN || !tk_uuid_valid(attempt_id))
+        return tk_err_set(err, TK_EINVAL, "attempt_id", "attempt id must be a UUID");
+    snprintf(query, sizeof(query), "metadata['attempt_id']:'%s'", attempt_id);
+    form_add(&q, "query", query);
+    snprintf(path, sizeof(path), "/v1/payment_intents/search?%s", q.buf);
+    free(q.buf);
+    int rc = stripe_call(opts, path, NULL, NULL, &doc, &attempts, err);
+    out->attempts = attempts;
+    if (rc != 0)
+        return rc;
+    json_t *data = json_object_get(doc, "data");
+    if (!json_is_array(data)) {
+        json_decref(doc);
+        return tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe search: malformed response");
+    }
+    /* One key per attempt makes one intent; prefer a succeeded one if Stripe ever shows more. */
+    int found = 0;
+    size_t i;
+    json_t *pi;
+    json_array_foreach(data, i, pi)
+    {
+        const char *status = json_string_value(json_object_get(pi, "status"));
+        const char *mine =
+            json_string_value(json_object_get(json_object_get(pi, "metadata"), "attempt_id"));
+        /* Only an intent that names our attempt: a search hit is not proof enough. */
+        if (mine == NULL || strcasecmp(mine, attempt_id) != 0)
+            continue;
+        if (found && !(status && strcmp(status, "succeeded") == 0))
+            continue;
+        if (intent_fill(pi, out))
+            found = 1;
+    }
+    json_decref(doc);
+    return found;
+}
+
+/* ------------------------------------------------------------------ webhooks */
+
+static void hmac_hex(const char *secret, const char *t, const char *payload, size_t len,
+                     char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    /* The signed text is "<t>.<payload>" (HMAC's one-shot form: OpenSSL 3 deprecates the rest). */
+    size_t tlen = strlen(t);
+    unsigned char *text = tk_mem_alloc(tlen + 1 + len + 1);
+    memcpy(text, t, tlen);
+    text[tlen] = '.';
+    if (len > 0)
+        memcpy(text + tlen + 1, payload, len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), text, tlen + 1 + len, md, &mdlen);
+    free(text);
+    for (unsigned int i = 0; i < mdlen && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[64] = '\0';
+}
+
+void tk_stripe_webhook_sign(const char *payload, size_t len, const char *secret, int64_t t,
+                            char out[TK_STRIPE_SIGNATURE_MAX + 1])
+{
+    char ts[24], hex[65];
+    snprintf(ts, sizeof(ts), "%lld", (long long)t);
+    hmac_hex(secret, ts, payload, len, hex);
+    snprintf(out, TK_STRIPE_SIGNATURE_MAX + 1, "t=%s,v1=%s", ts, hex);
+}
+
+int tk_stripe_webhook_verify(const char *payload, size_t len, const char *header,
+                             const char *secret, int tolerance_s, int64_t now_s, tk_err_t *err)
+{
+    if (secret == NULL || *secret == '\0')
+        return tk_err_set(err, TK_EUNAVAIL, NULL, "Webhook secret not configured");
+    if (header == NULL || strlen(header) > TK_STRIPE_SIGNATURE_MAX)
+        return tk_err_set(err, TK_EINVAL, "Stripe-Signature", "Invalid signature");
+    char t[24] = "";
+    const char *v1[8];
+    size_t nv1 = 0;
+    for (const char *p = header; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > 2 && p[0] == 't' && p[1] == '=' && n - 2 < sizeof(t)) {
+            memcpy(t, p + 2, n - 2);
+            t[n - 2] = '\0';
+        } else if (n == 67 && strncmp(p, "v1=", 3) == 0 && nv1 < 8) {
+            v1[nv1++] = p + 3;
+        }
+        p = end ? end + 1 : p + n;
+    }
+    bool digits = t[0] != '\0';
+    for (const char *c = t; *c; c++)
+        digits = digits && isdigit((unsigned char)*c);
+    if (!digits || nv1 == 0)
+        return tk_err_set(err, TK_EINVAL, "Stripe-Signature", "Invalid signature");
+    int64_t ts = strtoll(t, NULL, 10);
+    if (ts < now_s - tolerance_s || ts > now_s + tolerance_s)
+        return tk_err_set(err, TK_EINVAL, "Stripe-Signature", "Signature timestamp too old");
+    char expected[65];
+    hmac_hex(secret, t, payload, len, expected);
+    bool ok = false;
+    for (size_t i = 0; i < nv1; i++)
+        ok |= CRYPTO_memcmp(expected, v1[i], 64) == 0;
+    if (!ok)
+        return tk_err_set(err, TK_EINVAL, "Stripe-Signature", "Invalid signature");
+    return 0;
 }

@@ -36,8 +36,14 @@ export PGPORT_TK TK_KAFKA_PORT TK_KAFKA_CONTROLLER_PORT TK_STRIPE_PORT TK_PG_BIN
 : "${JWT_KEY:=dev-only-insecure-jwt-key-do-not-use-in-production}"
 : "${PORT:=3000}"
 : "${EXPIRATION_WINDOW_SECONDS:=900}"
+# Development mode (DESIGN.md section 2): e.g. a JWT_KEY shorter than 32 bytes is allowed.
+: "${TK_DEV:=1}"
+# scrypt at the original's cost locally (N=2^14, 16 MiB): suites sign up hundreds of users on a
+# shared 2-core machine; the default (2^17, OWASP's) is for deployments. Tests that need the
+# default set it themselves.
+: "${SCRYPT_LOG2_N:=14}"
 export KAFKA_BROKERS DATABASE_URL STRIPE_API_BASE STRIPE_KEY JWT_KEY PORT \
-  EXPIRATION_WINDOW_SECONDS
+  EXPIRATION_WINDOW_SECONDS TK_DEV SCRYPT_LOG2_N
 
 # Tools installed by scripts/setup.sh (stripe-mock), and the machine's Go when it is not on PATH.
 case ":$PATH:" in *":$TK_CACHE/bin:"*) ;; *) PATH="$TK_CACHE/bin:$PATH" ;; esac

@@ -22,7 +22,8 @@ ninja -C "$build" ticketing
 
 cat <<MSG
 
-  ticketing on http://localhost:$PORT   (Ctrl-C to stop)
+  the storefront: http://localhost:$PORT/   (open it in a browser; Ctrl-C to stop)
+  the API:
     curl -i -X POST localhost:$PORT/api/users/signup -H 'content-type: application/json' \\
          -d '{"email":"me@example.com","password":"secret"}'
     curl localhost:$PORT/api/tickets

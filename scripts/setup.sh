@@ -36,7 +36,7 @@ step_apt() {
   local pkgs=(build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
     librdkafka-dev libpq-dev libh2o-evloop-dev libjansson-dev libjwt-dev libcurl4-openssl-dev
     libssl-dev libcmocka-dev postgresql postgresql-contrib kafkacat wrk nginx-light curl jq
-    docker-compose)
+    docker-compose chromium fonts-dejavu-core)
   local jm
   jm=$(java_major)
   if [ "$jm" -lt 17 ]; then pkgs+=(default-jre-headless); fi

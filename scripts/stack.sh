@@ -16,9 +16,11 @@ umask 022
 
 # shellcheck source-path=SCRIPTDIR source=env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/kraft.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/kraft.sh"
 
 PG_START_TIMEOUT=30
-KAFKA_START_TIMEOUT=60
+KAFKA_START_TIMEOUT=${TK_KAFKA_START_TIMEOUT:-120}   # a loaded 2-core machine needs more than 60 s
 STRIPE_START_TIMEOUT=20
 STOP_TIMEOUT=30
 
@@ -299,76 +301,21 @@ KAFKA_PID=""
 
 kafka_pid() { our_pid "$KAFKA_PIDFILE" java "$KAFKA_PROPS"; }
 
-kafka_java() {
-  if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then echo "$JAVA_HOME/bin/java"; else echo java; fi
-}
+kafka_java() { tk_kraft_java; }
 
 kafka_write_conf() {
-  cat >"$KAFKA_PROPS" <<EOF
-# Written by scripts/stack.sh on every start: single-node KRaft broker+controller for dev/test.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$TK_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$TK_KAFKA_PORT,CONTROLLER://127.0.0.1:$TK_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$TK_KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
-num.partitions=6
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-# After a kill -9 the restarted broker cannot register until its old session expires (default 9 s,
-# plus retry back-off: ~15 s to start); shorter here so crash tests restart in ~7 s.
-broker.heartbeat.interval.ms=1000
-broker.session.timeout.ms=5000
-EOF
-  cat >"$KAFKA_DIR/log4j.properties" <<EOF
-# Written by scripts/stack.sh: the broker's log4j (reload4j) configuration.
-log4j.rootLogger=INFO, server
-log4j.appender.server=org.apache.log4j.RollingFileAppender
-log4j.appender.server.File=$KAFKA_DIR/server.log
-log4j.appender.server.MaxFileSize=50MB
-log4j.appender.server.MaxBackupIndex=2
-log4j.appender.server.layout=org.apache.log4j.PatternLayout
-log4j.appender.server.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.kafka.controller=INFO
-log4j.logger.state.change.logger=INFO
-log4j.logger.kafka.log.LogCleaner=INFO
-EOF
-  cat >"$KAFKA_DIR/tools-log4j.properties" <<'EOF'
-# Written by scripts/stack.sh: log4j configuration of Kafka's command-line tools (warnings, stderr).
-log4j.rootLogger=WARN, stderr
-log4j.appender.stderr=org.apache.log4j.ConsoleAppender
-log4j.appender.stderr.Target=System.err
-log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
-log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
-EOF
-}
-
-# A Kafka cluster id: 16 random bytes in URL-safe base64 without padding (22 characters), not
-# starting with '-' (like Kafka's own Uuid.randomUuid()).
-kafka_cluster_id() {
-  local id
-  while :; do
-    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-    case "$id" in -*) ;; *) echo "$id"; return ;; esac
-  done
+  tk_kraft_write_props "$KAFKA_PROPS" 1 "1@127.0.0.1:$TK_KAFKA_CONTROLLER_PORT" "$TK_KAFKA_PORT" \
+    "$TK_KAFKA_CONTROLLER_PORT" "$KAFKA_DIR/data" 1 1 scripts/stack.sh
+  tk_kraft_write_log4j "$KAFKA_DIR/log4j.properties" "$KAFKA_DIR/server.log"
+  tk_kraft_write_log4j "$KAFKA_DIR/tools-log4j.properties" -
 }
 
 kafka_format() {
   local home=$1 id
-  id=$(kafka_cluster_id)
+  id=$(tk_kraft_cluster_id)
   say "kafka: first start: formatting $KAFKA_DIR/data (cluster id $id)"
-  if ! "$(kafka_java)" -Xmx256m -cp "$home/libs/*" \
-      -Dlog4j.configuration="file:$KAFKA_DIR/tools-log4j.properties" \
-      kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" >"$KAFKA_DIR/format.log" 2>&1 9>&-; then
+  if ! tk_kraft_format "$(tk_kraft_java)" "$home" "$KAFKA_PROPS" "$id" \
+      "$KAFKA_DIR/tools-log4j.properties" "$KAFKA_DIR/format.log"; then
     log_tail "$KAFKA_DIR/format.log"
     die "kafka: storage format failed"
   fi
@@ -408,11 +355,7 @@ kafka_launch() {
 
 # True when the broker answers a metadata request and lists itself (so it is registered and
 # unfenced: topics can be created).
-kafka_answers() {
-  port_open "$TK_KAFKA_PORT" &&
-    kcat -b "127.0.0.1:$TK_KAFKA_PORT" -L -t __tk_probe -m 2 2>/dev/null |
-    grep -q "broker 1 at 127.0.0.1:$TK_KAFKA_PORT"
-}
+kafka_answers() { tk_kraft_answers "$TK_KAFKA_PORT" 1; }
 
 kafka_wait() {
   local t0 i
@@ -495,11 +438,9 @@ stripe_launch() {
     die "stripe: port $TK_STRIPE_PORT is already used by another process (not our stripe-mock)"
   fi
   say "stripe: starting stripe-mock"
-  # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh).
-  # -https-addr: without it stripe-mock also binds HTTPS on *:12112 whatever -http-addr says, so a
-  # second stack on the machine (the tests' own, another clone's) failed to start.
-  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" \
-    -https-addr "127.0.0.1:$((TK_STRIPE_PORT + 1))" \
+  # env -u PORT: stripe-mock would otherwise also listen on $PORT (the app's port, from env.sh);
+  # -https-addr with no port: else it also takes :12112, which another clone's may hold.
+  (cd "$STRIPE_DIR" && exec setsid env -u PORT "$STRIPE_BIN" -http-addr "127.0.0.1:$TK_STRIPE_PORT" -https-addr "127.0.0.1:" \
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"

@@ -18,7 +18,10 @@
 #
 # Usage:
 #   scripts/topology.sh start [--bin PATH] [--window SECONDS] [--isolated] [--fresh-expirations]
-#   scripts/topology.sh stop | status | logs [ROLE]
+#                             [--replicas N] [--cluster]
+#   scripts/topology.sh stop | status | logs [INSTANCE]
+#   scripts/topology.sh kill INSTANCE | restart INSTANCE
+#   scripts/topology.sh restart-role INSTANCE|kafka
 #
 #   --bin PATH            the ticketing binary (default: build it in build/release, as run.sh)
 #   --window SECONDS      EXPIRATION_WINDOW_SECONDS of the processes (default
@@ -33,6 +36,25 @@
 #                         topics first, dropping pending expirations: the delay topic fires in
 #                         order, so earlier orders with a longer window would hold back this
 #                         topology's short ones (commands/expiration/delay.c).
+#   --replicas N          N instances (1..9) of every role, named ROLE.1 .. ROLE.N (N=1: ROLE).
+#                         Instance i of serve-<ctx> listens on the role's port + STEP*(i-1)
+#                         (STEP: TOPOLOGY_REPLICA_PORT_STEP, default 100); nginx's
+#                         upstream of a context lists all of them. Projectors and the scheduler's
+#                         stages are members of one consumer group per (context, projector) and
+#                         share the partitions; relays take one advisory lock per database: one is
+#                         active, the others stand by. Every instance gets TK_INSTANCE_ID=<its
+#                         name>, its static group membership (docs/deploy.md).
+#   --cluster             Kafka is scripts/cluster.sh's 3-node cluster (started when down; afresh,
+#                         wiped first, with --isolated), topics with replication factor 3 and
+#                         min.insync.replicas=2. stop leaves the cluster running: cluster.sh stop.
+#
+# kill INSTANCE sends SIGKILL (a crash); restart INSTANCE stops it (SIGTERM) when it runs and
+# starts it again with the same command and environment, waiting for /readyz when it serves.
+# The failure tests (tests/cluster/) drive the topology with them.
+#
+# restart-role INSTANCE starts one that is not running again exactly as start did (same binary,
+# configuration, port; for kafka, --isolated's broker with the same log, not a fresh one) and
+# appends to its log (fault injection: tests/chaos).
 #
 # start refuses when a role already runs or a port is taken; it waits until every serve answers
 # /readyz and the ingress answers /healthz and proxies /api/users/currentuser, and shows the end of
@@ -46,6 +68,8 @@ umask 022
 
 # shellcheck source-path=SCRIPTDIR source=env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/kraft.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/kraft.sh"
 
 DIR="$TK_VAR/topology"
 INGRESS_PORT="${TOPOLOGY_INGRESS_PORT:-8080}"
@@ -54,12 +78,13 @@ ISO_CONTROLLER_PORT="${TOPOLOGY_KAFKA_CONTROLLER_PORT:-29093}"
 # The servers listen on SERVE_BASE+1..+4 (auth, tickets, orders, payments): another clone on the
 # same machine picks another base (and ingress and Kafka ports) to run its own topology.
 SERVE_BASE="${TOPOLOGY_SERVE_PORT_BASE:-3100}"
+REPLICA_STEP="${TOPOLOGY_REPLICA_PORT_STEP:-100}"
 ISO_DB_PREFIX=tk_e2e_
 ISO_CONTEXTS=(auth tickets orders payments expiration)
 START_TIMEOUT=60
 STOP_TIMEOUT=20
 
-# role|port|ticketing arguments (port empty: no HTTP)
+# role|port|ticketing arguments (port empty: no HTTP). --replicas N runs N instances of each.
 ROLES=(
   "serve-auth|$((SERVE_BASE + 1))|serve auth"
   "serve-tickets|$((SERVE_BASE + 2))|serve tickets"
@@ -113,9 +138,50 @@ http_code() { # url
   curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true
 }
 
+# The instances of this run, one "name|port|ticketing arguments" line each: written by start
+# (--replicas), so stop, status, kill and restart see the same set; one per role before a start.
+instances() {
+  local r
+  if [ -s "$DIR/instances" ]; then
+    cat "$DIR/instances"
+  else
+    for r in "${ROLES[@]}"; do echo "$r"; done
+  fi
+}
+
+# make_instances N: write $DIR/instances for N replicas of every role.
+make_instances() {
+  local n=$1 r i role port args name
+  for r in "${ROLES[@]}"; do
+    role=${r%%|*}
+    port=${r#*|}
+    port=${port%%|*}
+    args=${r##*|}
+    for ((i = 1; i <= n; i++)); do
+      name=$role
+      [ "$n" = 1 ] || name="$role.$i"
+      echo "$name|${port:+$((port + REPLICA_STEP * (i - 1)))}|$args"
+    done
+  done >"$DIR/instances"
+}
+
 app_roles() {
   local r
-  for r in "${ROLES[@]}"; do echo "${r%%|*}"; done
+  while IFS= read -r r; do echo "${r%%|*}"; done < <(instances)
+}
+
+# upstream_servers ROLE: nginx server lines for every instance of ROLE. Passive health checks
+# only: Debian's nginx-light has no active health_check (an nginx Plus directive), so an
+# instance that refuses or drops a connection is marked failed for fail_timeout and the request
+# goes to the next one (proxy_next_upstream below).
+upstream_servers() {
+  local r name port
+  while IFS= read -r r; do
+    name=${r%%|*}
+    port=${r#*|}
+    port=${port%%|*}
+    case "$name" in "$1" | "$1".*) printf 'server 127.0.0.1:%s max_fails=1 fail_timeout=2s; ' "$port" ;; esac
+  done < <(instances)
 }
 
 # Every role that may have a pid file, the broker last (it outlives its clients when stopping).
@@ -134,7 +200,7 @@ all_roles() {
 spawn() {
   local role=$1 sig=$2
   shift 2
-  [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
+  [ -n "${KEEP_LOG:-}" ] || [ ! -f "$DIR/$role.log" ] || mv -f "$DIR/$role.log" "$DIR/$role.log.prev"
   setsid "$@" >>"$DIR/$role.log" 2>&1 </dev/null &
   echo "$!" >"$DIR/$role.pid"
   if [ -n "$sig" ]; then
@@ -162,16 +228,23 @@ http {
     client_body_temp_path $DIR/nginx/client_body;
     proxy_temp_path $DIR/nginx/proxy;
     client_max_body_size 2m;
-    upstream auth     { server 127.0.0.1:$((SERVE_BASE + 1)); keepalive 16; }
-    upstream tickets  { server 127.0.0.1:$((SERVE_BASE + 2)); keepalive 16; }
-    upstream orders   { server 127.0.0.1:$((SERVE_BASE + 3)); keepalive 16; }
-    upstream payments { server 127.0.0.1:$((SERVE_BASE + 4)); keepalive 16; }
+    # An instance that refuses a connection, or a GET that fails on one, is retried on the next
+    # one: nginx never resends a POST/PUT/DELETE it already sent (non_idempotent is not set).
+    proxy_next_upstream error timeout http_502 http_503 http_504;
+    proxy_next_upstream_tries 3;
+    proxy_connect_timeout 2s;
+    upstream auth     { $(upstream_servers serve-auth)keepalive 16; }
+    upstream tickets  { $(upstream_servers serve-tickets)keepalive 16; }
+    upstream orders   { $(upstream_servers serve-orders)keepalive 16; }
+    upstream payments { $(upstream_servers serve-payments)keepalive 16; }
     server {
         listen 127.0.0.1:$INGRESS_PORT;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host \$host;
         proxy_set_header X-Request-Id \$request_id;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Real-IP \$remote_addr;
         location /api/users    { proxy_pass http://auth; }
         location /api/tickets  { proxy_pass http://tickets; }
         # Event streams (GET /api/orders/:id/events) pass unbuffered and may stay open long.
@@ -184,7 +257,9 @@ http {
         error_page 404 /.errors/404.json;
         error_page 413 /.errors/413.json;
         error_page 502 503 504 =503 /.errors/503.json;
-        location / { return 404; }
+        # The storefront (web/, compiled into every server): pages, modules and /config.json;
+        # an unknown path gets the server's 404 in the contract's format.
+        location / { proxy_pass http://tickets; }
         location = /.errors/400.json { internal; default_type application/json; return 400 '{"errors":[{"message":"Bad Request"}]}'; }
         location = /.errors/404.json { internal; default_type application/json; return 404 '{"errors":[{"message":"Not Found"}]}'; }
         location = /.errors/413.json { internal; default_type application/json; return 413 '{"errors":[{"message":"Request body is too large"}]}'; }
@@ -194,55 +269,39 @@ http {
 EOF
 }
 
-# --isolated: a fresh single-node KRaft broker in $DIR/kafka (the stack's settings, other ports).
+# --isolated: a fresh single-node KRaft broker in $DIR/kafka (scripts/lib/kraft.sh, other ports).
 iso_kafka_start() {
-  local home kdir="$DIR/kafka" id java_bin=java t0 i
+  local home kdir="$DIR/kafka" java_bin t0 i
   home=$(tk_kafka_home) || die "no Kafka jars in $TK_CACHE (run scripts/setup.sh)"
-  [ -z "${JAVA_HOME:-}" ] || [ ! -x "$JAVA_HOME/bin/java" ] || java_bin="$JAVA_HOME/bin/java"
+  java_bin=$(tk_kraft_java)
   t0=$(now_ms)
   rm -rf "$kdir"
   mkdir -p "$kdir/data"
-  cat >"$kdir/server.properties" <<EOF
-# Written by scripts/topology.sh --isolated on every start: a throw-away broker for one run.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$ISO_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$ISO_KAFKA_PORT,CONTROLLER://127.0.0.1:$ISO_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$ISO_KAFKA_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$kdir/data
-num.partitions=6
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-EOF
-  printf '%s\n' 'log4j.rootLogger=WARN, stderr' \
-    'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
-    'log4j.appender.stderr.Target=System.err' \
-    'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
-    'log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n' >"$kdir/log4j.properties"
-  id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-  id="A${id:1}" # a cluster id must not start with '-'
-  if ! "$java_bin" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$home/libs/*" \
-      -Dlog4j.configuration="file:$kdir/log4j.properties" \
-      kafka.tools.StorageTool format -t "$id" -c "$kdir/server.properties" >"$DIR/kafka-format.log" 2>&1; then
+  tk_kraft_write_props "$kdir/server.properties" 1 "1@127.0.0.1:$ISO_CONTROLLER_PORT" \
+    "$ISO_KAFKA_PORT" "$ISO_CONTROLLER_PORT" "$kdir/data" 1 1 "scripts/topology.sh --isolated"
+  tk_kraft_write_log4j "$kdir/log4j.properties" -
+  if ! tk_kraft_format "$java_bin" "$home" "$kdir/server.properties" "$(tk_kraft_cluster_id)" \
+      "$kdir/log4j.properties" "$DIR/kafka-format.log"; then
     log_tail "$DIR/kafka-format.log"
     die "kafka: storage format failed"
   fi
-  spawn kafka "$kdir/server.properties" "$java_bin" -Xmx384m -Xms128m -XX:+UseSerialGC \
+  iso_kafka_spawn "$java_bin" "$home"
+  iso_kafka_wait "$t0"
+}
+
+iso_kafka_spawn() { # java home
+  local kdir="$DIR/kafka"
+  spawn kafka "$kdir/server.properties" "$1" -Xmx384m -Xms128m -XX:+UseSerialGC \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$kdir/log4j.properties" \
-    -Dkafka.logs.dir="$kdir" -cp "$home/libs/*" kafka.Kafka "$kdir/server.properties"
+    -Dkafka.logs.dir="$kdir" -cp "$2/libs/*" kafka.Kafka "$kdir/server.properties"
+}
+
+iso_kafka_wait() { # t0
+  local t0=$1 i
   for ((i = 0; i < START_TIMEOUT * 10; i++)); do
     pid_of kafka >/dev/null || { log_tail "$DIR/kafka.log"; die "kafka: the broker exited"; }
-    if kcat -b "127.0.0.1:$ISO_KAFKA_PORT" -L -t __tk_probe -m 2 2>/dev/null |
-        grep -q "broker 1 at 127.0.0.1:$ISO_KAFKA_PORT"; then
-      say "kafka: fresh broker on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
+    if tk_kraft_answers "$ISO_KAFKA_PORT" 1; then
+      say "kafka: broker up on 127.0.0.1:$ISO_KAFKA_PORT in $(($(now_ms) - t0)) ms"
       return 0
     fi
     sleep 0.1
@@ -264,7 +323,7 @@ iso_databases() {
 }
 
 # The processes' configuration, also written to $DIR/env.sh for tools and shells.
-export_config() { # window isolated
+export_config() { # window isolated cluster
   local ctx var
   {
     echo "# Written by scripts/topology.sh start: the topology's configuration (. this file)."
@@ -275,17 +334,25 @@ export_config() { # window isolated
     # A query's wait for its client's consistency token (read your own writes): 2 s as in
     # production unless the caller asks otherwise (a loaded CI machine may lag longer).
     echo "export CONSISTENCY_WAIT_MS=${TOPOLOGY_CONSISTENCY_WAIT_MS:-${CONSISTENCY_WAIT_MS:-2000}}"
-    if [ "$2" = 1 ]; then
+    # The ingress (nginx) is on loopback: the servers believe its X-Forwarded-For.
+    echo "export TRUSTED_PROXIES=${TRUSTED_PROXIES:-127.0.0.1}"
+    if [ "$3" = 1 ]; then
+      cat "$TK_VAR/cluster/env.sh"
+    elif [ "$2" = 1 ]; then
       echo "export KAFKA_BROKERS=127.0.0.1:$ISO_KAFKA_PORT"
+    else
+      echo "export KAFKA_BROKERS=$KAFKA_BROKERS"
+    fi
+    if [ "$2" = 1 ]; then
       for ctx in "${ISO_CONTEXTS[@]}"; do
         var="DATABASE_URL_${ctx^^}"
         echo "export $var=${DATABASE_URL%/*}/$ISO_DB_PREFIX$ctx"
       done
     else
-      echo "export KAFKA_BROKERS=$KAFKA_BROKERS"
       for ctx in "${ISO_CONTEXTS[@]}"; do echo "unset DATABASE_URL_${ctx^^}"; done
     fi
     echo "export TOPOLOGY_ISOLATED=$2"
+    echo "export TOPOLOGY_CLUSTER=$3"
     echo "export TOPOLOGY_INGRESS=http://127.0.0.1:$INGRESS_PORT"
   } >"$DIR/env.sh"
   # shellcheck source=/dev/null
@@ -314,11 +381,32 @@ build_default_bin() {
   BIN="$build/app/ticketing"
 }
 
+# spawn_instance NAME: start the instance NAME of $DIR/instances with its port and
+# TK_INSTANCE_ID (the processes' other settings are exported by export_config or env.sh).
+spawn_instance() {
+  local r name port args
+  r=$(instances | grep -m1 "^$1|") || die "no instance '$1' (see scripts/topology.sh status)"
+  name=${r%%|*}
+  port=${r#*|}
+  port=${port%%|*}
+  args=${r##*|}
+  # shellcheck disable=SC2086 # args is a word list by construction
+  if [ -n "$port" ]; then
+    PORT=$port TK_INSTANCE_ID=$name spawn "$name" "" "$BIN" $args
+  else
+    TK_INSTANCE_ID=$name spawn "$name" "" "$BIN" $args
+  fi
+}
+
+# wait_ready [INSTANCE...]: until those (default: every instance, nginx and the ingress) answer.
 wait_ready() {
-  local deadline=$(($(now_ms) + START_TIMEOUT * 1000)) r role port pending
+  local deadline=$(($(now_ms) + START_TIMEOUT * 1000)) r role port pending only=("$@")
   while :; do
     pending=""
-    for r in "${ROLES[@]}"; do
+    while IFS= read -r r; do
+      if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qxF -- "${r%%|*}"; then
+        continue
+      fi
       role=${r%%|*}
       port=${r#*|}
       port=${port%%|*}
@@ -330,15 +418,19 @@ wait_ready() {
       if [ -n "$port" ] && [ "$(http_code "http://127.0.0.1:$port/readyz")" != 200 ]; then
         pending+=" $role"
       fi
-    done
-    if ! pid_of nginx >/dev/null; then
+    done < <(instances)
+    if [ ${#only[@]} -gt 0 ]; then
+      [ -n "$pending" ] || return 0
+    elif ! pid_of nginx >/dev/null; then
       err "nginx exited during start-up"
       log_tail "$DIR/nginx.log"
       log_tail "$DIR/nginx-error.log"
       return 1
     fi
-    [ "$(http_code "http://127.0.0.1:$INGRESS_PORT/healthz")" = 200 ] || pending+=" nginx"
-    [ -n "$pending" ] ||
+    if [ ${#only[@]} -eq 0 ]; then
+      [ "$(http_code "http://127.0.0.1:$INGRESS_PORT/healthz")" = 200 ] || pending+=" nginx"
+    fi
+    [ -n "$pending" ] || [ ${#only[@]} -gt 0 ] ||
       [ "$(http_code "http://127.0.0.1:$INGRESS_PORT/api/users/currentuser")" = 200 ] ||
       pending+=" ingress->auth"
     [ -n "$pending" ] || return 0
@@ -351,8 +443,8 @@ wait_ready() {
 }
 
 cmd_start() {
-  local window="${TOPOLOGY_EXPIRATION_WINDOW_SECONDS:-5}" fresh=0 isolated=0 r role port args t0
-  local running="" nginx_bin p ports=()
+  local window="${TOPOLOGY_EXPIRATION_WINDOW_SECONDS:-5}" fresh=0 isolated=0 r role port t0
+  local running="" nginx_bin p ports=() replicas=1 cluster=0
   BIN=""
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -360,17 +452,27 @@ cmd_start() {
       --window) window=${2:?--window needs seconds}; shift ;;
       --isolated) isolated=1 ;;
       --fresh-expirations) fresh=1 ;;
+      --replicas) replicas=${2:?--replicas needs a count}; shift ;;
+      --cluster) cluster=1 ;;
       *) die "unknown option '$1' (see the top of scripts/topology.sh)" ;;
     esac
     shift
   done
+  case "$replicas" in [1-9]) ;; *) die "--replicas must be 1..9 (got '$replicas')" ;; esac
   t0=$(now_ms)
   for role in $(all_roles); do
     if pid_of "$role" >/dev/null; then running+=" $role"; fi
   done
   [ -z "$running" ] || die "already running:$running (scripts/topology.sh stop first)"
-  ports=($((SERVE_BASE + 1)) $((SERVE_BASE + 2)) $((SERVE_BASE + 3)) $((SERVE_BASE + 4)) "$INGRESS_PORT")
-  [ "$isolated" = 0 ] || ports+=("$ISO_KAFKA_PORT" "$ISO_CONTROLLER_PORT")
+  mkdir -p "$DIR"
+  make_instances "$replicas"
+  ports=("$INGRESS_PORT")
+  while IFS= read -r r; do
+    port=${r#*|}
+    port=${port%%|*}
+    [ -z "$port" ] || ports+=("$port")
+  done < <(instances)
+  [ "$isolated" = 0 ] || [ "$cluster" = 1 ] || ports+=("$ISO_KAFKA_PORT" "$ISO_CONTROLLER_PORT")
   for p in "${ports[@]}"; do
     ! port_open "$p" || die "port $p is taken by another process (another topology or run.sh?)"
   done
@@ -380,29 +482,23 @@ cmd_start() {
   [ -x "$BIN" ] || die "no executable at $BIN"
   BIN=$(readlink -f "$BIN")
   mkdir -p "$DIR"
+  printf '%s\n' "$BIN" >"$DIR/bin"
 
   bash "$ROOT/scripts/stack.sh" status >/dev/null 2>&1 || bash "$ROOT/scripts/stack.sh" start
-  if [ "$isolated" = 1 ]; then
+  if [ "$cluster" = 1 ]; then
+    [ "$isolated" = 0 ] || bash "$ROOT/scripts/cluster.sh" wipe >/dev/null
+    bash "$ROOT/scripts/cluster.sh" start
+  elif [ "$isolated" = 1 ]; then
     iso_kafka_start
-    iso_databases
   fi
-  export_config "$window" "$isolated"
+  [ "$isolated" = 0 ] || iso_databases
+  export_config "$window" "$isolated" "$cluster"
   "$BIN" migrate >"$DIR/setup.log" 2>&1 || { log_tail "$DIR/setup.log"; die "migrate failed"; }
   "$BIN" topics >>"$DIR/setup.log" 2>&1 || { log_tail "$DIR/setup.log"; die "topics failed"; }
   if [ "$fresh" = 1 ] && [ "$isolated" = 0 ]; then fresh_expirations; fi
 
-  for r in "${ROLES[@]}"; do
-    role=${r%%|*}
-    port=${r#*|}
-    port=${port%%|*}
-    args=${r##*|}
-    # shellcheck disable=SC2086 # args is a word list by construction
-    if [ -n "$port" ]; then
-      PORT=$port spawn "$role" "" "$BIN" $args
-    else
-      spawn "$role" "" "$BIN" $args
-    fi
-  done
+  printf '%s\n' "$BIN" >"$DIR/bin"
+  for role in $(app_roles); do spawn_instance "$role"; done
   write_nginx_conf
   if ! "$nginx_bin" -t -q -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log" \
     >"$DIR/nginx-test.log" 2>&1; then
@@ -417,7 +513,8 @@ cmd_start() {
     die "start failed (logs in $DIR)"
   fi
   say "up in $(($(now_ms) - t0)) ms: ingress http://127.0.0.1:$INGRESS_PORT" \
-    "($([ "$isolated" = 1 ] && echo "isolated, kafka 127.0.0.1:$ISO_KAFKA_PORT" || echo "shared stack"), window ${window}s, binary $BIN, logs and env.sh in $DIR)"
+    "($([ "$isolated" = 1 ] && echo "isolated, " || echo "shared stack, ")kafka $KAFKA_BROKERS," \
+    "$replicas instance(s) per role, window ${window}s, binary $BIN, logs and env.sh in $DIR)"
 }
 
 # ---- stop -----------------------------------------------------------------------------------------
@@ -483,7 +580,7 @@ cmd_stop() {
 
 cmd_status() {
   local r role port up=0 total=0 pid state path
-  for r in "${ROLES[@]}" "nginx|$INGRESS_PORT|"; do
+  while IFS= read -r r; do
     role=${r%%|*}
     port=${r#*|}
     port=${port%%|*}
@@ -496,17 +593,40 @@ cmd_status() {
         [ "$role" != nginx ] || path=/healthz
         [ "$(http_code "http://127.0.0.1:$port$path")" = 200 ] || state="up (not ready)"
       fi
-      printf '%-17s %-16s pid %-8s %s\n' "$role" "$state" "$pid" "${port:+127.0.0.1:$port}"
+      printf '%-18s %-16s pid %-8s %s\n' "$role" "$state" "$pid" "${port:+127.0.0.1:$port}"
     else
-      printf '%-17s %-16s\n' "$role" down
+      printf '%-18s %-16s\n' "$role" down
     fi
-  done
+  done < <(instances; echo "nginx|$INGRESS_PORT|")
   if pid=$(pid_of kafka); then
     printf '%-17s %-16s pid %-8s %s\n' kafka "up (isolated)" "$pid" "127.0.0.1:$ISO_KAFKA_PORT"
   fi
   [ $up -eq $total ] && return 0
   [ $up -eq 0 ] && return 3
   return 1
+}
+
+cmd_kill() { # INSTANCE
+  local pid
+  pid=$(pid_of "${1:?kill needs an instance}") || die "$1 is not running"
+  kill -KILL "$pid"
+  while alive "$pid"; do sleep 0.05; done # gone when this returns (tests/chaos counts on it)
+  say "$1 (pid $pid) killed (SIGKILL)"
+}
+
+cmd_restart() { # INSTANCE
+  local name=${1:?restart needs an instance} t0
+  instances | grep -q "^$name|" || die "no instance '$name' (see scripts/topology.sh status)"
+  [ -s "$DIR/env.sh" ] && [ -s "$DIR/bin" ] || die "no topology was started here"
+  t0=$(now_ms)
+  STOPPED=0
+  stop_roles "$name"
+  # shellcheck source=/dev/null
+  . "$DIR/env.sh"
+  BIN=$(cat "$DIR/bin")
+  spawn_instance "$name"
+  wait_ready "$name" || die "$name did not come back (log $DIR/$name.log)"
+  say "$name restarted in $(($(now_ms) - t0)) ms"
 }
 
 cmd_logs() {
@@ -516,10 +636,34 @@ cmd_logs() {
   done
 }
 
+# ---- kill, restart-role (fault injection) ---------------------------------------------------------
+
+cmd_restart_role() { # INSTANCE or kafka: start one that is not running, as start did
+  local role=${1:?restart-role needs an instance} java_bin=java home
+  ! pid_of "$role" >/dev/null || die "$role is running (kill it first)"
+  [ -s "$DIR/env.sh" ] && [ -s "$DIR/bin" ] || die "no topology was started here"
+  # shellcheck source=/dev/null
+  . "$DIR/env.sh"
+  BIN=$(cat "$DIR/bin")
+  if [ "$role" = kafka ]; then
+    home=$(tk_kafka_home) || die "no Kafka jars in $TK_CACHE"
+    [ -z "${JAVA_HOME:-}" ] || [ ! -x "$JAVA_HOME/bin/java" ] || java_bin="$JAVA_HOME/bin/java"
+    [ -f "$DIR/kafka/server.properties" ] || die "no isolated broker here"
+    KEEP_LOG=1 iso_kafka_spawn "$java_bin" "$home"
+    iso_kafka_wait "$(now_ms)"
+    return 0
+  fi
+  KEEP_LOG=1 spawn_instance "$role"
+  say "restarted $role (pid $(cat "$DIR/$role.pid"))"
+}
+
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
+  restart-role) shift; cmd_restart_role "${1:-}" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "${1:-}" ;;
+  kill) shift; cmd_kill "${1:-}" ;;
+  restart) shift; cmd_restart "${1:-}" ;;
   *) sed -n 's/^# \{0,1\}//;/^Usage/,/^$/p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

@@ -13,6 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 secs=${1:-10}
 conns=${BENCH_CONNECTIONS:-32}
 build=build/release
+# Ports from the environment, so that worktrees side by side do not collide.
+trivial_port=${BENCH_TRIVIAL_PORT:-$((PORT + 2))}
+http_port=${BENCH_HTTP_PORT:-$((PORT + 1))}
 bash scripts/setup.sh >/dev/null
 bash scripts/stack.sh start >/dev/null
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -27,9 +30,9 @@ trap cleanup EXIT
 wait_http() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 rps() { wrk -t2 -c"$conns" -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 
-"$build/bench/http/bench_h2o_trivial" 3900 & pids+=($!)
-PORT=3901 TK_LOG_LEVEL=warn "$build/app/ticketing" serve all 2>/dev/null & pids+=($!)
-wait_http http://127.0.0.1:3900/ && wait_http http://127.0.0.1:3901/healthz
+"$build/bench/http/bench_h2o_trivial" "$trivial_port" & pids+=($!)
+PORT=$http_port TK_LOG_LEVEL=warn "$build/app/ticketing" serve all 2>/dev/null & pids+=($!)
+wait_http http://127.0.0.1:$trivial_port/ && wait_http http://127.0.0.1:$http_port/healthz
 
 # One ticket in the read model to read back (create it through the real command path).
 cookie="session=$(printf '{"jwt":"%s"}' "$(python3 - <<PY
@@ -40,15 +43,15 @@ h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode()); p=b(json.dumps({"id":str(
 print((h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode())
 PY
 )" | base64 -w0)"
-id=$(curl -fs -X POST http://127.0.0.1:3901/api/tickets -H 'content-type: application/json' \
+id=$(curl -fs -X POST http://127.0.0.1:$http_port/api/tickets -H 'content-type: application/json' \
   --cookie "$cookie" -d '{"title":"bench","price":10}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 "$build/app/ticketing" project tickets 2>/dev/null & pids+=($!)
 "$build/app/ticketing" relay tickets 2>/dev/null & pids+=($!)
-for _ in $(seq 200); do curl -fs "http://127.0.0.1:3901/api/tickets/$id" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do curl -fs "http://127.0.0.1:$http_port/api/tickets/$id" >/dev/null && break; sleep 0.1; done
 
-trivial=$(rps http://127.0.0.1:3900/)
-healthz=$(rps http://127.0.0.1:3901/healthz)
-ticket=$(rps "http://127.0.0.1:3901/api/tickets/$id")
+trivial=$(rps http://127.0.0.1:$trivial_port/)
+healthz=$(rps http://127.0.0.1:$http_port/healthz)
+ticket=$(rps "http://127.0.0.1:$http_port/api/tickets/$id")
 pg_tps=$(PGPASSWORD= pgbench -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -n -c "$conns" -j 2 -T "$secs" \
   -f <(echo "SELECT id, title FROM ticket_view WHERE id = '$id';") tk_tickets 2>/dev/null |
   awk '/^tps/ {print $3; exit}')

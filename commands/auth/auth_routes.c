@@ -6,11 +6,18 @@
  * uniqueness is the database's job (a unique index on lower(email)): two concurrent sign-ups
  * with one email give exactly one 201 and one 400 'Email in use'.
  * Sign-in reads the write model (users) directly; a command response may (DESIGN.md section 6).
- * Sign-out and current-user touch no database and run inline on the loop thread.
+ * It is throttled (throttle.h) before any scrypt runs, and a hash made with older scrypt
+ * parameters is replaced by one with today's on a successful sign-in (compare-and-set on the
+ * old hash, so a concurrent password change is never overwritten).
+ * Sign-out revokes the session's jti in the auth database (tk_session_revoke), and current-user
+ * checks revocation like every context, so both run on a worker.
  */
 #include "auth.h"
 #include "ev_user.h"
 #include "password.h"
+#include "throttle.h"
+#include "tk/cfg.h"
+#include "tk/client_addr.h"
 #include "tk/command.h"
 #include "tk/consistency.h"
 #include "tk/log.h"
@@ -122,6 +129,24 @@ static void signup(tk_http_req_t *req)
     free(hash);
 }
 
+/* Replace @p old_hash of user @p id by a hash of @p password with today's parameters. A failure
+ * only leaves the old hash in place (it still verifies): logged, never the caller's error. */
+static void upgrade_hash(tk_http_req_t *req, PGconn *db, const char *id, const char *password,
+                         const char *old_hash)
+{
+    tk_err_t err = {0};
+    char *hash = NULL;
+    if (tk_password_hash(password, &hash, &err) == 0) {
+        const char *params[] = {id, hash, old_hash};
+        tk_pg_run(db, "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3", 3,
+                  params, NULL, &err);
+    }
+    if (err.code != 0)
+        tk_log(TK_LOG_WARN, "auth", "password hash upgrade failed",
+               "\"request_id\":\"%s\",\"error\":\"%.200s\"", tk_http_request_id(req), err.message);
+    free(hash);
+}
+
 static void signin(tk_http_req_t *req)
 {
     struct credentials c;
@@ -130,6 +155,16 @@ static void signin(tk_http_req_t *req)
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "auth", &err);
     if (db == NULL) {
+        tk_http_reply_error(req, &err);
+        return;
+    }
+    char addr[TK_CLIENT_ADDR_MAX];
+    tk_client_addr_resolve(tk_http_peer_addr(req), tk_http_forwarded_for(req), tk_http_real_ip(req),
+                           tk_cfg()->trusted_proxies, addr);
+    tk_signin_throttle_t throttle = {0};
+    if (tk_signin_throttle_take(db, c.email, addr, &throttle, &err) != 0) {
+        if (err.code == TK_ELIMIT)
+            tk_http_set_retry_after(req, throttle.retry_after);
         tk_http_reply_error(req, &err);
         return;
     }
@@ -143,11 +178,18 @@ static void signin(tk_http_req_t *req)
     }
     bool found = PQntuples(res) == 1;
     /* Unknown emails still pay for one scrypt so timing does not reveal who has an account. */
-    static const char dummy[] = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
-                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-                                "AAAAAAAAAAAAAAAAAAAAAA==";
-    bool ok = tk_password_verify(c.password, found ? PQgetvalue(res, 0, 2) : dummy) && found;
-    if (ok) {
+    const char *stored = found ? PQgetvalue(res, 0, 2) : tk_password_dummy();
+    int match = tk_password_check(c.password, stored, &err);
+    if (match < 0) {
+        if (err.code == TK_EUNAVAIL)
+            tk_http_set_retry_after(req, 1);
+        tk_http_reply_error(req, &err);
+    } else if (match == 1 && found) {
+        if (tk_signin_throttle_refund(db, &throttle, &err) != 0)
+            tk_log(TK_LOG_WARN, "auth", "sign-in counter refund failed", "\"request_id\":\"%s\"",
+                   tk_http_request_id(req));
+        if (tk_password_outdated(stored))
+            upgrade_hash(req, db, PQgetvalue(res, 0, 0), c.password, stored);
         reply_signed_in(req, 200, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
     } else {
         json_t *errors = json_array();
@@ -159,6 +201,16 @@ static void signin(tk_http_req_t *req)
 
 static void signout(tk_http_req_t *req)
 {
+    const tk_session_user_t *u = tk_http_user(req);
+    if (u != NULL) {
+        tk_err_t err = {0};
+        PGconn *db = tk_http_db(req, "auth", &err);
+        if (db == NULL || tk_session_revoke(db, u, &err) != 0) {
+            /* Never claim a sign-out that did not happen: the token would still work. */
+            tk_http_reply_error(req, &err);
+            return;
+        }
+    }
     tk_http_set_cookie(req, tk_session_clear_cookie());
     tk_http_reply_json(req, 200, json_object());
 }
@@ -176,6 +228,6 @@ void tk_auth_routes(tk_http_server_t *srv)
 {
     tk_http_route(srv, "POST", "/api/users/signup", signup, 0);
     tk_http_route(srv, "POST", "/api/users/signin", signin, 0);
-    tk_http_route(srv, "POST", "/api/users/signout", signout, TK_ROUTE_INLINE);
-    tk_http_route(srv, "GET", "/api/users/currentuser", currentuser, TK_ROUTE_INLINE);
+    tk_http_route(srv, "POST", "/api/users/signout", signout, 0);
+    tk_http_route(srv, "GET", "/api/users/currentuser", currentuser, 0);
 }

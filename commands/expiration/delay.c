@@ -1,67 +1,61 @@
 /*
- * delay.c - stage 2 of the scheduler: read expiration.delay in order and publish
- * expiration:complete for each record when its dueAt has come.
+ * delay.c - stage 2 of the scheduler: read expiration.delay and publish expiration:complete for
+ * each record when its dueAt has come.
  *
- * The delay topic is the timer wheel. A partition is read in offset order; the records due
- * within LEAD_MS are held in a small window (at most WINDOW_MAX per partition) and fired from it
- * exactly when due; at the first record due later, the partition is paused and sought back to
- * that record, and only its wake-up time (its dueAt - LEAD_MS) is remembered:
+ * The delay topic is the timer wheel, and each assigned partition has a look-ahead window: every
+ * record read is held there (its decoded fields, at most WINDOW_MAX per partition), due or not,
+ * and fired from it exactly when due, in any order. Only a full window stops the reading:
  *
- *                 record due later than now + LEAD_MS, or window full: pause_at()
- *                 (pause, seek back to the record, wake_ms = dueAt - LEAD_MS)
+ *                 window full: pause_at() (pause, seek back to the record)
  *   +----------+ ------------------------------------------------------------> +----------+
  *   | reading  |                                                               |  paused  |
  *   |          | <------------------------------------------------------------ |          |
- *   +----------+  now >= wake_ms and the window has room: resume_due()          +----------+
+ *   +----------+  the window is at most half full: resume_due()                +----------+
  *     |     ^     (resume, seek to the record again: it is fetched once more)      |
  *     |     |                                                                      |
- *     +-----+ record due within LEAD_MS: hold() it in the window                   |
+ *     +-----+ any record: hold() it in the window                                  |
  *                                                                                  |
- *   in both states: the window's first record is due -> fire_due() publishes expiration:complete;
- *   once the batch is acked, finish_batch() commits the offset after the last fired record.
+ *   in both states: any held record is due -> fire_due() publishes expiration:complete and
+ *   removes it (compact()); once the batch is acked, finish_batch() commits the offset of the
+ *   window's first record still held (or the next record to read when none is).
  *
- * Why a window and a lead: librdkafka (2.0) needs a fetch round trip after a resume, which can
- * wait behind a long-poll fetch of fetch.wait.max.ms (500 ms). Resuming LEAD_MS early and holding
- * the few records due meanwhile makes a record fire on its dueAt instead of up to half a second
- * later, and lets records due close together fire from one fetch instead of one pause, seek and
- * refetch each.
+ * Why a look-ahead (DESIGN.md section 7). dueAt = created + EXPIRATION_WINDOW_SECONDS, so dueAt
+ * grows along a partition only while the window stays the same. After the window is shortened
+ * (900 s to 3 s), the new 3 s records sit behind 900 s ones; a stage firing strictly at the head
+ * held them back up to 900 s. With the look-ahead they are read, held and fired on their dueAt,
+ * whatever is in front of them, as long as fewer than WINDOW_MAX records of a longer window are
+ * pending ahead of them in their partition (beyond that they wait for room, as before: late,
+ * never early, never lost). A longer window keeps the order and needs none of this.
  *
  * Memory is O(partitions), never O(pending): per assigned partition one window of WINDOW_MAX
- * small records (the decoded fields, not librdkafka messages) and a few counters. A partition
- * waiting for a far head holds nothing (the seek drops what was prefetched), so a million pending
- * expirations cost a million records on the broker's disk and nothing here. What librdkafka
- * prefetches beyond a head (and drops at the pause) is bounded by delay_settings below.
+ * small records and a few counters. A partition whose window is full of far records holds those
+ * and nothing more (the seek drops what was prefetched), so a million pending expirations cost a
+ * million records on the broker's disk and WINDOW_MAX per partition here. What librdkafka
+ * prefetches beyond (and drops at the pause) is bounded by delay_settings below.
  *
- * Crash safety: fired records leave the window in offset order, and the group's committed offset
- * of a partition never passes a record whose expiration:complete was not acked (fire, wait for
- * every report of the batch, then commit). kill -9 at any point re-reads from a record that was
- * not yet published or was published but not committed: every due order still expires, some
- * twice. orders treats expiration:complete for a cancelled or complete order as a no-op, so
- * duplicates are harmless. A failed delivery ends this life of the stage without committing; the
- * caller restarts it. Nothing is ever fired before its dueAt.
+ * Crash safety: the group's committed offset of a partition never passes a record still held
+ * (fire, wait for every report of the batch, then commit up to the first record not fired).
+ * kill -9 at any point re-reads from a record that was not yet published or was published but
+ * not committed: every due order still expires, some twice (records fired out of order behind an
+ * unfired one are fired again after a restart). orders treats expiration:complete for a
+ * cancelled or complete order as a no-op, so duplicates are harmless. A failed delivery ends this
+ * life of the stage without committing; the caller restarts it. Nothing is ever fired before its
+ * dueAt.
  *
- * Ordering assumption. A partition is fired in offset order, so the stage is exact when dueAt
- * never decreases along a partition. That holds because every order gets the same window: dueAt =
- * created time + EXPIRATION_WINDOW_SECONDS, and records reach the delay topic in about created
- * order (the intake reads several orders partitions, so neighbours may be out of order by the
- * intake's skew between them, milliseconds). When the window is shortened from W to W' < W, the
- * records written after the change are due up to W - W' earlier than the last old-window records
- * in front of them; they fire when those fire, that is late by at most W - W' (never early, never
- * lost). A longer window keeps the order. Duplicates written by an intake restart carry an old
- * dueAt behind newer ones and fire at once when reached: also harmless.
- *
- * Tiered delay topics would lift the assumption: expiration.delay.1m, .15m and .1h, each a FIFO
- * with one constant delay D (a record enqueued at t is due at t + D, so dueAt is non-decreasing
- * within each tier whatever the window). The intake puts a record into the largest tier whose D
- * does not exceed the time left; when a tier's head comes due, the stage fires it if its real
- * dueAt has come, or else moves it to the tier that fits the time still left (at most a few hops).
- * Any mix of windows then fires with the precision of the smallest tier, at the cost of one topic
- * per tier and a produce per hop.
+ * Tiered delay topics would lift the WINDOW_MAX bound: expiration.delay.1m, .15m and .1h, each a
+ * FIFO with one constant delay D (a record enqueued at t is due at t + D, so dueAt is
+ * non-decreasing within each tier whatever the window); a head moves to the tier that fits the
+ * time still left. One topic per tier and a produce per hop; not needed while window changes are
+ * rare and a partition's pending count per window stays below WINDOW_MAX.
  *
  * Rebalance: assign marks partitions as ours (reading); revoke resumes the partitions we paused
  * (librdkafka keeps an application pause across unassign/assign), drops their windows and bumps
  * an epoch so records of a batch fired before the revoke are not committed by us; the next owner
- * starts from the committed offset and may fire them again (a duplicate).
+ * starts from the committed offset and may fire them again (a duplicate). A batch is always
+ * finished and committed before the next poll, so a revoke finds nothing fired and uncommitted.
+ * A commit refused because the group is completing a rebalance is kept (p->unsaved): when the
+ * partition is assigned to us again it resumes after the fired records, and the next commit
+ * carries them; under the EAGER protocol a partition that went elsewhere forgets it.
  */
 #include "expiration_int.h"
 
@@ -77,7 +71,6 @@
 #define BATCH_MAX 1000 /* expiration:complete in flight before waiting for acks */
 #define POLL_MS 500    /* longest sleep in poll: how often far heads are looked at */
 #define SEEK_TIMEOUT_MS 10000
-#define LEAD_MS 1000    /* resume this long before a paused head is due */
 #define WINDOW_MAX 1024 /* records held per partition */
 #define READ_MAX 4096   /* records read per loop turn, so timers are looked at often */
 #define SKIP INT64_MIN  /* due_ms of a held record that cannot fire: skipped in order */
@@ -85,7 +78,8 @@
 /* A record read and not yet fired: the decoded fields only. */
 struct held {
     int64_t offset;
-    int64_t due_ms; /* SKIP for an undecodable record, which is only committed past */
+    int64_t due_ms; /* SKIP for an undecodable record: dead-lettered, then committed past */
+    bool fired;     /* published in the current fire_due pass: compacted out at its end */
     char order_id[TK_UUID_LEN + 1];
     char correlation_id[64];
 };
@@ -99,6 +93,7 @@ struct part {
     int64_t reseek;    /* the offset last sought back to because of a gap, -1 for none */
     uint32_t epoch;    /* bumped on every assign and revoke */
     int64_t commit_to; /* scratch of finish_batch: offset to commit, -1 for none */
+    int64_t unsaved;   /* fired up to here, but the commit was refused; -1 for none */
     struct held *win;  /* ring of WINDOW_MAX, allocated on first use */
     size_t first, count;
 };
@@ -152,20 +147,30 @@ static struct held *hold(struct part *p)
     if (p->win == NULL)
         p->win = tk_mem_alloc(sizeof(*p->win) * WINDOW_MAX);
     struct held *h = &p->win[(p->first + p->count) % WINDOW_MAX];
+    memset(h, 0, sizeof(*h));
     p->count++;
     return h;
-}
-
-static void drop_front(struct part *p)
-{
-    p->first = (p->first + 1) % WINDOW_MAX;
-    p->count--;
 }
 
 /* A paused partition may resume when its head is near and its window has room for a fetch. */
 static bool may_resume(const struct part *p, int64_t now)
 {
     return p->assigned && p->paused && p->wake_ms <= now && p->count <= WINDOW_MAX / 2;
+}
+
+/* Remove the records fire_due marked fired, keeping the others in offset order. O(count). */
+static void compact(struct part *p)
+{
+    size_t w = 0;
+    for (size_t k = 0; k < p->count; k++) {
+        struct held *h = &p->win[(p->first + k) % WINDOW_MAX];
+        if (h->fired)
+            continue;
+        if (w != k)
+            p->win[(p->first + w) % WINDOW_MAX] = *h;
+        w++;
+    }
+    p->count = w;
 }
 
 /* The next moment something must happen: a held record due or a paused partition to wake. */
@@ -176,8 +181,9 @@ static int64_t next_event(const struct delay *d)
         const struct part *p = &d->parts[i];
         if (!p->assigned)
             continue;
-        if (p->count > 0 && p->win[p->first].due_ms < next)
-            next = p->win[p->first].due_ms;
+        for (size_t k = 0; k < p->count; k++) /* the window is not sorted by due: see handle */
+            if (p->win[(p->first + k) % WINDOW_MAX].due_ms < next)
+                next = p->win[(p->first + k) % WINDOW_MAX].due_ms;
         if (p->paused && p->count <= WINDOW_MAX / 2 && p->wake_ms < next)
             next = p->wake_ms;
     }
@@ -264,9 +270,18 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!cooperative) /* the whole new assignment: what is not in it is not ours to save */
+            for (int32_t i = 0; i < d->nparts; i++)
+                if (rd_kafka_topic_partition_list_find(list, d->cfg->delay_topic, i) == NULL)
+                    d->parts[i].unsaved = -1;
         for (int i = 0; i < list->cnt; i++) {
+            int32_t old = d->nparts;
             parts_reserve(d, list->elems[i].partition);
+            for (int32_t j = old; j < d->nparts; j++)
+                d->parts[j].unsaved = -1;
             struct part *p = &d->parts[list->elems[i].partition];
+            if (p->unsaved >= 0)
+                list->elems[i].offset = p->unsaved; /* resume after what was fired */
             p->assigned = true;
             p->paused = false;
             p->next = -1;
@@ -373,17 +388,23 @@ static int handle(struct delay *d, const rd_kafka_message_t *m, tk_err_t *err)
     int64_t due = SKIP, now = tk_now_ms();
     if (tk_expiration_record_decode(m->payload, m->len, &rec, &why) == 0)
         due = rec.due_ms;
-    else
-        tk_log(TK_LOG_WARN, "expiration", "undecodable delay record, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+    /* Every record is held, due or not (the look-ahead): a record due sooner than those in
+     * front of it (a shorter window) fires on time. Only a full window stops the reading. */
     if (p->count == WINDOW_MAX)
         return pause_at(d, m->partition, m->offset, now, err); /* resumes when room is made */
-    if (due != SKIP && due > now + LEAD_MS)
-        return pause_at(d, m->partition, m->offset, due - LEAD_MS, err);
+    if (due == SKIP) {
+        /* Dead-lettered (acked) before it is held: it is then committed past in order. */
+        char reason[600];
+        snprintf(reason, sizeof(reason), "undecodable delay record: %s %s", why.field, why.message);
+        int rc = tk_expiration__dead_letter(d->cfg, d->producer, m, reason, err);
+        if (rc != 0)
+            return rc;
+        memset(&rec, 0, sizeof(rec));
+    }
     struct held *h = hold(p);
     h->offset = m->offset;
     h->due_ms = due;
+    h->fired = false;
     memcpy(h->order_id, rec.order_id, sizeof(h->order_id));
     memcpy(h->correlation_id, rec.correlation_id, sizeof(h->correlation_id));
     p->next = m->offset + 1;
@@ -428,26 +449,33 @@ out:
     return rc;
 }
 
-/* Fire, in offset order, every held record due at @p now (until the batch is full). */
+/* Fire every held record due at @p now (until the batch is full): in offset order among the
+ * due ones, whatever not-yet-due records are in front of them. */
 static int fire_due(struct delay *d, int64_t now, tk_err_t *err)
 {
-    for (int32_t i = 0; i < d->nparts; i++) {
+    int rc = 0;
+    for (int32_t i = 0; i < d->nparts && rc == 0; i++) {
         struct part *p = &d->parts[i];
-        struct held *h;
-        while (p->assigned && (h = front(p)) != NULL && h->due_ms <= now && d->n < BATCH_MAX) {
+        if (!p->assigned || p->count == 0)
+            continue;
+        for (size_t k = 0; k < p->count && d->n < BATCH_MAX; k++) {
+            struct held *h = &p->win[(p->first + k) % WINDOW_MAX];
+            if (h->due_ms > now)
+                continue;
             struct done *slot = &d->batch[d->n];
             *slot = (struct done){.partition = i, .epoch = p->epoch, .offset = h->offset};
             if (h->due_ms != SKIP) {
-                int rc = fire(d, h, slot, err);
-                if (rc < 0)
-                    return rc;
+                if ((rc = fire(d, h, slot, err)) < 0)
+                    break;
                 slot->produced = rc == 0;
+                rc = 0;
             }
+            h->fired = true;
             d->n++;
-            drop_front(p);
         }
+        compact(p);
     }
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /*
@@ -476,15 +504,17 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
                         rd_kafka_err2str(first));
         goto out;
     }
-    if (!commit || d->n == 0)
+    if (!commit)
         goto out;
     for (int32_t i = 0; i < d->nparts; i++)
-        d->parts[i].commit_to = -1;
+        d->parts[i].commit_to = d->parts[i].assigned ? d->parts[i].unsaved : -1;
+    /* A refused commit is tried again (above); a partition of this batch commits up to its
+     * window's first held (unfired) record or, with an empty window, the next record to read.
+     * Everything below it was fired and acked (in this batch or an earlier one). */
     for (size_t i = 0; i < d->n; i++) {
         struct part *p = part_of(d, d->batch[i].partition);
-        if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch &&
-            d->batch[i].offset + 1 > p->commit_to)
-            p->commit_to = d->batch[i].offset + 1;
+        if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch)
+            p->commit_to = p->count > 0 ? front(p)->offset : p->next;
     }
     offsets = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < d->nparts; i++)
@@ -494,8 +524,13 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     if (offsets->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, offsets, 0);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            tk_log(TK_LOG_WARN, "expiration", "delay commit refused, expirations may repeat",
+            tk_log(TK_LOG_WARN, "expiration", "delay commit refused, kept for the next one",
                    "\"error\":\"%s\"", rd_kafka_err2str(e));
+        for (int i = 0; i < offsets->cnt; i++) {
+            struct part *p = part_of(d, offsets->elems[i].partition);
+            if (p != NULL)
+                p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+        }
     }
 out:
     if (offsets != NULL)

@@ -12,6 +12,8 @@
 #include "expiration_int.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ev_catalog.h"
@@ -36,12 +38,13 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
             opts->expirations_topic ? opts->expirations_topic : EV_TOPIC_EXPIRATIONS,
         .intake_group = opts->intake_group ? opts->intake_group : TK_EXPIRATION_INTAKE_GROUP,
         .delay_group = opts->delay_group ? opts->delay_group : TK_EXPIRATION_DELAY_GROUP,
+        .dead_topic = opts->dead_topic ? opts->dead_topic : EV_TOPIC_EXPIRATION_DEAD,
         .accept = opts->accept,
         .accept_ud = opts->accept_ud,
     };
     if (!name_ok(out->orders_topic) || !name_ok(out->delay_topic) ||
         !name_ok(out->expirations_topic) || !name_ok(out->intake_group) ||
-        !name_ok(out->delay_group))
+        !name_ok(out->delay_group) || !name_ok(out->dead_topic))
         return tk_err_set(err, TK_EINVAL, "opts", "expiration topics and groups must be named");
     return 0;
 }
@@ -138,4 +141,33 @@ int tk_expiration_run_opts(const tk_expiration_opts_t *opts, volatile int *stop,
 int tk_expiration_run(volatile int *stop, tk_err_t *err)
 {
     return tk_expiration_run_opts(NULL, stop, err);
+}
+
+int tk_expiration__dead_letter(const tk_expiration__cfg_t *cfg, rd_kafka_t *producer,
+                               const rd_kafka_message_t *m, const char *why, tk_err_t *err)
+{
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "dlq_error", -1, why, -1);
+    rd_kafka_header_add(h, "dlq_topic", -1, topic, -1);
+    rd_kafka_header_add(h, "dlq_partition", -1, partition, -1);
+    rd_kafka_header_add(h, "dlq_offset", -1, offset, -1);
+    /* The key as it came (it may not be text); an empty key when there was none. */
+    char key[256];
+    size_t klen = m->key_len < sizeof(key) - 1 ? m->key_len : sizeof(key) - 1;
+    if (m->key != NULL)
+        memcpy(key, m->key, klen);
+    key[m->key != NULL ? klen : 0] = '\0';
+    int rc = tk_kafka_produce_sync(producer, cfg->dead_topic, key, m->payload ? m->payload : "",
+                                   m->payload ? m->len : 0, h, err);
+    rd_kafka_headers_destroy(h);
+    if (rc == 0)
+        tk_log(TK_LOG_ERROR, "expiration", "record dead-lettered",
+               "\"topic\":\"%s\",\"partition\":%d,\"offset\":%lld,\"dead_topic\":\"%s\","
+               "\"error\":\"%.100s\"",
+               topic, (int)m->partition, (long long)m->offset, cfg->dead_topic, why);
+    return rc;
 }

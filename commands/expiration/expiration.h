@@ -79,6 +79,7 @@ typedef struct tk_expiration_opts {
     const char *expirations_topic; /* NULL: "expirations" */
     const char *intake_group;      /* NULL: TK_EXPIRATION_INTAKE_GROUP */
     const char *delay_group;       /* NULL: TK_EXPIRATION_DELAY_GROUP */
+    const char *dead_topic;        /* NULL: "expiration.deadletter" (undecodable records) */
     /*
      * Optional intake filter: an order:created for which it returns false is not scheduled.
      * Production leaves it NULL; an end-to-end test on a shared broker uses it to schedule only

@@ -16,6 +16,7 @@ typedef struct tk_expiration__cfg {
     const char *expirations_topic;
     const char *intake_group;
     const char *delay_group;
+    const char *dead_topic;
     bool (*accept)(const ev_order_created_t *order, void *ud);
     void *accept_ud;
 } tk_expiration__cfg_t;
@@ -35,6 +36,16 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
  */
 rd_kafka_t *tk_expiration__producer_new(const char *produce_to, const char *consume_from,
                                         tk_err_t *err);
+
+/**
+ * @brief Dead-letter record @p m, which a stage cannot use (DESIGN.md section 6): copy its key
+ *        and value to @p cfg->dead_topic with headers dlq_error (@p why), dlq_topic,
+ *        dlq_partition and dlq_offset, and wait for the broker's ack, so the stage commits past
+ *        it only once it is kept. Logs it as an error.
+ * @return 0; TK_EUNAVAIL when the dead-letter topic refused it (the stage fails and re-reads).
+ */
+int tk_expiration__dead_letter(const tk_expiration__cfg_t *cfg, rd_kafka_t *producer,
+                               const rd_kafka_message_t *m, const char *why, tk_err_t *err);
 
 /**
  * @brief One life of the intake stage: create its consumer and producer, then move order:created

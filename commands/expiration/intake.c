@@ -11,18 +11,26 @@
  * A crash before the commit re-reads the batch and writes its delay records again: duplicates,
  * which the delay stage fires twice and orders ignores the second time. A failed delivery ends
  * this life of the stage without committing (the caller restarts it from the committed offset).
- * A commit refused because of a rebalance is only logged: the next owner of the partition starts
- * from the older committed offset, again giving only duplicates.
+ * Rebalance: the batch never straddles one. When partitions are revoked (inside a poll, maybe in
+ * the middle of a batch), on_rebalance first waits for the batch's reports and commits it, still
+ * in the old generation, and only then gives the partitions up: the next owner starts exactly
+ * after what this one scheduled, so a rebalance neither loses nor doubles an expiration. With
+ * static membership (TK_INSTANCE_ID) a restart is not even a rebalance. A commit that is refused
+ * anyway is only logged: the next owner starts from the older committed offset, giving only
+ * duplicates.
  *
  * Records that are not order:created (other order events share the topic) are skipped; records
- * that do not decode are logged and skipped: this context keeps no database, so it has no
- * dead-letter table, and waiting would not make them decodable. Both still move the committed
- * offset.
+ * that do not decode (or an order:created that gives no delay record) are dead-lettered
+ * (DESIGN.md section 6): this context keeps no database, so its dead-letter table is the topic
+ * expiration.deadletter, and the record is copied there, acked, before the offset moves past it
+ * (tk_expiration__dead_letter). Waiting would not make it decodable, and dropping it would lose
+ * an expiration without a trace.
  *
  * Memory: one batch of delivery slots (BATCH_MAX) and librdkafka's bounded queues.
  */
 #include "expiration_int.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,7 +49,8 @@ struct intake {
     rd_kafka_t *producer;
     rd_kafka_topic_partition_list_t *offsets; /* per orders partition: next offset to commit */
     tk_kafka_delivery_t dr[BATCH_MAX];
-    size_t n; /* delivery slots in use */
+    size_t n;       /* delivery slots in use */
+    int revoke_err; /* set when a revoke found an unacked record: this life ends, no commit */
 };
 
 /* Remember that everything up to @p m has been handled. */
@@ -54,6 +63,15 @@ static void mark_done(struct intake *in, const rd_kafka_message_t *m)
         tp = rd_kafka_topic_partition_list_add(in->offsets, topic, m->partition);
     if (m->offset + 1 > tp->offset)
         tp->offset = m->offset + 1;
+}
+
+/* Dead-letter @p m with the reason @p what and the decoder's detail @p why. */
+static int dead_letter(struct intake *in, const rd_kafka_message_t *m, const char *what,
+                       const tk_err_t *why, tk_err_t *err)
+{
+    char reason[600];
+    snprintf(reason, sizeof(reason), "%s: %s %s", what, why->field, why->message);
+    return tk_expiration__dead_letter(in->cfg, in->producer, m, reason, err);
 }
 
 /*
@@ -70,18 +88,14 @@ static int handle(struct intake *in, const rd_kafka_message_t *m, tk_err_t *err)
     char value[TK_EXPIRATION_RECORD_MAX];
 
     if (ev_envelope_decode(m->payload, m->len, &env, &why) != 0) {
-        tk_log(TK_LOG_WARN, "expiration", "undecodable record on the orders topic, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "undecodable envelope", &why, err);
         goto out;
     }
     if (strcmp(env.type, "order:created") != 0)
         goto out;
     if (ev_order_created_from_json(env.data, &order, &why) != 0 ||
         tk_time_parse(order.expires_at, &rec.due_ms) != 0) {
-        tk_log(TK_LOG_WARN, "expiration", "undecodable order:created, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "undecodable order:created", &why, err);
         goto out;
     }
     if (in->cfg->accept != NULL && !in->cfg->accept(&order, in->cfg->accept_ud))
@@ -90,9 +104,7 @@ static int handle(struct intake *in, const rd_kafka_message_t *m, tk_err_t *err)
     snprintf(rec.correlation_id, sizeof(rec.correlation_id), "%s", env.correlationid);
     int len = tk_expiration_record_encode(&rec, value, sizeof(value), &why);
     if (len < 0) {
-        tk_log(TK_LOG_WARN, "expiration", "order:created gives no delay record, skipped",
-               "\"partition\":%d,\"offset\":%lld,\"field\":\"%s\"", (int)m->partition,
-               (long long)m->offset, why.field);
+        rc = dead_letter(in, m, "order:created gives no delay record", &why, err);
         goto out;
     }
     tk_kafka_delivery_t *dr = &in->dr[in->n];
@@ -129,17 +141,98 @@ static int wait_reports(struct intake *in, tk_err_t *err)
     return 0;
 }
 
-/* Commit what the batch covered (all of it was acked), then start a new offsets list. */
+/*
+ * Commit what the batch covered (all of it was acked), then start a new offsets list. A refused
+ * commit (the group is completing a rebalance: REBALANCE_IN_PROGRESS) keeps the list: the next
+ * assignment of those partitions starts after it (on_rebalance) and the next commit carries it,
+ * so the batch is not scheduled twice. Measured: without this, restarting one of two schedulers
+ * fired a few expirations twice.
+ */
 static void commit(struct intake *in)
 {
-    if (in->offsets->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, in->offsets, 0);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            tk_log(TK_LOG_WARN, "expiration", "intake commit refused, the batch may repeat",
-                   "\"error\":\"%s\"", rd_kafka_err2str(e));
+    if (in->offsets->cnt == 0)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, in->offsets, 0);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log(TK_LOG_WARN, "expiration", "intake commit refused, kept for the next one",
+               "\"error\":\"%s\"", rd_kafka_err2str(e));
+        return;
     }
     rd_kafka_topic_partition_list_destroy(in->offsets);
     in->offsets = rd_kafka_topic_partition_list_new(8);
+}
+
+/*
+ * Assign: a partition whose scheduled offset could not be committed yet resumes after it. Under
+ * the EAGER protocol @p list is the whole new assignment: forget the partitions not in it (their
+ * new owner starts from the committed offset; ours must not move it back later).
+ */
+static void resume_kept(struct intake *in, rd_kafka_topic_partition_list_t *list, bool eager)
+{
+    rd_kafka_topic_partition_list_t *kept = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *el = &list->elems[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(in->offsets, el->topic, el->partition);
+        if (tp == NULL)
+            continue;
+        el->offset = tp->offset;
+        rd_kafka_topic_partition_list_add(kept, el->topic, el->partition)->offset = tp->offset;
+    }
+    if (eager) {
+        rd_kafka_topic_partition_list_destroy(in->offsets);
+        in->offsets = kept;
+    } else {
+        rd_kafka_topic_partition_list_destroy(kept);
+    }
+}
+
+/*
+ * Revoke: finish the batch (reports, then commit) before the partitions go, so the next owner
+ * starts after it. Assign: take the partitions at their committed offsets.
+ */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
+                         rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    struct intake *in = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (in->revoke_err == 0)
+            resume_kept(in, list, !cooperative);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, list);
+        else
+            e = rd_kafka_assign(rk, list);
+    } else {
+        tk_err_t why = {0};
+        if (wait_reports(in, &why) != 0) {
+            tk_log(TK_LOG_WARN, "expiration", "revoke with unacked delay records: not committed",
+                   "\"error\":\"%s\"", why.message);
+            in->revoke_err = why.code;
+            /* Not all of the batch was scheduled: its offsets must never be resumed from. */
+            rd_kafka_topic_partition_list_destroy(in->offsets);
+            in->offsets = rd_kafka_topic_partition_list_new(8);
+        } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+            commit(in); /* lost partitions (session gone) cannot be committed any more */
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, list);
+        else
+            e = rd_kafka_assign(rk, NULL);
+    }
+    if (error != NULL) {
+        tk_log(TK_LOG_ERROR, "expiration", "intake (un)assign refused", "\"error\":\"%s\"",
+               rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        in->revoke_err = TK_EINTERNAL;
+    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log(TK_LOG_ERROR, "expiration", "intake (un)assign refused", "\"error\":\"%s\"",
+               rd_kafka_err2str(e));
+        in->revoke_err = TK_EINTERNAL;
+    }
 }
 
 int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err)
@@ -152,7 +245,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
     in->offsets = rd_kafka_topic_partition_list_new(8);
     if ((in->producer = tk_expiration__producer_new(cfg->delay_topic, cfg->orders_topic, err)) ==
             NULL ||
-        (in->consumer = tk_kafka_consumer_new(cfg->intake_group, err)) == NULL) {
+        (in->consumer = tk_kafka_consumer_new_with(cfg->intake_group, on_rebalance, in, err)) ==
+            NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }
@@ -175,7 +269,7 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
                        rd_kafka_message_errstr(m));
             }
             rd_kafka_message_destroy(m);
-            if (rc != 0 || in->n == BATCH_MAX)
+            if (rc != 0 || in->n == BATCH_MAX || in->revoke_err != 0)
                 break;
             m = rd_kafka_consumer_poll(in->consumer, 0);
         }
@@ -184,6 +278,11 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
              * life without committing: the next one re-reads the batch. */
             tk_err_t ignored = {0};
             wait_reports(in, &ignored);
+            goto out;
+        }
+        if (in->revoke_err != 0) {
+            rc = tk_err_set(err, in->revoke_err, cfg->delay_topic,
+                            "a revoke found delay records not acked");
             goto out;
         }
         if ((rc = wait_reports(in, err)) != 0)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/pg.h"
 
@@ -83,17 +84,50 @@ int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, 
     return rc;
 }
 
+int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_err_t *err)
+{
+    const char *params[] = {user_id};
+    /* Serialises one user's POSTs (other users are not blocked), so the count below cannot be
+     * read by two transactions that then both insert. */
+    int rc = tk_pg_run(tk_tx_conn(tx),
+                       "SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))", 1,
+                       params, NULL, err);
+    if (rc != 0)
+        return rc;
+    PGresult *res = tk_pg_exec(tk_tx_conn(tx),
+                               "SELECT count(*), coalesce(ceil(extract(epoch FROM "
+                               "min(expires_at) - now())), 1)::bigint FROM orders "
+                               "WHERE user_id = $1 AND status IN ('created', 'awaiting:payment')",
+                               1, params, err);
+    if (res == NULL)
+        return err->code;
+    long open = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    long wait = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    int max = tk_cfg()->orders_open_max;
+    if (open < max)
+        return 0;
+    *retry_after = wait < 1 ? 1 : wait > 86400 ? 86400 : (int)wait;
+    return tk_err_set(err, TK_ELIMIT, NULL,
+                      "Too many open orders: pay for or cancel one first (at most %d)", max);
+}
+
 int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, tk_err_t *err)
 {
     int rc = tk_orders_ticket_load(tk_tx_conn(tx), o->ticket_id, ticket, err);
     if (rc != 0)
         return rc;
-    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at};
+    /* The order keeps the price it was created with (DESIGN.md section 5): the replica may
+     * still move if the owner edits the ticket before order:created reaches tickets. */
+    char cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)ticket->price_cents);
+    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at, cents};
     int64_t inserted = 0;
     rc = tk_pg_run(tk_tx_conn(tx),
-                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version) "
-                   "VALUES ($1, $2, $3, 'created', $4::timestamptz, 0) ON CONFLICT DO NOTHING",
-                   4, params, &inserted, err);
+                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "
+                   "price_cents) VALUES ($1, $2, $3, 'created', $4::timestamptz, 0, $5::bigint) "
+                   "ON CONFLICT DO NOTHING",
+                   5, params, &inserted, err);
     if (rc != 0)
         return rc;
     if (inserted == 0)

@@ -7,7 +7,7 @@
  *
  *   (none) --tk_orders_place--> created --tk_orders_complete (payment:created)--> complete
  *                                  |
- *                                  +--tk_orders_cancel (DELETE, expiration:complete)--> cancelled
+ *                                  +--tk_orders_cancel (DELETE, payment:expired)--> cancelled
  *
  *   complete is final: cancelling it is refused ('Cannot cancel a completed order'); cancelling a
  *   cancelled order changes nothing. An order in created, awaiting:payment or complete reserves
@@ -88,6 +88,15 @@ int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err);
 int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, tk_err_t *err);
 
 /**
+ * @brief The open-orders cap of POST /api/orders: @p user_id may hold at most ORDERS_OPEN_MAX
+ *        orders in created or awaiting:payment. Takes a per-user transaction lock first, so
+ *        concurrent POSTs of one user are counted one after the other.
+ * @param retry_after set with TK_ELIMIT: seconds until the user's earliest open order expires.
+ * @return 0; TK_ELIMIT 'Too many open orders...'; or a tk_pg error.
+ */
+int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_err_t *err);
+
+/**
  * @brief POST's command: the ticket must be replicated (TK_ENOTFOUND) and free (TK_EINVAL
  *        'Ticket is already reserved'); inserts @p o as created, version 0, and emits
  *        order:created.
@@ -98,7 +107,7 @@ int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket,
 
 /**
  * @brief Cancel order @p id for @p user_id (NULL: the system): load, tk_order_decide_cancel,
- *        write, emit order:cancelled. Used by DELETE /api/orders/:id and expiration:complete.
+ *        write, emit order:cancelled. Used by DELETE /api/orders/:id and payment:expired.
  * @param out may be NULL; receives the order's state after the call.
  * @return 1 cancelled now, 0 already cancelled, or a negative TK_E* (TK_ENOTFOUND, TK_EUNAUTH,
  *         TK_EINVAL for a complete order, a retryable TK_ECONFLICT when the version moved).

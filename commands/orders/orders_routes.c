@@ -4,8 +4,9 @@
  *
  * Each handler authenticates, validates, then runs one tk_command_run transaction over the write
  * functions of order_store.c; the 201 of POST is built from what that transaction wrote and read
- * (the order row and the replicated ticket). DELETE replies 204 whether it cancelled the order or
- * found it cancelled already; the queries live in projections/orders/order_queries.c.
+ * (the order row and the replicated ticket). A user holds at most ORDERS_OPEN_MAX open orders
+ * (429 + Retry-After until the earliest expires). DELETE replies 204 whether it cancelled the order
+ * or found it cancelled already; the queries live in projections/orders/order_queries.c.
  */
 #include "orders.h"
 
@@ -19,12 +20,14 @@
 struct place_cmd {
     tk_order_t order;
     tk_order_ticket_t ticket;
+    int retry_after;
 };
 
 static int place_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 {
     struct place_cmd *cmd = arg;
-    return tk_orders_place(tx, &cmd->order, &cmd->ticket, err);
+    int rc = tk_orders_open_check(tx, cmd->order.user_id, &cmd->retry_after, err);
+    return rc != 0 ? rc : tk_orders_place(tx, &cmd->order, &cmd->ticket, err);
 }
 
 static void place_order(tk_http_req_t *req)
@@ -49,6 +52,8 @@ static void place_order(tk_http_req_t *req)
     tk_order_expiry(tk_now_ms(), tk_cfg()->expiration_window_seconds, cmd.order.expires_at);
     PGconn *db = tk_http_db(req, "orders", &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), place_body, &cmd, &err) != 0) {
+        if (err.code == TK_ELIMIT)
+            tk_http_set_retry_after(req, cmd.retry_after);
         tk_http_reply_error(req, &err);
         return;
     }

@@ -4,8 +4,9 @@
  * at Stripe. No I/O: tests/unit/test_payments_rules.c covers every branch.
  *
  * Order of the checks, as the contract lists its errors: body (400), order known (404), owner
- * (401), not cancelled (400), not paid (400). Cancelled is checked before paid so a cancelled
- * order never reads as paid.
+ * (401), not cancelled (400), not paid (400), not expired (400). Cancelled is checked before paid
+ * so a cancelled order never reads as paid, and paid before expired so a paid order keeps saying
+ * so after its expiresAt.
  */
 #include "payments.h"
 
@@ -38,15 +39,27 @@ int tk_payment_request_parse(const json_t *body, tk_payment_request_t *out, json
     return 0;
 }
 
-int tk_payment_decide(const tk_payment_order_t *o, const char *user_id, bool paid, tk_err_t *err)
+int tk_payment_decide(const tk_payment_order_t *o, const char *user_id, tk_payment_window_t window,
+                      int64_t now_ms, tk_err_t *err)
 {
     if (user_id == NULL || strcasecmp(o->user_id, user_id) != 0)
         return tk_err_set(err, TK_EUNAUTH, NULL, "Not authorized");
     if (o->status == EV_ORDER_CANCELLED)
         return tk_err_set(err, TK_EINVAL, NULL, "Cannot pay for an cancelled order");
-    if (paid || o->status == EV_ORDER_COMPLETE)
+    if (window == TK_PAYMENT_WINDOW_PAID || o->status == EV_ORDER_COMPLETE)
         return tk_err_set(err, TK_EINVAL, NULL, "Order already paid");
+    /* At expiresAt itself the order has expired: "before expiresAt" is strict. */
+    if (window == TK_PAYMENT_WINDOW_EXPIRED || (o->expires_ms > 0 && now_ms >= o->expires_ms))
+        return tk_err_set(err, TK_EINVAL, NULL, "Order has expired");
     return 0;
+}
+
+int64_t tk_payment_refund_backoff_ms(int attempts, int base_ms, int max_ms)
+{
+    int64_t d = base_ms;
+    for (int i = 1; i < attempts && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
 }
 
 int64_t tk_payment_amount(const tk_payment_order_t *o)

@@ -27,10 +27,11 @@ int tk_tickets_load(tk_tx_t *tx, const char *id, tk_ticket_t *out, tk_err_t *err
     if (!tk_uuid_valid(id))
         return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
     const char *params[] = {id};
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx),
-                               "SELECT id, title, price_cents, user_id, coalesce(order_id::text, "
-                               "''), version FROM tickets WHERE id = $1",
-                               1, params, err);
+    PGresult *res =
+        tk_pg_exec_prepared(tk_tx_conn(tx),
+                            "SELECT id, title, price_cents, user_id, coalesce(order_id::text, "
+                            "''), version FROM tickets WHERE id = $1",
+                            1, params, err);
     if (res == NULL)
         return err->code;
     int rc = 0;
@@ -66,10 +67,10 @@ int tk_tickets_create(tk_tx_t *tx, const tk_ticket_t *t, tk_err_t *err)
     char cents[24];
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     const char *params[] = {t->id, t->title, cents, t->user_id};
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO tickets (id, title, price_cents, user_id, version) "
-                       "VALUES ($1, $2, $3::bigint, $4, 0)",
-                       4, params, NULL, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
+                                "INSERT INTO tickets (id, title, price_cents, user_id, version) "
+                                "VALUES ($1, $2, $3::bigint, $4, 0)",
+                                4, params, NULL, err);
     if (rc != 0)
         return rc;
     ev_ticket_t ev;
@@ -85,10 +86,11 @@ int tk_tickets_write(tk_tx_t *tx, const tk_ticket_t *next, tk_err_t *err)
     const char *params[] = {next->id, expected, next->title, cents,
                             next->order_id[0] != '\0' ? next->order_id : NULL};
     int64_t affected = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE tickets SET title = $3, price_cents = $4::bigint, order_id = $5, "
-                       "version = version + 1 WHERE id = $1 AND version = $2::integer",
-                       5, params, &affected, err);
+    int rc = tk_pg_run_prepared(
+        tk_tx_conn(tx),
+        "UPDATE tickets SET title = $3, price_cents = $4::bigint, order_id = $5, "
+        "version = version + 1 WHERE id = $1 AND version = $2::integer",
+        5, params, &affected, err);
     if (rc != 0)
         return rc;
     if (affected == 0)
@@ -122,18 +124,19 @@ int tk_tickets_track_order(tk_tx_t *tx, const char *ticket_id, const char *order
     if (rc != 0)
         return rc;
     const char *params[] = {t.id, order_id, created_at};
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        open ? "INSERT INTO ticket_orders (ticket_id, order_id, open, created_at) "
-                               "VALUES ($1, $2, true, $3::timestamptz) ON CONFLICT DO NOTHING"
-                             : "INSERT INTO ticket_orders (ticket_id, order_id, open, created_at) "
-                               "VALUES ($1, $2, false, $3::timestamptz) "
-                               "ON CONFLICT (ticket_id, order_id) DO UPDATE SET open = false",
-                        3, params, NULL, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             open ? "INSERT INTO ticket_orders (ticket_id, order_id, open, created_at) "
+                    "VALUES ($1, $2, true, $3::timestamptz) ON CONFLICT DO NOTHING"
+                  : "INSERT INTO ticket_orders (ticket_id, order_id, open, created_at) "
+                    "VALUES ($1, $2, false, $3::timestamptz) "
+                    "ON CONFLICT (ticket_id, order_id) DO UPDATE SET open = false",
+             3, params, NULL, err)) != 0)
         return rc;
-    res = tk_pg_exec(tk_tx_conn(tx),
-                     "SELECT order_id FROM ticket_orders WHERE ticket_id = $1 AND open "
-                     "ORDER BY created_at DESC, order_id DESC LIMIT 1",
-                     1, params, err);
+    res = tk_pg_exec_prepared(tk_tx_conn(tx),
+                              "SELECT order_id FROM ticket_orders WHERE ticket_id = $1 AND open "
+                              "ORDER BY created_at DESC, order_id DESC LIMIT 1",
+                              1, params, err);
     if (res == NULL)
         return err->code;
     char holder[TK_UUID_LEN + 1] = "";

@@ -19,7 +19,7 @@
  *   open   --on_change(): a newer status, not terminal (status event)--> open
  *   open   --tick(): every second (countdown event)--------------------> open
  *   open   --on_change(): a newer terminal status (status event, last)-> ended
- *   open   --tick(): no stream on the server for IDLE_DROP_MS----------> (none)
+ *   open   --tick(): no stream of this order, IDLE_DROP_MS after the last opened-> (none)
  *   ended  --tick(): the terminal event again (last)-------------------> ended
  *   ended  --tick(): TERMINAL_GRACE_MS after it ended------------------> (none)
  *
@@ -207,7 +207,6 @@ static void tick(tk_http_server_t *srv)
 {
     pthread_mutex_lock(&reg.mu);
     int64_t mono = tk_mono_ms(), wall = tk_now_ms();
-    bool streams = tk_http_sse_count(srv) > 0;
     for (size_t i = reg.n; i-- > 0;) {
         watch_t *w = &reg.w[i];
         char channel[TK_UUID_LEN + 8];
@@ -217,7 +216,8 @@ static void tick(tk_http_server_t *srv)
                 remove_locked(i);
             else
                 tk_http_sse_publish(srv, channel, w->terminal_event, true);
-        } else if (!streams && mono - w->added_ms >= IDLE_DROP_MS) {
+        } else if (mono - w->added_ms >= IDLE_DROP_MS &&
+                   tk_http_sse_channel_count(srv, channel) == 0) {
             remove_locked(i);
         } else {
             char *ev =
@@ -312,14 +312,14 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void listener_main(tk_http_server_t *srv, void *arg, volatile int *stop)
+static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 {
     (void)arg;
     PGconn *c = NULL;
     int64_t next_read = 0, retry_at = 0;
     int backoff = 200;
     bool warned = false;
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         if (c == NULL && tk_mono_ms() >= retry_at) {
             tk_err_t err = {0};
             if ((c = listen_connect(&err)) == NULL) {

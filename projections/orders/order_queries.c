@@ -1,9 +1,12 @@
 /*
  * order_queries.c - the orders context's queries (DESIGN.md sections 6 and 9): GET /api/orders
- * (the caller's orders in creation order) and GET /api/orders/:id (404 unknown, 401 another
+ * (the caller's orders in creation order, a bare array bounded like every list: tk/page.h's
+ * ?limit, default 100, and ?cursor=<order id>) and GET /api/orders/:id (404 unknown, 401 another
  * user's). They read only the read model: order_view for the order, joined at query time with
- * tickets_replica for the embedded ticket, so the ticket shown is the latest version orders
- * knows. A GET right after POST or DELETE sees it once order_view.c applied the event.
+ * tickets_replica for the embedded ticket's title and version (the latest orders knows), while
+ * its price is the one the order was created with (order_view.price_cents, from order:created):
+ * what the buyer is charged. A GET right after POST or DELETE sees it once order_view.c applied
+ * the event.
  */
 #include "orders_read.h"
 
@@ -13,6 +16,7 @@
 
 #include "orders.h"
 #include "tk/consistency.h"
+#include "tk/page.h"
 #include "tk/pg.h"
 
 /* What a client's consistency token asks of these queries: order versions in order_view. */
@@ -23,11 +27,13 @@ static const tk_consistency_model_t view_model = {
     .projection = "order_view",
 };
 
-/* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). */
+/* Columns 0..5 the order, 6..8 the replicated ticket (NULL when unknown). The price is the
+ * order's own (order:created's, DESIGN.md section 5), not the replica's, which may have moved;
+ * the replica's only for orders projected before order_view kept a price. */
 #define ORDER_SELECT                                                                               \
     "SELECT o.id, o.user_id, o.ticket_id, o.status, "                                              \
     "to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.version, "   \
-    "t.title, t.price_cents, t.version FROM order_view o "                                         \
+    "t.title, coalesce(o.price_cents, t.price_cents), t.version FROM order_view o "                \
     "LEFT JOIN tickets_replica t ON t.id = o.ticket_id "
 
 static json_t *row_to_json(const PGresult *res, int i)
@@ -59,14 +65,37 @@ static void list_orders(tk_http_req_t *req)
         tk_http_reply_json(req, 200, json_array());
         return;
     }
+    tk_page_t page;
+    if (!tk_page_or_respond(req, &page))
+        return;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "orders", &err);
-    const char *params[] = {user->id};
-    PGresult *res = db == NULL ? NULL
-                               : tk_pg_exec(db,
-                                            ORDER_SELECT "WHERE o.user_id = $1 "
-                                                         "ORDER BY o.created_at, o.id",
-                                            1, params, &err);
+    const char *params[] = {user->id, page.limit, page.cursor[0] ? page.cursor : NULL};
+    PGresult *res = NULL;
+    if (db != NULL && params[2] != NULL) {
+        /* A cursor must be one of the caller's orders. */
+        res = tk_pg_exec(db, "SELECT 1 FROM order_view WHERE id = $1 AND user_id = $2", 2,
+                         (const char *[]){params[2], user->id}, &err);
+        if (res == NULL) {
+            tk_http_reply_error(req, &err);
+            return;
+        }
+        bool known = PQntuples(res) == 1;
+        PQclear(res);
+        if (!known) {
+            json_t *errors = json_array();
+            tk_http_errors_add(errors, "cursor", "Invalid cursor");
+            tk_http_reply_errors(req, 400, errors);
+            return;
+        }
+    }
+    res = db == NULL ? NULL
+                     : tk_pg_exec(db,
+                                  ORDER_SELECT "WHERE o.user_id = $1 AND ($3::uuid IS NULL OR "
+                                               "(o.created_at, o.id) > (SELECT created_at, id "
+                                               "FROM order_view WHERE id = $3::uuid)) "
+                                               "ORDER BY o.created_at, o.id LIMIT $2::bigint",
+                                  3, params, &err);
     if (res == NULL) {
         tk_http_reply_error(req, &err);
         return;

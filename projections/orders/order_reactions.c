@@ -1,13 +1,18 @@
 /*
  * order_reactions.c - the orders context's reactions (DESIGN.md sections 5 and 7), fed from
- * topics `expirations` and `payments`:
+ * topic `payments`, where the payments context publishes the one decision it takes per order
+ * (pay versus expire) keyed by the order:
  *
- *   expiration:complete {orderId}  tk_orders_cancel as the system (the function DELETE uses):
- *                                  a live order is cancelled and order:cancelled emitted; a
- *                                  cancelled, complete or unknown order is skipped (the
- *                                  scheduler fires for every order, paid or not).
+ *   payment:expired {orderId}      the order's payment window closed unpaid: tk_orders_cancel as
+ *                                  the system (the function DELETE uses): a live order is
+ *                                  cancelled and order:cancelled emitted; a cancelled, complete
+ *                                  or unknown order is skipped.
  *   payment:created {orderId}      tk_orders_complete: a live order becomes complete and
  *                                  order:completed is emitted; otherwise skipped.
+ *
+ * Orders does not react to expiration:complete itself: the scheduler's firing races with a
+ * payment on another topic, and a late payment:created would then find the order cancelled.
+ * Payments decides (DESIGN.md section 5) and orders applies the decision, whatever the lag.
  *
  * The write and its follow-up event commit in the projector's transaction with the consumed
  * offset (exactly once); a lost race with a concurrent DELETE is a retryable conflict that the
@@ -18,7 +23,6 @@
 #include <string.h>
 
 #include "ev_catalog.h"
-#include "ev_expiration.h"
 #include "ev_payment.h"
 #include "orders.h"
 
@@ -26,9 +30,9 @@ static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_e
 {
     (void)ud;
     int rc;
-    if (strcmp(env->type, "expiration:complete") == 0) {
-        ev_expiration_complete_t e;
-        if ((rc = ev_expiration_complete_from_json(env->data, &e, err)) != 0)
+    if (strcmp(env->type, "payment:expired") == 0) {
+        ev_payment_expired_t e;
+        if ((rc = ev_payment_expired_from_json(env->data, &e, err)) != 0)
             return rc;
         rc = tk_orders_cancel(tx, e.order_id, NULL, NULL, err);
         /* A complete order (TK_EINVAL) stays complete; an unknown one is not ours. */
@@ -52,7 +56,7 @@ static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_e
     return TK_APPLY_SKIP; /* payment:refunded: nothing to do here */
 }
 
-static const char *const reactions_topics[] = {EV_TOPIC_EXPIRATIONS, EV_TOPIC_PAYMENTS, NULL};
+static const char *const reactions_topics[] = {EV_TOPIC_PAYMENTS, NULL};
 
 const tk_projector_spec_t tk_orders_reactions_projector = {
     .context = "orders",

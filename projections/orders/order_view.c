@@ -31,14 +31,19 @@ static int apply_created(tk_tx_t *tx, const ev_envelope_t *env, tk_err_t *err)
     int rc = ev_order_created_from_json(env->data, &o, err);
     if (rc != 0)
         return rc;
+    /* The price the order was created with, never a later replica price (DESIGN.md 5). */
+    char cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)o.ticket.price_cents);
     const char *params[] = {o.id,         o.user_id, o.ticket.id, ev_order_status_name(o.status),
-                            o.expires_at, env->time};
+                            o.expires_at, env->time, cents};
     int64_t inserted = 0;
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "INSERT INTO order_view (id, user_id, ticket_id, status, expires_at, "
-                        "version, created_at) VALUES ($1, $2, $3, $4, $5::timestamptz, 0, "
-                        "$6::timestamptz) ON CONFLICT (id) DO NOTHING",
-                        6, params, &inserted, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO order_view (id, user_id, ticket_id, status, expires_at, "
+             "version, created_at, price_cents) VALUES ($1, $2, $3, $4, "
+             "$5::timestamptz, 0, $6::timestamptz, $7::bigint) "
+             "ON CONFLICT (id) DO NOTHING",
+             7, params, &inserted, err)) != 0)
         return rc;
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
 }
@@ -55,7 +60,7 @@ static int apply_status(tk_tx_t *tx, const ev_envelope_t *env, ev_order_status_t
     snprintf(version, sizeof(version), "%lld", (long long)o.version);
     const char *params[] = {o.id, ev_order_status_name(status), version};
     /* One row when the UPDATE changed the order (and queued its notification), none otherwise. */
-    PGresult *res = tk_pg_exec(
+    PGresult *res = tk_pg_exec_prepared(
         tk_tx_conn(tx),
         "WITH u AS (UPDATE order_view SET status = $2, version = $3::integer "
         "WHERE id = $1 AND version < $3::integer RETURNING id, status, version, expires_at) "

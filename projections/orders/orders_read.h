@@ -27,9 +27,9 @@ extern const tk_projector_spec_t tk_orders_view_projector;
 #define TK_ORDERS_STATUS_CHANNEL "order_status"
 
 /**
- * topics expirations and payments -> the write model: expiration:complete cancels (unless
- * complete), payment:created completes, each emitting its event in the projector's
- * transaction (order_reactions.c).
+ * topic payments -> the write model: payment:expired (the payments context closed the order's
+ * payment window unpaid) cancels unless complete, payment:created completes, each emitting its
+ * event in the projector's transaction (order_reactions.c).
  */
 extern const tk_projector_spec_t tk_orders_reactions_projector;
 

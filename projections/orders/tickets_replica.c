@@ -30,10 +30,10 @@ static int apply_created(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     const char *params[] = {t->id, t->title, cents};
     int64_t inserted = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO tickets_replica (id, title, price_cents, version) "
-                       "VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (id) DO NOTHING",
-                       3, params, &inserted, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
+                                "INSERT INTO tickets_replica (id, title, price_cents, version) "
+                                "VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (id) DO NOTHING",
+                                3, params, &inserted, err);
     if (rc != 0)
         return rc;
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
@@ -46,16 +46,16 @@ static int apply_updated(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
     snprintf(version, sizeof(version), "%lld", (long long)t->version);
     const char *params[] = {t->id, t->title, cents, version};
     int64_t updated = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE tickets_replica SET title = $2, price_cents = $3::bigint, "
-                       "version = $4::integer WHERE id = $1 AND version = $4::integer - 1",
-                       4, params, &updated, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
+                                "UPDATE tickets_replica SET title = $2, price_cents = $3::bigint, "
+                                "version = $4::integer WHERE id = $1 AND version = $4::integer - 1",
+                                4, params, &updated, err);
     if (rc != 0)
         return rc;
     if (updated == 1)
         return TK_APPLY_OK;
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx), "SELECT version FROM tickets_replica WHERE id = $1",
-                               1, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        tk_tx_conn(tx), "SELECT version FROM tickets_replica WHERE id = $1", 1, params, err);
     if (res == NULL)
         return err->code;
     int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;

@@ -15,11 +15,12 @@
  * over a state it was not computed from.
  *
  * The reaction: an order:cancelled that applies to an order with a stored payment means orders
- * cancelled it (DELETE, expiration) before it saw our payment:created, so orders will never
- * complete it: the charge is refunded and payment:refunded emitted in this transaction. The
- * Stripe call happens inside apply; a re-run of the batch repeats it with the same idempotency
- * key, which Stripe answers from its record instead of refunding twice. A refund Stripe refuses
- * is recorded as 'failed' with an alert rather than blocking the partition.
+ * cancelled it (the owner's DELETE) before it saw our payment:created, so orders will never
+ * complete it: a refund intent is written in this transaction (tk_payments_refund_intent), and
+ * the payments refund worker carries it out and publishes payment:refunded. No Stripe call
+ * happens here: a projector's transaction only records what must be done.
+ *
+ * order:created also brings the order's expiresAt, which POST /api/payments checks.
  */
 #include "payments_read.h"
 
@@ -30,7 +31,6 @@
 #include "ev_catalog.h"
 #include "ev_order.h"
 #include "payments.h"
-#include "tk/log.h"
 #include "tk/pg.h"
 
 static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err)
@@ -38,12 +38,13 @@ static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err
     char cents[24];
     snprintf(cents, sizeof(cents), "%lld", (long long)o->ticket.price_cents);
     const char *status = ev_order_status_name(o->status);
-    const char *params[] = {o->id, o->user_id, cents, status ? status : "created"};
+    const char *params[] = {o->id, o->user_id, cents, status ? status : "created", o->expires_at};
     int64_t inserted = 0;
     int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO orders_replica (id, user_id, price_cents, status, version) "
-                       "VALUES ($1, $2, $3::bigint, $4, 0) ON CONFLICT (id) DO NOTHING",
-                       4, params, &inserted, err);
+                       "INSERT INTO orders_replica (id, user_id, price_cents, status, version, "
+                       "expires_at) VALUES ($1, $2, $3::bigint, $4, 0, $5::timestamptz) "
+                       "ON CONFLICT (id) DO NOTHING",
+                       5, params, &inserted, err);
     if (rc != 0)
         return rc;
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
@@ -56,32 +57,12 @@ static int refund_if_paid(tk_tx_t *tx, const char *order_id, tk_err_t *err)
     int rc = tk_payments_find(tk_tx_conn(tx), order_id, stripe_id, payment_id, err);
     if (rc <= 0)
         return rc;
-    const char *params[] = {order_id, stripe_id};
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx),
-                               "SELECT 1 FROM refunds WHERE order_id = $1 AND stripe_id = $2 "
-                               "AND status = 'succeeded'",
-                               2, params, err);
-    if (res == NULL)
-        return err->code;
-    bool done = PQntuples(res) == 1;
-    PQclear(res);
-    if (done)
-        return 0;
-    tk_err_t serr = {0};
-    char refund_id[TK_STRIPE_ID_MAX + 1] = "";
-    rc = tk_payments_refund(order_id, stripe_id, "order cancelled", refund_id, &serr);
-    if (rc != 0)
-        tk_log(TK_LOG_ERROR, "payments", "refund failed",
-               "\"alert\":\"refund_failed\",\"order_id\":\"%s\",\"stripe_id\":\"%s\","
-               "\"code\":\"%s\"",
-               order_id, stripe_id, tk_err_name(rc));
     tk_payment_refund_t r = {.payment_id = payment_id,
                              .order_id = order_id,
                              .stripe_id = stripe_id,
-                             .refund_id = rc == 0 ? refund_id : NULL,
                              .reason = "order cancelled",
                              .version = 1};
-    rc = tk_payments_record_refund(tx, &r, err);
+    rc = tk_payments_refund_intent(tx, &r, err);
     return rc < 0 ? rc : 0;
 }
 

@@ -4,15 +4,15 @@
  * once the relay published the event and ticket_view.c applied it (usually milliseconds).
  *
  * GET /api/tickets returns the unreserved tickets as a bare JSON array in creation order, as the
- * original did. Pagination is opt-in and keeps that shape: `?limit=N` (1..1000) returns at most N
- * tickets and `?cursor=<id>` starts after the ticket with that id, so the next page's cursor is
- * the id of the last ticket of the current one, and a page shorter than N is the last. The
+ * original did, but bounded (tk/page.h): at most LIST_DEFAULT_LIMIT (100) without `?limit=N`
+ * (1..LIST_MAX_LIMIT), and `?cursor=<id>` starts after the ticket with that id, so the next
+ * page's cursor is the id of the last ticket of the current one, and a page shorter than N is
+ * the last. The
  * position is (created_at, id) of the cursor's ticket in ticket_view, which stays valid when that
  * ticket is reserved meanwhile (keyset pagination: no skipped or repeated tickets).
  */
 #include "tickets_read.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +20,8 @@
 #include "ev_money.h"
 #include "tk/consistency.h"
 #include "tk/ids.h"
+#include "tk/page.h"
 #include "tk/pg.h"
-
-#define PAGE_MAX 1000
 
 /* What a client's consistency token asks of these queries: ticket versions in ticket_view. */
 static const tk_consistency_model_t view_model = {
@@ -61,43 +60,15 @@ static json_t *row_to_json(const PGresult *res, int i)
     return j;
 }
 
-/*
- * ?limit and ?cursor copied into @p limit and @p cursor ("" when absent; tk_http_query's result
- * lasts only until its next call). False after replying 400.
- */
-static bool page_or_respond(tk_http_req_t *req, char limit[8], char cursor[TK_UUID_LEN + 1])
-{
-    const char *v = tk_http_query(req, "limit");
-    limit[0] = cursor[0] = '\0';
-    if (v != NULL) {
-        char *end = NULL;
-        errno = 0;
-        long n = strtol(v, &end, 10);
-        if (errno != 0 || end == v || *end != '\0' || n < 1 || n > PAGE_MAX) {
-            reply_bad_query(req, "limit", "limit must be an integer between 1 and 1000");
-            return false;
-        }
-        snprintf(limit, 8, "%ld", n);
-    }
-    if ((v = tk_http_query(req, "cursor")) != NULL) {
-        if (!tk_uuid_valid(v)) {
-            reply_bad_query(req, "cursor", "Invalid cursor");
-            return false;
-        }
-        snprintf(cursor, TK_UUID_LEN + 1, "%s", v);
-    }
-    return true;
-}
-
 static void list_tickets(tk_http_req_t *req)
 {
     if (!tk_consistency_await(req, &view_model, NULL))
         return; /* parked until ticket_view covers the client's writes */
-    char limit_text[8], cursor_text[TK_UUID_LEN + 1];
-    if (!page_or_respond(req, limit_text, cursor_text))
+    tk_page_t page;
+    if (!tk_page_or_respond(req, &page))
         return;
-    const char *limit = limit_text[0] ? limit_text : NULL;
-    const char *cursor = cursor_text[0] ? cursor_text : NULL;
+    const char *limit = page.limit;
+    const char *cursor = page.cursor[0] ? page.cursor : NULL;
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, "tickets", &err);
     if (db == NULL) {
@@ -119,7 +90,6 @@ static void list_tickets(tk_http_req_t *req)
             return;
         }
     }
-    /* LIMIT NULL is LIMIT ALL. */
     res = tk_pg_exec(db,
                      "SELECT " VIEW_COLUMNS " FROM ticket_view WHERE order_id IS NULL "
                      "AND ($1::uuid IS NULL OR (created_at, id) > "

@@ -8,9 +8,17 @@
  * or an old one after a new one, therefore changes nothing, which is what `ticketing replay`
  * needs to rebuild both tables from offset 0, and what makes a record the relay published twice
  * harmless even before the loop's event-id dedupe.
+ *
+ * view_apply_set does the same for a whole batch in two statements (the projector's fast path):
+ * per ticket, the row of the highest version in the batch (its first occurrence) is upserted
+ * under the same version guard, with created_at from the ticket's first event of the batch (the
+ * one that would have inserted the row); every event goes to the history, the first occurrence
+ * of a (ticket, version) winning as with one insert after another. Rows arrive as one JSON array
+ * (json_to_recordset): no quoting rules of our own for titles.
  */
 #include "tickets_read.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,27 +49,168 @@ static int view_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t 
     snprintf(version, sizeof(version), "%lld", (long long)t.version);
     const char *view[] = {t.id,    t.title,  cents, t.user_id, t.order_id[0] ? t.order_id : NULL,
                           version, env->time};
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "INSERT INTO ticket_view AS v (id, title, price_cents, user_id, order_id, "
-                        "version, created_at) VALUES ($1, $2, $3::bigint, $4, $5, $6::integer, "
-                        "$7::timestamptz) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
-                        "price_cents = excluded.price_cents, user_id = excluded.user_id, "
-                        "order_id = excluded.order_id, version = excluded.version "
-                        "WHERE v.version < excluded.version",
-                        7, view, &changed, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_view AS v (id, title, price_cents, user_id, order_id, "
+             "version, created_at) VALUES ($1, $2, $3::bigint, $4, $5, $6::integer, "
+             "$7::timestamptz) ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
+             "price_cents = excluded.price_cents, user_id = excluded.user_id, "
+             "order_id = excluded.order_id, version = excluded.version "
+             "WHERE v.version < excluded.version",
+             7, view, &changed, err)) != 0)
         goto out;
 
     if ((rc = ev_envelope_encode(env, &text, NULL, err)) != 0)
         goto out;
     const char *history[] = {t.id, version, env->id, env->type, text};
-    if ((rc = tk_pg_run(tk_tx_conn(tx),
-                        "INSERT INTO ticket_history (ticket_id, version, event_id, type, envelope) "
-                        "VALUES ($1, $2::integer, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        5, history, &added, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_history (ticket_id, version, event_id, type, envelope) "
+             "VALUES ($1, $2::integer, $3, $4, $5) ON CONFLICT DO NOTHING",
+             5, history, &added, err)) != 0)
         goto out;
     rc = changed + added > 0 ? TK_APPLY_OK : TK_APPLY_SKIP;
 out:
     free(text);
+    return rc;
+}
+
+/* One decoded ticket event of a batch. */
+typedef struct row {
+    ev_ticket_t t;
+    int index; /* position in the batch */
+} row_t;
+
+/* By ticket id, then version descending, then batch position: the first row of an id is the
+ * one whose state the view keeps. */
+static int cmp_view(const void *a, const void *b)
+{
+    const row_t *x = a, *y = b;
+    int c = strcmp(x->t.id, y->t.id);
+    if (c != 0)
+        return c;
+    if (x->t.version != y->t.version)
+        return x->t.version > y->t.version ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+typedef struct id_ref {
+    const char *id;
+    int index;
+} id_ref_t;
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(((const id_ref_t *)a)->id, ((const id_ref_t *)b)->id);
+}
+
+static int view_apply_set(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results,
+                          void *ud, tk_err_t *err)
+{
+    (void)ud;
+    row_t *rows = calloc((size_t)n + 1, sizeof(*rows));
+    json_t *view = json_array(), *history = json_array();
+    char *view_text = NULL, *history_text = NULL;
+    PGresult *res = NULL;
+    int nrows = 0, rc = 0;
+    if (rows == NULL || view == NULL || history == NULL)
+        abort();
+
+    for (int i = 0; i < n; i++) {
+        results[i] = TK_APPLY_SKIP;
+        int r = 0;
+        if (strcmp(envs[i]->type, "ticket:created") == 0)
+            r = ev_ticket_created_from_json(envs[i]->data, &rows[nrows].t, err);
+        else if (strcmp(envs[i]->type, "ticket:updated") == 0)
+            r = ev_ticket_updated_from_json(envs[i]->data, &rows[nrows].t, err);
+        else
+            continue;
+        if (r != 0) { /* view_apply dead-letters it, record by record */
+            rc = TK_APPLY_RETRY;
+            goto out;
+        }
+        char *text = NULL;
+        if ((rc = ev_envelope_encode(envs[i], &text, NULL, err)) != 0)
+            goto out;
+        json_array_append_new(history,
+                              json_pack("{s:s, s:I, s:s, s:s, s:s}", "ticket_id", rows[nrows].t.id,
+                                        "version", (json_int_t)rows[nrows].t.version, "event_id",
+                                        envs[i]->id, "type", envs[i]->type, "envelope", text));
+        free(text);
+        rows[nrows++].index = i;
+    }
+    if (nrows == 0)
+        goto out;
+
+    /* created_at of each ticket: the time of its first event in the batch. */
+    qsort(rows, (size_t)nrows, sizeof(*rows), cmp_view);
+    for (int a = 0; a < nrows;) {
+        int b = a, first = rows[a].index;
+        for (; b < nrows && strcmp(rows[b].t.id, rows[a].t.id) == 0; b++)
+            if (rows[b].index < first)
+                first = rows[b].index;
+        const ev_ticket_t *t = &rows[a].t;
+        json_array_append_new(
+            view, json_pack("{s:s, s:s, s:I, s:s, s:s?, s:I, s:s}", "id", t->id, "title", t->title,
+                            "price_cents", (json_int_t)t->price_cents, "user_id", t->user_id,
+                            "order_id", t->order_id[0] ? t->order_id : NULL, "version",
+                            (json_int_t)t->version, "created_at", envs[first]->time));
+        a = b;
+    }
+    view_text = json_dumps(view, JSON_COMPACT);
+    history_text = json_dumps(history, JSON_COMPACT);
+    if (view_text == NULL || history_text == NULL) {
+        rc = tk_err_set(err, TK_EINTERNAL, "", "cannot encode a batch of ticket rows");
+        goto out;
+    }
+    const char *p1[] = {view_text};
+    if ((rc = tk_pg_run_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_view AS v (id, title, price_cents, user_id, order_id, version, "
+             "created_at) SELECT id, title, price_cents, user_id, order_id, version, created_at "
+             "FROM json_to_recordset($1::json) AS x(id uuid, title text, price_cents bigint, "
+             "user_id uuid, order_id uuid, version integer, created_at timestamptz) "
+             "ON CONFLICT (id) DO UPDATE SET title = excluded.title, "
+             "price_cents = excluded.price_cents, user_id = excluded.user_id, "
+             "order_id = excluded.order_id, version = excluded.version "
+             "WHERE v.version < excluded.version",
+             1, p1, NULL, err)) != 0)
+        goto out;
+    /* ORDER BY ordinality: the first of two rows with one key is the one inserted. */
+    const char *p2[] = {history_text};
+    if ((res = tk_pg_exec_prepared(
+             tk_tx_conn(tx),
+             "INSERT INTO ticket_history (ticket_id, version, event_id, type, envelope) "
+             "SELECT x.ticket_id, x.version, x.event_id, x.type, x.envelope "
+             "FROM json_array_elements($1::json) WITH ORDINALITY AS e(j, n), "
+             "json_to_record(e.j) AS x(ticket_id uuid, version integer, event_id uuid, "
+             "type text, envelope text) ORDER BY e.n "
+             "ON CONFLICT DO NOTHING RETURNING event_id::text",
+             1, p2, err)) == NULL) {
+        rc = err ? err->code : TK_EUNAVAIL;
+        goto out;
+    }
+    /* Counts only: an event whose history row is new changed the model. */
+    id_ref_t *ids = calloc((size_t)n + 1, sizeof(*ids));
+    if (ids == NULL)
+        abort();
+    for (int i = 0; i < n; i++)
+        ids[i] = (id_ref_t){envs[i]->id, i};
+    qsort(ids, (size_t)n, sizeof(*ids), cmp_id);
+    for (int r = 0; r < PQntuples(res); r++) {
+        id_ref_t key = {PQgetvalue(res, r, 0), 0};
+        const id_ref_t *hit = bsearch(&key, ids, (size_t)n, sizeof(*ids), cmp_id);
+        if (hit != NULL)
+            results[hit->index] = TK_APPLY_OK;
+    }
+    free(ids);
+out:
+    PQclear(res);
+    free(view_text);
+    free(history_text);
+    json_decref(view);
+    json_decref(history);
+    free(rows);
     return rc;
 }
 
@@ -73,5 +222,6 @@ const tk_projector_spec_t tk_tickets_view_projector = {
     .name = "ticket_view",
     .topics = view_topics,
     .apply = view_apply,
+    .apply_set = view_apply_set,
     .tables = view_tables,
 };

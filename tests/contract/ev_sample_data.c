@@ -75,6 +75,10 @@ int ev_sample_get(const char *type, ev_sample_t *out)
         COPY(p.reason, "order cancelled before the payment completed");
         *out = (ev_sample_t){"payment:refunded", EV_SAMPLE_PAYMENT, 1,
                              ev_payment_refunded_to_json(&p)};
+    } else if (strcmp(type, "payment:expired") == 0) {
+        ev_payment_expired_t p = {0};
+        COPY(p.order_id, EV_SAMPLE_ORDER);
+        *out = (ev_sample_t){"payment:expired", EV_SAMPLE_ORDER, 0, ev_payment_expired_to_json(&p)};
     } else {
         return -1;
     }

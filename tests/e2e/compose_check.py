@@ -1,11 +1,13 @@
 """docker/ without a Docker engine (the compose_config ctest, tests/e2e/compose.sh): the compose
 file is validated by a compose implementation that needs no engine (`docker compose config` or
 Debian's docker-compose), and its normalized form is checked structurally against the rest of
-the repository: every role of scripts/topology.sh is a service running the same subcommand, the
-infrastructure is the local stack's (Kafka 3.9 KRaft, PostgreSQL 15, the stripe-mock version
+the repository: every role of scripts/topology.sh is a service running the same subcommand, with
+two instances of each (issue 17: replicas for stateless roles, one service with its own
+TK_INSTANCE_ID per consumer-group member), the infrastructure is the local stack's (a 3-node Kafka
+3.9 KRaft cluster as scripts/cluster.sh runs it, PostgreSQL 15, the stripe-mock version
 scripts/setup.sh pins), start-up order follows the dependencies, the ingress routes each API
-prefix to the context that serves it (as the topology's nginx does), and the runtime image
-installs the package of every shared library the binary needs.
+prefix to the context that serves it (as the topology's nginx does, with passive health checks),
+and the runtime image installs the package of every shared library the binary needs.
 
 Run explicitly: `pytest tests/e2e/compose_check.py` (TICKETING_BIN=<binary> for the library
 check). No server is started.
@@ -71,13 +73,20 @@ def depends(service):
         {k: (v or {}).get("condition", "service_started") for k, v in d.items()}
 
 
-def topology_roles():
-    """role -> (port, ticketing arguments) from scripts/topology.sh's ROLES."""
+def topology_text():
+    """scripts/topology.sh with its serve ports, $((SERVE_BASE + N)), at their defaults."""
     with open(TOPOLOGY) as f:
         text = f.read()
+    base = int(re.search(r'^SERVE_BASE="\$\{TOPOLOGY_SERVE_PORT_BASE:-(\d+)\}"', text, re.M).group(1))
+    return re.sub(r"\$\(\(SERVE_BASE \+ (\d+)\)\)", lambda m: str(base + int(m.group(1))), text)
+
+
+def topology_roles():
+    """role -> (port, ticketing arguments) from scripts/topology.sh's ROLES."""
+    text = topology_text()
     block = re.search(r"^ROLES=\(\n(.*?)^\)", text, re.M | re.S).group(1)
     roles = {}
-    for role, port, args in re.findall(r'"([a-z-]+)\|(\d*)\|([a-z ]+)"', block):
+    for role, port, args in re.findall(r'"([a-z-]+)\|([^|"]*)\|([a-z ]+)"', block):
         roles[role] = (port, args)
     return roles
 
@@ -100,6 +109,10 @@ def test_an_engine_free_compose_implementation_validates_the_file():
     assert out.returncode == 0, out.stderr
 
 
+def instances(service):
+    return int((service.get("deploy") or {}).get("replicas", 1))
+
+
 def test_every_role_of_the_topology_is_a_service(config):
     services = config["services"]
     app = {name: s for name, s in services.items() if s.get("image") == "ticketing:local"}
@@ -114,6 +127,21 @@ def test_every_role_of_the_topology_is_a_service(config):
         for var in ("KAFKA_BROKERS", "DATABASE_URL", "JWT_KEY", "STRIPE_API_BASE", "PORT"):
             assert env.get(var), f"{name} lacks {var}"
         assert "build" in s and s["build"]["dockerfile"].endswith("docker/Dockerfile")
+    # Two instances of every role; a consumer-group member has a stable instance id of its own.
+    count, ids = {}, {}
+    for name, s in app.items():
+        if name == "init":
+            continue
+        cmd = command_of(s)
+        count[cmd] = count.get(cmd, 0) + instances(s)
+        if cmd.startswith(("project ", "expire")):
+            assert instances(s) == 1, f"{name}: a group member needs its own TK_INSTANCE_ID"
+            iid = s["environment"].get("TK_INSTANCE_ID")
+            assert iid and iid not in ids, f"{name}: TK_INSTANCE_ID missing or shared"
+            ids[iid] = name
+        else:
+            assert "TK_INSTANCE_ID" not in s["environment"], name
+    assert all(n == 2 for n in count.values()), count
     init = services["init"]
     entry = " ".join(init.get("entrypoint") or [])
     assert "ticketing migrate" in entry and "ticketing topics" in entry
@@ -121,14 +149,25 @@ def test_every_role_of_the_topology_is_a_service(config):
 
 def test_the_infrastructure_is_the_local_stacks(config):
     services = config["services"]
-    kafka, pg, stripe = services["kafka"], services["postgres"], services["stripe"]
-    assert re.fullmatch(r"apache/kafka:3\.9\.\d+", kafka["image"])
-    kenv = {k: str(v) for k, v in kafka["environment"].items()}
-    assert set(kenv["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert kenv["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{kenv['KAFKA_NODE_ID']}@kafka:9093"
-    assert kenv["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # `ticketing topics` makes them
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kenv["CLUSTER_ID"]), "a KRaft cluster id"
-    advertised = kenv["KAFKA_ADVERTISED_LISTENERS"].split("//")[1]
+    nodes = [services[f"kafka-{n}"] for n in (1, 2, 3)]
+    pg, stripe = services["postgres"], services["stripe"]
+    voters = ",".join(f"{n}@kafka-{n}:9093" for n in (1, 2, 3))
+    advertised, cluster_ids = [], set()
+    for n, kafka in enumerate(nodes, 1):
+        assert re.fullmatch(r"apache/kafka:3\.9\.\d+", kafka["image"])
+        kenv = {k: str(v) for k, v in kafka["environment"].items()}
+        assert kenv["KAFKA_NODE_ID"] == str(n)
+        assert set(kenv["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+        assert kenv["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert kenv["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # `ticketing topics` makes them
+        assert kenv["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert kenv["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kenv["CLUSTER_ID"]), "a KRaft cluster id"
+        cluster_ids.add(kenv["CLUSTER_ID"])
+        advertised.append(kenv["KAFKA_ADVERTISED_LISTENERS"].split("//")[1])
+        assert kafka["healthcheck"]["test"], "kafka needs a health check"
+    assert len(cluster_ids) == 1, "one cluster id for the three nodes"
+    advertised = ",".join(advertised)
     assert re.fullmatch(r"postgres:15(\.\d+)?", pg["image"])
     with open(os.path.join(REPO, "scripts", "setup.sh")) as f:
         pinned = re.search(r"^STRIPE_MOCK_VERSION=(\S+)", f.read(), re.M).group(1)
@@ -137,10 +176,11 @@ def test_the_infrastructure_is_the_local_stacks(config):
         if s.get("image") == "ticketing:local":
             env = s["environment"]
             assert env["KAFKA_BROKERS"] == advertised, name
+            assert str(env["KAFKA_REPLICATION_FACTOR"]) == "3", name
+            assert str(env["KAFKA_MIN_INSYNC_REPLICAS"]) == "2", name
             assert "@postgres:5432/" in env["DATABASE_URL"], name
             assert env["STRIPE_API_BASE"] == "http://stripe:12111", name
-    for infra in (kafka, pg):
-        assert infra["healthcheck"]["test"], "kafka and postgres need health checks"
+    assert pg["healthcheck"]["test"], "postgres needs a health check"
 
 
 def test_services_start_in_dependency_order(config):
@@ -148,7 +188,9 @@ def test_services_start_in_dependency_order(config):
     for name, s in services.items():
         for dep in depends(s):
             assert dep in services, f"{name} depends on unknown {dep}"
-    assert depends(services["init"]) == {"kafka": "service_healthy",
+    assert depends(services["init"]) == {"kafka-1": "service_healthy",
+                                         "kafka-2": "service_healthy",
+                                         "kafka-3": "service_healthy",
                                          "postgres": "service_healthy"}
     for name, s in services.items():
         if s.get("image") == "ticketing:local" and name != "init":
@@ -176,14 +218,36 @@ def test_the_ingress_routes_like_the_topology(config):
         host, port = server.split(":")
         assert command_of(services[host]) == f"serve {ctx}", prefix
         assert str(services[host]["environment"]["PORT"]) == port, prefix
+        assert instances(services[host]) == 2, prefix
 
-    with open(TOPOLOGY) as f:
-        topo_locations, topo_upstreams = nginx_routes(f.read())
+    text = topology_text()
+    topo_locations, _ = nginx_routes(text)
     assert topo_locations == APIS
+    # The topology's upstreams list every instance of the context's serve role (--replicas).
+    topo_upstreams = dict(re.findall(r"upstream\s+(\w+)\s*\{\s*\$\(upstream_servers ([\w-]+)\)",
+                                     text))
     roles = topology_roles()
     for prefix, ctx in APIS.items():
-        (server,) = topo_upstreams[ctx]
-        assert server == f"127.0.0.1:{roles['serve-' + ctx][0]}", prefix
+        assert topo_upstreams[ctx] == f"serve-{ctx}", prefix
+        assert roles[f"serve-{ctx}"][0], prefix
+    # Passive health checks and retries of what was not sent, in both ingresses.
+    for conf in (open(NGINX).read(), text):
+        assert "max_fails=" in conf and "fail_timeout=" in conf
+        assert re.search(r"proxy_next_upstream\s+error timeout", conf)
+        assert not re.search(r"proxy_next_upstream\s[^;]*non_idempotent", conf)
+
+
+def test_the_ingress_sends_the_storefront_to_a_server(config):
+    """/ (the storefront, compiled into every server) goes to a serve service, in both configs."""
+    services = config["services"]
+    for conf in (NGINX, TOPOLOGY):
+        with open(conf) as f:
+            text = f.read()
+        m = re.search(r"location\s+/\s*\{[^}]*proxy_pass\s+http://(\w+)", text)
+        assert m, f"{conf}: location / does not proxy to a server"
+        assert m.group(1) in APIS.values(), conf
+        if conf == NGINX:
+            assert command_of(services[m.group(1)]).startswith("serve "), conf
 
 
 def test_the_dockerfile_is_multi_stage_and_small():

@@ -41,6 +41,7 @@ TOPIC_OF = {
     "expiration:complete": "expirations",
     "payment:created": "payments",
     "payment:refunded": "payments",
+    "payment:expired": "payments",
 }
 
 

@@ -1,7 +1,9 @@
 /*
  * test_auth.c - the auth context over real HTTP, PostgreSQL and Kafka: every auth case of
  * ORIGINAL-TESTS.md (A1-A12) plus concurrent sign-ups, forged sessions, the user:registered
- * event on the broker, and passwords never leaking into logs or responses.
+ * event on the broker, and passwords never leaking into logs or responses. Issue 11: sign-in
+ * throttling per account and per client address (429 + Retry-After, exact under concurrency,
+ * bounded state), scrypt hashes upgraded on sign-in, sessions revoked by sign-out.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +18,10 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "password.h"
+#include "tk/cfg.h"
 #include "tk/ids.h"
+#include "tk/pg.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
 #include "tk/relay.h"
@@ -24,6 +29,8 @@
 #include "tk_test.h"
 
 #define SECRET "s3cret-Pw"
+#define ACCOUNT_LIMIT 3
+#define ADDRESS_LIMIT 5
 
 static tk_relay_t *relay;
 static pthread_t relay_thread;
@@ -40,6 +47,13 @@ static void *run_relay(void *arg)
 static int setup(void **state)
 {
     (void)state;
+    /* Small limits so the throttling cases run in seconds; the address limit is raised here and
+     * lowered only by the case that tests it (every other case signs in from 127.0.0.1). Loopback
+     * is a trusted proxy, so X-Forwarded-For gives each case its own client addresses. */
+    setenv("SIGNIN_ACCOUNT_LIMIT", "3", 1);
+    setenv("SIGNIN_ADDRESS_LIMIT", "1000", 1);
+    setenv("SIGNIN_THROTTLE_SLOTS", "4096", 1);
+    setenv("TRUSTED_PROXIES", "127.0.0.1, ::1", 1);
     tk_test_require_stack();
     /* Capture our own log lines to prove no password is ever written. */
     int fd = mkstemp(log_path);
@@ -307,6 +321,255 @@ static void currentuser_cases(void **state)
     free(cookie);
 }
 
+static PGconn *auth_db(void)
+{
+    tk_err_t err = {0};
+    PGconn *c = tk_pg_connect("auth", &err);
+    assert_non_null(c);
+    return c;
+}
+
+static void signin_as(const char *email, const char *password, const char *client,
+                      tk_test_resp_t *r)
+{
+    char body[256], header[96];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    snprintf(header, sizeof(header), "X-Forwarded-For: %s", client);
+    tk_test_http_ex("POST", "/api/users/signin", body, NULL, client ? header : NULL, r);
+}
+
+/* A random documentation-range address, so reruns never share a counter. */
+static void random_client(char out[32])
+{
+    unsigned char b[3];
+    char id[TK_UUID_LEN + 1];
+    tk_uuid_new(id);
+    for (int i = 0; i < 3; i++)
+        b[i] = (unsigned char)strtol((char[]){id[2 * i], id[2 * i + 1], 0}, NULL, 16);
+    snprintf(out, 32, "10.%u.%u.%u", b[0], b[1], b[2]);
+}
+
+static void assert_throttled(const tk_test_resp_t *r, int window)
+{
+    assert_int_equal(r->status, 429);
+    assert_true(r->retry_after >= 1 && r->retry_after <= window);
+    assert_non_null(strstr(first_message(r), "Too many failed sign-ins"));
+    assert_null(r->set_cookie);
+}
+
+/* Issue 11 item 3: after SIGNIN_ACCOUNT_LIMIT failures an account refuses sign-ins for the rest
+ * of its window, from any address and even with the right password (no scrypt is run). */
+static void signin_throttled_per_account(void **state)
+{
+    (void)state;
+    char email[64], client[32];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
+    for (int i = 0; i < ACCOUNT_LIMIT; i++) {
+        random_client(client);
+        signin_as(email, "wrong-one", client, &r);
+        assert_int_equal(r.status, 400);
+        tk_test_resp_release(&r);
+    }
+    random_client(client);
+    signin_as(email, "wrong-one", client, &r);
+    assert_throttled(&r, 900);
+    tk_test_resp_release(&r);
+    random_client(client);
+    signin_as(email, "password", client, &r);
+    assert_throttled(&r, 900);
+    tk_test_resp_release(&r);
+
+    /* Successes are not counted: another account signs in more often than the limit. */
+    unique_email(email, sizeof(email));
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
+    for (int i = 0; i < ACCOUNT_LIMIT + 2; i++) {
+        signin_as(email, "password", NULL, &r);
+        assert_int_equal(r.status, 200);
+        tk_test_resp_release(&r);
+    }
+}
+
+/* Issue 11 item 3: an address that failed SIGNIN_ADDRESS_LIMIT times (over any accounts) is
+ * refused; another address is not. An untrusted peer's X-Forwarded-For would be ignored. */
+static void signin_throttled_per_address(void **state)
+{
+    (void)state;
+    setenv("SIGNIN_ADDRESS_LIMIT", "5", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    char email[64], client[32], other[32];
+    random_client(client);
+    random_client(other);
+    tk_test_resp_t r;
+    for (int i = 0; i < ADDRESS_LIMIT; i++) {
+        unique_email(email, sizeof(email));
+        signin_as(email, "nobody", client, &r);
+        assert_int_equal(r.status, 400);
+        tk_test_resp_release(&r);
+    }
+    unique_email(email, sizeof(email));
+    signin_as(email, "nobody", client, &r);
+    assert_throttled(&r, 300);
+    tk_test_resp_release(&r);
+    signin_as(email, "nobody", other, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    setenv("SIGNIN_ADDRESS_LIMIT", "1000", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+}
+
+struct signin_race {
+    const char *email;
+    char client[32];
+    long status;
+};
+
+static void *race_signin(void *arg)
+{
+    struct signin_race *a = arg;
+    tk_test_resp_t r;
+    signin_as(a->email, "wrong-one", a->client, &r);
+    a->status = r.status;
+    tk_test_resp_release(&r);
+    return NULL;
+}
+
+/* The check and the count are one statement in the shared database: 12 concurrent failures for
+ * one account (as from several `serve auth` processes) let exactly ACCOUNT_LIMIT through. */
+static void signin_throttle_exact_under_concurrency(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    char email[64];
+    unique_email(email, sizeof(email));
+    pthread_t t[N];
+    struct signin_race a[N];
+    for (int i = 0; i < N; i++) {
+        a[i].email = email;
+        random_client(a[i].client);
+        pthread_create(&t[i], NULL, race_signin, &a[i]);
+    }
+    int refused = 0, tried = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        refused += a[i].status == 429;
+        tried += a[i].status == 400;
+    }
+    assert_int_equal(tried, ACCOUNT_LIMIT);
+    assert_int_equal(refused, N - ACCOUNT_LIMIT);
+}
+
+/* The counters live in a fixed number of slots: however many emails are tried, the table holds
+ * at most 2 * SIGNIN_THROTTLE_SLOTS rows (slots for accounts, then for addresses). */
+static void signin_throttle_state_is_bounded(void **state)
+{
+    (void)state;
+    PGconn *db = auth_db();
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(db, "SELECT count(*), coalesce(max(slot), 0) FROM signin_throttle",
+                               0, NULL, &err);
+    assert_non_null(res);
+    assert_true(strtol(PQgetvalue(res, 0, 0), NULL, 10) > 0);
+    assert_true(strtol(PQgetvalue(res, 0, 1), NULL, 10) < 2 * 4096);
+    PQclear(res);
+    /* No email is stored: keys are keyed hashes (16 bytes of HMAC-SHA256). */
+    res = tk_pg_exec(db, "SELECT count(*) FROM signin_throttle WHERE length(key) <> 16", 0, NULL,
+                     &err);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "0");
+    PQclear(res);
+    PQfinish(db);
+}
+
+/* Issue 11 item 3: a hash made with the original's cost (N = 2^14) still signs in, and is
+ * replaced by one with today's parameters (N = 2^17) on that sign-in. */
+static void old_hash_upgraded_on_signin(void **state)
+{
+    (void)state;
+    char email[64], id[TK_UUID_LEN + 1];
+    unique_email(email, sizeof(email));
+    tk_uuid_new(id);
+    char *env = getenv("SCRYPT_LOG2_N") ? strdup(getenv("SCRYPT_LOG2_N")) : NULL;
+    setenv("SCRYPT_LOG2_N", "14", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    char *old = NULL;
+    assert_int_equal(tk_password_hash("password", &old, NULL), 0);
+    setenv("SCRYPT_LOG2_N", "17", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    PGconn *db = auth_db();
+    tk_err_t err = {0};
+    const char *params[] = {id, email, old};
+    assert_int_equal(tk_pg_run(db,
+                               "INSERT INTO users (id, email, password_hash) "
+                               "VALUES ($1, $2, $3)",
+                               3, params, NULL, &err),
+                     0);
+    tk_test_resp_t r;
+    signin_as(email, "password", NULL, &r);
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+    PGresult *res =
+        tk_pg_exec(db, "SELECT password_hash FROM users WHERE id = $1", 1, params, &err);
+    assert_non_null(res);
+    assert_int_equal(strncmp(PQgetvalue(res, 0, 0), "scrypt$131072$8$1$", 18), 0);
+    PQclear(res);
+    signin_as(email, "password", NULL, &r); /* the new hash verifies */
+    assert_int_equal(r.status, 200);
+    tk_test_resp_release(&r);
+    signin_as(email, "passwore", NULL, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    PQfinish(db);
+    free(old);
+    setenv("SCRYPT_LOG2_N", env ? env : "17", 1); /* back to the suite's cost */
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    free(env);
+}
+
+/* Issue 11 item 12: sign-out revokes the session itself, not only the cookie: the same token
+ * is anonymous afterwards, by cookie and as a bearer token. */
+static void signout_revokes_session(void **state)
+{
+    (void)state;
+    char email[64];
+    unique_email(email, sizeof(email));
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    assert_non_null(strstr(r.set_cookie, "samesite=lax"));
+    char *cookie = tk_test_cookie_of(&r);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
+    assert_false(json_is_null(json_object_get(r.json, "currentUser")));
+    tk_test_resp_release(&r);
+
+    tk_test_http("POST", "/api/users/signout", "{}", cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.set_cookie,
+                        "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
+    tk_test_resp_release(&r);
+
+    /* The session's row: revoked until the token would expire (24 h by default). */
+    PGconn *db = auth_db();
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(db,
+                               "SELECT count(*) FROM revoked_sessions WHERE expires_at > "
+                               "now() + interval '23 hours' AND user_id = "
+                               "(SELECT id FROM users WHERE email = $1)",
+                               1, (const char *[]){email}, &err);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1");
+    PQclear(res);
+    PQfinish(db);
+    free(cookie);
+}
+
 static void passwords_never_logged(void **state)
 {
     (void)state;
@@ -334,6 +597,12 @@ int main(void)
         cmocka_unit_test(signin_cases),
         cmocka_unit_test(signout_clears_cookie),
         cmocka_unit_test(currentuser_cases),
+        cmocka_unit_test(signin_throttled_per_account),
+        cmocka_unit_test(signin_throttled_per_address),
+        cmocka_unit_test(signin_throttle_exact_under_concurrency),
+        cmocka_unit_test(signin_throttle_state_is_bounded),
+        cmocka_unit_test(old_hash_upgraded_on_signin),
+        cmocka_unit_test(signout_revokes_session),
         cmocka_unit_test(passwords_never_logged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

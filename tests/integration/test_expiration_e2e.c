@@ -1,14 +1,23 @@
 /*
- * test_expiration_e2e.c - the reservation window end to end, with EXPIRATION_WINDOW_SECONDS=2:
- * the tickets and orders contexts run in this process (routes, relays, projectors, isolated as
- * test_orders_util.h describes) and the expiration scheduler reads the real orders topic and
- * writes the real expirations topic that orders consumes. Only payment:created is injected (the
- * payments context is not part of this test).
+ * test_expiration_e2e.c - the reservation window end to end, with EXPIRATION_WINDOW_SECONDS=3:
+ * the tickets, orders and payments contexts run in this process (routes, relays, projectors,
+ * isolated as test_orders_util.h describes), Stripe is the fault-injecting fake, and the
+ * expiration scheduler reads the real orders topic and writes the real expirations topic that
+ * payments consumes; payments decides pay versus expire and orders applies the decision.
  *
  *   - an unpaid order becomes cancelled after its window, and its ticket is free (and listed)
  *     again;
  *   - a paid order stays complete although its expiration:complete fires, and its ticket stays
- *     reserved.
+ *     reserved;
+ *   - issue 12: paid 100 ms before expiresAt while the payments relay is down (payment:created
+ *     held back 10 s, the expiration firing meanwhile): the order ends complete, never
+ *     cancelled, and nothing is refunded;
+ *   - issue 12: paid after expiresAt while the scheduler is stalled (no expiration fired yet):
+ *     400 'Order has expired' and nothing charged; once the scheduler runs, the order is
+ *     cancelled through payment:expired;
+ *   - issue 12: the orders reactions down while the payment is accepted just before expiresAt
+ *     and the expiration fires (and payment:created held back 10 s): when orders catches up, it
+ *     cancels nothing, and completes the order once the payment arrives.
  *
  * The scheduler uses private groups and a private delay topic, and schedules only the orders of
  * this test's buyers (the accept filter): other work on the shared broker neither reaches it nor
@@ -26,22 +35,68 @@
 #include "ev_catalog.h"
 #include "ev_envelope.h"
 #include "ev_payment.h"
+#include "fake_stripe.h"
 #include "orders_read.h"
+#include "payments_read.h"
 #include "test_expiration_util.h"
 #include "test_orders_util.h"
 #include "tickets_read.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
+#include "tk/pg.h"
+#include "tk/relay.h"
+#include "tk/stripe.h"
 #include "tk_test.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #define WAIT_MS 30000
-#define MAX_BUYERS 4
+#define MAX_BUYERS 8
+#define PI "/v1/payment_intents"
+#define RE "/v1/refunds"
+#define PM "/v1/payment_methods"
 
 static xt_names_t names;
 static tk_expiration_opts_t opts;
 static tko_user_t seller;
 static char buyers[MAX_BUYERS][TK_UUID_LEN + 1];
 static int nbuyers;
+static tk_fake_stripe_t *fake;
+static tk_stripe_options_t fake_opts;
+static PGconn *payments_db; /* the test's own connection to the private payments database */
+
+/* The payments relay, which the tests stop and start: "the payments relay is down". */
+static struct {
+    tk_relay_t *relay;
+    pthread_t thread;
+    volatile int stop;
+} prelay;
+
+static void *run_payments_relay(void *arg)
+{
+    (void)arg;
+    tk_relay_run(prelay.relay, &prelay.stop);
+    return NULL;
+}
+
+static void payments_relay_start(void)
+{
+    tk_err_t err = {0};
+    prelay.stop = 0;
+    prelay.relay = tk_relay_new("payments", &err);
+    assert_non_null(prelay.relay);
+    pthread_create(&prelay.thread, NULL, run_payments_relay, NULL);
+}
+
+/* Stopped and freed, as a killed relay: its connection (and relay lock) goes with it. */
+static void payments_relay_kill(void)
+{
+    prelay.stop = 1;
+    pthread_join(prelay.thread, NULL);
+    tk_relay_free(prelay.relay);
+    prelay.relay = NULL;
+}
 
 static bool ours(const ev_order_created_t *o, void *ud)
 {
@@ -63,10 +118,19 @@ static tko_user_t buyer_new(void)
 static int setup(void **state)
 {
     (void)state;
-    setenv("EXPIRATION_WINDOW_SECONDS", "2", 1);
+    setenv("EXPIRATION_WINDOW_SECONDS", "3", 1);
     tk_test_require_stack();
-    if (tk_cfg()->expiration_window_seconds != 2)
+    if (tk_cfg()->expiration_window_seconds != 3)
         return -1;
+    fake = tk_fake_stripe_start();
+    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
+                                      .api_key = "sk_test_fake_key",
+                                      .connect_timeout_ms = 1000,
+                                      .timeout_ms = 2000,
+                                      .max_attempts = 3,
+                                      .backoff_base_ms = 20,
+                                      .backoff_max_ms = 100};
+    tk_stripe_options_override(&fake_opts);
     tk_err_t err = {0};
     if (tk_kafka_topics_create(&err) != 0) {
         fprintf(stderr, "setup: %s\n", err.message);
@@ -74,9 +138,24 @@ static int setup(void **state)
     }
     tko_private_database("tickets");
     tko_private_database("orders");
+    tko_private_database("payments");
+    if ((payments_db = tk_pg_connect("payments", &err)) == NULL ||
+        /* Intents an earlier run left pending name PaymentIntents of a fake Stripe that is gone:
+         * this run's refund worker must not call this fake for them. */
+        tk_pg_run(payments_db, "DELETE FROM refunds WHERE status = 'pending'", 0, NULL, NULL,
+                  &err) != 0 ||
+        tk_pg_run(payments_db,
+                  "UPDATE payment_attempts SET status = 'failed' WHERE status = 'pending'", 0, NULL,
+                  NULL, &err) != 0) {
+        fprintf(stderr, "setup: %s\n", err.message);
+        return -1;
+    }
     tko_context_start("tickets", tk_tickets_projectors);
     tko_context_start("orders", tk_orders_projectors);
-    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
+    tko_projectors_start("payments", tk_payments_projectors);
+    payments_relay_start();
+    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes,
+                                                         tk_payments_routes, NULL};
     tk_test_server_start(routes);
 
     xt_create(&names, 3); /* only its delay topic and group names are used */
@@ -93,9 +172,14 @@ static int teardown(void **state)
 {
     (void)state;
     tk_test_server_stop();
+    if (prelay.relay != NULL)
+        payments_relay_kill();
     tko_stop_all();
     xt_delete(&names);
     free(seller.cookie);
+    PQfinish(payments_db);
+    tk_stripe_options_override(NULL);
+    tk_fake_stripe_stop(fake);
     return 0;
 }
 
@@ -288,11 +372,178 @@ static void paid_order_stays_complete(void **state)
     free(buyer.cookie);
 }
 
+/* ------------------------------------------------------------------ issue 12 */
+
+static void sleep_until(int64_t wall_ms)
+{
+    int64_t ms = wall_ms - tk_now_ms();
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool replicated_in_payments(void *arg)
+{
+    tk_err_t err = {0};
+    const char *params[] = {arg};
+    PGresult *res =
+        tk_pg_exec(payments_db, "SELECT 1 FROM orders_replica WHERE id = $1", 1, params, &err);
+    bool found = res != NULL && PQntuples(res) == 1;
+    PQclear(res);
+    return found;
+}
+
+static long pay(const tko_user_t *u, const char *token, const char *order_id, tk_test_resp_t *r)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"token\":\"%s\",\"orderId\":\"%s\"}", token, order_id);
+    tk_test_http("POST", "/api/payments", body, u->cookie, r);
+    return r->status;
+}
+
+/* An order of a fresh ticket, known to payments (its replica), with its expiresAt. */
+static void order_for_payment(const tko_user_t *u, const char *title, char ticket[TK_UUID_LEN + 1],
+                              char id[TK_UUID_LEN + 1], int64_t *due)
+{
+    sell(title, ticket);
+    order(u, ticket, id, due);
+    assert_true(tk_test_eventually(replicated_in_payments, id, WAIT_MS));
+    assert_true(tk_now_ms() < *due - 300); /* else the machine is too slow for this case */
+}
+
+/* Paid 100 ms before expiresAt; payment:created held back 10 s (the payments relay is down)
+ * while the scheduler fires the expiration: the order ends complete, never cancelled. */
+static void paid_just_in_time_with_relay_down_completes(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(fake);
+    tko_user_t buyer = buyer_new();
+    tk_test_watch_t *ex = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
+    tk_test_watch_t *payments = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    xt_thread_t *sched = xt_thread_start(&opts);
+
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
+    int64_t due = 0;
+    order_for_payment(&buyer, "just in time", ticket, id, &due);
+    payments_relay_kill();
+    sleep_until(due - 100);
+    tk_test_resp_t r;
+    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 201);
+    char payment_id[TK_UUID_LEN + 1];
+    snprintf(payment_id, sizeof(payment_id), "%s", tko_str(r.json, "id"));
+    tk_test_resp_release(&r);
+
+    /* The expiration fires while payment:created waits in the outbox. */
+    expect_expiration(ex, id, due);
+    int64_t held_until = tk_now_ms() + 10000;
+    sleep_until(held_until);
+    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 100), 0);
+    wait_order(&buyer, id, "created");
+
+    payments_relay_start();
+    json_t *env = tk_test_watch_expect(payments, "payment:created", payment_id, WAIT_MS);
+    assert_non_null(env);
+    json_decref(env);
+    wait_order(&buyer, id, "complete");
+    wait_ticket(ticket, id);
+    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 2000), 0);
+    assert_int_equal(tk_test_watch_count(payments, "payment:expired", id, 100), 0);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 0);
+
+    assert_int_equal(xt_thread_stop(sched), 0);
+    tk_test_watch_free(payments);
+    tk_test_watch_free(orders);
+    tk_test_watch_free(ex);
+    free(buyer.cookie);
+}
+
+/* The scheduler is stalled: the order's window is still open at payments, but its expiresAt has
+ * passed. The payment is refused before Stripe is called; when the scheduler comes back the
+ * order is cancelled through payment:expired, and still nothing was charged. */
+static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(fake);
+    tko_user_t buyer = buyer_new();
+    tk_test_watch_t *payments = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
+    int64_t due = 0;
+    order_for_payment(&buyer, "too late", ticket, id, &due);
+    sleep_until(due + 50);
+    tk_test_resp_t r;
+    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
+    assert_string_equal(tko_first_message(&r), "Order has expired");
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
+
+    xt_thread_t *sched = xt_thread_start(&opts);
+    json_t *env = tk_test_watch_expect(payments, "payment:expired", id, WAIT_MS);
+    assert_non_null(env);
+    json_decref(env);
+    wait_order(&buyer, id, "cancelled");
+    wait_ticket(ticket, "");
+    /* Once the window closed the answer stays the same. */
+    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
+    tk_test_resp_release(&r);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
+    assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    tk_test_watch_free(payments);
+    free(buyer.cookie);
+}
+
+/* The orders reactions are down while the payment is accepted 100 ms before expiresAt and the
+ * expiration fires, and the payments relay is down for 10 s: orders comes back first, then
+ * payment:created arrives. The order ends complete: orders had no expiration to act on, only the
+ * arbiter's decision (which is the payment). */
+static void paid_just_in_time_with_orders_projector_delayed_completes(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(fake);
+    tko_user_t buyer = buyer_new();
+    tk_test_watch_t *ex = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
+    xt_thread_t *sched = xt_thread_start(&opts);
+
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
+    int64_t due = 0;
+    order_for_payment(&buyer, "orders late", ticket, id, &due);
+    tko_projector_hold("orders", "reactions");
+    payments_relay_kill();
+    sleep_until(due - 100);
+    tk_test_resp_t r;
+    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 201);
+    tk_test_resp_release(&r);
+    expect_expiration(ex, id, due);
+
+    tko_projector_release("orders", "reactions"); /* orders catches up on what it missed */
+    sleep_until(tk_now_ms() + 3000);
+    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 100), 0);
+    sleep_until(due + 10000);
+    payments_relay_start();
+    wait_order(&buyer, id, "complete");
+    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 2000), 0);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
+    assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 0);
+
+    assert_int_equal(xt_thread_stop(sched), 0);
+    tk_test_watch_free(orders);
+    tk_test_watch_free(ex);
+    free(buyer.cookie);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
         cmocka_unit_test(paid_order_stays_complete),
+        cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
+        cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
+        cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

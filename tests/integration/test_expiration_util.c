@@ -71,9 +71,10 @@ void xt_create(xt_names_t *n, int partitions)
     snprintf(n->orders, sizeof(n->orders), "xt.%s.orders", id);
     snprintf(n->delay, sizeof(n->delay), "xt.%s.delay", id);
     snprintf(n->expirations, sizeof(n->expirations), "xt.%s.expirations", id);
+    snprintf(n->dead, sizeof(n->dead), "xt.%s.deadletter", id);
     snprintf(n->intake_group, sizeof(n->intake_group), "xt.%s.intake", id);
     snprintf(n->delay_group, sizeof(n->delay_group), "xt.%s.delay", id);
-    const char *names[] = {n->orders, n->delay, n->expirations, NULL};
+    const char *names[] = {n->orders, n->delay, n->expirations, n->dead, NULL};
     tk_err_t err = {0};
     if (tk_kafka_topics_create_list(names, partitions, &err) != 0)
         die("create topics", err.message);
@@ -90,15 +91,15 @@ void xt_delete(const xt_names_t *n)
         rd_kafka_conf_destroy(conf);
         return;
     }
-    rd_kafka_DeleteTopic_t *del[3] = {rd_kafka_DeleteTopic_new(n->orders),
-                                      rd_kafka_DeleteTopic_new(n->delay),
-                                      rd_kafka_DeleteTopic_new(n->expirations)};
+    rd_kafka_DeleteTopic_t *del[4] = {
+        rd_kafka_DeleteTopic_new(n->orders), rd_kafka_DeleteTopic_new(n->delay),
+        rd_kafka_DeleteTopic_new(n->expirations), rd_kafka_DeleteTopic_new(n->dead)};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, del, 3, NULL, q);
+    rd_kafka_DeleteTopics(rk, del, 4, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
     if (ev != NULL)
         rd_kafka_event_destroy(ev);
-    rd_kafka_DeleteTopic_destroy_array(del, 3);
+    rd_kafka_DeleteTopic_destroy_array(del, 4);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
 }
@@ -136,6 +137,7 @@ tk_expiration_opts_t xt_opts(const xt_names_t *n)
     return (tk_expiration_opts_t){.orders_topic = n->orders,
                                   .delay_topic = n->delay,
                                   .expirations_topic = n->expirations,
+                                  .dead_topic = n->dead,
                                   .intake_group = n->intake_group,
                                   .delay_group = n->delay_group};
 }

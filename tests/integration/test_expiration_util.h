@@ -17,14 +17,14 @@
 
 /* A private set of the scheduler's topics and groups. */
 typedef struct xt_names {
-    char orders[96], delay[96], expirations[96], intake_group[96], delay_group[96];
+    char orders[96], delay[96], expirations[96], dead[96], intake_group[96], delay_group[96];
 } xt_names_t;
 
-/** @brief Fresh unique names (prefix "xt.<uuid>") and create the three topics with
+/** @brief Fresh unique names (prefix "xt.<uuid>") and create the four topics with
  *         @p partitions partitions each. Exits the process when the broker refuses. */
 void xt_create(xt_names_t *n, int partitions);
 
-/** @brief Delete the three topics (best effort; logs nothing). */
+/** @brief Delete the four topics (best effort; logs nothing). */
 void xt_delete(const xt_names_t *n);
 
 /**

@@ -27,6 +27,7 @@
 #include "ev_payment.h"
 #include "ev_ticket.h"
 #include "orders_read.h"
+#include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
@@ -375,7 +376,8 @@ static void replica_follows_updates(void **state)
     snprintf(order, sizeof(order), "%s", tko_str(r.json, "id"));
     tk_test_resp_release(&r);
 
-    /* The duplicates never applied: after v2 lands, the replica is v2 with v2's values. */
+    /* The duplicates never applied: after v2 lands, the replica is v2 with v2's values; the
+     * order still shows the price it was created with (DESIGN.md section 5). */
     publish_ticket(ticket, 2, "v2", 1234, -1, NULL);
     wait_replica(ticket, 2);
     wait_status(&u, order, "created");
@@ -384,8 +386,181 @@ static void replica_follows_updates(void **state)
     t = json_object_get(r.json, "ticket");
     assert_string_equal(tko_str(t, "title"), "v2");
     assert_int_equal(tko_num(t, "version"), 2);
-    assert_non_null(strstr(r.body, "\"price\":12.34"));
+    assert_non_null(strstr(r.body, "\"price\":15.5"));
     tk_test_resp_release(&r);
+    free(u.cookie);
+}
+
+/* Issue 11 item 11: GET /api/orders is bounded (LIST_DEFAULT_LIMIT, 2 here) and pages with
+ * ?limit and ?cursor like GET /api/tickets, in creation order, still a bare array. */
+static void order_list_is_bounded(void **state)
+{
+    (void)state;
+    setenv("LIST_DEFAULT_LIMIT", "2", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    tko_user_t u = tko_user_new();
+    char t[3][TK_UUID_LEN + 1], o[3][TK_UUID_LEN + 1];
+    for (int i = 0; i < 3; i++) {
+        new_ticket(t[i], "bounded", 100);
+        place_ok(&u, t[i], o[i]);
+        wait_status(&u, o[i], "created");
+    }
+    tk_test_resp_t r;
+    tk_test_http("GET", "/api/orders", NULL, u.cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 2);
+    assert_string_equal(tko_str(json_array_get(r.json, 0), "id"), o[0]);
+    assert_string_equal(tko_str(json_array_get(r.json, 1), "id"), o[1]);
+    tk_test_resp_release(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/orders?cursor=%s", o[1]);
+    tk_test_http("GET", path, NULL, u.cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 1);
+    assert_string_equal(tko_str(json_array_get(r.json, 0), "id"), o[2]);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/orders?limit=3", NULL, u.cookie, &r);
+    assert_int_equal(json_array_size(r.json), 3);
+    tk_test_resp_release(&r);
+    tko_user_t other = tko_user_new(); /* a cursor must be one of the caller's orders */
+    tk_test_http("GET", path, NULL, other.cookie, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(tko_first_message(&r), "Invalid cursor");
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/orders?limit=0", NULL, u.cookie, &r);
+    assert_int_equal(r.status, 400);
+    tk_test_resp_release(&r);
+    setenv("LIST_DEFAULT_LIMIT", "100", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    free(u.cookie);
+    free(other.cookie);
+}
+
+struct open_race {
+    const tko_user_t *u;
+    const char *ticket;
+    long status;
+};
+
+static void *race_place(void *arg)
+{
+    struct open_race *a = arg;
+    tk_test_resp_t r;
+    place(a->u, a->ticket, &r);
+    a->status = r.status;
+    tk_test_resp_release(&r);
+    return NULL;
+}
+
+/* Issue 11 item 11: a user holds at most ORDERS_OPEN_MAX open orders (3 here): the next POST
+ * gets 429 with Retry-After until the earliest expires, also when the POSTs race; cancelling
+ * one makes room. Other users are not affected. */
+static void open_orders_are_capped(void **state)
+{
+    (void)state;
+    enum { N = 8, MAX = 3 };
+    setenv("ORDERS_OPEN_MAX", "3", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    tko_user_t u = tko_user_new(), other = tko_user_new();
+    char t[N][TK_UUID_LEN + 1];
+    for (int i = 0; i < N; i++)
+        new_ticket(t[i], "capped", 100);
+    pthread_t th[N];
+    struct open_race a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (struct open_race){&u, t[i], 0};
+        pthread_create(&th[i], NULL, race_place, &a[i]);
+    }
+    int placed_n = 0, refused = 0, first = -1, last = -1;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].status == 201) {
+            placed_n++;
+            first = first < 0 ? i : first;
+        } else if (a[i].status == 429) {
+            refused++;
+            last = i;
+        }
+    }
+    assert_int_equal(placed_n, MAX);
+    assert_int_equal(refused, N - MAX);
+
+    tk_test_resp_t r;
+    place(&u, t[last], &r);
+    assert_int_equal(r.status, 429);
+    assert_true(r.retry_after > 800 && r.retry_after <= 900); /* the window is 900 s */
+    assert_non_null(strstr(tko_first_message(&r), "Too many open orders"));
+    tk_test_resp_release(&r);
+    place(&other, t[last], &r); /* another user still can */
+    assert_int_equal(r.status, 201);
+    tk_test_resp_release(&r);
+
+    /* Cancelling one of u's orders makes room. */
+    const char *params[] = {u.id};
+    tk_err_t err = {0};
+    PGresult *res =
+        tk_pg_exec(db, "SELECT id FROM orders WHERE user_id = $1 LIMIT 1", 1, params, &err);
+    assert_non_null(res);
+    char order[TK_UUID_LEN + 1];
+    snprintf(order, sizeof(order), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    order_request("DELETE", &u, order, &r);
+    assert_int_equal(r.status, 204);
+    tk_test_resp_release(&r);
+    int free_ticket = -1;
+    for (int i = 0; i < N; i++)
+        if (a[i].status == 429 && i != last)
+            free_ticket = i;
+    assert_true(free_ticket >= 0 && first >= 0);
+    place(&u, t[free_ticket], &r);
+    assert_int_equal(r.status, 201);
+    tk_test_resp_release(&r);
+    setenv("ORDERS_OPEN_MAX", "10", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    free(u.cookie);
+    free(other.cookie);
+}
+
+/* Issue 11 item 8: the owner edits the price while the reservation is in flight (order:created
+ * has not reached tickets yet, so tickets still accepts the edit and the replica follows it). The
+ * order shows, in its read model and write model, the price it was created with - the one
+ * order:created carried and payments charges - never the later replica price. */
+static void order_keeps_created_price(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
+    new_ticket(ticket, "in flight", 2500);
+    tko_user_t u = tko_user_new();
+    place_ok(&u, ticket, order);
+    publish_ticket(ticket, 1, "in flight", 99900, -1, NULL); /* no orderId: tickets not told */
+    wait_replica(ticket, 1);
+    wait_status(&u, order, "created");
+
+    json_t *env = tk_test_watch_expect(w, "order:created", order, WAIT_MS);
+    assert_non_null(env);
+    assert_int_equal(tko_num(json_object_get(json_object_get(env, "data"), "ticket"), "price"), 25);
+    json_decref(env);
+    tk_test_watch_free(w);
+
+    tk_test_resp_t r;
+    order_request("GET", &u, order, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(tko_num(json_object_get(r.json, "ticket"), "price"), 25);
+    assert_int_equal(tko_num(json_object_get(r.json, "ticket"), "version"), 1);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/orders", NULL, u.cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 1);
+    assert_int_equal(tko_num(json_object_get(json_array_get(r.json, 0), "ticket"), "price"), 25);
+    tk_test_resp_release(&r);
+
+    const char *params[] = {order};
+    tk_err_t err = {0};
+    PGresult *res = tk_pg_exec(db, "SELECT price_cents FROM orders WHERE id = $1", 1, params, &err);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "2500");
+    PQclear(res);
     free(u.cookie);
 }
 
@@ -587,10 +762,10 @@ static void payment_completes(void **state)
     assert_int_equal(r.status, 400);
     tk_test_resp_release(&r);
 
-    ev_expiration_complete_t e = {0};
+    ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     order_request("GET", &u, order, &r);
@@ -601,7 +776,8 @@ static void payment_completes(void **state)
     tk_test_watch_free(w);
 }
 
-/* O15, O16, O17: expiration:complete cancels, once. */
+/* O15, O16, O17: the expiration, as the payments context decides it (payment:expired: the
+ * order's payment window closed unpaid), cancels, once. */
 static void expiration_cancels_once(void **state)
 {
     (void)state;
@@ -611,10 +787,10 @@ static void expiration_cancels_once(void **state)
     new_ticket(ticket, "expire", 900);
     place_ok(&u, ticket, order);
 
-    ev_expiration_complete_t e = {0};
+    ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    char *text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
     assert_non_null(env);
     assert_string_equal(tko_str(json_object_get(env, "data"), "id"), order);
@@ -622,17 +798,52 @@ static void expiration_cancels_once(void **state)
     json_decref(env);
     wait_status(&u, order, "cancelled"); /* O15 */
 
-    /* O17: the same record again, and a second expiration, change nothing. */
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    /* O17: the same record again, and a second one, change nothing. */
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
-    text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     tk_test_resp_t r;
     order_request("GET", &u, order, &r);
     assert_int_equal(tko_num(r.json, "version"), 1);
     tk_test_resp_release(&r);
+    free(u.cookie);
+    tk_test_watch_free(w);
+}
+
+/* Issue 12: the scheduler's expiration:complete alone never cancels an order; only the payments
+ * context's decision does, so a payment accepted before expiresAt whose payment:created is late
+ * still completes the order. */
+static void raw_expiration_does_not_cancel(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    tko_user_t u = tko_user_new();
+    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
+    new_ticket(ticket, "expire-raw", 900);
+    place_ok(&u, ticket, order);
+
+    ev_expiration_complete_t e = {0};
+    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
+    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    free(text);
+    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+
+    /* The payment accepted before expiresAt arrives late: the order completes. */
+    ev_payment_created_t p = {0};
+    tk_uuid_new(p.id);
+    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
+    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_late_%.8s", p.id);
+    text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
+    free(text);
+    json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
+    assert_non_null(env);
+    json_decref(env);
+    wait_status(&u, order, "complete");
     free(u.cookie);
     tk_test_watch_free(w);
 }
@@ -712,12 +923,16 @@ int main(void)
         cmocka_unit_test(place_errors),
         cmocka_unit_test(place_reserves_and_publishes),
         cmocka_unit_test(replica_follows_updates),
+        cmocka_unit_test(order_keeps_created_price),
+        cmocka_unit_test(order_list_is_bounded),
+        cmocka_unit_test(open_orders_are_capped),
         cmocka_unit_test(replica_waits_for_out_of_order),
         cmocka_unit_test(replica_gap_dead_letters),
         cmocka_unit_test(list_and_show),
         cmocka_unit_test(cancel_order),
         cmocka_unit_test(payment_completes),
         cmocka_unit_test(expiration_cancels_once),
+        cmocka_unit_test(raw_expiration_does_not_cancel),
         cmocka_unit_test(concurrent_orders_one_winner),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,8 +7,8 @@
  * events are injected (their contexts are not part of this test).
  *
  * Ticket versions along the way: 0 created, 1 reserved by order 1, 2 freed (DELETE), 3 edited,
- * 4 reserved by order 2, 5 freed (expiration), 6 reserved by order 3, which is then paid: the
- * ticket stays reserved at 6.
+ * 4 reserved by order 2, 5 freed (expiration, as payment:expired), 6 reserved by order 3, which is
+ * then paid: the ticket stays reserved at 6.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +22,6 @@
 
 #include "ev_catalog.h"
 #include "ev_envelope.h"
-#include "ev_expiration.h"
 #include "ev_payment.h"
 #include "orders_read.h"
 #include "tickets_read.h"
@@ -239,10 +238,11 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     assert_int_equal(price, 55);
     wait_ticket(ticket, 4, order2);
 
-    /* Expiration cancels order 2 and frees the ticket. */
-    ev_expiration_complete_t e = {0};
+    /* Expiration (decided by payments: the window closed unpaid) cancels order 2 and frees the
+     * ticket. */
+    ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order2);
-    publish("expiration:complete", order2, ev_expiration_complete_to_json(&e));
+    publish("payment:expired", order2, ev_payment_expired_to_json(&e));
     wait_order(&buyer2, order2, "cancelled", 5);
     wait_ticket(ticket, 5, "");
     assert_true(tk_test_eventually(is_listed, ticket, WAIT_MS));

@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "tk/pg.h"
 #include "tk/relay.h"
 
-#define MAX_CONTEXTS 2
+#define MAX_CONTEXTS 4
 #define MAX_PROJECTORS 8
 
 static volatile int stop_flag;
@@ -25,6 +26,8 @@ static tk_relay_t *relays[MAX_CONTEXTS];
 static size_t nrelays;
 static tk_projector_spec_t specs[MAX_PROJECTORS];
 static tk_projector_t *projectors[MAX_PROJECTORS];
+static volatile int projector_stop[MAX_PROJECTORS]; /* set by tko_stop_all and tko_projector_hold */
+static pthread_t projector_threads[MAX_PROJECTORS];
 static size_t nprojectors;
 static pthread_t threads[MAX_CONTEXTS + MAX_PROJECTORS];
 static size_t nthreads;
@@ -141,8 +144,38 @@ static void *run_relay(void *arg)
 
 static void *run_projector(void *arg)
 {
-    tk_projector_run(arg, &stop_flag);
+    size_t i = (size_t)(uintptr_t)arg;
+    tk_projector_run(projectors[i], &projector_stop[i]);
     return NULL;
+}
+
+static size_t projector_index(const char *context, const char *name)
+{
+    const char *full = tko_projection_name(name);
+    for (size_t i = 0; i < nprojectors; i++)
+        if (strcmp(specs[i].context, context) == 0 && strcmp(specs[i].name, full) == 0)
+            return i;
+    die("tko_projector", name);
+    return 0;
+}
+
+void tko_projector_hold(const char *context, const char *name)
+{
+    size_t i = projector_index(context, name);
+    projector_stop[i] = 1;
+    pthread_join(projector_threads[i], NULL);
+    tk_projector_free(projectors[i]);
+    projectors[i] = NULL;
+}
+
+void tko_projector_release(const char *context, const char *name)
+{
+    size_t i = projector_index(context, name);
+    tk_err_t err = {0};
+    if ((projectors[i] = tk_projector_new(&specs[i], &err)) == NULL)
+        die("tk_projector_new", err.message);
+    projector_stop[i] = 0;
+    pthread_create(&projector_threads[i], NULL, run_projector, (void *)(uintptr_t)i);
 }
 
 void tko_context_start(const char *context, const tk_projector_spec_t *const *list)
@@ -151,6 +184,12 @@ void tko_context_start(const char *context, const tk_projector_spec_t *const *li
     if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(context, &err)) == NULL)
         die("tk_relay_new", err.message);
     pthread_create(&threads[nthreads++], NULL, run_relay, relays[nrelays++]);
+    tko_projectors_start(context, list);
+}
+
+void tko_projectors_start(const char *context, const tk_projector_spec_t *const *list)
+{
+    tk_err_t err = {0};
     for (size_t i = 0; list[i] != NULL; i++) {
         if (nprojectors == MAX_PROJECTORS)
             die("tko_context_start", "too many projectors");
@@ -160,7 +199,10 @@ void tko_context_start(const char *context, const tk_projector_spec_t *const *li
         position_at_end(context, s->name, s->topics);
         if ((projectors[nprojectors] = tk_projector_new(s, &err)) == NULL)
             die("tk_projector_new", err.message);
-        pthread_create(&threads[nthreads++], NULL, run_projector, projectors[nprojectors++]);
+        projector_stop[nprojectors] = 0;
+        pthread_create(&projector_threads[nprojectors], NULL, run_projector,
+                       (void *)(uintptr_t)nprojectors);
+        nprojectors++;
     }
 }
 
@@ -169,8 +211,13 @@ void tko_stop_all(void)
     stop_flag = 1;
     for (size_t i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
-    for (size_t i = 0; i < nprojectors; i++)
+    for (size_t i = 0; i < nprojectors; i++) {
+        if (projectors[i] == NULL)
+            continue; /* held */
+        projector_stop[i] = 1;
+        pthread_join(projector_threads[i], NULL);
         tk_projector_free(projectors[i]);
+    }
     for (size_t i = 0; i < nrelays; i++)
         tk_relay_free(relays[i]);
     nthreads = nprojectors = nrelays = 0;

@@ -32,6 +32,15 @@ void tko_private_database(const char *context);
  */
 void tko_context_start(const char *context, const tk_projector_spec_t *const *specs);
 
+/** @brief tko_context_start without the relay: the test runs (and stops) that one itself. */
+void tko_projectors_start(const char *context, const tk_projector_spec_t *const *specs);
+
+/** @brief Stop @p context's projector @p name ("reactions") as a crashed or stalled process
+ *         would: its offsets stay in PostgreSQL. tko_projector_release starts it again from them.
+ */
+void tko_projector_hold(const char *context, const char *name);
+void tko_projector_release(const char *context, const char *name);
+
 /** @brief The private name given to projector @p name ("tickets_replica") in this run. Static. */
 const char *tko_projection_name(const char *name);
 

@@ -56,6 +56,9 @@ static int payments_start(void)
      * consumer group reads the topic from the start); each such gap holds its partition until
      * the gap timeout dead-letters it, so keep that short here. */
     setenv("PROJECTOR_GAP_TIMEOUT_MS", "1500", 1);
+    /* Refused refunds are retried after 1 s, then 2 s, ...: short enough for a test, long
+     * enough to observe the pending and failed gauges in between. */
+    setenv("REFUND_BACKOFF_MS", "1000", 1);
     tk_test_require_stack();
     tk_err_t err = {0};
     if (tk_migrate_all(&err) != 0 || tk_kafka_topics_create(&err) != 0) {
@@ -63,6 +66,10 @@ static int payments_start(void)
         return -1;
     }
     if ((db = tk_pg_connect("payments", &err)) == NULL ||
+        /* Refund intents left pending by an earlier run name PaymentIntents of a fake Stripe
+         * that is gone: drop them, so this run's worker does not call this fake for them and
+         * the gauges count this run's intents only. */
+        tk_pg_run(db, "DELETE FROM refunds WHERE status = 'pending'", 0, NULL, NULL, &err) != 0 ||
         (relay = tk_relay_new("payments", &err)) == NULL ||
         (projector = tk_projector_new(&tk_payments_replica_projector, &err)) == NULL) {
         fprintf(stdout, "setup: %s\n", err.message);

@@ -24,6 +24,7 @@
 #include "ev_order.h"
 #include "tickets.h"
 #include "tickets_read.h"
+#include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -687,10 +688,45 @@ static void pagination(void **state)
     free(u.cookie);
 }
 
+/* Issue 11 item 11: a bare GET /api/tickets is bounded by LIST_DEFAULT_LIMIT (100; 4 here),
+ * still a bare array; ?limit goes up to LIST_MAX_LIMIT and no further. */
+static void bare_list_is_bounded(void **state)
+{
+    (void)state;
+    setenv("LIST_DEFAULT_LIMIT", "4", 1);
+    setenv("LIST_MAX_LIMIT", "6", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    tko_user_t u = tko_user_new();
+    char ids[7][TK_UUID_LEN + 1];
+    for (int i = 0; i < 7; i++)
+        create_ticket(&u, "bounded", 5, ids[i]);
+    for (int i = 0; i < 7; i++)
+        wait_view(ids[i], 0);
+    tk_test_resp_t r;
+    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_array(r.json));
+    assert_int_equal(json_array_size(r.json), 4);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/tickets?limit=6", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 6);
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/api/tickets?limit=7", NULL, NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(tko_first_message(&r), "limit must be an integer between 1 and 6");
+    tk_test_resp_release(&r);
+    setenv("LIST_DEFAULT_LIMIT", "100", 1);
+    setenv("LIST_MAX_LIMIT", "1000", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    free(u.cookie);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_requires_auth),
+        cmocka_unit_test(bare_list_is_bounded),
         cmocka_unit_test(create_validation),
         cmocka_unit_test(create_publishes_and_projects),
         cmocka_unit_test(list_has_every_users_tickets),

@@ -62,7 +62,8 @@ struct tk_fake_stripe {
     stored_t *stored;
     size_t nstored, capstored;
     json_t *created;   /* {path: count} */
-    json_t *intents;   /* {pi id: {"refunded": bool}} */
+    json_t *intents;   /* {pi id: {"refunded": bool, "object": the PaymentIntent}} */
+    int pi_delay_ms;   /* "charge, then time out": every payment intent answer this late */
     unsigned long seq; /* object ids */
 };
 
@@ -195,7 +196,9 @@ static void sleep_ms(int ms)
 /* ------------------------------------------------------------------ request handling */
 
 typedef struct request {
+    bool get;
     char path[256];
+    char query[512]; /* decoded, after '?' (GET) */
     char key[256];
     char auth[256];
     char *body;
@@ -217,8 +220,23 @@ static bool read_request(int fd, request_t *rq)
         if ((end = strstr(buf, "\r\n\r\n")) != NULL)
             break;
     }
-    if (end == NULL || sscanf(buf, "POST %255s HTTP/1.", rq->path) != 1)
+    if (end == NULL)
         goto out;
+    if (sscanf(buf, "POST %255s HTTP/1.", rq->path) != 1) {
+        if (sscanf(buf, "GET %255s HTTP/1.", rq->path) != 1)
+            goto out;
+        rq->get = true;
+    }
+    char *qm = strchr(rq->path, '?');
+    if (qm != NULL) {
+        *qm = '\0';
+        json_t *q = form_parse(qm + 1);
+        snprintf(rq->query, sizeof(rq->query), "%s",
+                 json_string_value(json_object_get(q, "query"))
+                     ? json_string_value(json_object_get(q, "query"))
+                     : "");
+        json_decref(q);
+    }
     size_t clen = 0;
     for (char *line = strstr(buf, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
         char *eol = strstr(line, "\r\n");
@@ -312,11 +330,12 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
             return 402;
         }
         snprintf(id, sizeof(id), "pi_fake_%lu", ++fs->seq);
-        obj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:{s:s?}}", "id", id, "object",
+        obj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:{s:s?, s:s?}}", "id", id, "object",
                         "payment_intent", "amount", (json_int_t)cents, "currency", currency,
                         "status", "succeeded", "payment_method", pm, "metadata", "order_id",
-                        field(form, "metadata[order_id]"));
-        json_object_set_new(fs->intents, id, json_pack("{s:b}", "refunded", 0));
+                        field(form, "metadata[order_id]"), "attempt_id",
+                        field(form, "metadata[attempt_id]"));
+        json_object_set_new(fs->intents, id, json_pack("{s:b, s:O}", "refunded", 0, "object", obj));
     } else if (strcmp(path, "/v1/refunds") == 0) {
         const char *pi = field(form, "payment_intent");
         json_t *intent = pi ? json_object_get(fs->intents, pi) : NULL;
@@ -344,6 +363,39 @@ static int execute(tk_fake_stripe_t *fs, const char *path, json_t *form, char **
     return 200;
 }
 
+/* GET /v1/payment_intents/search?query=metadata['attempt_id']:'<id>' (locked): the intents
+ * whose metadata matches, at once (Stripe's own index may lag; tests want the outcome). */
+static int search(tk_fake_stripe_t *fs, const char *path, const char *query, char **body)
+{
+    static const char prefix[] = "metadata['attempt_id']:'";
+    if (strcmp(path, "/v1/payment_intents/search") != 0 ||
+        strncmp(query, prefix, sizeof(prefix) - 1) != 0) {
+        *body = error_body("invalid_request_error", NULL, "Unrecognized request URL");
+        return 404;
+    }
+    char want[128];
+    snprintf(want, sizeof(want), "%s", query + sizeof(prefix) - 1);
+    char *quote = strchr(want, '\'');
+    if (quote != NULL)
+        *quote = '\0';
+    json_t *data = json_array();
+    const char *id;
+    json_t *intent;
+    json_object_foreach(fs->intents, id, intent)
+    {
+        json_t *obj = json_object_get(intent, "object");
+        const char *a =
+            json_string_value(json_object_get(json_object_get(obj, "metadata"), "attempt_id"));
+        if (a != NULL && strcmp(a, want) == 0)
+            json_array_append(data, obj);
+    }
+    json_t *res =
+        json_pack("{s:s, s:o, s:b}", "object", "search_result", "data", data, "has_more", 0);
+    *body = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    return 200;
+}
+
 static void handle(tk_fake_stripe_t *fs, int fd)
 {
     request_t rq = {0};
@@ -352,8 +404,9 @@ static void handle(tk_fake_stripe_t *fs, int fd)
         return;
     }
     json_t *form = form_parse(rq.body);
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:b}", "path", rq.path, "idempotency_key", rq.key,
-                            "authorization", rq.auth, "form", form, "replayed", 0);
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:b, s:s}", "path", rq.path, "idempotency_key",
+                            rq.key, "authorization", rq.auth, "form", form, "replayed", 0, "method",
+                            rq.get ? "GET" : "POST");
     char *body = NULL;
     int status = 0, delay = 0;
     bool replayed = false;
@@ -368,6 +421,8 @@ static void handle(tk_fake_stripe_t *fs, int fd)
     } else if (strncmp(rq.auth, "Bearer ", 7) != 0 || rq.auth[7] == '\0') {
         status = 401;
         body = error_body("invalid_request_error", NULL, "You did not provide an API key.");
+    } else if (rq.get) {
+        status = search(fs, rq.path, rq.query, &body);
     } else {
         stored_t *hit = NULL;
         for (size_t i = 0; rq.key[0] && i < fs->nstored; i++)
@@ -396,9 +451,12 @@ static void handle(tk_fake_stripe_t *fs, int fd)
     }
     json_object_set_new(rec, "replayed", json_boolean(replayed));
     json_object_set_new(rec, "status", json_integer(status));
-    if (strcmp(rq.path, "/v1/payment_intents") == 0)
+    if (strcmp(rq.path, "/v1/payment_intents") == 0) {
         while (fs->hold && !fs->stop)
             pthread_cond_wait(&fs->cv, &fs->mu);
+        if (fs->pi_delay_ms > delay)
+            delay = fs->pi_delay_ms;
+    }
     pthread_mutex_unlock(&fs->mu);
 
     if (delay > 0)
@@ -503,6 +561,7 @@ static void clear_locked(tk_fake_stripe_t *fs)
     fs->decline_message[0] = '\0';
     fs->seq = 0;
     fs->hold = false;
+    fs->pi_delay_ms = 0;
     pthread_cond_broadcast(&fs->cv);
 }
 
@@ -638,4 +697,27 @@ json_t *tk_fake_stripe_last(tk_fake_stripe_t *fs, const char *path)
     }
     pthread_mutex_unlock(&fs->mu);
     return found;
+}
+
+void tk_fake_stripe_charge_timeout(tk_fake_stripe_t *fs, int delay_ms)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->pi_delay_ms = delay_ms;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+json_t *tk_fake_stripe_intent(tk_fake_stripe_t *fs, const char *id)
+{
+    pthread_mutex_lock(&fs->mu);
+    json_t *obj = json_deep_copy(json_object_get(json_object_get(fs->intents, id), "object"));
+    pthread_mutex_unlock(&fs->mu);
+    return obj;
+}
+
+int tk_fake_stripe_refunded(tk_fake_stripe_t *fs, const char *id)
+{
+    pthread_mutex_lock(&fs->mu);
+    int r = json_is_true(json_object_get(json_object_get(fs->intents, id), "refunded"));
+    pthread_mutex_unlock(&fs->mu);
+    return r;
 }

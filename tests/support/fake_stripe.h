@@ -16,7 +16,13 @@
  *   delay  executed and stored at once, but answered only after delay_ms (a lost response when
  *          delay_ms exceeds the client's timeout);
  *   fail   answered with @p status and a Stripe error body, not executed, not stored;
- *   hold   payment intents are executed and stored, then wait until tk_fake_stripe_hold(false).
+ *   hold   payment intents are executed and stored, then wait until tk_fake_stripe_hold(false);
+ *   charge, then time out (tk_fake_stripe_charge_timeout): every payment intent request is
+ *          executed and stored as usual, and its answer (a replay's too) comes delay_ms late,
+ *          past the client's timeout: the client never learns that the charge happened.
+ *
+ * Lookups: GET /v1/payment_intents/search?query=metadata['attempt_id']:'<id>' answers the intents
+ * created with that metadata, immediately (no index lag).
  *
  * Thread: the control functions may be called from any thread while the server runs.
  */
@@ -70,5 +76,15 @@ json_t *tk_fake_stripe_requests(tk_fake_stripe_t *fs);
 
 /** @brief The last request to @p path as in tk_fake_stripe_requests, or NULL. Owned. */
 json_t *tk_fake_stripe_last(tk_fake_stripe_t *fs, const char *path);
+
+/** @brief "Charge, then time out": while @p delay_ms > 0 every payment intent answer is that late
+ *         (after execution). 0 turns it off. */
+void tk_fake_stripe_charge_timeout(tk_fake_stripe_t *fs, int delay_ms);
+
+/** @brief The PaymentIntent object @p id as created, or NULL. Owned (json_decref). */
+json_t *tk_fake_stripe_intent(tk_fake_stripe_t *fs, const char *id);
+
+/** @brief 1 when PaymentIntent @p id was refunded, else 0. */
+int tk_fake_stripe_refunded(tk_fake_stripe_t *fs, const char *id);
 
 #endif

@@ -26,7 +26,7 @@ void tk_test_require_stack(void)
         exit(1);
     }
     if (getenv("JWT_KEY") == NULL)
-        setenv("JWT_KEY", "integration-test-key", 1);
+        setenv("JWT_KEY", "integration-test-key-of-at-least-32-bytes", 1);
     tk_err_t err = {0};
     if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE | TK_CFG_NEED_JWT, &err) != 0) {
         fprintf(stderr, "configuration: %s\n", err.message);
@@ -96,10 +96,18 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     return add;
 }
 
+struct resp_headers {
+    struct buf cookies;
+    long retry_after;
+};
+
 static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 {
-    struct buf *cookies = ud;
+    struct resp_headers *h = ud;
+    struct buf *cookies = &h->cookies;
     size_t len = size * n;
+    if (len > 13 && strncasecmp(ptr, "retry-after: ", 13) == 0)
+        h->retry_after = strtol(ptr + 13, NULL, 10);
     if (len > 12 && strncasecmp(ptr, "set-cookie: ", 12) == 0) {
         size_t vlen = len - 12;
         while (vlen > 0 && (ptr[12 + vlen - 1] == '\r' || ptr[12 + vlen - 1] == '\n'))
@@ -113,20 +121,29 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 void tk_test_http(const char *method, const char *path, const char *body, const char *cookie,
                   tk_test_resp_t *out)
 {
+    tk_test_http_ex(method, path, body, cookie, NULL, out);
+}
+
+void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
+                     const char *header, tk_test_resp_t *out)
+{
     memset(out, 0, sizeof(*out));
     char url[2048];
     snprintf(url, sizeof(url), "%s%s", base_url, path);
     CURL *c = curl_easy_init();
-    struct buf resp = {0}, cookies = {0};
+    struct buf resp = {0};
+    struct resp_headers hdrs = {{0}, -1};
     struct curl_slist *headers = NULL;
     headers = curl_slist_append(headers, "Content-Type: application/json");
+    if (header != NULL)
+        headers = curl_slist_append(headers, header);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &cookies);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdrs);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     if (body != NULL)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -138,9 +155,10 @@ void tk_test_http(const char *method, const char *path, const char *body, const 
     curl_easy_cleanup(c);
     out->body = resp.data ? resp.data : tk_mem_strdup("");
     out->json = json_loads(out->body, 0, NULL);
-    if (cookies.data != NULL) {
-        out->set_cookie_all = cookies.data;
-        out->set_cookie = tk_mem_strndup(cookies.data, strcspn(cookies.data, "\n"));
+    out->retry_after = hdrs.retry_after;
+    if (hdrs.cookies.data != NULL) {
+        out->set_cookie_all = hdrs.cookies.data;
+        out->set_cookie = tk_mem_strndup(hdrs.cookies.data, strcspn(hdrs.cookies.data, "\n"));
     }
 }
 

@@ -27,6 +27,7 @@ typedef struct tk_test_resp {
     char *body;           /* owned: raw body */
     char *set_cookie;     /* owned: first Set-Cookie header value, NULL when none */
     char *set_cookie_all; /* owned: every Set-Cookie value joined by '\n' */
+    long retry_after;     /* the Retry-After header in seconds, -1 when absent */
 } tk_test_resp_t;
 
 /**
@@ -36,6 +37,10 @@ typedef struct tk_test_resp {
 void tk_test_http(const char *method, const char *path, const char *body, const char *cookie,
                   tk_test_resp_t *out);
 void tk_test_resp_release(tk_test_resp_t *r);
+
+/** @brief tk_test_http with one extra request header @p header ("Name: value", may be NULL). */
+void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
+                     const char *header, tk_test_resp_t *out);
 
 /** @brief The "session=..." part of a Set-Cookie value, for sending back. Owned. */
 char *tk_test_cookie_of(const tk_test_resp_t *r);

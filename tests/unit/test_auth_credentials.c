@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "tk/cfg.h"
 #include "password.h"
 
 static void emails(void **state)
@@ -56,16 +57,40 @@ static void scrypt_round_trip(void **state)
     assert_int_equal(tk_password_hash("password", &a, NULL), 0);
     assert_int_equal(tk_password_hash("password", &b, NULL), 0);
     assert_string_not_equal(a, b); /* a fresh salt each time */
-    assert_int_equal(strncmp(a, "scrypt$16384$8$1$", 17), 0);
+    /* OWASP's recommendation by default: N = 2^17, r = 8, p = 1 (issue 11 item 3). */
+    assert_int_equal(strncmp(a, "scrypt$131072$8$1$", 18), 0);
     assert_null(strstr(a, "password"));
-    assert_true(tk_password_verify("password", a));
-    assert_false(tk_password_verify("passwore", a));
-    assert_false(tk_password_verify("password", "scrypt$16384$8$1$bad$bad"));
-    assert_false(tk_password_verify("password", "scrypt$3$8$1$AAAA$AAAA"));
-    assert_false(tk_password_verify("password", "plain"));
-    assert_false(tk_password_verify("password", NULL));
+    assert_int_equal(tk_password_check("password", a, NULL), 1);
+    assert_int_equal(tk_password_check("passwore", a, NULL), 0);
+    assert_false(tk_password_outdated(a));
+    assert_int_equal(tk_password_check("password", "scrypt$16384$8$1$bad$bad", NULL), 0);
+    assert_int_equal(tk_password_check("password", "scrypt$3$8$1$AAAA$AAAA", NULL), 0);
+    assert_int_equal(tk_password_check("password", "plain", NULL), 0);
+    assert_int_equal(tk_password_check("password", NULL, NULL), 0);
+    /* The unknown-email stand-in is well formed, so it costs a full scrypt, at today's cost. */
+    assert_int_equal(strncmp(tk_password_dummy(), "scrypt$131072$8$1$", 18), 0);
+    assert_int_equal(tk_password_check("password", tk_password_dummy(), NULL), 0);
     free(a);
     free(b);
+}
+
+/* A hash made with the original's cost (Node's defaults, N = 2^14) still verifies and is
+ * reported outdated, so sign-in re-hashes it. */
+static void old_hashes_verify_and_are_outdated(void **state)
+{
+    (void)state;
+    setenv("SCRYPT_LOG2_N", "14", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    char *old = NULL;
+    assert_int_equal(tk_password_hash("password", &old, NULL), 0);
+    assert_int_equal(strncmp(old, "scrypt$16384$8$1$", 17), 0);
+    setenv("SCRYPT_LOG2_N", "17", 1);
+    assert_int_equal(tk_cfg_load(0, NULL), 0);
+    assert_true(tk_password_outdated(old));
+    assert_int_equal(tk_password_check("password", old, NULL), 1);
+    assert_int_equal(tk_password_check("passwore", old, NULL), 0);
+    unsetenv("SCRYPT_LOG2_N");
+    free(old);
 }
 
 int main(void)
@@ -74,6 +99,7 @@ int main(void)
         cmocka_unit_test(emails),
         cmocka_unit_test(password_trim_counts_characters),
         cmocka_unit_test(scrypt_round_trip),
+        cmocka_unit_test(old_hashes_verify_and_are_outdated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@ static const struct {
     {"expiration:complete", "expirations", "expiration.complete"},
     {"payment:created", "payments", "payment.created"},
     {"payment:refunded", "payments", "payment.refunded"},
+    {"payment:expired", "payments", "payment.expired"},
 };
 #define EXPECTED_COUNT (sizeof(expected) / sizeof(expected[0]))
 

@@ -402,6 +402,9 @@ static const struct bad_case {
      "reason"},
     {"payment:refunded", "{\"id\":" T ",\"orderId\":" O ",\"stripeId\":\"pi\",\"reason\":{}}",
      "reason"},
+    /* payment:expired */
+    {"payment:expired", "{}", "orderId"},
+    {"payment:expired", "{\"orderId\":\"not-a-uuid\"}", "orderId"},
 };
 
 static void malformed_data_is_rejected(void **state)

@@ -102,7 +102,7 @@ static void routes(tk_http_server_t *srv)
 static int setup(void **state)
 {
     (void)state;
-    setenv("JWT_KEY", "unit", 1);
+    setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
     static void (*const registrars[])(tk_http_server_t *) = {routes, NULL};
     tk_test_server_start(registrars);
     return 0;

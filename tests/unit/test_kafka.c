@@ -1,19 +1,44 @@
 /* test_kafka.c - tk/kafka.h without a broker: the topic list of DESIGN.md section 3, event
- * headers, and configuration errors reported through tk_err_t. */
+ * headers, configuration errors reported through tk_err_t, the KAFKA_CONFIG_* site settings and
+ * static membership (TK_INSTANCE_ID). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "tk/cfg.h"
 #include "tk/kafka.h"
+
+/* The value of property @p name in handle @p rk's configuration, "" when unset (librdkafka
+ * then answers RD_KAFKA_CONF_INVALID). */
+static const char *setting(rd_kafka_t *rk, const char *name)
+{
+    static char buf[256];
+    size_t size = sizeof(buf);
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), name, buf, &size) != RD_KAFKA_CONF_OK)
+        return "";
+    return buf;
+}
+
+static void reload(void)
+{
+    tk_err_t err = {0};
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+}
 
 static void topics_are_the_contracts(void **state)
 {
     (void)state;
-    static const char *const want[] = {"users",    "tickets",     "orders",
-                                       "payments", "expirations", "expiration.delay"};
+    static const char *const want[] = {"users",
+                                       "tickets",
+                                       "orders",
+                                       "payments",
+                                       "expirations",
+                                       "expiration.delay",
+                                       "expiration.deadletter"};
     const char *const *got = tk_kafka_topic_names();
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         assert_string_equal(got[i], want[i]);
@@ -54,12 +79,104 @@ static void handles_are_created_without_a_broker(void **state)
     assert_int_equal(err.code, TK_EINVAL);
 }
 
+static void site_settings_reach_every_handle(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    setenv("KAFKA_CONFIG_CLIENT_RACK", "rack-7", 1);
+    setenv("KAFKA_CONFIG_SOCKET_KEEPALIVE_ENABLE", "true", 1);
+    setenv("KAFKA_CONFIG_LINGER_MS", "17", 1); /* a tunable: the site's value wins */
+    reload();
+    rd_kafka_t *p = tk_kafka_producer_new(&err);
+    assert_non_null(p);
+    assert_string_equal(setting(p, "client.rack"), "rack-7");
+    assert_string_equal(setting(p, "socket.keepalive.enable"), "true");
+    assert_string_equal(setting(p, "linger.ms"), "17");
+    assert_string_equal(setting(p, "enable.idempotence"), "true");
+    rd_kafka_destroy(p);
+    rd_kafka_t *c = tk_kafka_consumer_new("unit.test", &err);
+    assert_non_null(c);
+    assert_string_equal(setting(c, "client.rack"), "rack-7");
+    rd_kafka_destroy(c);
+    unsetenv("KAFKA_CONFIG_CLIENT_RACK");
+    unsetenv("KAFKA_CONFIG_SOCKET_KEEPALIVE_ENABLE");
+    unsetenv("KAFKA_CONFIG_LINGER_MS");
+    reload();
+}
+
+static void site_settings_cannot_weaken_the_guarantees(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    setenv("KAFKA_CONFIG_ACKS", "1", 1);
+    reload();
+    assert_null(tk_kafka_producer_new(&err));
+    assert_int_equal(err.code, TK_EINVAL);
+    assert_string_equal(err.field, "acks");
+    unsetenv("KAFKA_CONFIG_ACKS");
+
+    err = (tk_err_t){0};
+    setenv("KAFKA_CONFIG_ENABLE_AUTO_COMMIT", "true", 1);
+    reload();
+    assert_null(tk_kafka_consumer_new_with("unit.test", NULL, NULL, &err));
+    assert_int_equal(err.code, TK_EINVAL);
+    unsetenv("KAFKA_CONFIG_ENABLE_AUTO_COMMIT");
+
+    err = (tk_err_t){0};
+    setenv("KAFKA_CONFIG_NO_SUCH_PROPERTY", "1", 1);
+    reload();
+    assert_null(tk_kafka_producer_new(&err));
+    assert_int_equal(err.code, TK_EINVAL);
+    assert_string_equal(err.field, "no.such.property");
+    unsetenv("KAFKA_CONFIG_NO_SUCH_PROPERTY");
+
+    err = (tk_err_t){0};
+    setenv("KAFKA_CONFIG_", "x", 1);
+    assert_int_equal(tk_cfg_load(0, &err), TK_EINVAL);
+    unsetenv("KAFKA_CONFIG_");
+    reload();
+}
+
+static void members_are_static_with_an_instance_id(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    setenv("TK_INSTANCE_ID", "project-orders.2", 1);
+    reload();
+    rd_kafka_t *m = tk_kafka_consumer_new_with("unit.test", NULL, NULL, &err);
+    assert_non_null(m);
+    assert_string_equal(setting(m, "group.instance.id"), "project-orders.2");
+    rd_kafka_destroy(m);
+    m = tk_kafka_consumer_new_tuned("unit.test", NULL, NULL, NULL, &err);
+    assert_non_null(m);
+    assert_string_equal(setting(m, "group.instance.id"), "project-orders.2");
+    rd_kafka_destroy(m);
+    /* A tool in the same group must not fence the running instance. */
+    rd_kafka_t *tool = tk_kafka_consumer_new("unit.test", &err);
+    assert_non_null(tool);
+    assert_string_equal(setting(tool, "group.instance.id"), "");
+    rd_kafka_destroy(tool);
+
+    setenv("TK_INSTANCE_ID", "bad id", 1);
+    assert_int_equal(tk_cfg_load(0, &err), TK_EINVAL);
+    assert_string_equal(err.field, "TK_INSTANCE_ID");
+    unsetenv("TK_INSTANCE_ID");
+    reload();
+    m = tk_kafka_consumer_new_with("unit.test", NULL, NULL, &err);
+    assert_non_null(m);
+    assert_string_equal(setting(m, "group.instance.id"), "");
+    rd_kafka_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(topics_are_the_contracts),
         cmocka_unit_test(headers_carry_type_id_and_schema_version),
         cmocka_unit_test(handles_are_created_without_a_broker),
+        cmocka_unit_test(site_settings_reach_every_handle),
+        cmocka_unit_test(site_settings_cannot_weaken_the_guarantees),
+        cmocka_unit_test(members_are_static_with_an_instance_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,35 +84,76 @@ static tk_payment_order_t order(ev_order_status_t status)
     return o;
 }
 
+#define OPEN TK_PAYMENT_WINDOW_OPEN
+#define PAID TK_PAYMENT_WINDOW_PAID
+#define EXPIRED TK_PAYMENT_WINDOW_EXPIRED
+#define NOW INT64_C(1764600000000)
+
 static void decide(void **state)
 {
     (void)state;
     tk_err_t err = {0};
     tk_payment_order_t o = order(EV_ORDER_CREATED);
-    assert_int_equal(tk_payment_decide(&o, OWNER, false, &err), 0);
-    assert_int_equal(tk_payment_decide(&o, OTHER, false, &err), TK_EUNAUTH);
-    assert_int_equal(tk_payment_decide(&o, NULL, false, &err), TK_EUNAUTH);
-    assert_int_equal(tk_payment_decide(&o, OWNER, true, &err), TK_EINVAL);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, OTHER, OPEN, NOW, &err), TK_EUNAUTH);
+    assert_int_equal(tk_payment_decide(&o, NULL, OPEN, NOW, &err), TK_EUNAUTH);
+    assert_int_equal(tk_payment_decide(&o, OWNER, PAID, NOW, &err), TK_EINVAL);
     assert_string_equal(err.message, "Order already paid");
 
     o = order(EV_ORDER_CANCELLED);
-    assert_int_equal(tk_payment_decide(&o, OWNER, false, &err), TK_EINVAL);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW, &err), TK_EINVAL);
     assert_string_equal(err.message, "Cannot pay for an cancelled order");
     /* Cancelled wins over paid; ownership wins over both. */
-    assert_int_equal(tk_payment_decide(&o, OWNER, true, &err), TK_EINVAL);
+    assert_int_equal(tk_payment_decide(&o, OWNER, PAID, NOW, &err), TK_EINVAL);
     assert_string_equal(err.message, "Cannot pay for an cancelled order");
-    assert_int_equal(tk_payment_decide(&o, OTHER, true, &err), TK_EUNAUTH);
+    assert_int_equal(tk_payment_decide(&o, OTHER, PAID, NOW, &err), TK_EUNAUTH);
 
     o = order(EV_ORDER_COMPLETE);
-    assert_int_equal(tk_payment_decide(&o, OWNER, false, &err), TK_EINVAL);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW, &err), TK_EINVAL);
     assert_string_equal(err.message, "Order already paid");
 
     o = order(EV_ORDER_AWAITING_PAYMENT);
-    assert_int_equal(tk_payment_decide(&o, OWNER, false, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW, &err), 0);
 
     /* Owner ids compare as UUIDs: case does not matter. */
     o = order(EV_ORDER_CREATED);
-    assert_int_equal(tk_payment_decide(&o, "0B1F7C3E-2D4A-4B5C-8D6E-7F8091A2B3C4", false, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, "0B1F7C3E-2D4A-4B5C-8D6E-7F8091A2B3C4", OPEN, NOW, &err),
+                     0);
+}
+
+/* Expiry: at or after expiresAt, or once the window closed, nothing is charged. */
+static void decide_expiry(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    tk_payment_order_t o = order(EV_ORDER_CREATED);
+    o.expires_ms = NOW + 100;
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW + 99, &err), 0);
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW + 100, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Order has expired");
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW + 5000, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Order has expired");
+    /* A closed window refuses even before expiresAt (the scheduler's clock ran ahead). */
+    assert_int_equal(tk_payment_decide(&o, OWNER, EXPIRED, NOW, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Order has expired");
+    /* Paid stays paid after expiresAt; the owner check comes first. */
+    assert_int_equal(tk_payment_decide(&o, OWNER, PAID, NOW + 5000, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Order already paid");
+    assert_int_equal(tk_payment_decide(&o, OTHER, EXPIRED, NOW, &err), TK_EUNAUTH);
+    /* An expiresAt unknown to the replica (0) does not expire by the clock. */
+    o.expires_ms = 0;
+    assert_int_equal(tk_payment_decide(&o, OWNER, OPEN, NOW + 5000, &err), 0);
+}
+
+static void refund_backoff_doubles_up_to_the_cap(void **state)
+{
+    (void)state;
+    assert_int_equal(tk_payment_refund_backoff_ms(1, 1000, 300000), 1000);
+    assert_int_equal(tk_payment_refund_backoff_ms(2, 1000, 300000), 2000);
+    assert_int_equal(tk_payment_refund_backoff_ms(4, 1000, 300000), 8000);
+    assert_int_equal(tk_payment_refund_backoff_ms(30, 1000, 300000), 300000);
+    assert_int_equal(tk_payment_refund_backoff_ms(1000, 1000, 300000), 300000);
 }
 
 static void amount_is_price_in_cents(void **state)
@@ -147,6 +188,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_parse),
         cmocka_unit_test(decide),
+        cmocka_unit_test(decide_expiry),
+        cmocka_unit_test(refund_backoff_doubles_up_to_the_cap),
         cmocka_unit_test(amount_is_price_in_cents),
         cmocka_unit_test(keys),
     };

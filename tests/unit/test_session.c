@@ -22,7 +22,7 @@ static const char *ID = "0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b";
 static int setup(void **state)
 {
     (void)state;
-    setenv("JWT_KEY", "unit-test-key", 1);
+    setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
     unsetenv("JWT_TTL_SECONDS");
     tk_err_t err = {0};
     return tk_cfg_load(TK_CFG_NEED_JWT, &err);
@@ -58,7 +58,7 @@ static void issued_cookie_authenticates(void **state)
     snprintf(in.email, sizeof(in.email), "test@test.com");
     char *token = NULL, *cookie = NULL;
     assert_int_equal(tk_session_issue(&in, &token, &cookie, NULL), 0);
-    assert_non_null(strstr(cookie, "; path=/; httponly"));
+    assert_non_null(strstr(cookie, "; path=/; httponly; samesite=lax")); /* Lax by default */
     assert_int_equal(strncmp(cookie, "session=", 8), 0);
 
     /* The cookie value is base64 of {"jwt":"<token>"}, as the original's cookie-session. */
@@ -77,6 +77,9 @@ static void issued_cookie_authenticates(void **state)
     assert_string_equal(out.id, ID);
     assert_string_equal(out.email, "test@test.com");
     assert_true(out.iat > 1700000000);
+    /* A default lifetime of 24 h and a session id to revoke (issue 11 item 12). */
+    assert_int_equal(out.expires, out.iat + 86400);
+    assert_true(tk_uuid_valid(out.jti));
     memset(&out, 0, sizeof(out));
     assert_int_equal(auth_bearer(token, &out), 0);
     assert_string_equal(out.email, "test@test.com");
@@ -88,8 +91,11 @@ static void forged_signature_is_anonymous(void **state)
 {
     (void)state;
     tk_session_user_t u;
-    char *token = tk_session_sign_claims(
-        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":1}", NULL);
+    char claims[256];
+    snprintf(claims, sizeof(claims),
+             "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":%lld}",
+             (long long)(tk_now_ms() / 1000));
+    char *token = tk_session_sign_claims(claims, NULL);
     assert_non_null(token);
     assert_int_equal(auth_bearer(token, &u), 0);
     token[strlen(token) - 2] = token[strlen(token) - 2] == 'A' ? 'B' : 'A';
@@ -97,11 +103,10 @@ static void forged_signature_is_anonymous(void **state)
     free(token);
 
     /* Signed with another key. */
-    setenv("JWT_KEY", "attacker-key", 1);
+    setenv("JWT_KEY", "attacker-key-of-at-least-32-bytes-too", 1);
     tk_cfg_load(0, NULL);
-    token = tk_session_sign_claims(
-        "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":1}", NULL);
-    setenv("JWT_KEY", "unit-test-key", 1);
+    token = tk_session_sign_claims(claims, NULL);
+    setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
     tk_cfg_load(0, NULL);
     assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
     free(token);
@@ -170,6 +175,49 @@ static void expired_is_anonymous(void **state)
     free(token);
 }
 
+/* A token without exp (as the original issued them) still ages out: JWT_TTL_SECONDS after iat. */
+static void old_tokens_age_out(void **state)
+{
+    (void)state;
+    tk_session_user_t u;
+    char claims[256];
+    long long now = (long long)(tk_now_ms() / 1000);
+    snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
+             now - 86401);
+    char *token = tk_session_sign_claims(claims, NULL);
+    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
+    free(token);
+    snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
+             now - 86000);
+    token = tk_session_sign_claims(claims, NULL);
+    assert_int_equal(auth_bearer(token, &u), 0);
+    assert_string_equal(u.jti, ""); /* no jti: nothing to revoke */
+    free(token);
+    /* A jti that is not a UUID is a forged claim. */
+    snprintf(claims, sizeof(claims),
+             "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"jti\":\"x\"}", ID, now);
+    token = tk_session_sign_claims(claims, NULL);
+    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
+    free(token);
+}
+
+/* Outside development (TK_DEV unset) a JWT_KEY under 32 bytes stops start-up. */
+static void short_key_refused_outside_dev(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    setenv("TK_DEV", "0", 1);
+    setenv("JWT_KEY", "short-key", 1);
+    assert_int_equal(tk_cfg_load(TK_CFG_NEED_JWT, &err), TK_EINVAL);
+    assert_non_null(strstr(err.message, "at least 32 bytes"));
+    setenv("TK_DEV", "1", 1);
+    assert_int_equal(tk_cfg_load(TK_CFG_NEED_JWT, NULL), 0);
+    setenv("TK_DEV", "0", 1);
+    setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
+    assert_int_equal(tk_cfg_load(TK_CFG_NEED_JWT, NULL), 0);
+    unsetenv("TK_DEV");
+}
+
 static void garbage_cookies_are_anonymous(void **state)
 {
     (void)state;
@@ -204,6 +252,8 @@ int main(void)
         cmocka_unit_test(alg_none_and_other_algs_are_anonymous),
         cmocka_unit_test(wrong_claim_types_are_anonymous),
         cmocka_unit_test(expired_is_anonymous),
+        cmocka_unit_test(old_tokens_age_out),
+        cmocka_unit_test(short_key_refused_outside_dev),
         cmocka_unit_test(garbage_cookies_are_anonymous),
         cmocka_unit_test(clear_cookie_is_the_originals),
     };

@@ -11,9 +11,11 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fake_stripe.h"
+#include "tk/cfg.h"
 #include "tk/stripe.h"
 
 #define KEY "sk_test_unit_secret"
@@ -291,6 +293,41 @@ static void concurrent_same_key_is_one_intent(void **state)
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-12-charge"), 10);
 }
 
+/* A charge whose answer never came back is found again by the attempt id in its metadata. */
+static void lost_charge_is_found_by_attempt(void **state)
+{
+    (void)state;
+    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-14-charge");
+    req.attempt_id = "6f1c2a4e-8b3d-4c5e-9f60-718293a4b5c6";
+    tk_stripe_charge_t charge, found;
+    tk_err_t err = {0};
+    tk_stripe_options_t quick = opts;
+    quick.timeout_ms = 150;
+    quick.max_attempts = 1;
+    tk_fake_stripe_charge_timeout(fake, 600);
+    assert_int_equal(tk_stripe_charge(&quick, &req, &charge, &err), TK_EUNAVAIL);
+    tk_fake_stripe_charge_timeout(fake, 0);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), 1); /* charged, answer lost */
+    json_t *rec = tk_fake_stripe_last(fake, PI);
+    assert_string_equal(form_field(rec, "metadata[attempt_id]"), req.attempt_id);
+    json_decref(rec);
+
+    assert_int_equal(tk_stripe_find_intent(&opts, req.attempt_id, &found, &err), 1);
+    assert_string_equal(found.status, "succeeded");
+    assert_int_equal(found.amount, req.amount);
+    assert_true(strncmp(found.id, "pi_fake_", 8) == 0);
+    rec = tk_fake_stripe_last(fake, "/v1/payment_intents/search");
+    assert_string_equal(json_string_value(json_object_get(rec, "method")), "GET");
+    assert_string_equal(json_string_value(json_object_get(rec, "idempotency_key")), "");
+    json_decref(rec);
+    /* Another attempt: nothing; not a UUID: refused before any request. */
+    assert_int_equal(
+        tk_stripe_find_intent(&opts, "0b1f7c3e-2d4a-4b5c-8d6e-7f8091a2b3c4", &found, &err), 0);
+    int before = tk_fake_stripe_count(fake, NULL, NULL);
+    assert_int_equal(tk_stripe_find_intent(&opts, "x' OR '1", &found, &err), TK_EINVAL);
+    assert_int_equal(tk_fake_stripe_count(fake, NULL, NULL), before);
+}
+
 static void refund_once_per_key(void **state)
 {
     (void)state;
@@ -349,8 +386,15 @@ static void backoff_is_bounded_and_jittered(void **state)
 static void default_options_come_from_the_environment(void **state)
 {
     (void)state;
+    tk_err_t err = {0};
+    /* Read once by tk_cfg_load, which refuses a value out of range (naming it). */
+    setenv("STRIPE_MAX_ATTEMPTS", "0", 1);
+    assert_int_equal(tk_cfg_load(0, &err), TK_EINVAL);
+    assert_non_null(strstr(err.message, "STRIPE_MAX_ATTEMPTS"));
+    unsetenv("STRIPE_MAX_ATTEMPTS");
     setenv("STRIPE_TIMEOUT_MS", "1234", 1);
-    setenv("STRIPE_MAX_ATTEMPTS", "0", 1); /* out of range: default */
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+    unsetenv("STRIPE_TIMEOUT_MS"); /* read at load: changing it now changes nothing */
     tk_stripe_options_t o;
     tk_stripe_options_default(&o);
     assert_int_equal(o.timeout_ms, 1234);
@@ -365,8 +409,55 @@ static void default_options_come_from_the_environment(void **state)
     tk_stripe_options_override(NULL);
     tk_stripe_options_default(&o);
     assert_int_equal(o.timeout_ms, 1234);
-    unsetenv("STRIPE_TIMEOUT_MS");
-    unsetenv("STRIPE_MAX_ATTEMPTS");
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+}
+
+#define WHSEC "whsec_test_secret"
+
+/* Webhook signatures as Stripe documents them: HMAC-SHA256 of "<t>.<payload>", any v1, t within
+ * the tolerance. */
+static void webhook_signature_is_checked(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"evt_1\",\"type\":\"payment_intent.succeeded\"}";
+    size_t len = strlen(body);
+    int64_t now = 1764600000;
+    char sig[TK_STRIPE_SIGNATURE_MAX + 1], hdr[TK_STRIPE_SIGNATURE_MAX + 64];
+    tk_err_t err = {0};
+    tk_stripe_webhook_sign(body, len, WHSEC, now, sig);
+    assert_int_equal(strncmp(sig, "t=1764600000,v1=", 16), 0);
+    assert_int_equal(strlen(sig), 16 + 64);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now, &err), 0);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now + 300, &err), 0);
+    /* A known vector: HMAC-SHA256("whsec_test_secret", "1764600000.<body>"). */
+    assert_string_equal(sig + 16,
+                        "56ae372b2732badfc3691559aafb02741cce2e86702a6f10dd547351153bc54e");
+    /* Another v1 first (a rolled secret) still verifies. */
+    snprintf(hdr, sizeof(hdr), "t=%lld,v1=%064d,%s", (long long)now, 0, sig + 13);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), 0);
+    /* Tampered body, other secret, flipped digit, missing parts: refused. */
+    assert_int_equal(tk_stripe_webhook_verify("{}", 2, sig, WHSEC, 300, now, &err), TK_EINVAL);
+    assert_string_equal(err.message, "Invalid signature");
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "whsec_other", 300, now, &err),
+                     TK_EINVAL);
+    snprintf(hdr, sizeof(hdr), "%s", sig);
+    hdr[20] = hdr[20] == 'a' ? 'b' : 'a';
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), TK_EINVAL);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig + 13, WHSEC, 300, now, &err),
+                     TK_EINVAL); /* no t= */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, "t=1764600000", WHSEC, 300, now, &err),
+                     TK_EINVAL); /* no v1= */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, NULL, WHSEC, 300, now, &err), TK_EINVAL);
+    snprintf(hdr, sizeof(hdr), "t=17646x0000,%s", sig + 13);
+    assert_int_equal(tk_stripe_webhook_verify(body, len, hdr, WHSEC, 300, now, &err), TK_EINVAL);
+    /* Stale or from the future beyond the tolerance: refused although the HMAC is right. */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now + 301, &err),
+                     TK_EINVAL);
+    assert_string_equal(err.message, "Signature timestamp too old");
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, WHSEC, 300, now - 301, &err),
+                     TK_EINVAL);
+    /* No secret configured: the endpoint is unavailable, not open. */
+    assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "", 300, now, &err), TK_EUNAVAIL);
 }
 
 int main(void)
@@ -386,8 +477,10 @@ int main(void)
         cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
         cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
         cmocka_unit_test_setup(refund_once_per_key, setup),
+        cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
         cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
         cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
+        cmocka_unit_test(webhook_signature_is_checked),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

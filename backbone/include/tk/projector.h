@@ -15,6 +15,8 @@
 #ifndef TK_PROJECTOR_H
 #define TK_PROJECTOR_H
 
+#include <stddef.h>
+
 #include "ev_envelope.h"
 #include "tk/err.h"
 #include "tk/tx.h"
@@ -36,7 +38,19 @@ typedef struct tk_projector_spec {
      * @param env borrowed, valid for the call.
      */
     int (*apply)(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
-    void *ud; /* borrowed, passed to apply */
+    /**
+     * Optional, for speed: apply a batch of events at once (set-based SQL), with the same end
+     * state as apply called on each of them in order. Called inside the batch's transaction with
+     * the batch's fresh events only (no event id applied before, none twice), in log order.
+     * results[i] receives TK_APPLY_OK or TK_APPLY_SKIP (for the counts only). Returns 0;
+     * TK_APPLY_RETRY when some event needs more than OK or SKIP (then the batch is redone
+     * through apply, record by record, which dead-letters or holds that event); or a negative
+     * TK_E* (a transient one fails the batch, any other sends it record by record).
+     * @param envs borrowed, valid for the call.
+     */
+    int (*apply_set)(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results, void *ud,
+                     tk_err_t *err);
+    void *ud; /* borrowed, passed to apply and apply_set */
     /* Read-model tables this projector owns, NULL-terminated; NULL: not replayable (it reacts
      * or writes a write model). `ticketing replay` rebuilds exactly these (backbone/replay.c). */
     const char *const *tables;
@@ -63,8 +77,9 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
 int tk_projector_run(tk_projector_t *p, volatile int *stop);
 
 /**
- * @brief One batch (tests): wait up to @p timeout_ms for records, collect up to 500 of them or
- *        for 100 ms more, apply them in one transaction and commit.
+ * @brief One batch (tests): wait up to @p timeout_ms for a record, then take the records that have
+ *        already arrived (up to 2000, no waiting: a batch grows only under load), apply them in
+ *        one transaction and commit.
  * @param applied may be NULL; receives the number of records whose position was committed
  *        (applied, skipped or dead-lettered).
  * @return 0 (also when nothing arrived); a negative TK_E* when the batch was rolled back (the
@@ -72,6 +87,12 @@ int tk_projector_run(tk_projector_t *p, volatile int *stop);
  * Thread: the projector's; blocking.
  */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err);
+
+/**
+ * @brief The consumer group of projection @p name of @p context ("<context>.<name>") into @p buf.
+ * Ownership: all borrowed. Thread: any.
+ */
+void tk_projector_group_name(const char *context, const char *name, char *buf, size_t cap);
 
 /**
  * @brief Leave the group (rd_kafka_consumer_close), close the connection, free. Accepts NULL.

@@ -26,13 +26,45 @@ typedef struct tk_cfg {
     int expiration_window_seconds; /* EXPIRATION_WINDOW_SECONDS, default 900 */
     int port;                      /* PORT, default 3000 */
     int http_workers;              /* HTTP_WORKERS: database worker threads, default 8 */
-    int jwt_ttl_seconds;           /* JWT_TTL_SECONDS: exp claim, 0 = none (the original) */
-    int cookie_secure;             /* COOKIE_SECURE=1 adds secure; samesite=lax */
+    int jwt_ttl_seconds;           /* JWT_TTL_SECONDS: exp claim, default 86400 (24 h) */
+    int cookie_secure;             /* COOKIE_SECURE=1 adds secure (samesite=lax is always set) */
+    int dev;                       /* TK_DEV=1: development (scripts/env.sh), allows a short key */
     int kafka_partitions;          /* KAFKA_PARTITIONS, default 6 */
     int kafka_replication_factor;  /* KAFKA_REPLICATION_FACTOR, default 1 */
     int kafka_min_insync_replicas; /* KAFKA_MIN_INSYNC_REPLICAS, default 1 */
     int gap_timeout_ms;            /* PROJECTOR_GAP_TIMEOUT_MS: version gap wait before DLQ */
-    int consistency_wait_ms;       /* CONSISTENCY_WAIT_MS: a query's wait for its token, 2000 */
+    const char *trusted_proxies;   /* TRUSTED_PROXIES: addresses/CIDRs whose X-Forwarded-For
+                                      and X-Real-IP are believed, default none */
+    int signin_account_limit;      /* SIGNIN_ACCOUNT_LIMIT: failed sign-ins per account, 10 */
+    int signin_account_window;     /* SIGNIN_ACCOUNT_WINDOW_SECONDS, 900 */
+    int signin_address_limit;      /* SIGNIN_ADDRESS_LIMIT: failed sign-ins per address, 30 */
+    int signin_address_window;     /* SIGNIN_ADDRESS_WINDOW_SECONDS, 300 */
+    int signin_throttle_slots;     /* SIGNIN_THROTTLE_SLOTS: rows of the counter table, 65536 */
+    int scrypt_log2_n;             /* SCRYPT_LOG2_N: cost of new hashes, 17 (N = 2^17, 128 MiB) */
+    int scrypt_concurrency;        /* SCRYPT_CONCURRENCY: hashes at once per process, 2 */
+    int list_default_limit;        /* LIST_DEFAULT_LIMIT: items of a list without ?limit, 100 */
+    int list_max_limit;            /* LIST_MAX_LIMIT: the largest ?limit, 1000 */
+    int orders_open_max;           /* ORDERS_OPEN_MAX: open orders per user, 10 */
+    const char *stripe_webhook_secret; /* STRIPE_WEBHOOK_SECRET ("whsec_..."); NULL: no webhook */
+    int stripe_webhook_tolerance_s;    /* STRIPE_WEBHOOK_TOLERANCE_SECONDS, default 300 */
+    int stripe_connect_timeout_ms;     /* STRIPE_CONNECT_TIMEOUT_MS, default 2000 */
+    int stripe_timeout_ms;             /* STRIPE_TIMEOUT_MS, one whole attempt, default 10000 */
+    int stripe_max_attempts;           /* STRIPE_MAX_ATTEMPTS, 1..10, default 3 */
+    int stripe_backoff_ms;             /* STRIPE_BACKOFF_MS, default 250 */
+    int stripe_backoff_max_ms;         /* STRIPE_BACKOFF_MAX_MS, default 2000 */
+    int refund_backoff_ms;             /* REFUND_BACKOFF_MS: first wait after a refused refund */
+    int refund_backoff_max_ms; /* REFUND_BACKOFF_MAX_MS: the longest wait between attempts */
+    /* TK_INSTANCE_ID: this process's name among the instances of its role (e.g.
+     * project-orders.2), the group.instance.id of its consumer-group members (static
+     * membership: a restart takes its partitions back without waiting out the session
+     * timeout). NULL when unset (dynamic membership). [A-Za-z0-9._-], at most 200 characters;
+     * it must be unique per consumer group and stable across restarts of the instance. */
+    const char *instance_id;
+    /* KAFKA_CONFIG_<PROPERTY>=value: librdkafka properties for every handle, the name lowered
+     * with '_' read as '.' (KAFKA_CONFIG_SECURITY_PROTOCOL -> security.protocol): TLS, SASL and
+     * other site settings. "name", "value", ..., NULL; never NULL itself. */
+    const char *const *kafka_config;
+    int consistency_wait_ms; /* CONSISTENCY_WAIT_MS: a query's wait for its token, 2000 */
 } tk_cfg_t;
 
 /**

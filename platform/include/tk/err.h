@@ -13,14 +13,15 @@
 
 enum {
     TK_OK = 0,
-    TK_EINVAL = -1,     /* bad input: 400 */
-    TK_ENOTFOUND = -2,  /* unknown aggregate or route: 404 */
-    TK_ECONFLICT = -3,  /* optimistic check or unique constraint lost: 400/409 by context */
-    TK_EUNAUTH = -4,    /* not signed in or not the owner: 401 */
-    TK_EUNAVAIL = -5,   /* a dependency is down: 503 */
-    TK_EINTERNAL = -6,  /* a bug or an unexpected failure: 500 */
-    TK_ETOOLARGE = -7,  /* body over the limit: 413 */
-    TK_EBADGATEWAY = -8 /* an upstream (Stripe) failed after retries: 502 */
+    TK_EINVAL = -1,      /* bad input: 400 */
+    TK_ENOTFOUND = -2,   /* unknown aggregate or route: 404 */
+    TK_ECONFLICT = -3,   /* optimistic check or unique constraint lost: 400/409 by context */
+    TK_EUNAUTH = -4,     /* not signed in or not the owner: 401 */
+    TK_EUNAVAIL = -5,    /* a dependency is down: 503 */
+    TK_EINTERNAL = -6,   /* a bug or an unexpected failure: 500 */
+    TK_ETOOLARGE = -7,   /* body over the limit: 413 */
+    TK_EBADGATEWAY = -8, /* an upstream (Stripe) failed after retries: 502 */
+    TK_ELIMIT = -9       /* a client's limit reached (throttling, a cap): 429 + Retry-After */
 };
 
 typedef struct tk_err {

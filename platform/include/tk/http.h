@@ -9,6 +9,12 @@
  * handed back to the loop through an h2o multithread queue. A slow query therefore never stalls
  * other connections: only the worker that runs it waits.
  *
+ * Bounds (DESIGN.md section 12, README for the variables): worker routes run in one lane per
+ * context ("/api/<context>/..."), each with HTTP_WORKERS threads and a queue of HTTP_QUEUE_MAX
+ * (503 + Retry-After past it); each has a deadline (HTTP_DEADLINE_MS, then 503); a queued request
+ * whose client has gone is dropped unrun; connections are capped (HTTP_MAX_CONNECTIONS); a body
+ * over TK_HTTP_MAX_BODY is refused with 413 from its declared length; HTTP/1.1 only.
+ *
  * Handlers fill the response through tk_http_reply_* and return; they never touch h2o.
  * Errors use the contract's body {"errors":[{"message":...,"field":...}]} (DESIGN.md section 9).
  */
@@ -17,6 +23,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,8 +42,10 @@ enum {
 #define TK_HTTP_MAX_BODY (1024 * 1024)
 
 /**
- * @brief Create a server listening on 0.0.0.0:@p port with @p workers worker threads.
- * @return owned, free with tk_http_server_free; NULL with err set (port in use, ...).
+ * @brief Create a server listening on 0.0.0.0:@p port with @p workers worker threads per lane
+ *        (a lane per context, see the top). Reads the limits from the environment.
+ * @return owned, free with tk_http_server_free; NULL with err set (port in use, a malformed
+ *         limit variable, ...).
  */
 tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
 
@@ -47,6 +56,16 @@ tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
  */
 void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
                    tk_http_handler_fn handler, unsigned flags);
+
+/**
+ * @brief Metrics of the application appended to GET /metrics. Called on the event loop: it must
+ *        not block (return a text sampled elsewhere). @return an owned Prometheus text (freed by
+ *        the server) or NULL.
+ */
+typedef char *tk_http_metrics_fn(void *ud);
+
+/** @brief Set the one metrics source (@p ud borrowed, must outlive the server). Before run. */
+void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
 
 /**
  * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
@@ -90,6 +109,13 @@ const char *tk_http_header(const tk_http_req_t *req, const char *name);
  */
 json_t *tk_http_body_or_respond(tk_http_req_t *req);
 
+/** @brief The raw body as received (up to a NUL byte), for signed payloads; "" when none.
+ *         Borrowed, valid during the handler. */
+const char *tk_http_body_raw(const tk_http_req_t *req, size_t *len);
+
+/** @brief The Stripe-Signature header, or NULL. Borrowed, valid during the handler. */
+const char *tk_http_signature(const tk_http_req_t *req);
+
 /** @brief The signed-in user, or NULL when anonymous (no, bad, expired or forged token). */
 const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
 
@@ -123,13 +149,28 @@ void tk_http_reply_errors(tk_http_req_t *req, int status, json_t *errors);
 void tk_http_reply_raw(tk_http_req_t *req, int status, const char *content_type, const char *body,
                        size_t len);
 
+/** @brief Add `Retry-After: @p seconds` (at least 1) to the response, e.g. with a 429. */
+void tk_http_set_retry_after(tk_http_req_t *req, int seconds);
+
+/** @brief The connection's peer address ("127.0.0.1", "::1"), "" when unknown. Borrowed. Who
+ *         the client is behind a proxy is tk_client_addr_resolve's question (tk/client_addr.h). */
+const char *tk_http_peer_addr(const tk_http_req_t *req);
+
+/** @brief The raw X-Forwarded-For and X-Real-IP request headers, NULL when absent. Borrowed. */
+const char *tk_http_forwarded_for(const tk_http_req_t *req);
+const char *tk_http_real_ip(const tk_http_req_t *req);
+
 /** @brief Add a Set-Cookie header to the response (copied). Call before replying. */
 void tk_http_set_cookie(tk_http_req_t *req, const char *cookie);
 
-/** @brief Add the header @p name: @p value to the response (both copied; at most 4 per
- *         response, later ones are dropped). Call before replying, or while the request is
- *         parked. */
+/** @brief Add a response header (@p name lower-case; both copied), up to 8. Call before
+ *         replying; ignored on event streams. */
 void tk_http_add_header(tk_http_req_t *req, const char *name, const char *value);
+
+/** @brief The request header @p name (lower-case), or NULL when absent, after 8 lookups, or
+ *         on a worker: TK_ROUTE_INLINE routes only (the headers live on the loop thread).
+ *         Borrowed, valid until the handler returns. */
+const char *tk_http_header(const tk_http_req_t *req, const char *name);
 
 /* ---- parking: a worker route that must wait for something without holding its worker ---- */
 
@@ -160,6 +201,9 @@ int tk_http_resumed(const tk_http_req_t *req);
  *        such as "event: status\ndata: {...}\n\n", copied). The stream stays open after the
  *        handler returns until a publish marks it last, the client leaves, or the server stops.
  *        A comment line is sent every 15 s so proxies keep the connection.
+ *        Streams are bounded per signed-in user (SSE_MAX_STREAMS_PER_USER), per channel
+ *        (SSE_MAX_STREAMS_PER_ORDER) and in total (SSE_MAX_STREAMS): past a bound the reply is
+ *        429 (user, channel) or 503 (total) with Retry-After instead of a stream.
  */
 void tk_http_reply_sse(tk_http_req_t *req, const char *channel, const char *first_event);
 
@@ -172,14 +216,24 @@ void tk_http_sse_publish(tk_http_server_t *srv, const char *channel, const char 
 /** @brief Number of open event streams (for tests and /metrics). Thread: any. */
 long tk_http_sse_count(tk_http_server_t *srv);
 
+/** @brief Number of streams of @p channel, open or being opened. Thread: any. */
+long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
+
 /**
  * @brief Run @p fn(srv, arg, stop) in a thread for the server's lifetime: started by
  *        tk_http_server_run, asked to stop (*stop = 1) and joined when the run ends. Used by
  *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed.
  */
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, volatile int *stop),
-                        void *arg);
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
+
+/**
+ * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
+ *        lines into @p buf (at most @p cap bytes, NUL included) and returns the bytes written
+ *        (< cap). It runs on the loop thread: read atomics, never block. Up to 4. @p arg borrowed.
+ */
+void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
+                     void *arg);
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);

@@ -2,9 +2,15 @@
  * kafka.h - librdkafka handles configured as DESIGN.md section 3 requires, topic creation, and
  * produce helpers.
  *
- * Producers are idempotent with acks=all and bounded queues; consumers never commit offsets to
- * Kafka (the offsets live in PostgreSQL, section 6) and read only committed records. Every handle
- * logs through tk_log (component "rdkafka"), so librdkafka prints nothing of its own.
+ * Producers are idempotent with acks=all and bounded queues; consumers never auto-commit (a
+ * projector keeps its offsets in PostgreSQL, section 6; the expiration scheduler commits by hand
+ * after its acks) and read only committed records. Every handle logs through tk_log (component
+ * "rdkafka"), so librdkafka prints nothing of its own. Every handle also gets the site's
+ * KAFKA_CONFIG_<PROPERTY> settings (tk_cfg()->kafka_config) after the project's own; a handle
+ * constructor fails with TK_EINVAL naming the property when one is reserved (bootstrap.servers,
+ * group.id, group.instance.id, enable.idempotence, acks, partitioner, enable.auto.commit,
+ * enable.auto.offset.store, isolation.level, auto.offset.reset, transactional.id) or rejected by
+ * librdkafka.
  */
 #ifndef TK_KAFKA_H
 #define TK_KAFKA_H
@@ -49,9 +55,10 @@ typedef void tk_kafka_rebalance_cb_t(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 rd_kafka_t *tk_kafka_producer_new(tk_err_t *err);
 
 /**
- * @brief A consumer in group @p group_id: enable.auto.commit=false,
- *        enable.auto.offset.store=false, auto.offset.reset=earliest, isolation.level=
- *        read_committed, session.timeout.ms=10000. rd_kafka_poll_set_consumer is already called.
+ * @brief A consumer in group @p group_id for tools (status, tail, replay): enable.auto.commit=
+ *        false, enable.auto.offset.store=false, auto.offset.reset=earliest, isolation.level=
+ *        read_committed, session.timeout.ms=10000. Never a static member (it would fence the
+ *        running instance of the same TK_INSTANCE_ID). rd_kafka_poll_set_consumer is called.
  * @param group_id borrowed.
  * @return the handle; NULL with TK_EINVAL for an empty group id, TK_EINTERNAL otherwise.
  * Ownership: owned, rd_kafka_consumer_close then rd_kafka_destroy.
@@ -60,8 +67,11 @@ rd_kafka_t *tk_kafka_producer_new(tk_err_t *err);
 rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err);
 
 /**
- * @brief tk_kafka_consumer_new with a rebalance callback, which must assign (or incrementally
- *        assign, under the COOPERATIVE protocol) as librdkafka documents.
+ * @brief A long-lived member of group @p group_id: tk_kafka_consumer_new's settings, a rebalance
+ *        callback (NULL: librdkafka assigns itself), and static membership when TK_INSTANCE_ID
+ *        is set (group.instance.id = tk_cfg()->instance_id: a restarted instance takes its
+ *        partitions back without a rebalance). @p cb must assign (or incrementally assign,
+ *        under the COOPERATIVE protocol) as librdkafka documents.
  * @param opaque borrowed, passed to @p cb; must outlive the handle.
  * Ownership and thread: as tk_kafka_consumer_new.
  */
@@ -122,6 +132,8 @@ rd_kafka_headers_t *tk_kafka_headers_new(const char *ce_type, const char *ce_id,
  *         full for 30 s; TK_EINTERNAL for other enqueue failures (dr is then never written).
  * Ownership: all borrowed; payload, key and headers are copied. Thread: any.
  */
+/* (A refused produce, other than a full queue, sets @p dr done with librdkafka's error, e.g.
+ * RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, so callers can tell permanent refusals apart.) */
 int tk_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key, const void *payload,
                      size_t len, const rd_kafka_headers_t *headers, tk_kafka_delivery_t *dr,
                      tk_err_t *err);

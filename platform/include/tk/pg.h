@@ -68,6 +68,19 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
               tk_err_t *err);
 
 /**
+ * @brief tk_pg_exec through a statement prepared on this connection the first time @p sql is seen
+ *        (parse and plan once per connection, not per call). For fixed SQL texts only: at most 64
+ *        texts per connection are kept, beyond that they run unprepared. Same errors.
+ * Ownership: all borrowed; the result is owned (PQclear). Thread: the connection's.
+ */
+PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                              tk_err_t *err);
+
+/** @brief tk_pg_run through tk_pg_exec_prepared. Thread: the connection's. */
+int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                       int64_t *affected, tk_err_t *err);
+
+/**
  * @brief Run a script of several statements separated by ';' (simple protocol, no parameters),
  *        e.g. a migration file. Same errors as tk_pg_exec.
  * Ownership: borrowed. Thread: the connection's.

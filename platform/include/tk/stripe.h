@@ -50,9 +50,9 @@ typedef struct tk_stripe_options {
 
 /**
  * @brief The options calls with opts == NULL use: the override set by
- *        tk_stripe_options_override when there is one, else tk_cfg()'s stripe_api_base and
- *        stripe_key and the STRIPE_* timeout variables above (malformed or out-of-range values
- *        fall back to the defaults).
+ *        tk_stripe_options_override when there is one, else tk_cfg()'s stripe_api_base,
+ *        stripe_key and STRIPE_* timeouts (read once by tk_cfg_load, which refuses malformed or
+ *        out-of-range values).
  * @param out filled; its strings are borrowed from tk_cfg(), the environment or the override and
  *        stay valid until the next tk_stripe_options_override.
  */
@@ -70,6 +70,7 @@ typedef struct tk_stripe_charge_req {
     const char *currency;        /* borrowed, ISO code in lower case: "usd" */
     const char *payment;         /* borrowed: a card token "tok_..." or a PaymentMethod "pm_..." */
     const char *order_id;        /* borrowed, sent as metadata[order_id]; may be NULL */
+    const char *attempt_id;      /* borrowed, sent as metadata[attempt_id]; may be NULL */
     const char *idempotency_key; /* borrowed, required, 1..TK_STRIPE_KEY_MAX bytes */
 } tk_stripe_charge_req_t;
 
@@ -124,6 +125,39 @@ typedef struct tk_stripe_refund {
  */
 int tk_stripe_refund(const tk_stripe_options_t *opts, const tk_stripe_refund_req_t *req,
                      tk_stripe_refund_t *out, tk_err_t *err);
+
+/**
+ * @brief Find the PaymentIntent created for our attempt @p attempt_id (its metadata[attempt_id]):
+ *        GET /v1/payment_intents/search, retried like a charge. Used to learn the outcome of a
+ *        charge whose answer was lost. Stripe's search index may lag a new intent by up to a
+ *        minute: "not found" for a young attempt does not prove there was no charge.
+ * @param out filled when found (id, status, amount, currency); out->attempts always.
+ * @return 1 found, 0 not found, TK_EINVAL (not a UUID), TK_EBADGATEWAY or TK_EUNAVAIL.
+ * Thread: any; blocks.
+ */
+int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_id,
+                          tk_stripe_charge_t *out, tk_err_t *err);
+
+#define TK_STRIPE_SIGNATURE_MAX 512 /* bytes of a Stripe-Signature header we accept */
+
+/**
+ * @brief Verify a webhook delivery: @p header is its Stripe-Signature ("t=<unix s>,v1=<hex>[,
+ *        v1=...]"), @p payload the raw body of @p len bytes, @p secret the endpoint's signing
+ *        secret. Valid when some v1 equals HMAC-SHA256(secret, "<t>.<payload>") (compared in
+ *        constant time) and |@p now_s - t| <= @p tolerance_s (a replayed old delivery is refused).
+ * @return 0; TK_EINVAL 'Invalid signature' / 'Signature timestamp too old' (field
+ *         Stripe-Signature); TK_EUNAVAIL when @p secret is empty (no webhook configured).
+ * Thread: any; pure.
+ */
+int tk_stripe_webhook_verify(const char *payload, size_t len, const char *header,
+                             const char *secret, int tolerance_s, int64_t now_s, tk_err_t *err);
+
+/**
+ * @brief The Stripe-Signature header Stripe would send for @p payload at time @p t (tests and
+ *        tools): "t=<t>,v1=<hex>". @param out caller's buffer.
+ */
+void tk_stripe_webhook_sign(const char *payload, size_t len, const char *secret, int64_t t,
+                            char out[TK_STRIPE_SIGNATURE_MAX + 1]);
 
 /**
  * @brief The backoff before attempt @p failed + 1, after @p failed failed attempts (>= 1), for a

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# tests/security/run.sh BINARY: the black-box security suite (issue 11), registered as the ctest
+# `security` (label e2e, tests/security/CMakeLists.txt). It starts the multi-process topology with
+# BINARY (scripts/topology.sh start --isolated, as tests/e2e/run.sh does) unless one already runs,
+# then runs pytest on every tests/security/test_*.py, and stops what it started: a sanitizer report
+# in any role's log fails the run too (topology.sh stop scans them).
+#
+# Small limits make the bounds testable in seconds. The processes get:
+#   - every SECURITY_ENV_<NAME>=<value> of the caller's environment as <NAME>=<value>, and
+#   - the defaults below for the HTTP limits, unless the caller sets them (README lists them).
+# Tests see the same values in their environment (e.g. os.environ["SSE_MAX_STREAMS_PER_ORDER"]).
+#
+# Environment of the tests (conftest.py reads it):
+#   SECURITY_BASE_URL        the ingress (nginx), as a browser sees the system
+#   SECURITY_SERVICE_<CTX>   http://127.0.0.1:<port> of `ticketing serve <ctx>` itself, for
+#                            protocol-level cases the ingress would absorb (HTTP/2, raw framing)
+#   SECURITY_LOG_DIR         the roles' logs (<role>.log: one JSON object per line)
+#   SECURITY_TICKETING_BIN   the binary, for tests that start a process of their own
+# With a topology already running, its processes keep their own limits (tests that depend on the
+# small ones skip themselves when /metrics or the limits say otherwise is not checkable).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin=${1:?usage: tests/security/run.sh BINARY}
+bin=$(readlink -f "$bin")
+# shellcheck source=/dev/null
+. "$root/scripts/env.sh"
+
+bash "$root/scripts/setup-py-tools.sh"
+venv="$TK_CACHE/venv"
+
+# The processes' limits: small, so that each bound is reached with a handful of requests.
+: "${HTTP_QUEUE_MAX:=16}" "${HTTP_MAX_CONNECTIONS:=48}" "${HTTP_DEADLINE_MS:=20000}"
+: "${SSE_MAX_STREAMS:=6}" "${SSE_MAX_STREAMS_PER_USER:=4}" "${SSE_MAX_STREAMS_PER_ORDER:=2}"
+export HTTP_QUEUE_MAX HTTP_MAX_CONNECTIONS HTTP_DEADLINE_MS SSE_MAX_STREAMS \
+  SSE_MAX_STREAMS_PER_USER SSE_MAX_STREAMS_PER_ORDER
+while IFS='=' read -r name value; do
+  case "$name" in
+    SECURITY_ENV_?*) export "${name#SECURITY_ENV_}=$value" ;;
+  esac
+done < <(env)
+
+started=0
+stop_topology() {
+  if [ "$started" = 1 ]; then
+    started=0
+    bash "$root/scripts/topology.sh" stop || return $?
+  fi
+}
+trap 'stop_topology || true' EXIT
+
+if bash "$root/scripts/topology.sh" status >/dev/null 2>&1; then
+  echo "security: a topology is already running: using it (its own limits apply)"
+else
+  started=1
+  bash "$root/scripts/topology.sh" start --bin "$bin" --isolated --window 30
+fi
+# shellcheck source=/dev/null
+. "$TK_VAR/topology/env.sh"
+base_port=${TOPOLOGY_SERVE_PORT_BASE:-3100}
+export SECURITY_BASE_URL=$TOPOLOGY_INGRESS
+export SECURITY_SERVICE_AUTH=http://127.0.0.1:$((base_port + 1))
+export SECURITY_SERVICE_TICKETS=http://127.0.0.1:$((base_port + 2))
+export SECURITY_SERVICE_ORDERS=http://127.0.0.1:$((base_port + 3))
+export SECURITY_SERVICE_PAYMENTS=http://127.0.0.1:$((base_port + 4))
+export SECURITY_LOG_DIR=$TK_VAR/topology
+export SECURITY_TICKETING_BIN=$bin
+
+rc=0
+t0=$(date +%s)
+(cd "$here" && "$venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 .) || rc=1
+echo "security: pytest took $(($(date +%s) - t0)) s"
+stop_topology || rc=1
+exit $rc
