@@ -15,6 +15,12 @@
  *   W worker_main -> handler fills the response -> h2o_multithread_send_message
  *   L on_done -> finish: send the response if the client is still there, access log, free
  *
+ * A worker handler may instead park the request (tk_http_park, e.g. a query waiting for its
+ * client's consistency token): once the handler returned, the worker hands the request to the
+ * park's callback and takes the next job; whoever holds it later calls tk_http_resume, which
+ * queues it to its lane again, and its handler runs again from the start. A waiting request
+ * therefore holds no worker thread, only its memory.
+ *
  * The client may disconnect while a worker runs: h2o then disposes the request's memory pool.
  * A small shared object in that pool (req_ref) links the two: its dispose callback clears r->h2o
  * and r->ref, and request_free clears ref->r, so whichever goes first never touches the other's

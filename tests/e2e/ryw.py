@@ -57,6 +57,7 @@ class Results:
         self.misses = []  # (kind, detail)
         self.stale = 0
         self.raced = 0  # a payment that lost to the order's expiration: not the client's effect
+        self.skipped = 0  # of those, refused (400): no pair to check
         self.pairs = 0
 
     def record(self, kind, ms, ok, detail, stale):
@@ -271,6 +272,7 @@ class Driver:
                 if pay.status_code != 201:
                     with self.res.lock:  # the order expired first: no write of ours to see
                         self.res.raced += 1
+                        self.res.skipped += 1
                     continue
                 t0 = time.monotonic()
                 q = c.query(f"/api/orders/{order}")
