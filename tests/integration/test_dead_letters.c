@@ -408,8 +408,10 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
     }
     print_message("    %d records applied; processed_events peaked at %lld rows, ends at %lld\n",
                   WAVES * PER_WAVE, (long long)most, (long long)remembered(name));
-    /* At most one wave plus the kept tail ever, never the whole history. */
-    assert_true(most <= PER_WAVE + KEEP_OFFSETS + 100);
+    /* At most two waves (the projector may apply the next wave's first batches before a prune
+     * tick comes round on a loaded machine) plus the kept tail, never the whole history (6
+     * waves). */
+    assert_true(most <= 2 * PER_WAVE + KEEP_OFFSETS + 100);
     assert_true(remembered(name) <= KEEP_OFFSETS);
 
     /* The relay's duplicate (the last record again, as after a crash between ack and delete) is
