@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tk/cfg.h"
 #include "tk/ids.h"
@@ -246,6 +247,46 @@ static int admin_code(rd_kafka_resp_err_t e)
     }
 }
 
+/* True when every topic of @p names has its partitions, each with a leader. */
+static bool topics_led(const rd_kafka_metadata_t *md, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const rd_kafka_metadata_topic_t *t = NULL;
+        for (int k = 0; k < md->topic_cnt && t == NULL; k++)
+            if (strcmp(md->topics[k].topic, names[i]) == 0)
+                t = &md->topics[k];
+        if (t == NULL || t->err != RD_KAFKA_RESP_ERR_NO_ERROR || t->partition_cnt == 0)
+            return false;
+        for (int p = 0; p < t->partition_cnt; p++)
+            if (t->partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR || t->partitions[p].leader < 0)
+                return false;
+    }
+    return true;
+}
+
+/* A created topic is usable only once each partition has a leader: until then produce and
+ * watermark queries fail (a fresh broker takes a moment). So "topics ready" means ready. */
+static int wait_for_leaders(rd_kafka_t *rk, const char *const *names, size_t n, int timeout_ms,
+                            tk_err_t *err)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    for (;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        bool led = false;
+        if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            led = topics_led(md, names, n);
+            rd_kafka_metadata_destroy(md);
+        }
+        if (led)
+            return 0;
+        if (tk_mono_ms() >= deadline)
+            return tk_err_set(err, TK_EUNAVAIL, "",
+                              "topics created but without leaders after %d ms", timeout_ms);
+        struct timespec nap = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+}
+
 int tk_kafka_topics_create_list(const char *const *names, int partitions, tk_err_t *err)
 {
     enum { MAX_TOPICS = 64, TIMEOUT_MS = 30000 };
@@ -319,6 +360,7 @@ int tk_kafka_topics_create_list(const char *const *names, int partitions, tk_err
                         why ? why : rd_kafka_err2str(e));
         goto out;
     }
+    rc = wait_for_leaders(rk, names, n, TIMEOUT_MS, err);
 out:
     if (ev)
         rd_kafka_event_destroy(ev);
