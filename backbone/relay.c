@@ -354,7 +354,8 @@ static int skip_published(tk_relay_t *r, tk_err_t *err)
     }
     if (rc != 0 || n == 0)
         goto out;
-    qsort(s.v, s.n, sizeof(*s.v), seen_cmp);
+    if (s.n > 0) /* qsort's array must not be NULL, even for 0 elements (UBSan) */
+        qsort(s.v, s.n, sizeof(*s.v), seen_cmp);
     size_t cap = (size_t)n * 21 + 3, len = 0;
     ids = tk_mem_alloc(cap);
     ids[len++] = '{';

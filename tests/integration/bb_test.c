@@ -212,8 +212,15 @@ bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
     for (int p = 0; p < n; p++) {
         int64_t lo = 0, hi = 0;
-        if (!from_beginning &&
-            rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000) != 0)
+        /* A broker just started may refuse a moment (coordinator or leader loading). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0; !from_beginning && attempt < 50; attempt++) {
+            if ((e = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000)) == 0)
+                break;
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!from_beginning && e != RD_KAFKA_RESP_ERR_NO_ERROR)
             die("watermarks", topic);
         rd_kafka_topic_partition_list_add(l, topic, p)->offset =
             from_beginning ? RD_KAFKA_OFFSET_BEGINNING : hi;
