@@ -37,7 +37,10 @@ const t0 = Date.now();
 async function newPerson(browser, name) {
   const context = await browser.newContext({ viewport: SIZES.desktop, baseURL: BASE });
   const page = await context.newPage();
-  page.setDefaultTimeout(15000);
+  // Generous waits, not speed checks: under scripts/test.sh's -j2 on a loaded 2-core machine a
+  // first page load (debug build, 14 processes) has taken over 15 s.
+  page.setDefaultTimeout(30000);
+  page.setDefaultNavigationTimeout(60000);
   page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) {
