@@ -334,7 +334,8 @@ static void signin_as(const char *email, const char *password, const char *clien
 {
     char body[256], header[96];
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
-    snprintf(header, sizeof(header), "X-Forwarded-For: %s", client);
+    if (client != NULL)
+        snprintf(header, sizeof(header), "X-Forwarded-For: %s", client);
     tk_test_http_ex("POST", "/api/users/signin", body, NULL, client ? header : NULL, r);
 }
 
