@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -588,23 +590,13 @@ static void passwords_never_logged(void **state)
     assert_true(lines > 0); /* the access log did run */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(signup_returns_201_with_cookie_and_event),
-        cmocka_unit_test(signup_validation),
-        cmocka_unit_test(duplicate_email_is_refused),
-        cmocka_unit_test(concurrent_signups_one_winner),
-        cmocka_unit_test(signin_cases),
-        cmocka_unit_test(signout_clears_cookie),
-        cmocka_unit_test(currentuser_cases),
-        cmocka_unit_test(signin_throttled_per_account),
-        cmocka_unit_test(signin_throttled_per_address),
-        cmocka_unit_test(signin_throttle_exact_under_concurrency),
-        cmocka_unit_test(signin_throttle_state_is_bounded),
-        cmocka_unit_test(old_hash_upgraded_on_signin),
-        cmocka_unit_test(signout_revokes_session),
-        cmocka_unit_test(passwords_never_logged),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(signup_returns_201_with_cookie_and_event),
+             cmocka_unit_test(signup_validation), cmocka_unit_test(duplicate_email_is_refused),
+             cmocka_unit_test(concurrent_signups_one_winner), cmocka_unit_test(signin_cases),
+             cmocka_unit_test(signout_clears_cookie), cmocka_unit_test(currentuser_cases),
+             cmocka_unit_test(signin_throttled_per_account),
+             cmocka_unit_test(signin_throttled_per_address),
+             cmocka_unit_test(signin_throttle_exact_under_concurrency),
+             cmocka_unit_test(signin_throttle_state_is_bounded),
+             cmocka_unit_test(old_hash_upgraded_on_signin),
+             cmocka_unit_test(signout_revokes_session), cmocka_unit_test(passwords_never_logged))

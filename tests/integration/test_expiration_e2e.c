@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,14 +560,8 @@ static void paid_just_in_time_with_orders_projector_delayed_completes(void **sta
     free(buyer.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
-        cmocka_unit_test(paid_order_stays_complete),
-        cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
-        cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
-        cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
+             cmocka_unit_test(paid_order_stays_complete),
+             cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
+             cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
+             cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes))

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
@@ -413,13 +415,6 @@ static void events_opened_during_change(void **state)
     free(u.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(events_errors),
-        cmocka_unit_test(events_until_cancelled),
-        cmocka_unit_test(events_until_complete),
-        cmocka_unit_test(events_opened_during_change),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(events_errors),
+             cmocka_unit_test(events_until_cancelled), cmocka_unit_test(events_until_complete),
+             cmocka_unit_test(events_opened_during_change))

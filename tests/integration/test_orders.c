@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -917,23 +919,13 @@ static void concurrent_orders_one_winner(void **state)
     PQclear(res);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(place_errors),
-        cmocka_unit_test(place_reserves_and_publishes),
-        cmocka_unit_test(replica_follows_updates),
-        cmocka_unit_test(order_keeps_created_price),
-        cmocka_unit_test(order_list_is_bounded),
-        cmocka_unit_test(open_orders_are_capped),
-        cmocka_unit_test(replica_waits_for_out_of_order),
-        cmocka_unit_test(replica_gap_dead_letters),
-        cmocka_unit_test(list_and_show),
-        cmocka_unit_test(cancel_order),
-        cmocka_unit_test(payment_completes),
-        cmocka_unit_test(expiration_cancels_once),
-        cmocka_unit_test(raw_expiration_does_not_cancel),
-        cmocka_unit_test(concurrent_orders_one_winner),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(place_errors),
+             cmocka_unit_test(place_reserves_and_publishes),
+             cmocka_unit_test(replica_follows_updates), cmocka_unit_test(order_keeps_created_price),
+             cmocka_unit_test(order_list_is_bounded), cmocka_unit_test(open_orders_are_capped),
+             cmocka_unit_test(replica_waits_for_out_of_order),
+             cmocka_unit_test(replica_gap_dead_letters), cmocka_unit_test(list_and_show),
+             cmocka_unit_test(cancel_order), cmocka_unit_test(payment_completes),
+             cmocka_unit_test(expiration_cancels_once),
+             cmocka_unit_test(raw_expiration_does_not_cancel),
+             cmocka_unit_test(concurrent_orders_one_winner))

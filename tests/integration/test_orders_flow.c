@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,11 +329,5 @@ static void buyer_sees_orders_in_creation_order(void **state)
     free(buyer.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
-        cmocka_unit_test(buyer_sees_orders_in_creation_order),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
+             cmocka_unit_test(buyer_sees_orders_in_creation_order))

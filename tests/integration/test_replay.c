@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,15 +383,10 @@ static void specs_without_tables_or_with_a_missing_table_are_refused(void **stat
     assert_int_equal(leftover_schemas(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(replay_of_a_caught_up_model_is_identical_and_swapped),
-        cmocka_unit_test(a_corrupted_live_row_is_detected_and_force_repairs_it),
-        cmocka_unit_test(replay_while_the_live_projector_runs_loses_and_doubles_nothing),
-        cmocka_unit_test(a_stopped_projector_is_rebuilt_to_its_own_offsets),
-        cmocka_unit_test(a_live_projector_behind_makes_it_give_up_unless_forced),
-        cmocka_unit_test(specs_without_tables_or_with_a_missing_table_are_refused),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown,
+             cmocka_unit_test(replay_of_a_caught_up_model_is_identical_and_swapped),
+             cmocka_unit_test(a_corrupted_live_row_is_detected_and_force_repairs_it),
+             cmocka_unit_test(replay_while_the_live_projector_runs_loses_and_doubles_nothing),
+             cmocka_unit_test(a_stopped_projector_is_rebuilt_to_its_own_offsets),
+             cmocka_unit_test(a_live_projector_behind_makes_it_give_up_unless_forced),
+             cmocka_unit_test(specs_without_tables_or_with_a_missing_table_are_refused))

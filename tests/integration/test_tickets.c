@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -722,22 +724,11 @@ static void bare_list_is_bounded(void **state)
     free(u.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_requires_auth),
-        cmocka_unit_test(bare_list_is_bounded),
-        cmocka_unit_test(create_validation),
-        cmocka_unit_test(create_publishes_and_projects),
-        cmocka_unit_test(list_has_every_users_tickets),
-        cmocka_unit_test(show_unknown_is_404),
-        cmocka_unit_test(update_errors),
-        cmocka_unit_test(update_publishes_exactly_once),
-        cmocka_unit_test(optimistic_concurrency),
-        cmocka_unit_test(reserve_and_release),
-        cmocka_unit_test(new_order_overtakes_old_cancel),
-        cmocka_unit_test(stale_order_arrives_late),
-        cmocka_unit_test(pagination),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(create_requires_auth),
+             cmocka_unit_test(bare_list_is_bounded), cmocka_unit_test(create_validation),
+             cmocka_unit_test(create_publishes_and_projects),
+             cmocka_unit_test(list_has_every_users_tickets), cmocka_unit_test(show_unknown_is_404),
+             cmocka_unit_test(update_errors), cmocka_unit_test(update_publishes_exactly_once),
+             cmocka_unit_test(optimistic_concurrency), cmocka_unit_test(reserve_and_release),
+             cmocka_unit_test(new_order_overtakes_old_cancel),
+             cmocka_unit_test(stale_order_arrives_late), cmocka_unit_test(pagination))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,12 +313,6 @@ static void parked_requests_hold_no_worker(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
-        cmocka_unit_test(health_and_metrics),  cmocka_unit_test(client_leaves_mid_request),
-        cmocka_unit_test(sse_streams),         cmocka_unit_test(parked_requests_hold_no_worker),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
+             cmocka_unit_test(health_and_metrics), cmocka_unit_test(client_leaves_mid_request),
+             cmocka_unit_test(sse_streams), cmocka_unit_test(parked_requests_hold_no_worker))
