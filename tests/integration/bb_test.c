@@ -15,6 +15,7 @@
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
+#include "ev_ticket.h"
 #include "tk/pg.h"
 
 static void die(const char *what, const char *detail)
@@ -281,4 +282,99 @@ void bb_reader_free(bb_reader_t *r)
     }
     free(r->recs);
     free(r);
+}
+
+/* ---- toy read models and background loops ---------------------------------------------------- */
+
+char *bb_ticket_event(const char *type, const char *subject, int64_t version, int64_t cents,
+                      size_t *len)
+{
+    ev_ticket_t t = {0};
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *out = NULL;
+    snprintf(t.id, sizeof(t.id), "%s", subject);
+    tk_uuid_new(t.user_id);
+    snprintf(t.title, sizeof(t.title), "toy %lld", (long long)cents);
+    t.version = version;
+    t.price_cents = cents;
+    json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
+    if (ev_envelope_init(&env, type, subject, version, "bbtest", data, &err) != 0)
+        die("ev_envelope_init", err.message);
+    if (ev_envelope_encode(&env, &out, len, &err) != 0)
+        die("ev_envelope_encode", err.message);
+    ev_envelope_release(&env);
+    return out;
+}
+
+void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version)
+{
+    size_t len = 0;
+    char *payload =
+        bb_ticket_event(version == 0 ? "ticket:created" : "ticket:updated", id, version, 100, &len);
+    tk_err_t err = {0};
+    if (tk_kafka_produce(producer, topic, id, payload, len, NULL, NULL, &err) != 0)
+        die("tk_kafka_produce", err.message);
+    free(payload);
+}
+
+int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    const char *table = ud;
+    char sql[200], v[24];
+    int64_t n = 0;
+    snprintf(v, sizeof(v), "%lld", (long long)env->aggregateversion);
+    const char *p[] = {env->subject, v};
+    if (strcmp(env->type, "ticket:created") == 0) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO %s (id, version) VALUES ($1, 0) ON CONFLICT DO NOTHING", table);
+        int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, &n, err);
+        return rc != 0 ? rc : n == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
+    }
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", table);
+    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
+    if (res == NULL)
+        return err->code;
+    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    if (stored >= 0 && env->aggregateversion <= stored)
+        return TK_APPLY_SKIP;
+    if (env->aggregateversion != stored + 1)
+        return TK_APPLY_RETRY;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET version = $2 WHERE id = $1", table);
+    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
+    return rc != 0 ? rc : TK_APPLY_OK;
+}
+
+void bb_project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (!done(arg)) {
+        if (tk_mono_ms() >= deadline)
+            die("bb_project_until", "the projection did not reach its goal in time");
+        tk_err_t err = {0};
+        tk_projector_poll_once(p, 200, NULL, &err);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    bb_loop_t *l = arg;
+    if (l->projector != NULL)
+        tk_projector_run(l->projector, &l->stop);
+    else
+        tk_relay_run(l->relay, &l->stop);
+    return NULL;
+}
+
+void bb_loop_start(bb_loop_t *l)
+{
+    l->stop = 0;
+    pthread_create(&l->thread, NULL, loop_main, l);
+}
+
+void bb_loop_stop(bb_loop_t *l)
+{
+    l->stop = 1;
+    pthread_join(l->thread, NULL);
 }

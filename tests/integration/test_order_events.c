@@ -45,25 +45,9 @@ static int setup(void **state)
 {
     (void)state;
     setenv("EXPIRATION_WINDOW_SECONDS", "900", 1); /* nothing expires during the test */
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("orders");
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ a raw SSE client */
@@ -415,6 +399,6 @@ static void events_opened_during_change(void **state)
     free(u.cookie);
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(events_errors),
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(events_errors),
              cmocka_unit_test(events_until_cancelled), cmocka_unit_test(events_until_complete),
              cmocka_unit_test(events_opened_during_change))

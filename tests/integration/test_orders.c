@@ -48,28 +48,18 @@ static int setup(void **state)
 {
     (void)state;
     setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("orders");
-    if ((db = tk_pg_connect("orders", &err)) == NULL)
-        return -1;
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
-    tk_test_server_start(routes);
+    tk_err_t err = {0};
+    if (tko_serve(contexts, routes) != 0 || (db = tk_pg_connect("orders", &err)) == NULL)
+        return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
     PQfinish(db);
-    return 0;
+    return tko_teardown(state);
 }
 
 /* ------------------------------------------------------------------ helpers */

@@ -40,27 +40,10 @@
 static int setup(void **state)
 {
     (void)state;
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("tickets");
-    tko_private_database("orders");
-    tko_context_start("tickets", tk_tickets_projectors);
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {
+        {"tickets", tk_tickets_projectors}, {"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -329,5 +312,5 @@ static void buyer_sees_orders_in_creation_order(void **state)
     free(buyer.cookie);
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
              cmocka_unit_test(buyer_sees_orders_in_creation_order))

@@ -246,3 +246,27 @@ json_int_t tko_num(const json_t *obj, const char *key)
 {
     return json_integer_value(json_object_get(obj, key));
 }
+
+int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *))
+{
+    tk_test_require_stack();
+    tk_err_t err = {0};
+    if (tk_kafka_topics_create(&err) != 0) {
+        fprintf(stderr, "setup: %s\n", err.message);
+        return -1;
+    }
+    for (const tko_context_t *c = contexts; c->name != NULL; c++)
+        tko_private_database(c->name);
+    for (const tko_context_t *c = contexts; c->name != NULL; c++)
+        tko_context_start(c->name, c->projectors);
+    tk_test_server_start(routes);
+    return 0;
+}
+
+int tko_teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    tko_stop_all();
+    return 0;
+}

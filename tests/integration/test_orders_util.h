@@ -47,6 +47,22 @@ const char *tko_projection_name(const char *name);
 /** @brief Stop and free every relay and projector tko_context_start started. */
 void tko_stop_all(void);
 
+/** @brief A context a suite runs in-process: its name and its projector specs (NULL-ended). */
+typedef struct tko_context {
+    const char *name;
+    const tk_projector_spec_t *const *projectors;
+} tko_context_t;
+
+/**
+ * @brief The usual group setup of a context suite: the stack's environment and topics, then each
+ *        of @p contexts ({NULL} ends) on its private database with its relay and projectors, then
+ *        the test server with @p routes (NULL-ended). @return 0, or -1 with the reason printed.
+ */
+int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *));
+
+/** @brief The group teardown matching tko_serve (a cmocka fixture). */
+int tko_teardown(void **state);
+
 typedef struct tko_user {
     char id[TK_UUID_LEN + 1];
     char *cookie; /* owned: free() */

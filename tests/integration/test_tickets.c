@@ -42,25 +42,9 @@
 static int setup(void **state)
 {
     (void)state;
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("tickets");
-    tko_context_start("tickets", tk_tickets_projectors);
+    static const tko_context_t contexts[] = {{"tickets", tk_tickets_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -724,7 +708,7 @@ static void bare_list_is_bounded(void **state)
     free(u.cookie);
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(create_requires_auth),
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(create_requires_auth),
              cmocka_unit_test(bare_list_is_bounded), cmocka_unit_test(create_validation),
              cmocka_unit_test(create_publishes_and_projects),
              cmocka_unit_test(list_has_every_users_tickets), cmocka_unit_test(show_unknown_is_404),

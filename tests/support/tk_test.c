@@ -78,6 +78,13 @@ void tk_test_server_stop(void)
     server = NULL;
 }
 
+int tk_test_server_teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    return 0;
+}
+
 /* ------------------------------------------------------------------ client */
 
 struct buf {

@@ -18,6 +18,8 @@ void tk_test_require_stack(void);
  *         in a background thread. Returns the base URL "http://127.0.0.1:<port>" (static). */
 const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *));
 void tk_test_server_stop(void);
+/** @brief tk_test_server_stop as a cmocka group teardown. */
+int tk_test_server_teardown(void **state);
 /** @brief The base URL of the running test server (static). */
 const char *tk_test_base_url(void);
 

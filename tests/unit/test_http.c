@@ -110,13 +110,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    return 0;
-}
-
 static const char *message_of(const tk_test_resp_t *r)
 {
     return json_string_value(
@@ -313,6 +306,7 @@ static void parked_requests_hold_no_worker(void **state)
     }
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
-             cmocka_unit_test(health_and_metrics), cmocka_unit_test(client_leaves_mid_request),
-             cmocka_unit_test(sse_streams), cmocka_unit_test(parked_requests_hold_no_worker))
+TK_TEST_MAIN(setup, tk_test_server_teardown, cmocka_unit_test(routes_and_captures),
+             cmocka_unit_test(bad_bodies), cmocka_unit_test(health_and_metrics),
+             cmocka_unit_test(client_leaves_mid_request), cmocka_unit_test(sse_streams),
+             cmocka_unit_test(parked_requests_hold_no_worker))

@@ -103,13 +103,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    return 0;
-}
-
 static void pages_are_the_application_shell(void **state)
 {
     (void)state;
@@ -218,6 +211,6 @@ static void helpers(void **state)
     assert_int_equal(tk_static_routes(NULL, "pk_test_\"><script>", &err), TK_EINVAL);
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(pages_are_the_application_shell),
+TK_TEST_MAIN(setup, tk_test_server_teardown, cmocka_unit_test(pages_are_the_application_shell),
              cmocka_unit_test(files_have_types_etags_and_revalidate),
              cmocka_unit_test(unknown_and_climbing_paths_are_404), cmocka_unit_test(helpers))
