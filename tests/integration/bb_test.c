@@ -3,6 +3,7 @@
  * whole test process (exit 1 with a message) on a setup error: an integration test never skips.
  */
 #include "bb_test.h"
+#include "tk_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,60 +39,9 @@ void bb_require_stack(bool migrate)
         die("tk_migrate_all", err.message);
 }
 
-/* Append " key='value'" to buf, escaping as libpq's conninfo syntax requires. */
-static void conninfo_add(char *buf, size_t size, const char *key, const char *value)
-{
-    size_t len = strlen(buf);
-    len += (size_t)snprintf(buf + len, size - len, "%s%s='", len ? " " : "", key);
-    for (const char *v = value; *v && len + 3 < size; v++) {
-        if (*v == '\'' || *v == '\\')
-            buf[len++] = '\\';
-        buf[len++] = *v;
-    }
-    snprintf(buf + len, size - len, "'");
-}
-
 void bb_private_database(const char *context, const char *dbname)
 {
-    static char env[8][1200]; /* putenv keeps the pointer: static storage */
-    static int nenv;
-    char *errmsg = NULL, var[64];
-    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
-    if (opts == NULL)
-        die("DATABASE_URL", errmsg);
-    char conninfo[1024] = "";
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
-            conninfo_add(conninfo, sizeof(conninfo), o->keyword, o->val);
-    conninfo_add(conninfo, sizeof(conninfo), "dbname", dbname);
-    PQconninfoFree(opts);
-
-    tk_err_t err = {0};
-    PGconn *server = tk_pg_connect_server(&err);
-    if (server == NULL)
-        die("tk_pg_connect_server", err.message);
-    const char *p[] = {dbname};
-    if (bb_scalar(server, "SELECT count(*) FROM pg_database WHERE datname = $1", 1, p) == 0) {
-        char sql[160];
-        snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
-        PGresult *res = PQexec(server, sql);
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
-            die("CREATE DATABASE", PQerrorMessage(server));
-        PQclear(res);
-    }
-    PQfinish(server);
-
-    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
-    for (char *c = var; *c; c++)
-        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-    if (nenv == 8)
-        die("bb_private_database", "too many private databases");
-    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
-    putenv(env[nenv++]);
-    if (tk_migrate_context(context, NULL, &err) != 0)
-        die("tk_migrate_context", err.message);
+    tk_test_private_database(context, dbname);
 }
 
 void bb_unique(const char *prefix, char *out, size_t size)

@@ -198,32 +198,16 @@ static void sell(const char *title, char id[TK_UUID_LEN + 1])
     tk_test_resp_release(&r);
 }
 
-struct place {
-    const tko_user_t *u;
-    const char *ticket;
-    tk_test_resp_t resp;
-};
-
-static bool placed(void *arg)
-{
-    struct place *w = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", w->ticket);
-    tk_test_resp_release(&w->resp);
-    tk_test_http("POST", "/api/orders", body, w->u->cookie, &w->resp);
-    return w->resp.status != 404; /* 404 until orders replicated the ticket */
-}
-
 /* POST /api/orders for @p ticket; returns the order id and its expiresAt. */
 static void order(const tko_user_t *u, const char *ticket, char id[TK_UUID_LEN + 1],
                   int64_t *expires_ms)
 {
-    struct place w = {u, ticket, {0}};
-    assert_true(tk_test_eventually(placed, &w, WAIT_MS));
-    assert_int_equal(w.resp.status, 201);
-    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(w.resp.json, "id"));
-    assert_int_equal(tk_time_parse(tko_str(w.resp.json, "expiresAt"), expires_ms), 0);
-    tk_test_resp_release(&w.resp);
+    tk_test_resp_t r;
+    tko_order_when_known(u, ticket, WAIT_MS, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(r.json, "id"));
+    assert_int_equal(tk_time_parse(tko_str(r.json, "expiresAt"), expires_ms), 0);
+    tk_test_resp_release(&r);
 }
 
 struct order_wait {

@@ -253,21 +253,6 @@ static void place_errors(void **state)
     free(u.cookie);
 }
 
-struct place_wait {
-    const tko_user_t *u;
-    const char *ticket_id;
-    tk_test_resp_t resp;
-};
-
-/* POST until the replica knows the ticket (anything but 404); keeps the last response. */
-static bool placed(void *arg)
-{
-    struct place_wait *w = arg;
-    tk_test_resp_release(&w->resp);
-    place(w->u, w->ticket_id, &w->resp);
-    return w->resp.status != 404;
-}
-
 /* O10, O11, O3, O4, O2: the replica learns the ticket, an order reserves it, order:created is
  * published, and a second order is refused. */
 static void place_reserves_and_publishes(void **state)
@@ -279,9 +264,9 @@ static void place_reserves_and_publishes(void **state)
     tk_uuid_new(ticket);
     publish_ticket(ticket, 0, "concert", 2000, -1, NULL);
 
-    struct place_wait pw = {&a, ticket, {0}};
-    assert_true(tk_test_eventually(placed, &pw, WAIT_MS)); /* O10 */
-    tk_test_resp_t *r = &pw.resp;
+    tk_test_resp_t resp;
+    tko_order_when_known(&a, ticket, WAIT_MS, &resp); /* O10 */
+    tk_test_resp_t *r = &resp;
     assert_int_equal(r->status, 201); /* O3 */
     const char *id = tko_str(r->json, "id");
     assert_true(tk_uuid_valid(id));

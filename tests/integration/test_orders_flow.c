@@ -75,23 +75,6 @@ static void wait_ticket(const char *id, json_int_t version, const char *order_id
     assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
 }
 
-static bool listed(const char *id)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
-    tk_test_resp_release(&r);
-    return found;
-}
-
-static bool is_listed(void *arg)
-{
-    return listed(arg);
-}
-
 /* What orders' read model shows for an order: its status and the embedded ticket's version. */
 struct order_wait {
     const tko_user_t *u;
@@ -120,33 +103,17 @@ static void wait_order(const tko_user_t *u, const char *id, const char *status,
     assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
 }
 
-struct place_wait {
-    const tko_user_t *u;
-    const char *ticket_id;
-    tk_test_resp_t resp;
-};
-
-static bool placed(void *arg)
-{
-    struct place_wait *w = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", w->ticket_id);
-    tk_test_resp_release(&w->resp);
-    tk_test_http("POST", "/api/orders", body, w->u->cookie, &w->resp);
-    return w->resp.status != 404;
-}
-
 /* POST /api/orders, waiting (on 404) until orders replicated the ticket; 201 expected. */
 static void order_ticket(const tko_user_t *u, const char *ticket_id, char id[TK_UUID_LEN + 1],
                          json_int_t *ticket_version, json_int_t *price)
 {
-    struct place_wait w = {u, ticket_id, {0}};
-    assert_true(tk_test_eventually(placed, &w, WAIT_MS));
-    assert_int_equal(w.resp.status, 201);
-    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(w.resp.json, "id"));
-    *ticket_version = tko_num(json_object_get(w.resp.json, "ticket"), "version");
-    *price = tko_num(json_object_get(w.resp.json, "ticket"), "price");
-    tk_test_resp_release(&w.resp);
+    tk_test_resp_t r;
+    tko_order_when_known(u, ticket_id, WAIT_MS, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(r.json, "id"));
+    *ticket_version = tko_num(json_object_get(r.json, "ticket"), "version");
+    *price = tko_num(json_object_get(r.json, "ticket"), "price");
+    tk_test_resp_release(&r);
 }
 
 static void publish(const char *type, const char *subject, json_t *data)
@@ -192,7 +159,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     assert_string_equal(tko_str(json_object_get(env, "data"), "orderId"), order1);
     json_decref(env);
     wait_ticket(ticket, 1, order1);
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
     tk_test_http("PUT", path, "{\"title\":\"flow\",\"price\":45}", seller.cookie, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(tko_first_message(&r), "Cannot edit a reserved ticket");
@@ -206,7 +173,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     assert_int_equal(r.status, 204);
     tk_test_resp_release(&r);
     wait_ticket(ticket, 2, "");
-    assert_true(tk_test_eventually(is_listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
     wait_order(&buyer, order1, "cancelled", 2);
 
     /* Edit while free; orders' replica follows (seen in the cancelled order's embedded ticket). */
@@ -230,7 +197,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     publish("payment:expired", order2, ev_payment_expired_to_json(&e));
     wait_order(&buyer2, order2, "cancelled", 5);
     wait_ticket(ticket, 5, "");
-    assert_true(tk_test_eventually(is_listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
 
     /* Order 3 is paid: complete, and the ticket stays reserved for good. */
     char order3[TK_UUID_LEN + 1];

@@ -40,45 +40,9 @@ static void die(const char *what, const char *detail)
 
 void tko_private_database(const char *context)
 {
-    static char env[MAX_CONTEXTS][1200]; /* putenv keeps the pointer */
-    static size_t nenv;
-    char dbname[64], var[64], *errmsg = NULL;
+    char dbname[64];
     snprintf(dbname, sizeof(dbname), "tk_%s_itest", context);
-    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
-    if (opts == NULL)
-        die("DATABASE_URL", errmsg);
-    char conninfo[1024] = "";
-    size_t len = 0;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
-            len += (size_t)snprintf(conninfo + len, sizeof(conninfo) - len, "%s='%s' ", o->keyword,
-                                    o->val);
-    snprintf(conninfo + len, sizeof(conninfo) - len, "dbname='%s'", dbname);
-    PQconninfoFree(opts);
-
-    tk_err_t err = {0};
-    PGconn *server = tk_pg_connect_server(&err);
-    if (server == NULL)
-        die("tk_pg_connect_server", err.message);
-    char sql[128];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    PGresult *res = PQexec(server, sql);
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
-        die("CREATE DATABASE", PQerrorMessage(server));
-    PQclear(res);
-    PQfinish(server);
-
-    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
-    for (char *c = var; *c; c++)
-        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-    if (nenv == MAX_CONTEXTS)
-        die("tko_private_database", "too many contexts");
-    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
-    putenv(env[nenv++]);
-    if (tk_migrate_context(context, NULL, &err) != 0)
-        die("tk_migrate_context", err.message);
+    tk_test_private_database(context, dbname);
 }
 
 const char *tko_projection_name(const char *name)
@@ -269,4 +233,48 @@ int tko_teardown(void **state)
     tk_test_server_stop();
     tko_stop_all();
     return 0;
+}
+
+struct order_try {
+    const tko_user_t *u;
+    const char *ticket_id;
+    tk_test_resp_t *resp;
+};
+
+static bool order_known(void *arg)
+{
+    struct order_try *t = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", t->ticket_id);
+    tk_test_resp_release(t->resp);
+    tk_test_http("POST", "/api/orders", body, t->u->cookie, t->resp);
+    return t->resp->status != 404;
+}
+
+void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeout_ms,
+                          tk_test_resp_t *out)
+{
+    *out = (tk_test_resp_t){0};
+    struct order_try t = {u, ticket_id, out};
+    if (!tk_test_eventually(order_known, &t, timeout_ms))
+        die("tko_order_when_known", "orders never learned the ticket");
+}
+
+bool tko_ticket_listed(const char *id)
+{
+    tk_test_resp_t r;
+    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
+    if (r.status != 200 || !json_is_array(r.json))
+        die("GET /api/tickets", "not a 200 with a bare array");
+    bool found = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
+    tk_test_resp_release(&r);
+    return found;
+}
+
+bool tko_ticket_is_listed(void *id)
+{
+    return tko_ticket_listed(id);
 }

@@ -71,6 +71,19 @@ typedef struct tko_user {
 /** @brief A made-up signed-in user (fresh UUID, fake session cookie). */
 tko_user_t tko_user_new(void);
 
+/**
+ * @brief POST /api/orders for @p ticket_id as @p u, again while the answer is 404 (orders has not
+ *        replicated the ticket yet), for up to @p timeout_ms. The last answer goes to @p out
+ *        (release it); fails the test when the ticket never became known.
+ */
+void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeout_ms,
+                          tk_test_resp_t *out);
+
+/** @brief Whether GET /api/tickets lists ticket @p id (a 200 with a bare array, or the test
+ *         fails); tko_ticket_is_listed takes it as the @p arg of tk_test_eventually. */
+bool tko_ticket_listed(const char *id);
+bool tko_ticket_is_listed(void *id);
+
 /** @brief The first error message of a contract error body, or NULL. Borrowed. */
 const char *tko_first_message(const tk_test_resp_t *r);
 

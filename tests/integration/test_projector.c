@@ -96,6 +96,24 @@ static void publish(rd_kafka_t *producer, const char *topic, const char *key, co
     assert_int_equal(tk_kafka_produce(producer, topic, key, payload, len, NULL, NULL, &err), 0);
 }
 
+/* n ticket:created events of fresh tickets priced 1..n: the sum is n(n+1)/2. */
+static void publish_tickets(const char *topic, int n)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 1; i <= n; i++) {
+        char id[TK_UUID_LEN + 1];
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *payload = bb_ticket_event("ticket:created", id, 0, i, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+}
+
 static void start_totals(const char *projection)
 {
     char sql[200];
@@ -159,19 +177,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     bb_unique("k", k, sizeof(k));
     snprintf(app, sizeof(app), "bbtest_child_%s", k);
     bb_topic(topic, 3);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = bb_ticket_event("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
     const int64_t sum = (int64_t)N * (N + 1) / 2;
 
     /* The reference: one uninterrupted run. */
@@ -212,6 +218,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     gk.want = N;
     bb_project_until(pk, count_reached, &gk, 60000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(pk, 1000, &applied, &err); /* nothing more may come */
     tk_projector_free(pk);
     assert_int_equal(total(k, "count"), total(u, "count"));
@@ -228,19 +235,7 @@ static void two_members_share_the_partitions(void **state)
     bb_unique("bbtest_group", topic, sizeof(topic));
     bb_unique("m", name, sizeof(name));
     bb_topic(topic, 4);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = bb_ticket_event("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
     start_totals(name);
@@ -273,19 +268,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     bb_unique("l", name, sizeof(name));
     snprintf(app, sizeof(app), "bbtest_%s", name);
     bb_topic(topic, 2);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = bb_ticket_event("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
 
     start_totals(name);
     struct toy t = {.projection = name, .totals = totals, .sleep_us = 200};
@@ -304,6 +287,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     g.want = N;
     bb_project_until(p, count_reached, &g, 60000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
     assert_int_equal(total(name, "count"), N);

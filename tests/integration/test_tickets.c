@@ -99,29 +99,9 @@ static json_t *get_ticket(const char *id)
     return j;
 }
 
-/* Whether GET /api/tickets (every page of the bare array) lists @p id. */
-static bool listed(const char *id)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_array(r.json));
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
-    tk_test_resp_release(&r);
-    return found;
-}
-
-static bool is_listed(void *arg)
-{
-    return listed(arg);
-}
-
 static bool is_unlisted(void *arg)
 {
-    return !listed(arg);
+    return !tko_ticket_listed(arg);
 }
 
 /* Event times of the published order events: 0 = now. */
@@ -262,7 +242,7 @@ static void create_publishes_and_projects(void **state)
     assert_int_equal(tko_num(t, "price"), 20);
     assert_string_equal(tko_str(t, "userId"), u.id);
     json_decref(t);
-    assert_true(listed(id));
+    assert_true(tko_ticket_listed(id));
 
     /* A price with cents keeps them. */
     tk_test_resp_t r2;
@@ -286,7 +266,7 @@ static void list_has_every_users_tickets(void **state)
         free(u.cookie);
     }
     for (int i = 0; i < 3; i++)
-        assert_true(tk_test_eventually(is_listed, ids[i], WAIT_MS));
+        assert_true(tk_test_eventually(tko_ticket_is_listed, ids[i], WAIT_MS));
     tk_test_resp_t r;
     tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -462,7 +442,7 @@ static void reserve_and_release(void **state)
     char id[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1], other_order[TK_UUID_LEN + 1];
     create_ticket(&owner, "reserve me", 30, id);
     wait_view(id, 0);
-    assert_true(tk_test_eventually(is_listed, id, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
     tk_uuid_new(order);
@@ -520,7 +500,7 @@ static void reserve_and_release(void **state)
     t = get_ticket(id);
     assert_null(json_object_get(t, "orderId"));
     json_decref(t);
-    assert_true(tk_test_eventually(is_listed, id, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     /* Free again: the owner may edit (version 3). */
     put_ticket(&owner, id, "{\"title\":\"edited\",\"price\":10}", &r);

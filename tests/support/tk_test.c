@@ -7,6 +7,8 @@
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
+#include "tk/migrate.h"
+#include "tk/pg.h"
 #include "tk/session.h"
 
 #include <curl/curl.h>
@@ -33,6 +35,69 @@ void tk_test_require_stack(void)
         exit(1);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void setup_failed(const char *what, const char *detail)
+{
+    fprintf(stderr, "test setup: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+/* Append " key='value'" to buf, escaping as libpq's conninfo syntax requires. */
+static void conninfo_add(char *buf, size_t size, const char *key, const char *value)
+{
+    size_t len = strlen(buf);
+    len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s='", len ? " " : "", key);
+    for (const char *c = value; *c && len + 3 < size; c++) {
+        if (*c == '\'' || *c == '\\')
+            buf[len++] = '\\';
+        buf[len++] = *c;
+    }
+    if (len + 2 < size) {
+        buf[len++] = '\'';
+        buf[len] = '\0';
+    }
+}
+
+void tk_test_private_database(const char *context, const char *dbname)
+{
+    static char env[8][1200]; /* putenv keeps the pointer: static storage */
+    static int nenv;
+    char *errmsg = NULL, var[64];
+    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
+    if (opts == NULL)
+        setup_failed("DATABASE_URL", errmsg);
+    char conninfo[1024] = "";
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
+            conninfo_add(conninfo, sizeof(conninfo), o->keyword, o->val);
+    conninfo_add(conninfo, sizeof(conninfo), "dbname", dbname);
+    PQconninfoFree(opts);
+
+    tk_err_t err = {0};
+    PGconn *server = tk_pg_connect_server(&err);
+    if (server == NULL)
+        setup_failed("tk_pg_connect_server", err.message);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+    PGresult *res = PQexec(server, sql);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* 42P04: exists; 23505: another suite created it at the same moment. */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
+        setup_failed("CREATE DATABASE", PQerrorMessage(server));
+    PQclear(res);
+    PQfinish(server);
+
+    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
+    for (char *c = var; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    if (nenv == 8)
+        setup_failed("tk_test_private_database", "too many private databases");
+    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
+    putenv(env[nenv++]);
+    if (tk_migrate_context(context, NULL, &err) != 0)
+        setup_failed("tk_migrate_context", err.message);
 }
 
 /* ------------------------------------------------------------------ server */

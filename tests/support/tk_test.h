@@ -14,6 +14,15 @@
 /** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
 void tk_test_require_stack(void);
 
+/**
+ * @brief Point @p context at the private database @p dbname on DATABASE_URL's server: create it
+ *        when missing, export DATABASE_URL_<CONTEXT> (inherited by child processes) and migrate
+ *        it. Relays and projectors of other suites or of a `ticketing run` on the same stack then
+ *        never see this test's outbox rows, nor hold its relay lock. Call before any thread
+ *        starts; exits the process on a setup error.
+ */
+void tk_test_private_database(const char *context, const char *dbname);
+
 /** @brief Start an HTTP server on an ephemeral port with the given route registrars (NULL-ended)
  *         in a background thread. Returns the base URL "http://127.0.0.1:<port>" (static). */
 const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *));
