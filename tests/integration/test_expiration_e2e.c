@@ -332,15 +332,7 @@ static void paid_order_stays_complete(void **state)
     tk_uuid_new(p.id);
     snprintf(p.order_id, sizeof(p.order_id), "%s", id);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_e2e_%.8s", p.id);
-    ev_envelope_t env;
-    char *text = NULL;
-    assert_int_equal(ev_envelope_init(&env, "payment:created", p.id, 0, "e2e",
-                                      ev_payment_created_to_json(&p), NULL),
-                     0);
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, NULL), 0);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
-    ev_envelope_release(&env);
+    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
     wait_order(&buyer, id, "complete");
 
     xt_thread_t *sched = xt_thread_start(&opts);

@@ -161,17 +161,6 @@ static bool sse_ends(sse_t *s, int ms)
 
 /* ------------------------------------------------------------------ helpers */
 
-static char *encode(const char *type, const char *subject, int64_t version, json_t *data)
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "test", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    ev_envelope_release(&env);
-    return text;
-}
-
 struct get_wait {
     const char *path;
     const char *cookie;
@@ -197,7 +186,7 @@ static void new_order(const tko_user_t *u, char order[TK_UUID_LEN + 1])
     tk_uuid_new(t.id);
     tk_uuid_new(t.user_id);
     snprintf(t.title, sizeof(t.title), "stream me");
-    char *text = encode("ticket:created", t.id, 0, ev_ticket_created_to_json(&t));
+    char *text = tk_test_event_text("ticket:created", t.id, 0, ev_ticket_created_to_json(&t), NULL);
     tk_test_publish(EV_TOPIC_TICKETS, t.id, text);
     free(text);
 
@@ -344,7 +333,8 @@ static void events_until_complete(void **state)
     tk_uuid_new(p.id);
     snprintf(p.order_id, sizeof(p.order_id), "%s", order);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p));
+    char *text =
+        tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
     free(text);
 

@@ -64,21 +64,6 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Encode an event; @p id_out (may be NULL) receives its event id. Owned text. */
-static char *encode(const char *type, const char *subject, int64_t version, json_t *data,
-                    char id_out[TK_UUID_LEN + 1])
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "test", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    if (id_out != NULL)
-        memcpy(id_out, env.id, TK_UUID_LEN + 1);
-    ev_envelope_release(&env);
-    return text;
-}
-
 /* Produce @p text to an explicit partition of @p topic (for events that the key would not put
  * on the partition we need: a simulated repartitioning or foreign producer). */
 static void publish_to_partition(const char *topic, int32_t partition, const char *key,
@@ -108,7 +93,7 @@ static void publish_ticket(const char *id, int64_t version, const char *title, i
     tk_uuid_new(t.user_id);
     const char *type = version == 0 ? "ticket:created" : "ticket:updated";
     json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
-    char *text = encode(type, id, version, data, event_id);
+    char *text = tk_test_event_text(type, id, version, data, event_id);
     if (partition < 0)
         tk_test_publish(EV_TOPIC_TICKETS, id, text);
     else
@@ -718,7 +703,8 @@ static void payment_completes(void **state)
     tk_uuid_new(p.id);
     snprintf(p.order_id, sizeof(p.order_id), "%s", order);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    char *text =
+        tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
     free(text);
 
@@ -741,7 +727,7 @@ static void payment_completes(void **state)
 
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
@@ -766,7 +752,8 @@ static void expiration_cancels_once(void **state)
 
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    char *text =
+        tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
     assert_non_null(env);
@@ -778,7 +765,7 @@ static void expiration_cancels_once(void **state)
     /* O17: the same record again, and a second one, change nothing. */
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
-    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
@@ -804,7 +791,8 @@ static void raw_expiration_does_not_cancel(void **state)
 
     ev_expiration_complete_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
+    char *text = tk_test_event_text("expiration:complete", order, 0,
+                                    ev_expiration_complete_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
@@ -814,7 +802,7 @@ static void raw_expiration_does_not_cancel(void **state)
     tk_uuid_new(p.id);
     snprintf(p.order_id, sizeof(p.order_id), "%s", order);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_late_%.8s", p.id);
-    text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    text = tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
     free(text);
     json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);

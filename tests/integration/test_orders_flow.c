@@ -116,18 +116,6 @@ static void order_ticket(const tko_user_t *u, const char *ticket_id, char id[TK_
     tk_test_resp_release(&r);
 }
 
-static void publish(const char *type, const char *subject, json_t *data)
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, 0, "flow", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    tk_test_publish(ev_topic_of(type), subject, text);
-    free(text);
-    ev_envelope_release(&env);
-}
-
 /* ------------------------------------------------------------------ the flow */
 
 static void sell_order_cancel_reorder_expire_pay(void **state)
@@ -194,7 +182,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
      * ticket. */
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order2);
-    publish("payment:expired", order2, ev_payment_expired_to_json(&e));
+    tk_test_publish_event("payment:expired", order2, 0, ev_payment_expired_to_json(&e), NULL);
     wait_order(&buyer2, order2, "cancelled", 5);
     wait_ticket(ticket, 5, "");
     assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
@@ -209,7 +197,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     tk_uuid_new(p.id);
     snprintf(p.order_id, sizeof(p.order_id), "%s", order3);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_flow_%.8s", p.id);
-    publish("payment:created", p.id, ev_payment_created_to_json(&p));
+    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
     wait_order(&buyer3, order3, "complete", 6);
     assert_int_equal(tk_test_watch_count(tw, "ticket:updated", ticket, 2000), 0);
     wait_ticket(ticket, 6, order3);

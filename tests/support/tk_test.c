@@ -4,6 +4,8 @@
  * would: status codes, headers, cookies and bodies.
  */
 #include "tk_test.h"
+#include "ev_catalog.h"
+#include "ev_envelope.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
@@ -389,4 +391,27 @@ bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
         usleep(50 * 1000);
     } while (tk_mono_ms() < deadline);
     return fn(arg);
+}
+
+char *tk_test_event_text(const char *type, const char *subject, int64_t version, json_t *data,
+                         char *id_out)
+{
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *text = NULL;
+    if (ev_envelope_init(&env, type, subject, version, "test", data, &err) != 0 ||
+        ev_envelope_encode(&env, &text, NULL, &err) != 0)
+        setup_failed("tk_test_event_text", err.message);
+    if (id_out != NULL)
+        memcpy(id_out, env.id, TK_UUID_LEN + 1);
+    ev_envelope_release(&env);
+    return text;
+}
+
+void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
+                           char *id_out)
+{
+    char *text = tk_test_event_text(type, subject, version, data, id_out);
+    tk_test_publish(ev_topic_of(type), subject, text);
+    free(text);
 }

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tk/http.h"
 
@@ -74,6 +75,18 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
 
 /** @brief Count events of @p type/@p subject seen within @p window_ms (e.g. to prove "once"). */
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms);
+
+/**
+ * @brief The envelope of one event as its context would publish it: @p data (consumed) under
+ *        @p type, @p subject and @p version. Its event id goes to @p id_out (may be NULL).
+ *        Owned text (free); exits the process when the event cannot be encoded.
+ */
+char *tk_test_event_text(const char *type, const char *subject, int64_t version, json_t *data,
+                         char *id_out);
+
+/** @brief tk_test_event_text, produced to the event's own topic keyed by @p subject. */
+void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
+                           char *id_out);
 
 /** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json);
