@@ -108,6 +108,22 @@ pid_t bb_spawn_self(char *const argv[], const char *env_kv)
     return pid;
 }
 
+pid_t bb_serve_start(const char *bin, const char *context, const char *env, int *port)
+{
+    char cmd[1024];
+    *port = 20000 + (int)(getpid() % 20000);
+    snprintf(cmd, sizeof(cmd),
+             "%s JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve %s >/dev/null 2>&1 & "
+             "echo $!",
+             env != NULL ? env : "", *port, bin, context);
+    FILE *f = popen(cmd, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0)
+        die("bb_serve_start", cmd);
+    pclose(f);
+    return (pid_t)pid;
+}
+
 int bb_wait(pid_t pid)
 {
     int status = 0;

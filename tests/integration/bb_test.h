@@ -54,6 +54,13 @@ void bb_topic(const char *topic, int partitions);
 /** @brief Start /proc/self/exe with argv (argv[0] ignored), extra env "K=V" (may be NULL). */
 pid_t bb_spawn_self(char *const argv[], const char *env_kv);
 
+/**
+ * @brief Start `@p bin serve @p context` in the background on a port of its own (written to
+ *        @p port), with extra environment @p env ("K=V K2=V2", may be NULL) and a test JWT_KEY.
+ *        @return its pid; stop it with kill(pid, SIGTERM).
+ */
+pid_t bb_serve_start(const char *bin, const char *context, const char *env, int *port);
+
 /** @brief Wait for @p pid; returns the raw waitpid status. */
 int bb_wait(pid_t pid);
 

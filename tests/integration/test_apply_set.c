@@ -125,11 +125,4 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    rt_env_release(&env);
-    return 0;
-}
-
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(set_based_apply_equals_one_by_one))
+TK_TEST_MAIN(setup, rt_teardown, cmocka_unit_test(set_based_apply_equals_one_by_one))

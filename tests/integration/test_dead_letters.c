@@ -214,30 +214,23 @@ static void cli_lists_shows_and_drops(void **state)
     assert_non_null(strstr(out, "\"attempts\" : 1"));
     /* /metrics of a server of the context shows the depth and the per-partition lag. */
     assert_int_equal(run_cli("topics", out, sizeof(out)), 0);
-    char cmd[512], want[96];
+    char want[96];
     snprintf(want, sizeof(want), "tk_dead_letters{context=\"tickets\"} %lld",
              (long long)bb_scalar(db, "SELECT count(*) FROM dead_letters", 0, NULL));
-    int port = 20000 + (int)(getpid() % 20000);
-    snprintf(cmd, sizeof(cmd),
-             "JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve tickets >/dev/null 2>&1 & "
-             "echo $!",
-             port, TK_TICKETING_BIN);
-    FILE *f = popen(cmd, "r");
-    long pid = 0;
-    assert_int_equal(fscanf(f, "%ld", &pid), 1);
-    pclose(f);
+    int port = 0;
+    pid_t pid = bb_serve_start(TK_TICKETING_BIN, "tickets", NULL, &port);
     int64_t deadline = tk_mono_ms() + 30000;
     bool seen = false;
     while (!seen && tk_mono_ms() < deadline) {
         usleep(500 * 1000);
         snprintf(args, sizeof(args), "curl -s http://127.0.0.1:%d/metrics", port);
-        f = popen(args, "r");
+        FILE *f = popen(args, "r");
         size_t n = fread(out, 1, sizeof(out) - 1, f);
         out[n] = '\0';
         pclose(f);
         seen = strstr(out, want) != NULL && strstr(out, "tk_consumer_lag{group=\"tickets.") != NULL;
     }
-    kill((pid_t)pid, SIGTERM);
+    kill(pid, SIGTERM);
     if (!seen)
         print_error("/metrics on port %d said:\n%s\n", port, out);
     assert_true(seen);

@@ -328,11 +328,7 @@ static void paid_order_stays_complete(void **state)
     order(&buyer, ticket, id, &due);
     order(&buyer, other_ticket, other, &other_due);
     wait_ticket(ticket, id);
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", id);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_e2e_%.8s", p.id);
-    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    tko_publish_paid(id);
     wait_order(&buyer, id, "complete");
 
     xt_thread_t *sched = xt_thread_start(&opts);

@@ -329,14 +329,7 @@ static void events_until_complete(void **state)
     assert_string_equal(str(first, "status"), "created");
     json_decref(first);
 
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text =
-        tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
 
     json_t *last = sse_next(&s, "status", WAIT_MS);
     assert_non_null(last);

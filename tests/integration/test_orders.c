@@ -699,14 +699,7 @@ static void payment_completes(void **state)
     new_ticket(ticket, "paid", 700);
     place_ok(&u, ticket, order);
 
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text =
-        tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
 
     json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
     assert_non_null(env);
@@ -727,9 +720,7 @@ static void payment_completes(void **state)
 
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
-    free(text);
+    tk_test_publish_event("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     order_request("GET", &u, order, &r);
     assert_string_equal(tko_str(r.json, "status"), "complete");
@@ -798,13 +789,7 @@ static void raw_expiration_does_not_cancel(void **state)
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
 
     /* The payment accepted before expiresAt arrives late: the order completes. */
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_late_%.8s", p.id);
-    text = tk_test_event_text("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
     json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
     assert_non_null(env);
     json_decref(env);

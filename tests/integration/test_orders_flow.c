@@ -193,11 +193,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     wait_ticket(ticket, 6, order3);
     tk_test_watch_free(tw);
     tw = tk_test_watch_new(EV_TOPIC_TICKETS); /* from now on: no ticket:updated at all */
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order3);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_flow_%.8s", p.id);
-    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+    tko_publish_paid(order3);
     wait_order(&buyer3, order3, "complete", 6);
     assert_int_equal(tk_test_watch_count(tw, "ticket:updated", ticket, 2000), 0);
     wait_ticket(ticket, 6, order3);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ev_payment.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
@@ -277,4 +278,13 @@ bool tko_ticket_listed(const char *id)
 bool tko_ticket_is_listed(void *id)
 {
     return tko_ticket_listed(id);
+}
+
+void tko_publish_paid(const char *order_id)
+{
+    ev_payment_created_t p = {0};
+    tk_uuid_new(p.id);
+    snprintf(p.order_id, sizeof(p.order_id), "%.*s", TK_UUID_LEN, order_id);
+    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
+    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
 }

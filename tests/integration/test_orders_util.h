@@ -84,6 +84,10 @@ void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeou
 bool tko_ticket_listed(const char *id);
 bool tko_ticket_is_listed(void *id);
 
+/** @brief Publish payment:created for order @p order_id as the payments context would (a fresh
+ *         payment id, Stripe id "pi_test_..."), as if its charge had just succeeded. */
+void tko_publish_paid(const char *order_id);
+
 /** @brief The first error message of a contract error body, or NULL. Borrowed. */
 const char *tko_first_message(const tk_test_resp_t *r);
 

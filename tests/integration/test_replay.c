@@ -57,10 +57,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     tk_projector_free(live);
-    rt_env_release(&env);
-    return 0;
+    return rt_teardown(state);
 }
 
 static int64_t count(const char *sql)

@@ -97,12 +97,5 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    rt_env_release(&env);
-    return 0;
-}
-
-TK_TEST_MAIN(setup, teardown,
+TK_TEST_MAIN(setup, rt_teardown,
              cmocka_unit_test(replay_of_a_large_log_is_identical_to_the_live_model))

@@ -207,10 +207,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     tk_projector_free(live);
-    rt_env_release(&env);
-    return 0;
+    return rt_teardown(state);
 }
 
 /* ---- events tail ----------------------------------------------------------------------------- */
