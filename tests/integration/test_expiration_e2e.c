@@ -210,65 +210,14 @@ static void order(const tko_user_t *u, const char *ticket, char id[TK_UUID_LEN +
     tk_test_resp_release(&r);
 }
 
-struct order_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-};
-
-static bool order_shows(void *arg)
-{
-    struct order_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/orders/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, w->u->cookie, &r);
-    const char *status = tko_str(r.json, "status");
-    bool ok = r.status == 200 && status != NULL && strcmp(status, w->status) == 0;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_order(const tko_user_t *u, const char *id, const char *status)
 {
-    struct order_wait w = {u, id, status};
-    assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
-}
-
-struct ticket_wait {
-    const char *id;
-    const char *holder; /* "" for free */
-};
-
-static bool ticket_shows(void *arg)
-{
-    struct ticket_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    const char *holder = tko_str(r.json, "orderId");
-    bool ok = r.status == 200 && strcmp(holder ? holder : "", w->holder) == 0;
-    tk_test_resp_release(&r);
-    return ok;
+    assert_true(tko_wait_order(u, id, status, -1, WAIT_MS));
 }
 
 static void wait_ticket(const char *id, const char *holder)
 {
-    struct ticket_wait w = {id, holder};
-    assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
-}
-
-static bool listed(void *arg)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), (const char *)arg) == 0;
-    tk_test_resp_release(&r);
-    return found;
+    assert_true(tko_wait_ticket(id, -1, holder, WAIT_MS));
 }
 
 /* The expiration:complete of @p order_id on the real topic, checked and fired after @p due. */
@@ -297,12 +246,12 @@ static void unpaid_order_is_cancelled_and_its_ticket_freed(void **state)
     sell("unpaid", ticket);
     order(&buyer, ticket, id, &due);
     wait_ticket(ticket, id); /* reserved by the order */
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
 
     expect_expiration(w, id, due);
     wait_order(&buyer, id, "cancelled");
     wait_ticket(ticket, ""); /* free again */
-    assert_true(tk_test_eventually(listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
 
     assert_int_equal(xt_thread_stop(sched), 0);
     tk_test_watch_free(w);
@@ -338,7 +287,7 @@ static void paid_order_stays_complete(void **state)
     assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 5000), 0);
     wait_order(&buyer, id, "complete");
     wait_ticket(ticket, id);
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
 
     assert_int_equal(xt_thread_stop(sched), 0);
     tk_test_watch_free(orders);

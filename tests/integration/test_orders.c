@@ -185,27 +185,9 @@ static void order_request(const char *method, const tko_user_t *u, const char *i
     tk_test_http(method, path, NULL, u ? u->cookie : NULL, r);
 }
 
-struct status_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-};
-
-/* GET /api/orders/:id (the read model) shows @p status. */
-static bool order_has_status(void *arg)
-{
-    struct status_wait *w = arg;
-    tk_test_resp_t r;
-    order_request("GET", w->u, w->id, &r);
-    bool ok = r.status == 200 && strcmp(tko_str(r.json, "status"), w->status) == 0;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_status(const tko_user_t *u, const char *id, const char *status)
 {
-    struct status_wait w = {u, id, status};
-    assert_true(tk_test_eventually(order_has_status, &w, WAIT_MS));
+    assert_true(tko_wait_order(u, id, status, -1, WAIT_MS));
 }
 
 /* ------------------------------------------------------------------ POST /api/orders */

@@ -48,59 +48,15 @@ static int setup(void **state)
 
 /* ------------------------------------------------------------------ helpers */
 
-/* What the tickets read model shows: version and orderId ("" when free). */
-struct ticket_wait {
-    const char *id;
-    json_int_t version;
-    const char *order_id;
-};
-
-static bool ticket_shows(void *arg)
-{
-    struct ticket_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    const char *order = tko_str(r.json, "orderId");
-    bool ok = r.status == 200 && tko_num(r.json, "version") == w->version &&
-              strcmp(order ? order : "", w->order_id) == 0;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_ticket(const char *id, json_int_t version, const char *order_id)
 {
-    struct ticket_wait w = {id, version, order_id};
-    assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
-}
-
-/* What orders' read model shows for an order: its status and the embedded ticket's version. */
-struct order_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-    json_int_t ticket_version;
-};
-
-static bool order_shows(void *arg)
-{
-    struct order_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/orders/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, w->u->cookie, &r);
-    bool ok = r.status == 200 && strcmp(tko_str(r.json, "status"), w->status) == 0 &&
-              tko_num(json_object_get(r.json, "ticket"), "version") == w->ticket_version;
-    tk_test_resp_release(&r);
-    return ok;
+    assert_true(tko_wait_ticket(id, version, order_id, WAIT_MS));
 }
 
 static void wait_order(const tko_user_t *u, const char *id, const char *status,
                        json_int_t ticket_version)
 {
-    struct order_wait w = {u, id, status, ticket_version};
-    assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
+    assert_true(tko_wait_order(u, id, status, ticket_version, WAIT_MS));
 }
 
 /* POST /api/orders, waiting (on 404) until orders replicated the ticket; 201 expected. */

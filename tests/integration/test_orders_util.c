@@ -81,9 +81,12 @@ static void position_at_end(const char *context, const char *name, const char *c
             die("metadata", topics[t]);
         for (int p = 0; p < md->topics[0].partition_cnt; p++) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                die("watermarks", topics[t]);
+            rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            /* A broker just started (the test stack) can take more than one timeout to answer. */
+            for (int attempt = 0; attempt < 4 && e != RD_KAFKA_RESP_ERR_NO_ERROR; attempt++)
+                e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+                die("watermarks", rd_kafka_err2str(e));
             char partition[16], next[24];
             snprintf(partition, sizeof(partition), "%d", p);
             snprintf(next, sizeof(next), "%lld", (long long)hi);
@@ -287,4 +290,58 @@ void tko_publish_paid(const char *order_id)
     snprintf(p.order_id, sizeof(p.order_id), "%.*s", TK_UUID_LEN, order_id);
     snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
     tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+}
+
+struct order_goal {
+    const tko_user_t *u;
+    const char *id, *status;
+    json_int_t ticket_version;
+};
+
+static bool order_shows(void *arg)
+{
+    struct order_goal *g = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/orders/%s", g->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, g->u != NULL ? g->u->cookie : NULL, &r);
+    const char *status = tko_str(r.json, "status");
+    bool ok = r.status == 200 && status != NULL && strcmp(status, g->status) == 0 &&
+              (g->ticket_version < 0 ||
+               tko_num(json_object_get(r.json, "ticket"), "version") == g->ticket_version);
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+bool tko_wait_order(const tko_user_t *u, const char *id, const char *status,
+                    json_int_t ticket_version, int timeout_ms)
+{
+    struct order_goal g = {u, id, status, ticket_version};
+    return tk_test_eventually(order_shows, &g, timeout_ms);
+}
+
+struct ticket_goal {
+    const char *id;
+    json_int_t version;
+    const char *holder;
+};
+
+static bool ticket_shows(void *arg)
+{
+    struct ticket_goal *g = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/tickets/%s", g->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, NULL, &r);
+    const char *holder = tko_str(r.json, "orderId");
+    bool ok = r.status == 200 && (g->version < 0 || tko_num(r.json, "version") == g->version) &&
+              (g->holder == NULL || strcmp(holder ? holder : "", g->holder) == 0);
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+bool tko_wait_ticket(const char *id, json_int_t version, const char *holder, int timeout_ms)
+{
+    struct ticket_goal g = {id, version, holder};
+    return tk_test_eventually(ticket_shows, &g, timeout_ms);
 }

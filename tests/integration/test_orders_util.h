@@ -84,6 +84,20 @@ void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeou
 bool tko_ticket_listed(const char *id);
 bool tko_ticket_is_listed(void *id);
 
+/**
+ * @brief Wait up to @p timeout_ms until GET /api/orders/:id as @p u (NULL: anonymous) shows
+ *        @p status and, when @p ticket_version >= 0, that version of the embedded ticket.
+ * @return whether it did.
+ */
+bool tko_wait_order(const tko_user_t *u, const char *id, const char *status,
+                    json_int_t ticket_version, int timeout_ms);
+
+/**
+ * @brief Wait up to @p timeout_ms until GET /api/tickets/:id shows @p version (when >= 0) and
+ *        @p holder as its orderId ("" for a free ticket, NULL for any). @return whether it did.
+ */
+bool tko_wait_ticket(const char *id, json_int_t version, const char *holder, int timeout_ms);
+
 /** @brief Publish payment:created for order @p order_id as the payments context would (a fresh
  *         payment id, Stripe id "pi_test_..."), as if its charge had just succeeded. */
 void tko_publish_paid(const char *order_id);

@@ -63,28 +63,9 @@ static void create_ticket(const tko_user_t *u, const char *title, int price,
     tk_test_resp_release(&r);
 }
 
-struct view_wait {
-    const char *id;
-    json_int_t version;
-};
-
-/* GET /api/tickets/:id shows @p version. */
-static bool view_at(void *arg)
-{
-    struct view_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    bool ok = r.status == 200 && tko_num(r.json, "version") == w->version;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_view(const char *id, json_int_t version)
 {
-    struct view_wait w = {id, version};
-    assert_true(tk_test_eventually(view_at, &w, WAIT_MS));
+    assert_true(tko_wait_ticket(id, version, NULL, WAIT_MS));
 }
 
 static json_t *get_ticket(const char *id)
