@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ev_payment.h"
 #include "tk/cfg.h"
@@ -81,10 +82,14 @@ static void position_at_end(const char *context, const char *name, const char *c
             die("metadata", topics[t]);
         for (int p = 0; p < md->topics[0].partition_cnt; p++) {
             int64_t lo = 0, hi = 0;
+            /* A broker just started (the test stack) may not answer in time, or not yet lead
+             * its partitions: ask again for up to a minute. */
             rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-            /* A broker just started (the test stack) can take more than one timeout to answer. */
-            for (int attempt = 0; attempt < 4 && e != RD_KAFKA_RESP_ERR_NO_ERROR; attempt++)
-                e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+            int64_t give_up = tk_mono_ms() + 60000;
+            while ((e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000)) !=
+                       RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   tk_mono_ms() < give_up)
+                usleep(500 * 1000);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
                 die("watermarks", rd_kafka_err2str(e));
             char partition[16], next[24];
