@@ -61,6 +61,21 @@ static int teardown(void **state)
     return rt_teardown(state);
 }
 
+/* tk_replay_run up to @p to, which must verify and swap. */
+static tk_replay_result_t replayed_and_swapped(tk_replay_to_t to)
+{
+    tk_replay_opts_t opts = {.to = to};
+    tk_replay_result_t r;
+    tk_err_t err = {0};
+    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
+    if (rc != 0)
+        fprintf(stderr, "replay: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_true(r.identical);
+    assert_true(r.swapped);
+    return r;
+}
+
 static int64_t count(const char *sql)
 {
     return bb_scalar(env.db_conn, sql, 0, NULL);
@@ -109,15 +124,7 @@ static void replay_of_a_caught_up_model_is_identical_and_swapped(void **state)
 
     int64_t view_oid = rt_table_oid(&env, "ticket_view");
     int64_t history_oid = rt_table_oid(&env, "ticket_history");
-    tk_replay_opts_t opts = {.to = TK_REPLAY_TO_END};
-    tk_replay_result_t r;
-    tk_err_t err = {0};
-    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
-    if (rc != 0)
-        fprintf(stderr, "replay: %s\n", err.message);
-    assert_int_equal(rc, 0);
-    assert_true(r.identical);
-    assert_true(r.swapped);
+    tk_replay_result_t r = replayed_and_swapped(TK_REPLAY_TO_END);
     assert_false(r.to_live);
     assert_int_equal(r.records, env.published);
     assert_int_equal(r.applied, TICKETS * (1 + UPDATES));
@@ -298,19 +305,12 @@ static void a_stopped_projector_is_rebuilt_to_its_own_offsets(void **state)
     rt_publish_update(&env, &tickets[5], "while stopped");
     rt_flush(&env);
 
-    tk_replay_opts_t opts = {0};
-    tk_replay_result_t r;
-    tk_err_t err = {0};
-    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
-    if (rc != 0)
-        fprintf(stderr, "replay: %s\n", err.message);
-    assert_int_equal(rc, 0);
+    tk_replay_result_t r = replayed_and_swapped(TK_REPLAY_TO_AUTO);
     assert_true(r.to_live);
-    assert_true(r.identical);
-    assert_true(r.swapped);
     assert_int_equal(r.records, stored); /* not the record published while it was stopped */
     assert_int_equal(rt_stored_sum(&env), stored);
 
+    tk_err_t err = {0};
     assert_non_null(live = tk_projector_new(&env.spec, &err));
     assert_true(rt_catch_up(&env, live, WAIT_MS));
     assert_title(tickets[5].id, "while stopped");

@@ -333,10 +333,11 @@ static bool matches(json_t *env, const char *type, const char *subject)
     return t && strcmp(t, type) == 0 && (subject == NULL || (s && strcmp(s, subject) == 0));
 }
 
-json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
-                             int timeout_ms)
+/* The next record of @p w that is an event of @p type/@p subject, before @p deadline (mono ms);
+ * NULL when none came. Owned. */
+static json_t *next_match(tk_test_watch_t *w, const char *type, const char *subject,
+                          int64_t deadline)
 {
-    int64_t deadline = tk_mono_ms() + timeout_ms;
     while (tk_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
         if (m == NULL)
@@ -350,18 +351,19 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
     return NULL;
 }
 
+json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
+                             int timeout_ms)
+{
+    return next_match(w, type, subject, tk_mono_ms() + timeout_ms);
+}
+
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms)
 {
     int n = 0;
     int64_t deadline = tk_mono_ms() + window_ms;
-    while (tk_mono_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
-        if (m == NULL)
-            continue;
-        json_t *env = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
-        rd_kafka_message_destroy(m);
-        if (env != NULL && matches(env, type, subject))
-            n++;
+    json_t *env;
+    while ((env = next_match(w, type, subject, deadline)) != NULL) {
+        n++;
         json_decref(env);
     }
     return n;
