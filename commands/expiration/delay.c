@@ -38,7 +38,10 @@
  * kill -9 at any point re-reads from a record that was not yet published or was published but
  * not committed: every due order still expires, some twice (records fired out of order behind an
  * unfired one are fired again after a restart). orders treats expiration:complete for a
- * cancelled or complete order as a no-op, so duplicates are harmless. A failed delivery ends this
+ * cancelled or complete order as a no-op, so duplicates are harmless. (Each record of the delay
+ * topic is there once: the intake writes it transactionally. This stage stays at-least-once: a
+ * transactional expirations topic would put commit markers behind every batch, which each
+ * consumer's lag and replay would have to know about.) A failed delivery ends this
  * life of the stage without committing; the caller restarts it. Nothing is ever fired before its
  * dueAt.
  *
@@ -479,6 +482,30 @@ static int fire_due(struct delay *d, int64_t now, tk_err_t *err)
 }
 
 /*
+ * The next offset to read of partition @p i, whose window is empty: p->next, or past it when the
+ * consumer's position moved beyond it over what is not a record to hold. The intake writes the
+ * delay topic in transactions, so a commit marker (and an aborted batch, hidden by
+ * read_committed) follows the records; committing past it keeps the group's lag at 0 when
+ * nothing is pending (`ticketing status`). Only while the partition is read normally: a paused
+ * partition or a pending seek back over a gap has a position that means nothing.
+ */
+static int64_t read_to(struct delay *d, int32_t i)
+{
+    struct part *p = &d->parts[i];
+    if (p->paused || p->next < 0 || p->reseek == p->next)
+        return p->next;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(list, d->cfg->delay_topic, i);
+    int64_t to = p->next;
+    if (rd_kafka_position(d->consumer, list) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset > to)
+        to = tp->offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    return to;
+}
+
+/*
  * Wait for every report of the batch (each enqueued record gets exactly one within
  * message.timeout.ms), then commit per partition the offset after its last fired record,
  * unless the partition was revoked meanwhile. A failed report fails the batch: nothing is
@@ -506,6 +533,13 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     }
     if (!commit)
         goto out;
+    if (d->cfg->before_commit != NULL) {
+        bool produced = false;
+        for (size_t i = 0; i < d->n && !produced; i++)
+            produced = d->batch[i].produced;
+        if (produced)
+            d->cfg->before_commit("delay", d->cfg->before_commit_ud);
+    }
     for (int32_t i = 0; i < d->nparts; i++)
         d->parts[i].commit_to = d->parts[i].assigned ? d->parts[i].unsaved : -1;
     /* A refused commit is tried again (above); a partition of this batch commits up to its
@@ -514,7 +548,7 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     for (size_t i = 0; i < d->n; i++) {
         struct part *p = part_of(d, d->batch[i].partition);
         if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch)
-            p->commit_to = p->count > 0 ? front(p)->offset : p->next;
+            p->commit_to = p->count > 0 ? front(p)->offset : read_to(d, d->batch[i].partition);
     }
     offsets = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < d->nparts; i++)
@@ -593,8 +627,8 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
     rd_kafka_topic_partition_list_t *topics = NULL;
 
     d->cfg = cfg;
-    if ((d->producer =
-             tk_expiration__producer_new(cfg->expirations_topic, cfg->delay_topic, err)) == NULL ||
+    if ((d->producer = tk_expiration__producer_new(NULL, cfg->expirations_topic, cfg->delay_topic,
+                                                   err)) == NULL ||
         (d->consumer = tk_kafka_consumer_new_tuned(cfg->delay_group, on_rebalance, d,
                                                    delay_settings, err)) == NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
