@@ -96,6 +96,7 @@ struct part {
     int64_t reseek;    /* the offset last sought back to because of a gap, -1 for none */
     uint32_t epoch;    /* bumped on every assign and revoke */
     int64_t commit_to; /* scratch of finish_batch: offset to commit, -1 for none */
+    int64_t committed; /* the offset this assignment last committed, -1 for none */
     int64_t unsaved;   /* fired up to here, but the commit was refused; -1 for none */
     struct held *win;  /* ring of WINDOW_MAX, allocated on first use */
     size_t first, count;
@@ -289,6 +290,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             p->paused = false;
             p->next = -1;
             p->reseek = -1;
+            p->committed = -1;
             p->first = p->count = 0;
             p->epoch++;
         }
@@ -550,6 +552,16 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
         if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch)
             p->commit_to = p->count > 0 ? front(p)->offset : read_to(d, d->batch[i].partition);
     }
+    /* A partition with nothing held whose position moved past a marker that arrived after its
+     * last batch was committed: commit past it too (once), or its lag would stay above 0. */
+    for (int32_t i = 0; i < d->nparts; i++) {
+        struct part *p = &d->parts[i];
+        if (p->assigned && p->commit_to < 0 && p->count == 0 && p->next >= 0) {
+            int64_t to = read_to(d, i);
+            if (to > p->next && to > p->committed)
+                p->commit_to = to;
+        }
+    }
     offsets = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < d->nparts; i++)
         if (d->parts[i].commit_to >= 0)
@@ -562,8 +574,11 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
                    "\"error\":\"%s\"", rd_kafka_err2str(e));
         for (int i = 0; i < offsets->cnt; i++) {
             struct part *p = part_of(d, offsets->elems[i].partition);
-            if (p != NULL)
-                p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+            if (p == NULL)
+                continue;
+            p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                p->committed = offsets->elems[i].offset;
         }
     }
 out:

@@ -122,7 +122,10 @@ int tk_expiration_run_opts(const tk_expiration_opts_t *opts, volatile int *stop,
 
 /** What `ticketing status` shows for the scheduler. */
 typedef struct tk_expiration_status {
-    int64_t pending;    /* delay records not yet committed by the delay group (its lag) */
+    /* Offsets of the delay topic not yet committed by the delay group (its lag): the pending
+     * delay records plus the commit markers of the intake's transactions among them; 0 exactly
+     * when nothing is pending (the delay stage commits past a trailing marker). */
+    int64_t pending;
     int64_t intake_lag; /* orders records not yet committed by the intake group */
     int partitions;     /* partitions of the delay topic */
     int heads;          /* partitions with a pending head record that could be read */
