@@ -377,8 +377,10 @@ static int handle(struct delay *d, const rd_kafka_message_t *m, tk_err_t *err)
     if (p->next >= 0 && m->offset > p->next && p->reseek != p->next) {
         /* A record would be skipped. librdkafka's seek promises this cannot happen; if it does,
          * go back for the missing record once, and accept the gap only if it is really in the
-         * log (offsets need not be contiguous, e.g. after transaction markers). */
-        tk_log(TK_LOG_WARN, "expiration", "offset gap in a delay partition, seeking back",
+         * log. It is, after every batch of the intake: each of its transactions leaves a commit
+         * marker (an offset with no record), so this costs one seek and fetch per marker and is
+         * not worth a warning. */
+        tk_log(TK_LOG_DEBUG, "expiration", "offset gap in a delay partition, seeking back",
                "\"partition\":%d,\"expected\":%lld,\"got\":%lld", (int)m->partition,
                (long long)p->next, (long long)m->offset);
         p->reseek = p->next;
