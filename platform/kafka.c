@@ -16,7 +16,8 @@
  * Consumers: offsets are never committed automatically (auto commit and auto offset store are
  * off); the projector keeps them in PostgreSQL with the effects they cover (section 6), the
  * expiration scheduler commits them to Kafka by hand once its output is acked. read_committed hides
- * aborted transactional records should a transactional producer ever write to our topics.
+ * aborted transactional records: the scheduler's intake writes expiration.delay in transactions
+ * (tk_kafka_producer_new_tx; commands/expiration/intake.c).
  *
  * Consumer-group members (tk_kafka_consumer_new_with/_tuned: projectors, the expiration
  * scheduler) use static membership when TK_INSTANCE_ID names the process: group.instance.id =
