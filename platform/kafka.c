@@ -16,7 +16,8 @@
  * Consumers: offsets are never committed automatically (auto commit and auto offset store are
  * off); the projector keeps them in PostgreSQL with the effects they cover (section 6), the
  * expiration scheduler commits them to Kafka by hand once its output is acked. read_committed hides
- * aborted transactional records should a transactional producer ever write to our topics.
+ * aborted transactional records: the scheduler's intake writes expiration.delay in transactions
+ * (tk_kafka_producer_new_tx; commands/expiration/intake.c).
  *
  * Consumer-group members (tk_kafka_consumer_new_with/_tuned: projectors, the expiration
  * scheduler) use static membership when TK_INSTANCE_ID names the process: group.instance.id =
@@ -157,7 +158,8 @@ static rd_kafka_t *handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, tk_er
     return rk;
 }
 
-rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
+/* A producer; transactional (with its own message timeout) when transactional_id is set. */
+static rd_kafka_t *producer_new(const char *transactional_id, tk_err_t *err)
 {
     rd_kafka_conf_t *conf = base_conf(err);
     if (conf == NULL)
@@ -167,12 +169,28 @@ rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
         conf_set(conf, "linger.ms", "5", err) ||
         conf_set(conf, "queue.buffering.max.kbytes", "65536", err) ||
         conf_set(conf, "queue.buffering.max.messages", "100000", err) ||
-        conf_set(conf, "message.timeout.ms", "30000", err)) {
+        conf_set(conf, "message.timeout.ms", transactional_id ? "10000" : "30000", err) ||
+        (transactional_id != NULL && (conf_set(conf, "transactional.id", transactional_id, err) ||
+                                      conf_set(conf, "transaction.timeout.ms", "10000", err)))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     return handle_new(RD_KAFKA_PRODUCER, conf, err);
+}
+
+rd_kafka_t *tk_kafka_producer_new(tk_err_t *err)
+{
+    return producer_new(NULL, err);
+}
+
+rd_kafka_t *tk_kafka_producer_new_tx(const char *transactional_id, tk_err_t *err)
+{
+    if (transactional_id == NULL || *transactional_id == '\0') {
+        tk_err_set(err, TK_EINVAL, "transactional_id", "a transactional producer needs an id");
+        return NULL;
+    }
+    return producer_new(transactional_id, err);
 }
 
 /* A consumer in group_id; a static member (group.instance.id = TK_INSTANCE_ID) when member is

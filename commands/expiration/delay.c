@@ -38,7 +38,10 @@
  * kill -9 at any point re-reads from a record that was not yet published or was published but
  * not committed: every due order still expires, some twice (records fired out of order behind an
  * unfired one are fired again after a restart). orders treats expiration:complete for a
- * cancelled or complete order as a no-op, so duplicates are harmless. A failed delivery ends this
+ * cancelled or complete order as a no-op, so duplicates are harmless. (Each record of the delay
+ * topic is there once: the intake writes it transactionally. This stage stays at-least-once: a
+ * transactional expirations topic would put commit markers behind every batch, which each
+ * consumer's lag and replay would have to know about.) A failed delivery ends this
  * life of the stage without committing; the caller restarts it. Nothing is ever fired before its
  * dueAt.
  *
@@ -93,6 +96,7 @@ struct part {
     int64_t reseek;    /* the offset last sought back to because of a gap, -1 for none */
     uint32_t epoch;    /* bumped on every assign and revoke */
     int64_t commit_to; /* scratch of finish_batch: offset to commit, -1 for none */
+    int64_t committed; /* the offset this assignment last committed, -1 for none */
     int64_t unsaved;   /* fired up to here, but the commit was refused; -1 for none */
     struct held *win;  /* ring of WINDOW_MAX, allocated on first use */
     size_t first, count;
@@ -286,6 +290,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             p->paused = false;
             p->next = -1;
             p->reseek = -1;
+            p->committed = -1;
             p->first = p->count = 0;
             p->epoch++;
         }
@@ -372,8 +377,10 @@ static int handle(struct delay *d, const rd_kafka_message_t *m, tk_err_t *err)
     if (p->next >= 0 && m->offset > p->next && p->reseek != p->next) {
         /* A record would be skipped. librdkafka's seek promises this cannot happen; if it does,
          * go back for the missing record once, and accept the gap only if it is really in the
-         * log (offsets need not be contiguous, e.g. after transaction markers). */
-        tk_log(TK_LOG_WARN, "expiration", "offset gap in a delay partition, seeking back",
+         * log. It is, after every batch of the intake: each of its transactions leaves a commit
+         * marker (an offset with no record), so this costs one seek and fetch per marker and is
+         * not worth a warning. */
+        tk_log(TK_LOG_DEBUG, "expiration", "offset gap in a delay partition, seeking back",
                "\"partition\":%d,\"expected\":%lld,\"got\":%lld", (int)m->partition,
                (long long)p->next, (long long)m->offset);
         p->reseek = p->next;
@@ -479,6 +486,30 @@ static int fire_due(struct delay *d, int64_t now, tk_err_t *err)
 }
 
 /*
+ * The next offset to read of partition @p i, whose window is empty: p->next, or past it when the
+ * consumer's position moved beyond it over what is not a record to hold. The intake writes the
+ * delay topic in transactions, so a commit marker (and an aborted batch, hidden by
+ * read_committed) follows the records; committing past it keeps the group's lag at 0 when
+ * nothing is pending (`ticketing status`). Only while the partition is read normally: a paused
+ * partition or a pending seek back over a gap has a position that means nothing.
+ */
+static int64_t read_to(struct delay *d, int32_t i)
+{
+    struct part *p = &d->parts[i];
+    if (p->paused || p->next < 0 || p->reseek == p->next)
+        return p->next;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(list, d->cfg->delay_topic, i);
+    int64_t to = p->next;
+    if (rd_kafka_position(d->consumer, list) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset > to)
+        to = tp->offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    return to;
+}
+
+/*
  * Wait for every report of the batch (each enqueued record gets exactly one within
  * message.timeout.ms), then commit per partition the offset after its last fired record,
  * unless the partition was revoked meanwhile. A failed report fails the batch: nothing is
@@ -506,6 +537,13 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     }
     if (!commit)
         goto out;
+    if (d->cfg->before_commit != NULL) {
+        bool produced = false;
+        for (size_t i = 0; i < d->n && !produced; i++)
+            produced = d->batch[i].produced;
+        if (produced)
+            d->cfg->before_commit("delay", d->cfg->before_commit_ud);
+    }
     for (int32_t i = 0; i < d->nparts; i++)
         d->parts[i].commit_to = d->parts[i].assigned ? d->parts[i].unsaved : -1;
     /* A refused commit is tried again (above); a partition of this batch commits up to its
@@ -514,7 +552,17 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
     for (size_t i = 0; i < d->n; i++) {
         struct part *p = part_of(d, d->batch[i].partition);
         if (p != NULL && p->assigned && p->epoch == d->batch[i].epoch)
-            p->commit_to = p->count > 0 ? front(p)->offset : p->next;
+            p->commit_to = p->count > 0 ? front(p)->offset : read_to(d, d->batch[i].partition);
+    }
+    /* A partition with nothing held whose position moved past a marker that arrived after its
+     * last batch was committed: commit past it too (once), or its lag would stay above 0. */
+    for (int32_t i = 0; i < d->nparts; i++) {
+        struct part *p = &d->parts[i];
+        if (p->assigned && p->commit_to < 0 && p->count == 0 && p->next >= 0) {
+            int64_t to = read_to(d, i);
+            if (to > p->next && to > p->committed)
+                p->commit_to = to;
+        }
     }
     offsets = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < d->nparts; i++)
@@ -528,8 +576,11 @@ static int finish_batch(struct delay *d, bool commit, tk_err_t *err)
                    "\"error\":\"%s\"", rd_kafka_err2str(e));
         for (int i = 0; i < offsets->cnt; i++) {
             struct part *p = part_of(d, offsets->elems[i].partition);
-            if (p != NULL)
-                p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+            if (p == NULL)
+                continue;
+            p->unsaved = e != RD_KAFKA_RESP_ERR_NO_ERROR ? offsets->elems[i].offset : -1;
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+                p->committed = offsets->elems[i].offset;
         }
     }
 out:
@@ -593,8 +644,8 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
     rd_kafka_topic_partition_list_t *topics = NULL;
 
     d->cfg = cfg;
-    if ((d->producer =
-             tk_expiration__producer_new(cfg->expirations_topic, cfg->delay_topic, err)) == NULL ||
+    if ((d->producer = tk_expiration__producer_new(NULL, cfg->expirations_topic, cfg->delay_topic,
+                                                   err)) == NULL ||
         (d->consumer = tk_kafka_consumer_new_tuned(cfg->delay_group, on_rebalance, d,
                                                    delay_settings, err)) == NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;

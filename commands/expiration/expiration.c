@@ -17,8 +17,11 @@
 #include <unistd.h>
 
 #include "ev_catalog.h"
+#include "tk/cfg.h"
 #include "tk/kafka.h"
 #include "tk/log.h"
+
+#define TXN_TIMEOUT_MS 30000 /* librdkafka calls of a transaction; a failure ends the life */
 
 static int name_ok(const char *s)
 {
@@ -41,6 +44,8 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
         .dead_topic = opts->dead_topic ? opts->dead_topic : EV_TOPIC_EXPIRATION_DEAD,
         .accept = opts->accept,
         .accept_ud = opts->accept_ud,
+        .before_commit = opts->before_commit,
+        .before_commit_ud = opts->before_commit_ud,
     };
     if (!name_ok(out->orders_topic) || !name_ok(out->delay_topic) ||
         !name_ok(out->expirations_topic) || !name_ok(out->intake_group) ||
@@ -65,17 +70,112 @@ static int topic_ready(rd_kafka_t *rk, const char *topic, tk_err_t *err)
     return 0;
 }
 
-rd_kafka_t *tk_expiration__producer_new(const char *produce_to, const char *consume_from,
-                                        tk_err_t *err)
+/* @p rk (consumed), or NULL when it is NULL or a topic is not ready. */
+static rd_kafka_t *producer_ready(rd_kafka_t *rk, const char *produce_to, const char *consume_from,
+                                  tk_err_t *err)
 {
-    rd_kafka_t *rk = tk_kafka_producer_new(err);
-    if (rk == NULL)
-        return NULL;
-    if (topic_ready(rk, produce_to, err) != 0 || topic_ready(rk, consume_from, err) != 0) {
+    if (rk != NULL &&
+        (topic_ready(rk, produce_to, err) != 0 || topic_ready(rk, consume_from, err) != 0)) {
         rd_kafka_destroy(rk);
         return NULL;
     }
     return rk;
+}
+
+rd_kafka_t *tk_expiration__producer_new(const char *group, const char *produce_to,
+                                        const char *consume_from, tk_err_t *err)
+{
+    /* group.<instance>: a restarted instance fences its predecessor's producer and aborts the
+     * transaction it left open at once; without an instance id, a random one (an open
+     * transaction of a killed process then waits out transaction.timeout.ms). */
+    if (group == NULL)
+        return producer_ready(tk_kafka_producer_new(err), produce_to, consume_from, err);
+    char id[256], uuid[TK_UUID_LEN + 1];
+    const char *instance = tk_cfg()->instance_id;
+    if (instance == NULL) {
+        tk_uuid_new(uuid);
+        instance = uuid;
+    }
+    snprintf(id, sizeof(id), "%s.%s", group, instance);
+    rd_kafka_t *rk =
+        producer_ready(tk_kafka_producer_new_tx(id, err), produce_to, consume_from, err);
+    if (rk == NULL)
+        return NULL;
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, TXN_TIMEOUT_MS);
+    if (e != NULL) {
+        tk_err_set(err, TK_EUNAVAIL, "", "init transactions of %s: %s", id,
+                   rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+/* Fill err from @p e (consumed). */
+static int txn_error(rd_kafka_error_t *e, const char *what, tk_err_t *err)
+{
+    int rc = tk_err_set(err, TK_EUNAVAIL, "", "transaction %s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+int tk_expiration__txn_begin(rd_kafka_t *producer, bool *open, tk_err_t *err)
+{
+    if (*open)
+        return 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(producer);
+    if (e != NULL)
+        return txn_error(e, "begin", err);
+    *open = true;
+    return 0;
+}
+
+int tk_expiration__txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer,
+                              const rd_kafka_topic_partition_list_t *offsets, bool *open,
+                              tk_err_t *err)
+{
+    int rc = 0;
+    if (offsets->cnt == 0 && !*open)
+        return 0;
+    if ((rc = tk_expiration__txn_begin(producer, open, err)) != 0)
+        return rc;
+    if (offsets->cnt > 0) {
+        /* The group metadata (generation, member) lets the broker refuse the offsets of a
+         * member that lost its partitions (KIP-447): the whole transaction then aborts. */
+        rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(consumer);
+        rd_kafka_error_t *e =
+            rd_kafka_send_offsets_to_transaction(producer, offsets, md, TXN_TIMEOUT_MS);
+        rd_kafka_consumer_group_metadata_destroy(md);
+        if (e != NULL) {
+            rc = txn_error(e, "send offsets", err);
+            tk_expiration__txn_abort(producer, open);
+            return rc;
+        }
+    }
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(producer, TXN_TIMEOUT_MS);
+    if (e != NULL) {
+        rc = txn_error(e, "commit", err);
+        tk_expiration__txn_abort(producer, open);
+        return rc;
+    }
+    *open = false;
+    return 0;
+}
+
+void tk_expiration__txn_abort(rd_kafka_t *producer, bool *open)
+{
+    if (!*open)
+        return;
+    *open = false;
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(producer, TXN_TIMEOUT_MS);
+    if (e != NULL) {
+        /* The broker aborts it after transaction.timeout.ms, or when a producer with the same
+         * transactional id starts: its records are never read (read_committed). */
+        tk_log(TK_LOG_WARN, "expiration", "transaction abort failed", "\"error\":\"%s\"",
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
 }
 
 /* Sleep @p *delay_ms in slices so that a stop request is seen quickly, then double it. */

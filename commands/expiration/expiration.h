@@ -2,8 +2,11 @@
  * expiration.h - the expiration context: the delayed-topic scheduler of DESIGN.md section 7.
  *
  * Two stages, each a Kafka consumer group with offsets committed to Kafka only after the effect
- * was acked by the broker (at-least-once; every duplicate is harmless because orders ignores an
- * expiration:complete for an order that is already cancelled or complete):
+ * was acked by the broker. The intake commits its delay records and its offsets in one Kafka
+ * transaction (exactly once into the delay topic, intake.c); the delay stage is at-least-once (a
+ * kill -9 between an ack and its commit, or a takeover of records fired out of order, fires some
+ * again, delay.c): every duplicate is harmless because orders ignores an expiration:complete for
+ * an order that is already cancelled or complete:
  *
  *   orders --[intake, group "expiration.intake"]--> expiration.delay
  *          --[delay, group "expiration.delay"]--> expirations (expiration:complete)
@@ -87,6 +90,13 @@ typedef struct tk_expiration_opts {
      */
     bool (*accept)(const ev_order_created_t *order, void *ud);
     void *accept_ud; /* borrowed, passed to accept */
+    /*
+     * Test hook: called by a stage (@p stage "intake" or "delay") once every record its batch
+     * produced is acked, just before the batch's offsets are committed; NULL in production. A
+     * test kills the process here to open the window between a produce and its commit.
+     */
+    void (*before_commit)(const char *stage, void *ud);
+    void *before_commit_ud; /* borrowed, passed to before_commit */
 } tk_expiration_opts_t;
 
 /**
@@ -112,7 +122,10 @@ int tk_expiration_run_opts(const tk_expiration_opts_t *opts, volatile int *stop,
 
 /** What `ticketing status` shows for the scheduler. */
 typedef struct tk_expiration_status {
-    int64_t pending;    /* delay records not yet committed by the delay group (its lag) */
+    /* Offsets of the delay topic not yet committed by the delay group (its lag): the pending
+     * delay records plus the commit markers of the intake's transactions among them; 0 exactly
+     * when nothing is pending (the delay stage commits past a trailing marker). */
+    int64_t pending;
     int64_t intake_lag; /* orders records not yet committed by the intake group */
     int partitions;     /* partitions of the delay topic */
     int heads;          /* partitions with a pending head record that could be read */

@@ -19,6 +19,8 @@ typedef struct tk_expiration__cfg {
     const char *dead_topic;
     bool (*accept)(const ev_order_created_t *order, void *ud);
     void *accept_ud;
+    void (*before_commit)(const char *stage, void *ud);
+    void *before_commit_ud;
 } tk_expiration__cfg_t;
 
 /** @brief Fill @p out from @p opts (may be NULL). @return 0, or TK_EINVAL for an empty name. */
@@ -26,16 +28,37 @@ int tk_expiration__cfg_resolve(const tk_expiration_opts_t *opts, tk_expiration__
                                tk_err_t *err);
 
 /**
- * @brief A producer (tk_kafka_producer_new) that already knows @p produce_to's partitions and
- *        leaders, so the first record is not held back by a metadata lookup (about a second
- *        otherwise); also checks that @p consume_from exists, since a consumer subscribed to a
- *        missing topic would look for it again only at its next periodic metadata refresh.
- * @return owned (rd_kafka_flush, rd_kafka_destroy); NULL with TK_EUNAVAIL when a topic does not
- *         exist or the broker cannot be reached (the stage retries: `ticketing topics` may not
- *         have run yet), TK_EINTERNAL when the producer cannot be made.
+ * @brief A producer; with @p group (not NULL) a transactional one (tk_kafka_producer_new_tx,
+ *        transactional.id = @p group "." TK_INSTANCE_ID, or a random id without one),
+ *        transactions initialised. It already
+ *        knows @p produce_to's partitions and leaders, so the first record is not held back by
+ *        a metadata lookup (about a second otherwise); also checks that @p consume_from exists,
+ *        since a consumer subscribed to a missing topic would look for it again only at its next
+ *        periodic metadata refresh.
+ * @return owned (rd_kafka_destroy); NULL with TK_EUNAVAIL when a topic does not exist, the
+ *         broker cannot be reached or the transactions cannot be initialised (the stage
+ *         retries: `ticketing topics` may not have run yet), TK_EINTERNAL when the producer
+ *         cannot be made.
  */
-rd_kafka_t *tk_expiration__producer_new(const char *produce_to, const char *consume_from,
-                                        tk_err_t *err);
+rd_kafka_t *tk_expiration__producer_new(const char *group, const char *produce_to,
+                                        const char *consume_from, tk_err_t *err);
+
+/** @brief Begin a transaction unless *@p open; sets *@p open. @return 0 or TK_EUNAVAIL. */
+int tk_expiration__txn_begin(rd_kafka_t *producer, bool *open, tk_err_t *err);
+
+/**
+ * @brief Commit, in one transaction, what @p producer produced since it began and @p offsets
+ *        (borrowed; the next offset to read per input partition) as @p consumer's group's
+ *        committed offsets (begun here when not *@p open and @p offsets is not empty).
+ * @return 0 (*@p open false); TK_EUNAVAIL when it failed: the transaction is aborted, so
+ *         nothing of it is visible and none of the offsets moved; the caller ends its life.
+ */
+int tk_expiration__txn_commit(rd_kafka_t *producer, rd_kafka_t *consumer,
+                              const rd_kafka_topic_partition_list_t *offsets, bool *open,
+                              tk_err_t *err);
+
+/** @brief Abort the open transaction, if any (failures are logged). */
+void tk_expiration__txn_abort(rd_kafka_t *producer, bool *open);
 
 /**
  * @brief Dead-letter record @p m, which a stage cannot use (DESIGN.md section 6): copy its key

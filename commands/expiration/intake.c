@@ -2,22 +2,27 @@
  * intake.c - stage 1 of the scheduler: order:created on topic orders becomes a delay record
  * {orderId, dueAt = expiresAt} on expiration.delay, key = the order id.
  *
- * One batch at a time, so a crash at any point loses nothing:
+ * One batch at a time, in one Kafka transaction, so a crash at any point neither loses nor
+ * doubles anything:
  *
  *   poll up to BATCH_MAX records --> produce one delay record per order:created
  *     --> wait until every delivery report arrived (acks=all)
- *     --> commit, per orders partition, the offset after the last record of the batch
+ *     --> commit the transaction: the delay records and, per orders partition, the offset after
+ *         the last record of the batch (send_offsets_to_transaction), visible together or not
  *
- * A crash before the commit re-reads the batch and writes its delay records again: duplicates,
- * which the delay stage fires twice and orders ignores the second time. A failed delivery ends
- * this life of the stage without committing (the caller restarts it from the committed offset).
+ * A crash (kill -9) before the commit leaves the transaction open: the broker aborts it when the
+ * restarted instance's producer (same transactional.id, TK_INSTANCE_ID) starts, or after
+ * transaction.timeout.ms, and every reader of the delay topic is read_committed, so the batch the
+ * next life writes again is the only copy. Without the transaction that window, between the acks
+ * and the offset commit, wrote whole batches twice (tests/integration/test_expiration_kill.c) and
+ * one expiration fired twice in the cluster test's rolling restart. A failed delivery or a refused
+ * commit aborts the batch and ends this life (the caller restarts it from the committed offset).
  * Rebalance: the batch never straddles one. When partitions are revoked (inside a poll, maybe in
- * the middle of a batch), on_rebalance first waits for the batch's reports and commits it, still
- * in the old generation, and only then gives the partitions up: the next owner starts exactly
- * after what this one scheduled, so a rebalance neither loses nor doubles an expiration. With
- * static membership (TK_INSTANCE_ID) a restart is not even a rebalance. A commit that is refused
- * anyway is only logged: the next owner starts from the older committed offset, giving only
- * duplicates.
+ * the middle of a batch), on_rebalance first waits for the batch's reports and commits its
+ * transaction, still in the old generation, and only then gives the partitions up; the broker
+ * refuses the offsets of a member whose generation is over (KIP-447), which aborts that batch, so
+ * a zombie cannot add a second copy either. With static membership (TK_INSTANCE_ID) a restart is
+ * not even a rebalance.
  *
  * Records that are not order:created (other order events share the topic) are skipped; records
  * that do not decode (or an order:created that gives no delay record) are dead-lettered
@@ -50,7 +55,8 @@ struct intake {
     rd_kafka_topic_partition_list_t *offsets; /* per orders partition: next offset to commit */
     tk_kafka_delivery_t dr[BATCH_MAX];
     size_t n;       /* delivery slots in use */
-    int revoke_err; /* set when a revoke found an unacked record: this life ends, no commit */
+    bool txn;       /* a transaction is open (the batch's records and offsets go in it) */
+    int revoke_err; /* set when a revoke could not commit the batch: this life ends */
 };
 
 /* Remember that everything up to @p m has been handled. */
@@ -87,6 +93,9 @@ static int handle(struct intake *in, const rd_kafka_message_t *m, tk_err_t *err)
     tk_err_t why = {0};
     char value[TK_EXPIRATION_RECORD_MAX];
 
+    /* Every record of the batch, produced or skipped, is committed in the batch's transaction. */
+    if ((rc = tk_expiration__txn_begin(in->producer, &in->txn, err)) != 0)
+        return rc;
     if (ev_envelope_decode(m->payload, m->len, &env, &why) != 0) {
         rc = dead_letter(in, m, "undecodable envelope", &why, err);
         goto out;
@@ -142,54 +151,37 @@ static int wait_reports(struct intake *in, tk_err_t *err)
 }
 
 /*
- * Commit what the batch covered (all of it was acked), then start a new offsets list. A refused
- * commit (the group is completing a rebalance: REBALANCE_IN_PROGRESS) keeps the list: the next
- * assignment of those partitions starts after it (on_rebalance) and the next commit carries it,
- * so the batch is not scheduled twice. Measured: without this, restarting one of two schedulers
- * fired a few expirations twice.
+ * Commit the batch: its delay records and the orders offsets after it, in one transaction, so
+ * they become visible together or not at all (the batch was acked: wait_reports). A refused
+ * commit aborts the transaction, and the caller ends this life: the next one (or the next owner
+ * of the partitions) re-reads the batch and writes its records once more, the aborted ones being
+ * invisible to every read_committed consumer. Measured without the transaction: a restart of one
+ * of two schedulers wrote a few delay records twice (one expiration fired twice in the cluster
+ * test), and a kill -9 between the acks and the commit wrote a whole batch twice.
  */
-static void commit(struct intake *in)
+static int commit(struct intake *in, tk_err_t *err)
 {
-    if (in->offsets->cnt == 0)
-        return;
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, in->offsets, 0);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        tk_log(TK_LOG_WARN, "expiration", "intake commit refused, kept for the next one",
-               "\"error\":\"%s\"", rd_kafka_err2str(e));
-        return;
-    }
+    int rc = tk_expiration__txn_commit(in->producer, in->consumer, in->offsets, &in->txn, err);
+    rd_kafka_topic_partition_list_destroy(in->offsets);
+    in->offsets = rd_kafka_topic_partition_list_new(8);
+    return rc;
+}
+
+/* Give the batch up: drain its reports, abort its transaction, forget its offsets. */
+static void abandon(struct intake *in)
+{
+    tk_err_t ignored = {0};
+    wait_reports(in, &ignored);
+    tk_expiration__txn_abort(in->producer, &in->txn);
     rd_kafka_topic_partition_list_destroy(in->offsets);
     in->offsets = rd_kafka_topic_partition_list_new(8);
 }
 
 /*
- * Assign: a partition whose scheduled offset could not be committed yet resumes after it. Under
- * the EAGER protocol @p list is the whole new assignment: forget the partitions not in it (their
- * new owner starts from the committed offset; ours must not move it back later).
- */
-static void resume_kept(struct intake *in, rd_kafka_topic_partition_list_t *list, bool eager)
-{
-    rd_kafka_topic_partition_list_t *kept = rd_kafka_topic_partition_list_new(8);
-    for (int i = 0; i < list->cnt; i++) {
-        rd_kafka_topic_partition_t *el = &list->elems[i];
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(in->offsets, el->topic, el->partition);
-        if (tp == NULL)
-            continue;
-        el->offset = tp->offset;
-        rd_kafka_topic_partition_list_add(kept, el->topic, el->partition)->offset = tp->offset;
-    }
-    if (eager) {
-        rd_kafka_topic_partition_list_destroy(in->offsets);
-        in->offsets = kept;
-    } else {
-        rd_kafka_topic_partition_list_destroy(kept);
-    }
-}
-
-/*
- * Revoke: finish the batch (reports, then commit) before the partitions go, so the next owner
- * starts after it. Assign: take the partitions at their committed offsets.
+ * Revoke: finish the batch (reports, then the transaction with its offsets) before the
+ * partitions go, still in the old generation, so the next owner starts after it. Lost partitions
+ * (the session expired: the broker would refuse the offsets) abort it instead. Assign: take the
+ * partitions at their committed offsets.
  */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
@@ -200,23 +192,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (in->revoke_err == 0)
-            resume_kept(in, list, !cooperative);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, list);
         else
             e = rd_kafka_assign(rk, list);
     } else {
         tk_err_t why = {0};
-        if (wait_reports(in, &why) != 0) {
-            tk_log(TK_LOG_WARN, "expiration", "revoke with unacked delay records: not committed",
+        if (in->revoke_err != 0 || rd_kafka_assignment_lost(rk)) {
+            abandon(in);
+        } else if (wait_reports(in, &why) != 0 || commit(in, &why) != 0) {
+            tk_log(TK_LOG_WARN, "expiration", "revoke could not commit the batch: aborted",
                    "\"error\":\"%s\"", why.message);
-            in->revoke_err = why.code;
-            /* Not all of the batch was scheduled: its offsets must never be resumed from. */
-            rd_kafka_topic_partition_list_destroy(in->offsets);
-            in->offsets = rd_kafka_topic_partition_list_new(8);
-        } else if (code == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-            commit(in); /* lost partitions (session gone) cannot be committed any more */
+            in->revoke_err = why.code != 0 ? why.code : TK_EUNAVAIL;
+            abandon(in);
         }
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, list);
@@ -243,8 +231,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
 
     in->cfg = cfg;
     in->offsets = rd_kafka_topic_partition_list_new(8);
-    if ((in->producer = tk_expiration__producer_new(cfg->delay_topic, cfg->orders_topic, err)) ==
-            NULL ||
+    if ((in->producer = tk_expiration__producer_new(cfg->intake_group, cfg->delay_topic,
+                                                    cfg->orders_topic, err)) == NULL ||
         (in->consumer = tk_kafka_consumer_new_with(cfg->intake_group, on_rebalance, in, err)) ==
             NULL) {
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
@@ -278,21 +266,20 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
                 break;
             m = rd_kafka_consumer_poll(in->consumer, 0);
         }
-        if (rc != 0) {
-            /* Drain the reports of what was enqueued before the refusal, then give up this
-             * life without committing: the next one re-reads the batch. */
-            tk_err_t ignored = {0};
-            wait_reports(in, &ignored);
-            goto out;
-        }
+        if (rc != 0)
+            goto out; /* the batch is aborted below: the next life re-reads it */
         if (in->revoke_err != 0) {
             rc = tk_err_set(err, in->revoke_err, cfg->delay_topic,
-                            "a revoke found delay records not acked");
+                            "a revoke could not commit the batch");
             goto out;
         }
+        size_t produced = in->n;
         if ((rc = wait_reports(in, err)) != 0)
             goto out;
-        commit(in);
+        if (produced > 0 && cfg->before_commit != NULL)
+            cfg->before_commit("intake", cfg->before_commit_ud);
+        if ((rc = commit(in, err)) != 0)
+            goto out;
         char why[256];
         if (rd_kafka_fatal_error(in->producer, why, sizeof(why)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rc = tk_err_set(err, TK_EUNAVAIL, "", "intake producer failed: %s", why);
@@ -302,6 +289,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
 out:
     if (topics != NULL)
         rd_kafka_topic_partition_list_destroy(topics);
+    if (in->producer != NULL && rc != 0)
+        abandon(in); /* before the close's revoke, which would commit it */
     if (in->consumer != NULL) {
         rd_kafka_consumer_close(in->consumer);
         rd_kafka_destroy(in->consumer);

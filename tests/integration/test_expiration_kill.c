@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <stdlib.h>
 
 #include "test_expiration_util.h"
 #include "tk/ids.h"
@@ -109,11 +111,75 @@ static void every_order_expires_once_or_more_across_a_kill_9(void **state)
     xt_delete(&names);
 }
 
+/*
+ * The takeover window: a child is killed (by itself, XT_CRASH_BEFORE_COMMIT) right after the
+ * broker acked what one batch of @p stage produced and before the batch's offsets were
+ * committed; a second child takes over from the committed offsets. Without transactions (produce
+ * and commit in one) the second child produced that batch again: every order in it fired twice.
+ */
+#define TAKEOVER_N 200
+
+static void exactly_once_across_a_takeover_before_commit(const char *stage)
+{
+    xt_names_t names;
+    xt_create(&names, 3);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+
+    assert_int_equal(setenv("XT_CRASH_BEFORE_COMMIT", stage, 1), 0);
+    pid_t first = xt_child_start(&names);
+    assert_int_equal(unsetenv("XT_CRASH_BEFORE_COMMIT"), 0);
+    assert_true(first > 0);
+
+    rd_kafka_t *p = xt_producer();
+    int64_t start = tk_now_ms() + 2000;
+    for (int i = 0; i < TAKEOVER_N; i++) {
+        xt_uuid(ids[i]);
+        due[i] = start + (int64_t)i * 1000 / TAKEOVER_N;
+        xt_publish_order_created(p, names.orders, ids[i], due[i], NULL);
+    }
+    xt_producer_free(p);
+
+    /* The first child dies at its first batch of that stage. */
+    int status = 0;
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    pid_t got = 0;
+    while ((got = waitpid(first, &status, WNOHANG)) == 0 && tk_mono_ms() < deadline)
+        usleep(50 * 1000);
+    assert_int_equal(got, first);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    pid_t second = xt_child_start(&names);
+    assert_true(second > 0);
+    xt_collect(col, TAKEOVER_N, WAIT_MS);
+    assert_int_equal(xt_distinct(col), TAKEOVER_N);
+    xt_collect(col, 0, 3000); /* a second copy would come at the same due time */
+    size_t n = 0;
+    const xt_fired_t *all = xt_collected(col, &n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(all[i].valid && all[i].time_ms >= due_of(all[i].order_id));
+    print_message("%s crash before commit: %zu expiration:complete for %d orders\n", stage, n,
+                  TAKEOVER_N);
+    assert_int_equal(n, TAKEOVER_N); /* exactly once each */
+
+    assert_int_equal(kill(second, SIGTERM), 0);
+    assert_int_equal(waitpid(second, &status, 0), second);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    xt_collector_free(col);
+    xt_delete(&names);
+}
+
+static void intake_takeover_before_commit_fires_each_order_once(void **state)
+{
+    (void)state;
+    exactly_once_across_a_takeover_before_commit("intake");
+}
+
 int main(int argc, char **argv)
 {
     xt_child_main(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_order_expires_once_or_more_across_a_kill_9),
+        cmocka_unit_test(intake_takeover_before_commit_fires_each_order_once),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

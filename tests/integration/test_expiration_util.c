@@ -409,6 +409,12 @@ static void on_term(int sig)
     child_stop = 1;
 }
 
+static void crash_before_commit(const char *stage, void *ud)
+{
+    if (strcmp(stage, (const char *)ud) == 0)
+        raise(SIGKILL);
+}
+
 void xt_child_main(int argc, char **argv)
 {
     if (argc != 7 || strcmp(argv[1], "--xt-scheduler") != 0)
@@ -425,6 +431,15 @@ void xt_child_main(int argc, char **argv)
                                  .expirations_topic = argv[4],
                                  .intake_group = argv[5],
                                  .delay_group = argv[6]};
+    /* XT_CRASH_BEFORE_COMMIT=intake|delay: kill -9 this child between that stage's acked
+     * produce and its commit (the takeover window of DESIGN.md section 7). */
+    static char crash_stage[16];
+    const char *crash = getenv("XT_CRASH_BEFORE_COMMIT");
+    if (crash != NULL && *crash != '\0') {
+        snprintf(crash_stage, sizeof(crash_stage), "%s", crash);
+        opts.before_commit = crash_before_commit;
+        opts.before_commit_ud = crash_stage;
+    }
     int rc = tk_expiration_run_opts(&opts, &child_stop, &err);
     exit(rc == 0 ? 0 : 1);
 }

@@ -170,9 +170,36 @@ static void members_are_static_with_an_instance_id(void **state)
     rd_kafka_destroy(m);
 }
 
+static void transactional_producers_need_an_id_and_keep_it(void **state)
+{
+    (void)state;
+    tk_err_t err = {0};
+    assert_null(tk_kafka_producer_new_tx("", &err));
+    assert_int_equal(err.code, TK_EINVAL);
+    err = (tk_err_t){0};
+    assert_null(tk_kafka_producer_new_tx(NULL, &err));
+    assert_int_equal(err.code, TK_EINVAL);
+    rd_kafka_t *p = tk_kafka_producer_new_tx("expiration.intake.expire.1", &err);
+    assert_non_null(p);
+    assert_string_equal(setting(p, "transactional.id"), "expiration.intake.expire.1");
+    assert_string_equal(setting(p, "enable.idempotence"), "true");
+    /* An open transaction of a killed process holds read_committed readers at most this long. */
+    assert_string_equal(setting(p, "transaction.timeout.ms"), "10000");
+    rd_kafka_destroy(p);
+    /* A site cannot give every handle one transactional id (they would fence each other). */
+    err = (tk_err_t){0};
+    setenv("KAFKA_CONFIG_TRANSACTIONAL_ID", "x", 1);
+    reload();
+    assert_null(tk_kafka_producer_new_tx("expiration.intake.expire.1", &err));
+    assert_int_equal(err.code, TK_EINVAL);
+    unsetenv("KAFKA_CONFIG_TRANSACTIONAL_ID");
+    reload();
+}
+
 TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(topics_are_the_contracts),
              cmocka_unit_test(headers_carry_type_id_and_schema_version),
              cmocka_unit_test(handles_are_created_without_a_broker),
              cmocka_unit_test(site_settings_reach_every_handle),
              cmocka_unit_test(site_settings_cannot_weaken_the_guarantees),
-             cmocka_unit_test(members_are_static_with_an_instance_id))
+             cmocka_unit_test(members_are_static_with_an_instance_id),
+             cmocka_unit_test(transactional_producers_need_an_id_and_keep_it))

@@ -55,6 +55,18 @@ typedef void tk_kafka_rebalance_cb_t(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 rd_kafka_t *tk_kafka_producer_new(tk_err_t *err);
 
 /**
+ * @brief A transactional producer: tk_kafka_producer_new's settings plus transactional.id =
+ *        @p transactional_id and transaction.timeout.ms = message.timeout.ms = 10000 (an open
+ *        transaction of a process killed with kill -9 holds back read_committed consumers of its
+ *        partitions until a producer with the same id starts, or at most that long).
+ *        The caller runs rd_kafka_init_transactions before the first transaction.
+ * @param transactional_id borrowed; non-empty (TK_EINVAL otherwise). One live producer per id:
+ *        a new one fences the old.
+ * @return as tk_kafka_producer_new.
+ */
+rd_kafka_t *tk_kafka_producer_new_tx(const char *transactional_id, tk_err_t *err);
+
+/**
  * @brief A consumer in group @p group_id for tools (status, tail, replay): enable.auto.commit=
  *        false, enable.auto.offset.store=false, auto.offset.reset=earliest, isolation.level=
  *        read_committed, session.timeout.ms=10000. Never a static member (it would fence the
