@@ -4,7 +4,8 @@
  *
  *   prepare    advisory lock "one replay per projection"; schema replay_<name> with
  *              LIKE ... INCLUDING ALL copies of the projector's tables (indexes renamed to the
- *              live names) and of outbox, processed_events, projection_offsets, dead_letters;
+ *              live names) and of outbox, processed_events, projection_offsets, dead_letters
+ *              (these UNLOGGED, with only their unique indexes: disposable, never swapped);
  *              a row in the live projection_offsets for every partition (next_offset 0 where
  *              none existed: the same position as "no row", but a row the swap can lock)
  *   build      a plain consumer (assign, never subscribe: no group membership, no commits)
