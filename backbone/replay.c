@@ -4,7 +4,8 @@
  *
  *   prepare    advisory lock "one replay per projection"; schema replay_<name> with
  *              LIKE ... INCLUDING ALL copies of the projector's tables (indexes renamed to the
- *              live names) and of outbox, processed_events, projection_offsets, dead_letters;
+ *              live names) and of outbox, processed_events, projection_offsets, dead_letters
+ *              (these UNLOGGED, with only their unique indexes: disposable, never swapped);
  *              a row in the live projection_offsets for every partition (next_offset 0 where
  *              none existed: the same position as "no row", but a row the swap can lock)
  *   build      a plain consumer (assign, never subscribe: no group membership, no commits)
@@ -62,7 +63,7 @@
 #include "tk/pg.h"
 #include "apply_int.h"
 
-#define DEFAULT_BATCH 1000
+#define DEFAULT_BATCH 4000 /* records a transaction: fewer commits and round trips */
 #define DEFAULT_WAIT_MS 30000
 #define IDLE_LIMIT_MS 60000 /* no record although some are due: the broker is gone */
 #define PROGRESS_EVERY_MS 200
@@ -302,6 +303,29 @@ static void targets_to_live(replay_t *r)
 
 /* ---- the replay schema ----------------------------------------------------------------------- */
 
+/* Drop the non-unique indexes of a backbone copy: they serve lookups of the live tables (prune's
+ * processed_events_position), never the rebuild, and each cost an index insert per record.
+ * Unique ones stay: they are the rules (the event-id dedupe is processed_events' primary key). */
+static int drop_lookup_indexes(replay_t *r, const char *table, tk_err_t *err)
+{
+    char copy[96];
+    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
+    const char *params[] = {copy};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               "SELECT c.relname FROM pg_index i JOIN pg_class c ON "
+                               "c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND "
+                               "NOT i.indisunique",
+                               1, params, err);
+    if (res == NULL)
+        return err->code;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        if (plain_identifier(PQgetvalue(res, i, 0), 63))
+            rc = run_owned(r->ctl, sqlf("DROP INDEX %s.%s", r->schema, PQgetvalue(res, i, 0)), err);
+    PQclear(res);
+    return rc;
+}
+
 /* A copy of public.<table> in the replay schema. Sequence-backed columns get a sequence of their
  * own (backbone copies) or are refused (read-model tables, which are swapped into public). */
 static int copy_table(replay_t *r, const char *table, bool read_model, tk_err_t *err)
@@ -317,9 +341,13 @@ static int copy_table(replay_t *r, const char *table, bool read_model, tk_err_t 
     if (!exists)
         return tk_err_set(err, TK_EINVAL, "tables", "table %s does not exist", qualified);
 
-    int rc = run_owned(
-        r->ctl, sqlf("CREATE TABLE %s.%s (LIKE public.%s INCLUDING ALL)", r->schema, table, table),
-        err);
+    /* A backbone copy is thrown away with the schema: no WAL for it (UNLOGGED). */
+    int rc = run_owned(r->ctl,
+                       sqlf("CREATE %sTABLE %s.%s (LIKE public.%s INCLUDING ALL)",
+                            read_model ? "" : "UNLOGGED ", r->schema, table, table),
+                       err);
+    if (rc == 0 && !read_model)
+        rc = drop_lookup_indexes(r, table, err);
     if (rc != 0)
         return rc;
     const char *p2[] = {r->schema, table};

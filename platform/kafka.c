@@ -98,7 +98,9 @@ static rd_kafka_conf_t *base_conf(tk_err_t *err)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, err) ||
         conf_set(conf, "client.id", "ticketing", err) ||
-        conf_set(conf, "log.connection.close", "false", err)) {
+        conf_set(conf, "log.connection.close", "false", err) ||
+        /* small records both ways: Nagle would hold each for an ACK (freshness) */
+        conf_set(conf, "socket.nagle.disable", "true", err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

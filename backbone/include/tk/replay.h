@@ -40,7 +40,7 @@ typedef struct tk_replay_opts {
     bool force;    /* swap even when the models differ or the live projector stays behind */
     bool check;    /* build and compare, never swap (the live model is left as it is) */
     bool keep_old; /* keep the replaced tables in schema replaced_<projection>_<time> */
-    int batch;     /* records per transaction; 0 = 1000 */
+    int batch;     /* records per transaction; 0 = 4000 */
     int wait_ms;   /* how long a live projector behind the rebuild may make no progress before
                       the replay gives up; 0 = 30000 */
     /* Called at most every 200 ms and at each phase change, on the calling thread; may be NULL.
