@@ -376,8 +376,10 @@ void tk_test_publish(const char *topic, const char *key, const char *envelope_js
         rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                           RD_KAFKA_V_VALUE((void *)envelope_json, strlen(envelope_json)),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    /* A minute: a just-started broker on a loaded machine may take many seconds to take the
+     * first record of a topic (metadata, partition leadership). */
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_flush(rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "publish to %s failed\n", topic);
         exit(1);
     }
