@@ -184,7 +184,7 @@ tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_conte
         return NULL; /* no broker handle: /metrics keeps the HTTP gauges only */
     }
     pthread_mutex_init(&m->mu, NULL);
-    tk_http_metrics_source(srv, text_of, m);
+    tk_http_metrics(srv, text_of, m);
     pthread_create(&m->thread, NULL, main_loop, m);
     return m;
 }

@@ -34,6 +34,7 @@
 #include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/log.h"
+#include "tk/mem.h"
 #include "tk/pg.h"
 
 /* A claim's lease, "120 seconds" in claim()'s SQL: longer than one tk_stripe_refund with all its
@@ -177,13 +178,14 @@ int tk_payments_refund_counts(PGconn *db, tk_payment_refund_counts_t *out, tk_er
 
 static atomic_long gauge_pending = -1, gauge_failed = -1; /* -1: not measured yet */
 
-static size_t metrics(void *arg, char *buf, size_t cap)
+static char *metrics(void *arg)
 {
     (void)arg;
     long pending = atomic_load(&gauge_pending), failed = atomic_load(&gauge_failed);
     if (pending < 0)
-        return 0;
-    int n = snprintf(buf, cap,
+        return NULL;
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf),
                      "# HELP tk_payments_refunds_pending Refunds decided, not yet accepted by "
                      "Stripe.\n"
                      "# TYPE tk_payments_refunds_pending gauge\n"
@@ -193,7 +195,7 @@ static size_t metrics(void *arg, char *buf, size_t cap)
                      "# TYPE tk_payments_refunds_failed gauge\n"
                      "tk_payments_refunds_failed %ld\n",
                      pending, failed);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+    return n < 0 || (size_t)n >= sizeof(buf) ? NULL : tk_mem_strdup(buf);
 }
 
 static void sleep_ms(int ms)
