@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/log.h"
 #include "tk/pg.h"
@@ -70,25 +71,15 @@ int tk_prune_processed(PGconn *c, const char *projection, int64_t keep_offsets, 
     return rc;
 }
 
-static int64_t env_or(const char *name, int64_t fallback)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    return v && *v && end && *end == '\0' && n >= 0 ? (int64_t)n : fallback;
-}
-
 void tk_prune_tick(PGconn *c, const char *projection, int64_t *next_ms)
 {
     int64_t now = tk_mono_ms();
     if (c == NULL || now < *next_ms)
         return;
-    *next_ms = now + env_or("PROCESSED_EVENTS_PRUNE_MS", TK_PRUNE_EVERY_MS);
+    *next_ms = now + tk_cfg()->prune_every_ms;
     tk_err_t err = {0};
     int64_t deleted = 0;
-    if (tk_prune_processed(c, projection,
-                           env_or("PROCESSED_EVENTS_KEEP_OFFSETS", TK_PRUNE_KEEP_OFFSETS), &deleted,
-                           &err) != 0)
+    if (tk_prune_processed(c, projection, tk_cfg()->prune_keep_offsets, &deleted, &err) != 0)
         tk_log(TK_LOG_WARN, "projector", err.message,
                "\"projection\":\"%s\",\"note\":\"processed_events not pruned\"", projection);
     else if (deleted > 0)

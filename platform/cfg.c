@@ -6,9 +6,11 @@
 #include "tk/cfg.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 extern char **environ;
 
@@ -20,7 +22,8 @@ extern char **environ;
 static char kafka_names[KAFKA_CONFIG_MAX][128];
 static const char *kafka_pairs[2 * KAFKA_CONFIG_MAX + 1];
 
-static tk_cfg_t cfg = {
+/* The defaults, copied into cfg by each tk_cfg_load. */
+static const tk_cfg_t defaults = {
     .kafka_brokers = "127.0.0.1:19092",
     .database_url = "postgresql://postgres@127.0.0.1:15432/postgres",
     .stripe_api_base = "https://api.stripe.com",
@@ -54,7 +57,17 @@ static tk_cfg_t cfg = {
     .refund_backoff_max_ms = 300000,
     .kafka_config = kafka_pairs,
     .consistency_wait_ms = 2000,
+    .http_queue_max = 128,
+    .http_deadline_ms = 20000,
+    .sse_max_streams_per_user = 8,
+    .sse_max_streams_per_order = 4,
+    .pg_connect_timeout_s = 5,
+    .pg_statement_timeout_ms = 30000,
+    .prune_every_ms = 60000, /* backbone/include/tk/prune.h says why */
+    .prune_keep_offsets = 100000,
 };
+
+static tk_cfg_t cfg = defaults;
 
 /* Outside development a session key must be at least this long (HS256 wants 256 bits). */
 #define JWT_KEY_MIN 32
@@ -139,9 +152,44 @@ static int env_kafka_config(tk_err_t *err)
     return 0;
 }
 
+/* Connections stay below the descriptor limit, leaving room for databases, Kafka, files. */
+static int default_max_connections(void)
+{
+    struct rlimit rl;
+    long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? (long)rl.rlim_cur
+                   : 4096;
+    return (int)(fds - 128 < 16 ? 16 : fds - 128 > 4096 ? 4096 : fds - 128);
+}
+
+/* The bounds of the HTTP front and of every PostgreSQL connection. */
+static int load_bounds(tk_err_t *err)
+{
+    int rc;
+    cfg.http_max_connections = default_max_connections();
+    if ((rc = env_int("HTTP_QUEUE_MAX", 1, 100000, &cfg.http_queue_max, err)) ||
+        (rc = env_int("HTTP_DEADLINE_MS", 100, 3600000, &cfg.http_deadline_ms, err)) ||
+        (rc = env_int("HTTP_MAX_CONNECTIONS", 1, 1000000, &cfg.http_max_connections, err)))
+        return rc;
+    cfg.sse_max_streams = cfg.http_max_connections / 2 > 0 ? cfg.http_max_connections / 2 : 1;
+    if ((rc = env_int("SSE_MAX_STREAMS", 1, 1000000, &cfg.sse_max_streams, err)) ||
+        (rc = env_int("SSE_MAX_STREAMS_PER_USER", 1, 100000, &cfg.sse_max_streams_per_user, err)) ||
+        (rc = env_int("SSE_MAX_STREAMS_PER_ORDER", 1, 100000, &cfg.sse_max_streams_per_order,
+                      err)) ||
+        (rc = env_int("PG_CONNECT_TIMEOUT_S", 0, 3600, &cfg.pg_connect_timeout_s, err)) ||
+        (rc = env_int("PG_STATEMENT_TIMEOUT_MS", 0, 86400000, &cfg.pg_statement_timeout_ms, err)) ||
+        (rc = env_int("PROCESSED_EVENTS_PRUNE_MS", 0, 86400000, &cfg.prune_every_ms, err)) ||
+        (rc = env_int("PROCESSED_EVENTS_KEEP_OFFSETS", 0, 1 << 30, &cfg.prune_keep_offsets, err)))
+        return rc;
+    return 0;
+}
+
 int tk_cfg_load(unsigned need, tk_err_t *err)
 {
     int rc;
+    cfg = defaults;
+    if ((rc = load_bounds(err)) != 0)
+        return rc;
     if ((rc = env_instance_id(err)) || (rc = env_kafka_config(err)))
         return rc;
     env_str("KAFKA_BROKERS", &cfg.kafka_brokers);
@@ -202,8 +250,19 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
     return 0;
 }
 
+/* Without tk_cfg_load (some tests), the defaults that depend on the process still apply. */
+static void derive_defaults(void)
+{
+    if (cfg.http_max_connections == 0)
+        cfg.http_max_connections = default_max_connections();
+    if (cfg.sse_max_streams == 0)
+        cfg.sse_max_streams = cfg.http_max_connections / 2 > 0 ? cfg.http_max_connections / 2 : 1;
+}
+
 const tk_cfg_t *tk_cfg(void)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, derive_defaults);
     return &cfg;
 }
 

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -216,49 +215,17 @@ static void contract_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_setup_next_ostream(req, slot);
 }
 
-/* ---- limits from the environment ---- */
-
-static int env_limit(const char *name, int dflt, int lo, int hi, int *out, tk_err_t *err)
-{
-    const char *v = getenv(name);
-    *out = dflt;
-    if (v == NULL || *v == '\0')
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < lo || n > hi)
-        return tk_err_set(err, TK_EINVAL, name, "%s must be an integer in [%d, %d], got '%s'", name,
-                          lo, hi, v);
-    *out = (int)n;
-    return 0;
-}
-
-static int limits_load(struct tk_http_limits *l, tk_err_t *err)
-{
-    /* Connections stay below the descriptor limit, leaving room for databases, Kafka, files. */
-    struct rlimit rl;
-    long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                   ? (long)rl.rlim_cur
-                   : 4096;
-    int conns_default = (int)(fds - 128 < 16 ? 16 : fds - 128 > 4096 ? 4096 : fds - 128);
-    int rc;
-    if ((rc = env_limit("HTTP_QUEUE_MAX", 128, 1, 100000, &l->queue_max, err)) ||
-        (rc = env_limit("HTTP_DEADLINE_MS", 20000, 100, 3600000, &l->deadline_ms, err)) ||
-        (rc = env_limit("HTTP_MAX_CONNECTIONS", conns_default, 1, 1000000, &l->max_conns, err)) ||
-        (rc = env_limit("SSE_MAX_STREAMS", l->max_conns / 2 > 0 ? l->max_conns / 2 : 1, 1, 1000000,
-                        &l->sse_total, err)) ||
-        (rc = env_limit("SSE_MAX_STREAMS_PER_USER", 8, 1, 100000, &l->sse_per_user, err)) ||
-        (rc = env_limit("SSE_MAX_STREAMS_PER_ORDER", 4, 1, 100000, &l->sse_per_channel, err)))
-        return rc;
-    return 0;
-}
-
 tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err)
 {
-    struct tk_http_limits limits;
-    if (limits_load(&limits, err) != 0)
-        return NULL;
+    const tk_cfg_t *cfg = tk_cfg(); /* the limits, checked by tk_cfg_load */
+    struct tk_http_limits limits = {
+        .queue_max = cfg->http_queue_max,
+        .deadline_ms = cfg->http_deadline_ms,
+        .max_conns = cfg->http_max_connections,
+        .sse_total = cfg->sse_max_streams,
+        .sse_per_user = cfg->sse_max_streams_per_user,
+        .sse_per_channel = cfg->sse_max_streams_per_order,
+    };
     int bound = 0;
     int fd = listen_on(port, &bound, err);
     if (fd < 0)

@@ -107,7 +107,7 @@ struct background {
     pthread_t tid;
 };
 
-/* Bounds from the environment (read once by tk_http_server_new; README lists them). */
+/* Bounds from tk_cfg (copied by tk_http_server_new; README lists the variables). */
 struct tk_http_limits {
     int queue_max;       /* HTTP_QUEUE_MAX: queued requests per lane */
     int deadline_ms;     /* HTTP_DEADLINE_MS: from arrival to the answer of a worker route */

@@ -34,24 +34,12 @@
 
 #define MAX_PARAMS 16
 
-/* A non-negative integer from the environment, or @p dflt when unset or malformed. */
-static long env_long(const char *name, long dflt)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return dflt;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : dflt;
-}
-
 /* Appends the time bounds of every connection to @p keys/@p vals (at @p n); returns the new n.
  * @p buf holds the formatted values and must outlive the connect call. */
 static int add_bounds(const char **keys, const char **vals, int n, char buf[3][48])
 {
-    snprintf(buf[0], sizeof(buf[0]), "%ld", env_long("PG_CONNECT_TIMEOUT_S", 5));
-    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%ld",
-             env_long("PG_STATEMENT_TIMEOUT_MS", 30000));
+    snprintf(buf[0], sizeof(buf[0]), "%d", tk_cfg()->pg_connect_timeout_s);
+    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%d", tk_cfg()->pg_statement_timeout_ms);
     keys[n] = "connect_timeout";
     vals[n++] = buf[0];
     keys[n] = "options";
