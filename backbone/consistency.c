@@ -31,6 +31,7 @@
  * waiter removes waits; workers only push new ones at the head, so the waiter may walk the list
  * from a head it read under the lock while workers add more.
  */
+#include "tk/backoff.h"
 #include "tk/consistency.h"
 
 #include <errno.h>
@@ -424,8 +425,8 @@ struct listener {
     const char *context; /* borrowed from a model */
     PGconn *conn;        /* LISTENing, or NULL */
     int64_t retry_at;
-    int backoff;
-    bool recheck; /* (re)connected, or notified: look at its waits again */
+    tk_backoff_t backoff; /* reconnecting the LISTEN connection */
+    bool recheck;         /* (re)connected, or notified: look at its waits again */
     char dirty[MAX_LISTENERS][64];
     size_t ndirty;
 };
@@ -458,7 +459,7 @@ static struct listener *listener_of(const char *context)
     struct listener *l = &W.ls[W.nls++];
     memset(l, 0, sizeof(*l));
     l->context = context;
-    l->backoff = 100;
+    tk_backoff_init(&l->backoff, 100, RECONNECT_MAX_MS);
     return l;
 }
 
@@ -474,15 +475,15 @@ static void listener_connect(struct listener *l)
         c = NULL;
     }
     if (c == NULL) {
+        int wait = tk_backoff_next(&l->backoff);
         tk_log(TK_LOG_WARN, "consistency", "cannot listen, retrying",
                "\"context\":\"%s\",\"error\":\"%s\",\"retry_ms\":%d", l->context, err.message,
-               l->backoff);
-        l->retry_at = tk_mono_ms() + l->backoff;
-        l->backoff = l->backoff * 2 < RECONNECT_MAX_MS ? l->backoff * 2 : RECONNECT_MAX_MS;
+               wait);
+        l->retry_at = tk_mono_ms() + wait;
         return;
     }
     l->conn = c;
-    l->backoff = 100;
+    tk_backoff_reset(&l->backoff);
     l->recheck = true; /* commits while not listening went unannounced */
 }
 

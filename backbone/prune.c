@@ -36,36 +36,42 @@
 
 #define CHUNK "10000"
 
+/* Run @p sql (a DELETE of at most CHUNK rows) until it deletes nothing; adds to *@p total. */
+static int delete_chunks(PGconn *c, const char *sql, int nparams, const char *const *params,
+                         int64_t *total, tk_err_t *err)
+{
+    int64_t n = 0;
+    int rc = 0;
+    do {
+        rc = tk_pg_run(c, sql, nparams, params, &n, err);
+        *total += n;
+    } while (rc == 0 && n > 0);
+    return rc;
+}
+
 int tk_prune_processed(PGconn *c, const char *projection, int64_t keep_offsets, int64_t *deleted,
                        tk_err_t *err)
 {
     char keep[24];
-    int64_t total = 0, n = 0;
+    int64_t total = 0;
     int rc = 0;
     snprintf(keep, sizeof(keep), "%lld", (long long)keep_offsets);
     const char *params[] = {projection, keep};
-    do {
-        rc = tk_pg_run(c,
+    rc = delete_chunks(c,
                        "DELETE FROM processed_events WHERE ctid IN ("
                        " SELECT e.ctid FROM processed_events e JOIN projection_offsets o"
                        " ON o.projection = e.projection AND o.topic = e.topic"
                        " AND o.partition = e.partition"
                        " WHERE e.projection = $1 AND e.\"offset\" < o.next_offset - $2::bigint"
                        " LIMIT " CHUNK ")",
-                       2, params, &n, err);
-        total += n;
-    } while (rc == 0 && n > 0);
-    if (rc == 0) {
-        do {
-            rc = tk_pg_run(c,
+                       2, params, &total, err);
+    if (rc == 0)
+        rc = delete_chunks(c,
                            "DELETE FROM processed_events WHERE ctid IN ("
                            " SELECT ctid FROM processed_events WHERE projection = $1"
                            " AND \"offset\" IS NULL AND processed_at < now() - interval '7 days'"
                            " LIMIT " CHUNK ")",
-                           1, params, &n, err);
-            total += n;
-        } while (rc == 0 && n > 0);
-    }
+                           1, params, &total, err);
     if (deleted != NULL)
         *deleted = total;
     return rc;

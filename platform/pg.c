@@ -106,6 +106,15 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
     return connect_params(keys, vals, context, err);
 }
 
+int tk_pg_ensure(PGconn **conn, const char *context, tk_err_t *err)
+{
+    if (!tk_pg_broken(*conn))
+        return 0;
+    PQfinish(*conn);
+    *conn = tk_pg_connect(context, err);
+    return *conn != NULL ? 0 : (err != NULL ? err->code : TK_EUNAVAIL);
+}
+
 PGconn *tk_pg_connect_server(tk_err_t *err)
 {
     const char *keys[MAX_PARAMS] = {"dbname", "fallback_application_name"};
@@ -175,10 +184,9 @@ PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const 
     return checked(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
-int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
-              tk_err_t *err)
+/* The end of every tk_pg_run*: the code of a failed statement, or the rows it touched. */
+static int run_result(PGresult *res, int64_t *affected, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec(c, sql, nparams, params, err);
     if (res == NULL)
         return err ? err->code : TK_EINTERNAL;
     if (affected != NULL) {
@@ -187,6 +195,12 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
     }
     PQclear(res);
     return 0;
+}
+
+int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
+              tk_err_t *err)
+{
+    return run_result(tk_pg_exec(c, sql, nparams, params, err), affected, err);
 }
 
 /* ---- prepared statements, per connection ---------------------------------------------------- */
@@ -275,15 +289,7 @@ PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const cha
 int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
                        int64_t *affected, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec_prepared(c, sql, nparams, params, err);
-    if (res == NULL)
-        return err ? err->code : TK_EINTERNAL;
-    if (affected != NULL) {
-        const char *t = PQcmdTuples(res);
-        *affected = *t ? strtoll(t, NULL, 10) : 0;
-    }
-    PQclear(res);
-    return 0;
+    return run_result(tk_pg_exec_prepared(c, sql, nparams, params, err), affected, err);
 }
 
 int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
@@ -291,11 +297,7 @@ int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
     /* PQexec returns the last statement's result, or the first failure's. */
-    PGresult *res = checked(c, PQexec(c, sql), err);
-    if (res == NULL)
-        return err ? err->code : TK_EINTERNAL;
-    PQclear(res);
-    return 0;
+    return run_result(checked(c, PQexec(c, sql), err), NULL, err);
 }
 
 int tk_pg_begin(PGconn *c, tk_err_t *err)

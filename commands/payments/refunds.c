@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/log.h"
@@ -198,12 +199,6 @@ static char *metrics(void *arg)
     return n < 0 || (size_t)n >= sizeof(buf) ? NULL : tk_mem_strdup(buf);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Settle charge attempts whose outcome stayed unknown (the client never came back): each under
  * its order's payment lock, only tried, so a request working on the order keeps it. */
 static void reconcile_stale(PGconn *db)
@@ -236,7 +231,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
     while (!atomic_load(stop)) {
         tk_err_t err = {0};
         if (db == NULL && (db = tk_pg_connect("payments", &err)) == NULL) {
-            sleep_ms(RECONNECT_MS);
+            tk_nap(RECONNECT_MS, NULL);
             continue;
         }
         tk_payment_refund_counts_t n;
@@ -254,7 +249,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
             db = NULL;
         }
         for (int waited = 0; waited < POLL_MS && !atomic_load(stop); waited += 100)
-            sleep_ms(100);
+            tk_nap(100, NULL);
     }
     PQfinish(db);
 }
