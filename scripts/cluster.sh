@@ -153,12 +153,7 @@ signal_wait() {
       pids+=("$pid")
     fi
   done
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    left=0
-    for pid in "${pids[@]}"; do if alive "$pid"; then left=1; fi; done
-    [ $left = 1 ] || break
-    sleep 0.1
-  done
+  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
   for pid in "${pids[@]}"; do
     if alive "$pid"; then
       err "pid $pid still running after ${STOP_TIMEOUT}s: SIGKILL"

@@ -527,12 +527,7 @@ stop_roles() {
     fi
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    left=0
-    for pid in "${pids[@]}"; do if alive "$pid"; then left=1; fi; done
-    [ $left = 1 ] || break
-    sleep 0.1
-  done
+  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
   for i in "${!pids[@]}"; do
     if alive "${pids[$i]}"; then
       err "${names[$i]} (pid ${pids[$i]}) still running after ${STOP_TIMEOUT}s: SIGKILL"

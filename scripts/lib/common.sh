@@ -10,6 +10,7 @@
 #   log_tail FILE [N]     the last N (25) lines of FILE on stderr, to explain a failure
 #   port_open PORT        true when something accepts TCP connections on 127.0.0.1:PORT
 #   alive PID             true when process PID exists and is not a zombie
+#   wait_gone SECONDS PID...   waits until none of the PIDs is alive, at most SECONDS
 # It changes no shell option and defines nothing else.
 
 say() { printf '%s: %s\n' "$TK_SCRIPT" "$*"; }
@@ -33,4 +34,15 @@ alive() {
   local st
   st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
   [ -n "$st" ] && [ "$st" != Z ]
+}
+
+wait_gone() { # seconds pid...
+  local limit=$1 i pid left
+  shift
+  for ((i = 0; i < limit * 10; i++)); do
+    left=0
+    for pid in "$@"; do if alive "$pid"; then left=1; fi; done
+    [ $left = 1 ] || return 0
+    sleep 0.1
+  done
 }
