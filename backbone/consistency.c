@@ -31,7 +31,6 @@
  * waiter removes waits; workers only push new ones at the head, so the waiter may walk the list
  * from a head it read under the lock while workers add more.
  */
-#include "tk/backoff.h"
 #include "tk/consistency.h"
 
 #include <errno.h>
@@ -47,6 +46,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/log.h"
 #include "tk/mem.h"
@@ -68,24 +68,13 @@ static bool kind_valid(char k)
     return k == TK_CONSISTENCY_USER || k == TK_CONSISTENCY_TICKET || k == TK_CONSISTENCY_ORDER;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void uuid_to_bytes(const char *id, unsigned char out[16])
 {
     size_t n = 0;
     for (const char *p = id; *p && n < 16; p++) {
         if (*p == '-')
             continue;
-        out[n++] = (unsigned char)(hexval(p[0]) << 4 | hexval(p[1]));
+        out[n++] = (unsigned char)(tk_hex_value(p[0]) << 4 | tk_hex_value(p[1]));
         p++;
     }
 }

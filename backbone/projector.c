@@ -42,7 +42,6 @@
  * backoff. The clock starts at the first RETRY of that offset; after tk_cfg()->gap_timeout_ms the
  * record is dead-lettered with "version gap" and an error log line, and the partition moves on.
  */
-#include "tk/backoff.h"
 #include "tk/projector.h"
 
 #include <stdbool.h>
@@ -51,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -250,22 +250,6 @@ static int read_offsets(tk_projector_t *p, rd_kafka_topic_partition_list_t *l, b
     return 0;
 }
 
-/* Bytes as a bytea literal in hex format ("\x...."). Owned. */
-static char *bytea_hex(const void *data, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *b = data;
-    char *s = tk_mem_alloc(len * 2 + 3);
-    s[0] = '\\';
-    s[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        s[2 + 2 * i] = digits[b[i] >> 4];
-        s[3 + 2 * i] = digits[b[i] & 15];
-    }
-    s[2 + 2 * len] = '\0';
-    return s;
-}
-
 /* Copy msg into out keeping printable ASCII only: error texts may quote a poison record's bytes,
  * and a text column refuses invalid UTF-8 (which would make the dead letter itself fail). */
 static void ascii_copy(char *out, size_t cap, const char *msg)
@@ -280,8 +264,8 @@ static int dead_letter(tk_projector_t *p, const part_t *t, const rd_kafka_messag
                        const char *error, int64_t first_seen_ms, tk_err_t *err)
 {
     char partition[16], offset[24], first_seen[TK_TIME_LEN + 1], why[512];
-    char *key = m->key ? bytea_hex(m->key, m->key_len) : NULL;
-    char *payload = m->payload ? bytea_hex(m->payload, m->len) : NULL;
+    char *key = m->key ? tk_pg_bytea_hex(m->key, m->key_len) : NULL;
+    char *payload = m->payload ? tk_pg_bytea_hex(m->payload, m->len) : NULL;
     snprintf(partition, sizeof(partition), "%d", (int)t->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     tk_time_format(first_seen_ms, first_seen);

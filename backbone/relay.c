@@ -65,7 +65,6 @@
  * check; that record then appears twice (consumers dedupe). A transactional producer shared by
  * the database's relays would close that gap (its init fences and aborts the dead one's batch).
  */
-#include "tk/backoff.h"
 #include "tk/relay.h"
 
 #include <jansson.h>
@@ -78,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"

@@ -48,7 +48,6 @@
  * would share the live sequence) and is refused; grants on the live tables are not copied; a
  * record at the target's last offset must be a data record (no transactional producers here).
  */
-#include "tk/backoff.h"
 #include "tk/replay.h"
 
 #include <stdarg.h>
@@ -57,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"

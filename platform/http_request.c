@@ -254,14 +254,6 @@ const char *tk_http_id_or_respond(tk_http_req_t *r, const char *name)
     return NULL;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Decodes %XX and '+' in place. */
 static void url_decode(char *s)
 {
@@ -269,8 +261,8 @@ static void url_decode(char *s)
     for (; *s; s++) {
         if (*s == '+') {
             *o++ = ' ';
-        } else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-            *o++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+        } else if (*s == '%' && tk_hex_value(s[1]) >= 0 && tk_hex_value(s[2]) >= 0) {
+            *o++ = (char)(tk_hex_value(s[1]) * 16 + tk_hex_value(s[2]));
             s += 2;
         } else {
             *o++ = *s;

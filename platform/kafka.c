@@ -34,7 +34,6 @@
  *
  * Logging: librdkafka's lines go through tk_log (component "rdkafka") so stderr stays JSON lines.
  */
-#include "tk/backoff.h"
 #include "tk/kafka.h"
 
 #include <stdbool.h>
@@ -42,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/log.h"

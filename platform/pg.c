@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "tk/cfg.h"
+#include "tk/mem.h"
 
 #define MAX_PARAMS 16
 
@@ -104,6 +105,21 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
     vals[n++] = "ticketing";
     add_bounds(keys, vals, n, buf);
     return connect_params(keys, vals, context, err);
+}
+
+char *tk_pg_bytea_hex(const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = data;
+    char *s = tk_mem_alloc(len * 2 + 3);
+    s[0] = '\\';
+    s[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        s[2 + 2 * i] = digits[b[i] >> 4];
+        s[3 + 2 * i] = digits[b[i] & 15];
+    }
+    s[2 + 2 * len] = '\0';
+    return s;
 }
 
 int tk_pg_ensure(PGconn **conn, const char *context, tk_err_t *err)

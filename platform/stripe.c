@@ -25,7 +25,6 @@
  * Secrets: the key is only put in the Authorization header; card tokens only in the form body.
  * Neither is copied into err. Nothing here logs: callers log once at their boundary.
  */
-#include "tk/backoff.h"
 #include "tk/stripe.h"
 
 #include <ctype.h>
@@ -42,6 +41,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"

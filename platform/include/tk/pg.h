@@ -121,6 +121,12 @@ bool tk_pg_retryable(const tk_err_t *err);
 bool tk_pg_broken(const PGconn *c);
 
 /**
+ * @brief @p len bytes of @p data as a bytea literal in hex format ("\\x0a1b..."), for a text
+ *        parameter of a bytea column. Ownership: owned, free with free(); @p data borrowed.
+ */
+char *tk_pg_bytea_hex(const void *data, size_t len);
+
+/**
  * @brief Keep *@p conn usable: when it is NULL or broken (tk_pg_broken), close it and connect
  *        to @p context's database again (tk_pg_connect).
  * @return 0 with *@p conn connected; else the code of the failed connect, *@p conn NULL.
