@@ -12,6 +12,7 @@
  * broker that does not answer leaves its lines out and adds tk_metrics_source_up{source=...} 0.
  */
 #include "app.h"
+#include "tk/backoff.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
@@ -157,10 +158,7 @@ static void *main_loop(void *arg)
     struct tk_app_metrics *m = arg;
     while (!tk_app_stop) {
         sample(m);
-        for (int slept = 0; slept < SAMPLE_MS && !tk_app_stop; slept += 100) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        tk_nap(SAMPLE_MS, &tk_app_stop);
     }
     return NULL;
 }
@@ -184,7 +182,7 @@ tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_conte
         return NULL; /* no broker handle: /metrics keeps the HTTP gauges only */
     }
     pthread_mutex_init(&m->mu, NULL);
-    tk_http_metrics_source(srv, text_of, m);
+    tk_http_metrics(srv, text_of, m);
     pthread_create(&m->thread, NULL, main_loop, m);
     return m;
 }

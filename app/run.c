@@ -7,6 +7,7 @@
  */
 #include "app.h"
 #include "expiration.h"
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/consistency.h"
 #include "tk/log.h"
@@ -20,18 +21,15 @@
 static void *expiration_main(void *arg)
 {
     (void)arg;
-    int delay_ms = 200;
+    tk_backoff_t delay;
+    tk_backoff_init(&delay, 200, 5000);
     while (!tk_app_stop) {
         tk_err_t err = {0};
         if (tk_expiration_run(&tk_app_stop, &err) == 0)
             continue;
         tk_log(TK_LOG_WARN, "run", "expiration scheduler failed, restarting", "\"error\":\"%s\"",
                err.message);
-        for (int slept = 0; slept < delay_ms && !tk_app_stop; slept += 100) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+        tk_nap(tk_backoff_next(&delay), &tk_app_stop);
     }
     return NULL;
 }

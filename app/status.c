@@ -96,12 +96,7 @@ static const wm_t *watermarks(status_t *s, const char *topic, int32_t partition)
     if (rd_kafka_query_watermark_offsets(s->rk, topic, partition, &w.low, &w.high, TIMEOUT_MS) !=
         RD_KAFKA_RESP_ERR_NO_ERROR)
         return NULL;
-    if (s->nwms == s->capwms) {
-        s->capwms = s->capwms ? s->capwms * 2 : 32;
-        s->wms = realloc(s->wms, s->capwms * sizeof(*s->wms));
-        if (s->wms == NULL)
-            abort();
-    }
+    s->wms = tk_mem_grow(s->wms, &s->capwms, s->nwms + 1, sizeof(*s->wms));
     w.topic = tk_mem_strdup(topic);
     s->wms[s->nwms] = w;
     return &s->wms[s->nwms++];
@@ -184,12 +179,7 @@ static proj_t *proj_add(status_t *s, const char *context, const char *name)
     for (size_t i = 0; i < s->nprojs; i++)
         if (strcmp(s->projs[i].context, context) == 0 && strcmp(s->projs[i].name, name) == 0)
             return &s->projs[i];
-    if (s->nprojs == s->capprojs) {
-        s->capprojs = s->capprojs ? s->capprojs * 2 : 16;
-        s->projs = realloc(s->projs, s->capprojs * sizeof(*s->projs));
-        if (s->projs == NULL)
-            abort();
-    }
+    s->projs = tk_mem_grow(s->projs, &s->capprojs, s->nprojs + 1, sizeof(*s->projs));
     proj_t *p = &s->projs[s->nprojs++];
     memset(p, 0, sizeof(*p));
     p->context = context;

@@ -22,6 +22,7 @@
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"
+#include "tk/pg.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -52,15 +53,7 @@ static json_t *bytes_json(const void *data, size_t len)
     json_t *s = json_stringn(data, len);
     if (s != NULL)
         return s;
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *b = data;
-    char *hex = tk_mem_alloc(len * 2 + 3);
-    hex[0] = '\\';
-    hex[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        hex[2 + 2 * i] = digits[b[i] >> 4];
-        hex[3 + 2 * i] = digits[b[i] & 15];
-    }
+    char *hex = tk_pg_bytea_hex(data, len); /* not UTF-8: shown as bytea would be */
     s = json_stringn(hex, len * 2 + 2);
     free(hex);
     return s;

@@ -5,6 +5,7 @@
  * started before its dependencies comes up by itself.
  */
 #include "app.h"
+#include "tk/backoff.h"
 #include "tk/log.h"
 #include "tk/mem.h"
 #include "tk/relay.h"
@@ -26,23 +27,17 @@ struct tk_app_workers {
     size_t n;
 };
 
-static void backoff(int *delay_ms)
-{
-    for (int slept = 0; slept < *delay_ms && !tk_app_stop; slept += 100)
-        usleep(100 * 1000);
-    *delay_ms = *delay_ms < 5000 ? *delay_ms * 2 : 5000;
-}
-
 static void *job_main(void *arg)
 {
     struct job *j = arg;
-    int delay = 200;
+    tk_backoff_t delay;
+    tk_backoff_init(&delay, 200, 5000);
     while (!tk_app_stop) {
         tk_err_t err = {0};
         if (j->spec == NULL) {
             tk_relay_t *relay = tk_relay_new(j->ctx->name, &err);
             if (relay != NULL) {
-                delay = 200;
+                tk_backoff_reset(&delay);
                 tk_relay_run(relay, &tk_app_stop);
                 tk_relay_free(relay);
                 continue;
@@ -50,7 +45,7 @@ static void *job_main(void *arg)
         } else {
             tk_projector_t *p = tk_projector_new(j->spec, &err);
             if (p != NULL) {
-                delay = 200;
+                tk_backoff_reset(&delay);
                 tk_projector_run(p, &tk_app_stop);
                 tk_projector_free(p);
                 continue;
@@ -59,7 +54,7 @@ static void *job_main(void *arg)
         tk_log(TK_LOG_WARN, "workers", "cannot start, retrying",
                "\"context\":\"%s\",\"component\":\"%s\",\"error\":\"%s\"", j->ctx->name,
                j->spec ? j->spec->name : "relay", err.message);
-        backoff(&delay);
+        tk_nap(tk_backoff_next(&delay), &tk_app_stop);
     }
     return NULL;
 }

@@ -46,6 +46,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/log.h"
 #include "tk/mem.h"
@@ -67,24 +68,13 @@ static bool kind_valid(char k)
     return k == TK_CONSISTENCY_USER || k == TK_CONSISTENCY_TICKET || k == TK_CONSISTENCY_ORDER;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void uuid_to_bytes(const char *id, unsigned char out[16])
 {
     size_t n = 0;
     for (const char *p = id; *p && n < 16; p++) {
         if (*p == '-')
             continue;
-        out[n++] = (unsigned char)(hexval(p[0]) << 4 | hexval(p[1]));
+        out[n++] = (unsigned char)(tk_hex_value(p[0]) << 4 | tk_hex_value(p[1]));
         p++;
     }
 }
@@ -424,8 +414,8 @@ struct listener {
     const char *context; /* borrowed from a model */
     PGconn *conn;        /* LISTENing, or NULL */
     int64_t retry_at;
-    int backoff;
-    bool recheck; /* (re)connected, or notified: look at its waits again */
+    tk_backoff_t backoff; /* reconnecting the LISTEN connection */
+    bool recheck;         /* (re)connected, or notified: look at its waits again */
     char dirty[MAX_LISTENERS][64];
     size_t ndirty;
 };
@@ -458,7 +448,7 @@ static struct listener *listener_of(const char *context)
     struct listener *l = &W.ls[W.nls++];
     memset(l, 0, sizeof(*l));
     l->context = context;
-    l->backoff = 100;
+    tk_backoff_init(&l->backoff, 100, RECONNECT_MAX_MS);
     return l;
 }
 
@@ -474,15 +464,15 @@ static void listener_connect(struct listener *l)
         c = NULL;
     }
     if (c == NULL) {
+        int wait = tk_backoff_next(&l->backoff);
         tk_log(TK_LOG_WARN, "consistency", "cannot listen, retrying",
                "\"context\":\"%s\",\"error\":\"%s\",\"retry_ms\":%d", l->context, err.message,
-               l->backoff);
-        l->retry_at = tk_mono_ms() + l->backoff;
-        l->backoff = l->backoff * 2 < RECONNECT_MAX_MS ? l->backoff * 2 : RECONNECT_MAX_MS;
+               wait);
+        l->retry_at = tk_mono_ms() + wait;
         return;
     }
     l->conn = c;
-    l->backoff = 100;
+    tk_backoff_reset(&l->backoff);
     l->recheck = true; /* commits while not listening went unannounced */
 }
 

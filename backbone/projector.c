@@ -50,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -176,47 +177,31 @@ static void part_pause(tk_projector_t *p, part_t *t, bool pause)
 
 static int ensure_conn(tk_projector_t *p, tk_err_t *err)
 {
-    if (!tk_pg_broken(p->conn))
-        return 0;
-    PQfinish(p->conn);
-    p->conn = tk_pg_connect(p->context, err);
-    return p->conn ? 0 : (err ? err->code : TK_EUNAVAIL);
+    return tk_pg_ensure(&p->conn, p->context, err);
 }
 
-/* "{"a","b"}": a text[] literal of topic names (Kafka topic names need no escaping). */
-static char *text_array(const rd_kafka_topic_partition_list_t *l)
+/* The column of a partition list that pg_array writes. */
+enum { COL_TOPIC, COL_PARTITION, COL_OFFSET };
+
+/* A PostgreSQL array literal of one column of @p l: "{"a","b"}" (text[]: Kafka topic names need
+ * no escaping), "{0,1}" (integer[]), "{5,7}" (bigint[]). Owned, free with free(). */
+static char *pg_array(const rd_kafka_topic_partition_list_t *l, int col)
 {
     size_t cap = 3, len = 0;
     for (int i = 0; i < l->cnt; i++)
-        cap += strlen(l->elems[i].topic) + 3;
+        cap += col == COL_TOPIC ? strlen(l->elems[i].topic) + 3 : 22;
     char *s = tk_mem_alloc(cap);
     s[len++] = '{';
-    for (int i = 0; i < l->cnt; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%s\"%s\"", i ? "," : "", l->elems[i].topic);
-    snprintf(s + len, cap - len, "}");
-    return s;
-}
-
-static char *int_array(const rd_kafka_topic_partition_list_t *l)
-{
-    size_t cap = (size_t)l->cnt * 12 + 3, len = 0;
-    char *s = tk_mem_alloc(cap);
-    s[len++] = '{';
-    for (int i = 0; i < l->cnt; i++)
-        len +=
-            (size_t)snprintf(s + len, cap - len, "%s%d", i ? "," : "", (int)l->elems[i].partition);
-    snprintf(s + len, cap - len, "}");
-    return s;
-}
-
-static char *offset_array(const rd_kafka_topic_partition_list_t *l)
-{
-    size_t cap = (size_t)l->cnt * 22 + 3, len = 0;
-    char *s = tk_mem_alloc(cap);
-    s[len++] = '{';
-    for (int i = 0; i < l->cnt; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%s%lld", i ? "," : "",
-                                (long long)l->elems[i].offset);
+    for (int i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &l->elems[i];
+        const char *sep = i ? "," : "";
+        if (col == COL_TOPIC)
+            len += (size_t)snprintf(s + len, cap - len, "%s\"%s\"", sep, e->topic);
+        else
+            len += (size_t)snprintf(s + len, cap - len, "%s%lld", sep,
+                                    col == COL_PARTITION ? (long long)e->partition
+                                                         : (long long)e->offset);
+    }
     snprintf(s + len, cap - len, "}");
     return s;
 }
@@ -237,7 +222,7 @@ static int read_offsets(tk_projector_t *p, rd_kafka_topic_partition_list_t *l, b
         l->elems[i].offset = NO_OFFSET;
     if (l->cnt == 0)
         return 0;
-    char *topics = text_array(l), *partitions = int_array(l);
+    char *topics = pg_array(l, COL_TOPIC), *partitions = pg_array(l, COL_PARTITION);
     const char *params[] = {p->name, topics, partitions};
     PGresult *res =
         tk_pg_exec_prepared(p->conn,
@@ -265,22 +250,6 @@ static int read_offsets(tk_projector_t *p, rd_kafka_topic_partition_list_t *l, b
     return 0;
 }
 
-/* Bytes as a bytea literal in hex format ("\x...."). Owned. */
-static char *bytea_hex(const void *data, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *b = data;
-    char *s = tk_mem_alloc(len * 2 + 3);
-    s[0] = '\\';
-    s[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        s[2 + 2 * i] = digits[b[i] >> 4];
-        s[3 + 2 * i] = digits[b[i] & 15];
-    }
-    s[2 + 2 * len] = '\0';
-    return s;
-}
-
 /* Copy msg into out keeping printable ASCII only: error texts may quote a poison record's bytes,
  * and a text column refuses invalid UTF-8 (which would make the dead letter itself fail). */
 static void ascii_copy(char *out, size_t cap, const char *msg)
@@ -295,8 +264,8 @@ static int dead_letter(tk_projector_t *p, const part_t *t, const rd_kafka_messag
                        const char *error, int64_t first_seen_ms, tk_err_t *err)
 {
     char partition[16], offset[24], first_seen[TK_TIME_LEN + 1], why[512];
-    char *key = m->key ? bytea_hex(m->key, m->key_len) : NULL;
-    char *payload = m->payload ? bytea_hex(m->payload, m->len) : NULL;
+    char *key = m->key ? tk_pg_bytea_hex(m->key, m->key_len) : NULL;
+    char *payload = m->payload ? tk_pg_bytea_hex(m->payload, m->len) : NULL;
     snprintf(partition, sizeof(partition), "%d", (int)t->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     tk_time_format(first_seen_ms, first_seen);
@@ -381,7 +350,8 @@ static int store_offsets(tk_projector_t *p, tk_err_t *err)
                 p->parts[i].pos;
     int rc = 0;
     if (l->cnt > 0) {
-        char *topics = text_array(l), *partitions = int_array(l), *nexts = offset_array(l);
+        char *topics = pg_array(l, COL_TOPIC), *partitions = pg_array(l, COL_PARTITION),
+             *nexts = pg_array(l, COL_OFFSET);
         const char *params[] = {p->name, topics, partitions, nexts};
         rc = tk_pg_run_prepared(p->conn,
                                 "INSERT INTO projection_offsets (projection, topic, partition, "
@@ -753,18 +723,10 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
     return rc;
 }
 
-static void nap(int ms, volatile int *stop)
-{
-    for (int left = ms; left > 0 && !*stop; left -= 100) {
-        int slice = left < 100 ? left : 100;
-        struct timespec ts = {0, (long)slice * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
 int tk_projector_run(tk_projector_t *p, volatile int *stop)
 {
-    int backoff_ms = 0;
+    tk_backoff_t backoff;
+    tk_backoff_init(&backoff, 100, 5000);
     int64_t prune_at = 0;
     tk_log(TK_LOG_INFO, "projector", "started", "\"group\":\"%s\"", p->group);
     while (!*stop) {
@@ -773,14 +735,14 @@ int tk_projector_run(tk_projector_t *p, volatile int *stop)
         int applied = 0;
         int rc = tk_projector_poll_once(p, 500, &applied, &err);
         if (rc == 0) {
-            backoff_ms = 0;
+            tk_backoff_reset(&backoff);
             continue;
         }
-        backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 100;
+        int backoff_ms = tk_backoff_next(&backoff);
         tk_log(TK_LOG_WARN, "projector", err.message,
                "\"group\":\"%s\",\"code\":\"%s\",\"retry_ms\":%d", p->group, tk_err_name(rc),
                backoff_ms);
-        nap(backoff_ms, stop);
+        tk_nap(backoff_ms, stop);
     }
     tk_log(TK_LOG_INFO, "projector", "stopped", "\"group\":\"%s\"", p->group);
     return 0;

@@ -29,53 +29,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/log.h"
 #include "tk/pg.h"
 
 #define CHUNK "10000"
 
+/* Run @p sql (a DELETE of at most CHUNK rows) until it deletes nothing; adds to *@p total. */
+static int delete_chunks(PGconn *c, const char *sql, int nparams, const char *const *params,
+                         int64_t *total, tk_err_t *err)
+{
+    int64_t n = 0;
+    int rc = 0;
+    do {
+        rc = tk_pg_run(c, sql, nparams, params, &n, err);
+        *total += n;
+    } while (rc == 0 && n > 0);
+    return rc;
+}
+
 int tk_prune_processed(PGconn *c, const char *projection, int64_t keep_offsets, int64_t *deleted,
                        tk_err_t *err)
 {
     char keep[24];
-    int64_t total = 0, n = 0;
+    int64_t total = 0;
     int rc = 0;
     snprintf(keep, sizeof(keep), "%lld", (long long)keep_offsets);
     const char *params[] = {projection, keep};
-    do {
-        rc = tk_pg_run(c,
+    rc = delete_chunks(c,
                        "DELETE FROM processed_events WHERE ctid IN ("
                        " SELECT e.ctid FROM processed_events e JOIN projection_offsets o"
                        " ON o.projection = e.projection AND o.topic = e.topic"
                        " AND o.partition = e.partition"
                        " WHERE e.projection = $1 AND e.\"offset\" < o.next_offset - $2::bigint"
                        " LIMIT " CHUNK ")",
-                       2, params, &n, err);
-        total += n;
-    } while (rc == 0 && n > 0);
-    if (rc == 0) {
-        do {
-            rc = tk_pg_run(c,
+                       2, params, &total, err);
+    if (rc == 0)
+        rc = delete_chunks(c,
                            "DELETE FROM processed_events WHERE ctid IN ("
                            " SELECT ctid FROM processed_events WHERE projection = $1"
                            " AND \"offset\" IS NULL AND processed_at < now() - interval '7 days'"
                            " LIMIT " CHUNK ")",
-                           1, params, &n, err);
-            total += n;
-        } while (rc == 0 && n > 0);
-    }
+                           1, params, &total, err);
     if (deleted != NULL)
         *deleted = total;
     return rc;
-}
-
-static int64_t env_or(const char *name, int64_t fallback)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    return v && *v && end && *end == '\0' && n >= 0 ? (int64_t)n : fallback;
 }
 
 void tk_prune_tick(PGconn *c, const char *projection, int64_t *next_ms)
@@ -83,12 +82,10 @@ void tk_prune_tick(PGconn *c, const char *projection, int64_t *next_ms)
     int64_t now = tk_mono_ms();
     if (c == NULL || now < *next_ms)
         return;
-    *next_ms = now + env_or("PROCESSED_EVENTS_PRUNE_MS", TK_PRUNE_EVERY_MS);
+    *next_ms = now + tk_cfg()->prune_every_ms;
     tk_err_t err = {0};
     int64_t deleted = 0;
-    if (tk_prune_processed(c, projection,
-                           env_or("PROCESSED_EVENTS_KEEP_OFFSETS", TK_PRUNE_KEEP_OFFSETS), &deleted,
-                           &err) != 0)
+    if (tk_prune_processed(c, projection, tk_cfg()->prune_keep_offsets, &deleted, &err) != 0)
         tk_log(TK_LOG_WARN, "projector", err.message,
                "\"projection\":\"%s\",\"note\":\"processed_events not pruned\"", projection);
     else if (deleted > 0)

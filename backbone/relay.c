@@ -77,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -136,12 +137,9 @@ void tk_relay_free(tk_relay_t *r)
 
 static int ensure_conn(tk_relay_t *r, tk_err_t *err)
 {
-    if (!tk_pg_broken(r->conn))
-        return 0;
-    PQfinish(r->conn);
-    r->locked = false;
-    r->conn = tk_pg_connect(r->context, err);
-    return r->conn ? 0 : (err ? err->code : TK_EUNAVAIL);
+    if (tk_pg_broken(r->conn))
+        r->locked = false; /* the lock, if held, goes with the session */
+    return tk_pg_ensure(&r->conn, r->context, err);
 }
 
 /* Take the relay lock if this session does not hold it yet; LISTEN once it does. */
@@ -590,19 +588,6 @@ int tk_relay_drain_once(tk_relay_t *r, int *published, tk_err_t *err)
     return rc;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Sleep up to ms in short slices so *stop is honoured promptly. */
-static void nap(int ms, volatile int *stop)
-{
-    for (int left = ms; left > 0 && !*stop; left -= 100)
-        sleep_ms(left < 100 ? left : 100);
-}
-
 /* Wait for a NOTIFY on the relay connection, at most ms; returns early on *stop. */
 static void wait_notify(tk_relay_t *r, int ms, volatile int *stop)
 {
@@ -626,7 +611,8 @@ static void wait_notify(tk_relay_t *r, int ms, volatile int *stop)
 
 int tk_relay_run(tk_relay_t *r, volatile int *stop)
 {
-    int backoff_ms = 0;
+    tk_backoff_t backoff;
+    tk_backoff_init(&backoff, 250, 10000);
     bool standby_logged = false;
     tk_log(TK_LOG_INFO, "relay", "started", "\"context\":\"%s\"", r->context);
     while (!*stop) {
@@ -644,7 +630,7 @@ int tk_relay_run(tk_relay_t *r, volatile int *stop)
                     tk_log(TK_LOG_INFO, "relay", "standby: another relay holds the lock",
                            "\"context\":\"%s\"", r->context);
                 standby_logged = true;
-                nap(WAIT_MS, stop);
+                tk_nap(WAIT_MS, stop);
                 continue;
             }
             if (rc == 0 && !was_locked) {
@@ -658,14 +644,14 @@ int tk_relay_run(tk_relay_t *r, volatile int *stop)
             tk_log(TK_LOG_DEBUG, "relay", "published", "\"context\":\"%s\",\"count\":%d",
                    r->context, published);
         if (rc != 0) {
-            backoff_ms = backoff_ms ? (backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2) : 250;
+            int backoff_ms = tk_backoff_next(&backoff);
             tk_log(TK_LOG_WARN, "relay", err.message,
                    "\"context\":\"%s\",\"code\":\"%s\",\"retry_ms\":%d", r->context,
                    tk_err_name(rc), backoff_ms);
-            nap(backoff_ms, stop);
+            tk_nap(backoff_ms, stop);
             continue;
         }
-        backoff_ms = 0;
+        tk_backoff_reset(&backoff);
         wait_notify(r, WAIT_MS, stop);
     }
     tk_log(TK_LOG_INFO, "relay", "stopped", "\"context\":\"%s\"", r->context);

@@ -57,6 +57,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"
@@ -91,8 +92,8 @@ typedef struct replay {
     PGconn *ctl; /* locks, compares, swaps; default search_path */
     PGconn *rep; /* applies; search_path replay_<name>, public */
     rd_kafka_t *rk;
-    rpart_t *parts;
-    size_t nparts;
+    rpart_t *parts; /* tk_mem_grow */
+    size_t nparts, capparts;
     char schema[64];
     char replaced[64];
     const char *phase;
@@ -145,12 +146,6 @@ static int run_owned(PGconn *c, char *sql, tk_err_t *err)
 static bool stopped(const replay_t *r)
 {
     return r->opts.stop != NULL && *r->opts.stop;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void progress(replay_t *r, const char *phase, bool force)
@@ -211,9 +206,7 @@ static int load_partitions(replay_t *r, tk_err_t *err)
         int n = 0;
         if ((rc = topic_partitions(r, topic, &n, err)) != 0)
             return rc;
-        r->parts = realloc(r->parts, (r->nparts + (size_t)n) * sizeof(*r->parts));
-        if (r->parts == NULL)
-            abort();
+        r->parts = tk_mem_grow(r->parts, &r->capparts, r->nparts + (size_t)n, sizeof(*r->parts));
         for (int p = 0; p < n; p++) {
             rpart_t *x = &r->parts[r->nparts++];
             memset(x, 0, sizeof(*x));
@@ -867,7 +860,7 @@ static int settle(replay_t *r, tk_err_t *err)
         if (stopped(r))
             return tk_err_set(err, TK_EINTERNAL, "stop", "interrupted");
         progress(r, "wait-live", false);
-        nap_ms(200);
+        tk_nap(200, NULL);
     }
 }
 

@@ -15,15 +15,12 @@ json_t *ev_expiration_complete_to_json(const ev_expiration_complete_t *e)
     return ev__object("orderId", ev__str(e->order_id), NULL);
 }
 
+static const ev__field_t complete_fields[] = {
+    EV__F_UUID(ev_expiration_complete_t, "orderId", order_id),
+};
+
 int ev_expiration_complete_from_json(const json_t *data, ev_expiration_complete_t *out,
                                      tk_err_t *err)
 {
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, complete_fields, out, err);
 }

@@ -67,35 +67,33 @@ int ev__get_string(const json_t *obj, const char *key, const char *path, char *o
     return 0;
 }
 
-int ev__get_uuid(const json_t *obj, const char *key, const char *path, char out[TK_UUID_LEN + 1],
-                 tk_err_t *err)
+/* A string member of exactly @p len bytes that @p valid accepts, copied with its NUL. */
+static int fixed_member(const json_t *obj, const char *key, const char *path, size_t want,
+                        bool (*valid)(const char *), const char *what, char *out, tk_err_t *err)
 {
     const char *s = NULL;
     size_t len = 0;
     int rc = string_member(obj, key, path, &s, &len, err);
     if (rc != 0)
         return rc;
-    if (len != TK_UUID_LEN || !tk_uuid_valid(s))
-        return tk_err_set(err, TK_EINVAL, path, "%s must be a UUID", path);
-    memcpy(out, s, TK_UUID_LEN + 1);
+    if (len != want || !valid(s))
+        return tk_err_set(err, TK_EINVAL, path, "%s must be %s", path, what);
+    memcpy(out, s, want + 1);
     return 0;
+}
+
+int ev__get_uuid(const json_t *obj, const char *key, const char *path, char out[TK_UUID_LEN + 1],
+                 tk_err_t *err)
+{
+    return fixed_member(obj, key, path, TK_UUID_LEN, tk_uuid_valid, "a UUID", out, err);
 }
 
 int ev__get_time(const json_t *obj, const char *key, const char *path, char out[TK_TIME_LEN + 1],
                  tk_err_t *err)
 {
-    const char *s = NULL;
-    size_t len = 0;
-    int rc = string_member(obj, key, path, &s, &len, err);
-    if (rc != 0)
-        return rc;
-    if (len != TK_TIME_LEN || !ev__time_valid(s))
-        return tk_err_set(err, TK_EINVAL, path,
-                          "%s must be an RFC 3339 UTC time with milliseconds "
-                          "(YYYY-MM-DDTHH:MM:SS.mmmZ)",
-                          path);
-    memcpy(out, s, TK_TIME_LEN + 1);
-    return 0;
+    return fixed_member(obj, key, path, TK_TIME_LEN, ev__time_valid,
+                        "an RFC 3339 UTC time with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)", out,
+                        err);
 }
 
 int ev__get_int(const json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
@@ -142,6 +140,43 @@ int ev__get_object(const json_t *obj, const char *key, const char *path, const j
         return rc;
     *out = v;
     return 0;
+}
+
+int ev__decode(const json_t *data, const ev__field_t *fields, size_t nfields, void *out,
+               size_t out_size, tk_err_t *err)
+{
+    memset(out, 0, out_size);
+    int rc = ev__want_object(data, "data", err);
+    for (size_t i = 0; rc == 0 && i < nfields; i++) {
+        const ev__field_t *f = &fields[i];
+        const json_t *obj = data;
+        if (f->in != NULL && (rc = ev__get_object(data, f->in, f->in, &obj, err)) != 0)
+            break;
+        char *at = (char *)out + f->offset;
+        int64_t n = 0;
+        switch (f->kind) {
+        case EV__K_UUID:
+            rc = ev__get_uuid(obj, f->key, f->path, at, err);
+            break;
+        case EV__K_TIME:
+            rc = ev__get_time(obj, f->key, f->path, at, err);
+            break;
+        case EV__K_STRING:
+            rc = ev__get_string(obj, f->key, f->path, at, f->size, (size_t)f->min, err);
+            break;
+        case EV__K_INT:
+        case EV__K_PRICE:
+            rc = f->kind == EV__K_INT ? ev__get_int(obj, f->key, f->path, f->min, f->max, &n, err)
+                                      : ev__get_price(obj, f->key, f->path, &n, err);
+            if (rc == 0)
+                memcpy(at, &n, sizeof(n));
+            break;
+        case EV__K_READ:
+            rc = f->read(obj, at, err);
+            break;
+        }
+    }
+    return rc;
 }
 
 static int two_digits(const char *s)

@@ -55,6 +55,74 @@ int ev__get_price(const json_t *obj, const char *key, const char *path, int64_t 
 int ev__get_object(const json_t *obj, const char *key, const char *path, const json_t **out,
                    tk_err_t *err);
 
+/* ---- reading an event's data by a table of its members ---- */
+
+typedef enum ev__kind {
+    EV__K_UUID,   /* ev__get_uuid into char[TK_UUID_LEN + 1] */
+    EV__K_TIME,   /* ev__get_time into char[TK_TIME_LEN + 1] */
+    EV__K_STRING, /* ev__get_string into char[size], at least min bytes */
+    EV__K_INT,    /* ev__get_int into int64_t, in [min, max] */
+    EV__K_PRICE,  /* ev__get_price into int64_t cents */
+    EV__K_READ,   /* read(obj, at, err): a member with its own rule (an enum name, ...) */
+} ev__kind_t;
+
+/* One member of an event's data and where its value goes in the typed struct. */
+typedef struct ev__field {
+    const char *in;   /* NULL: a member of data; else of data's object member @p in ("ticket") */
+    const char *key;  /* the member's name */
+    const char *path; /* its name in errors: key, or "ticket.id" */
+    ev__kind_t kind;
+    size_t offset; /* offsetof the typed struct's member */
+    size_t size;   /* EV__K_STRING: the buffer's size */
+    int64_t min, max;
+    int (*read)(const json_t *obj, void *at, tk_err_t *err); /* EV__K_READ */
+} ev__field_t;
+
+#define EV__F_UUID(type, key_, member)                                                             \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_UUID, .offset = offsetof(type, member)            \
+    }
+#define EV__F_TIME(type, key_, member)                                                             \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_TIME, .offset = offsetof(type, member)            \
+    }
+#define EV__F_STRING(type, key_, member, min_len)                                                  \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_STRING, .offset = offsetof(type, member),         \
+        .size = sizeof(((type *)0)->member), .min = (min_len)                                      \
+    }
+#define EV__F_INT(type, key_, member, lo, hi)                                                      \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_INT, .offset = offsetof(type, member),            \
+        .min = (lo), .max = (hi)                                                                   \
+    }
+#define EV__F_PRICE(type, key_, member)                                                            \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_PRICE, .offset = offsetof(type, member)           \
+    }
+/* A member of the object member @p in_ of data, e.g. ticket.id. */
+#define EV__F_IN(in_, path_, kind_, type, key_, member)                                            \
+    {                                                                                              \
+        .in = in_, .key = key_, .path = path_, .kind = kind_, .offset = offsetof(type, member)     \
+    }
+#define EV__F_READ(type, key_, member, fn)                                                         \
+    {                                                                                              \
+        .key = key_, .path = key_, .kind = EV__K_READ, .offset = offsetof(type, member),           \
+        .read = fn                                                                                 \
+    }
+
+/**
+ * @brief Clear *@p out, then read @p data (which must be an object) member by member as the
+ *        table @p fields says, in its order: the first failure is the error.
+ * @return 0, or TK_EINVAL with @p err naming the member; *@p out is then partly filled.
+ */
+int ev__decode(const json_t *data, const ev__field_t *fields, size_t nfields, void *out,
+               size_t out_size, tk_err_t *err);
+
+/* ev__decode with the table's and the output's sizes: EV__DECODE(data, fields, out, err). */
+#define EV__DECODE(data, fields, out, err)                                                         \
+    ev__decode((data), (fields), sizeof(fields) / sizeof((fields)[0]), (out), sizeof(*(out)), (err))
+
 /**
  * @brief True when @p s is a timestamp exactly as tk_time_format writes it,
  *        "YYYY-MM-DDTHH:MM:SS.mmmZ", with a real calendar date (no Feb 30, no leap second).

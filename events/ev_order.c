@@ -50,37 +50,33 @@ json_t *ev_order_created_to_json(const ev_order_created_t *o)
                       "expiresAt", ev__str(o->expires_at), "ticket", ticket, NULL);
 }
 
+/* A name longer than the buffer is not a status either: report both as one error. */
+static int status_read(const json_t *data, void *at, tk_err_t *err)
+{
+    char status[24];
+    ev_order_status_t st;
+    if (ev__get_string(data, "status", "status", status, sizeof(status), 1, err) != 0 ||
+        ev_order_status_parse(status, &st) != 0)
+        return tk_err_set(err, TK_EINVAL, "status",
+                          "status must be one of created, cancelled, awaiting:payment, complete");
+    memcpy(at, &st, sizeof(st));
+    return 0;
+}
+
+static const ev__field_t created_fields[] = {
+    EV__F_UUID(ev_order_created_t, "id", id),
+    EV__F_INT(ev_order_created_t, "version", version, 0, 0),
+    EV__F_READ(ev_order_created_t, "status", status, status_read),
+    EV__F_UUID(ev_order_created_t, "userId", user_id),
+    EV__F_TIME(ev_order_created_t, "expiresAt", expires_at),
+    EV__F_IN("ticket", "ticket.id", EV__K_UUID, ev_order_created_t, "id", ticket.id),
+    EV__F_IN("ticket", "ticket.price", EV__K_PRICE, ev_order_created_t, "price",
+             ticket.price_cents),
+};
+
 int ev_order_created_from_json(const json_t *data, ev_order_created_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    const json_t *ticket = NULL;
-    char status[24];
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_int(data, "version", "version", 0, 0, &out->version, err)) != 0)
-        goto out;
-    /* A name longer than the buffer is not a status either: report both as one error. */
-    if (ev__get_string(data, "status", "status", status, sizeof(status), 1, err) != 0 ||
-        ev_order_status_parse(status, &out->status) != 0) {
-        rc = tk_err_set(err, TK_EINVAL, "status",
-                        "status must be one of created, cancelled, awaiting:payment, complete");
-        goto out;
-    }
-    if ((rc = ev__get_uuid(data, "userId", "userId", out->user_id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_time(data, "expiresAt", "expiresAt", out->expires_at, err)) != 0)
-        goto out;
-    if ((rc = ev__get_object(data, "ticket", "ticket", &ticket, err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(ticket, "id", "ticket.id", out->ticket.id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_price(ticket, "price", "ticket.price", &out->ticket.price_cents, err)) != 0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, created_fields, out, err);
 }
 
 static json_t *ref_to_json(const ev_order_ref_t *o)
@@ -91,23 +87,15 @@ static json_t *ref_to_json(const ev_order_ref_t *o)
                       ev__object("id", ev__str(o->ticket.id), NULL), NULL);
 }
 
+static const ev__field_t ref_fields[] = {
+    EV__F_UUID(ev_order_ref_t, "id", id),
+    EV__F_INT(ev_order_ref_t, "version", version, 1, INT64_MAX),
+    EV__F_IN("ticket", "ticket.id", EV__K_UUID, ev_order_ref_t, "id", ticket.id),
+};
+
 static int ref_from_json(const json_t *data, ev_order_ref_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    const json_t *ticket = NULL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_int(data, "version", "version", 1, INT64_MAX, &out->version, err)) != 0)
-        goto out;
-    if ((rc = ev__get_object(data, "ticket", "ticket", &ticket, err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(ticket, "id", "ticket.id", out->ticket.id, err)) != 0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, ref_fields, out, err);
 }
 
 json_t *ev_order_cancelled_to_json(const ev_order_ref_t *o)

@@ -17,21 +17,15 @@ json_t *ev_payment_created_to_json(const ev_payment_created_t *p)
                       ev__str(p->stripe_id), NULL);
 }
 
+static const ev__field_t created_fields[] = {
+    EV__F_UUID(ev_payment_created_t, "id", id),
+    EV__F_UUID(ev_payment_created_t, "orderId", order_id),
+    EV__F_STRING(ev_payment_created_t, "stripeId", stripe_id, 1),
+};
+
 int ev_payment_created_from_json(const json_t *data, ev_payment_created_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_string(data, "stripeId", "stripeId", out->stripe_id, sizeof(out->stripe_id),
-                             1, err)) != 0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, created_fields, out, err);
 }
 
 json_t *ev_payment_refunded_to_json(const ev_payment_refunded_t *p)
@@ -42,24 +36,16 @@ json_t *ev_payment_refunded_to_json(const ev_payment_refunded_t *p)
                       ev__str(p->stripe_id), "reason", ev__str(p->reason), NULL);
 }
 
+static const ev__field_t refunded_fields[] = {
+    EV__F_UUID(ev_payment_refunded_t, "id", id),
+    EV__F_UUID(ev_payment_refunded_t, "orderId", order_id),
+    EV__F_STRING(ev_payment_refunded_t, "stripeId", stripe_id, 1),
+    EV__F_STRING(ev_payment_refunded_t, "reason", reason, 1),
+};
+
 int ev_payment_refunded_from_json(const json_t *data, ev_payment_refunded_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_string(data, "stripeId", "stripeId", out->stripe_id, sizeof(out->stripe_id),
-                             1, err)) != 0)
-        goto out;
-    if ((rc = ev__get_string(data, "reason", "reason", out->reason, sizeof(out->reason), 1, err)) !=
-        0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, refunded_fields, out, err);
 }
 
 json_t *ev_payment_expired_to_json(const ev_payment_expired_t *p)
@@ -69,14 +55,11 @@ json_t *ev_payment_expired_to_json(const ev_payment_expired_t *p)
     return ev__object("orderId", ev__str(p->order_id), NULL);
 }
 
+static const ev__field_t expired_fields[] = {
+    EV__F_UUID(ev_payment_expired_t, "orderId", order_id),
+};
+
 int ev_payment_expired_from_json(const json_t *data, ev_payment_expired_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err)) != 0)
-        goto out;
-out:
-    return rc;
+    return EV__DECODE(data, expired_fields, out, err);
 }

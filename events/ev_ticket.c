@@ -28,27 +28,16 @@ static json_t *ticket_to_json(const ev_ticket_t *t)
 }
 
 /* The members both events share; version bounds differ. */
-static int ticket_from_json(const json_t *data, int64_t min_version, int64_t max_version,
-                            ev_ticket_t *out, tk_err_t *err)
-{
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_int(data, "version", "version", min_version, max_version, &out->version,
-                          err)) != 0)
-        goto out;
-    if ((rc = ev__get_string(data, "title", "title", out->title, sizeof(out->title), 1, err)) != 0)
-        goto out;
-    if ((rc = ev__get_price(data, "price", "price", &out->price_cents, err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "userId", "userId", out->user_id, err)) != 0)
-        goto out;
-out:
-    return rc;
-}
+#define TICKET_FIELDS(min_version, max_version)                                                    \
+    {                                                                                              \
+        EV__F_UUID(ev_ticket_t, "id", id),                                                         \
+            EV__F_INT(ev_ticket_t, "version", version, min_version, max_version),                  \
+            EV__F_STRING(ev_ticket_t, "title", title, 1),                                          \
+            EV__F_PRICE(ev_ticket_t, "price", price_cents),                                        \
+            EV__F_UUID(ev_ticket_t, "userId", user_id),                                            \
+    }
+static const ev__field_t created_fields[] = TICKET_FIELDS(0, 0);
+static const ev__field_t updated_fields[] = TICKET_FIELDS(1, INT64_MAX);
 
 json_t *ev_ticket_created_to_json(const ev_ticket_t *t)
 {
@@ -57,7 +46,7 @@ json_t *ev_ticket_created_to_json(const ev_ticket_t *t)
 
 int ev_ticket_created_from_json(const json_t *data, ev_ticket_t *out, tk_err_t *err)
 {
-    int rc = ticket_from_json(data, 0, 0, out, err);
+    int rc = EV__DECODE(data, created_fields, out, err);
     if (rc == 0 && ev__has(data, "orderId"))
         rc = tk_err_set(err, TK_EINVAL, "orderId", "orderId must be absent: a new ticket is free");
     return rc;
@@ -70,7 +59,7 @@ json_t *ev_ticket_updated_to_json(const ev_ticket_t *t)
 
 int ev_ticket_updated_from_json(const json_t *data, ev_ticket_t *out, tk_err_t *err)
 {
-    int rc = ticket_from_json(data, 1, INT64_MAX, out, err);
+    int rc = EV__DECODE(data, updated_fields, out, err);
     if (rc == 0 && ev__has(data, "orderId"))
         rc = ev__get_uuid(data, "orderId", "orderId", out->order_id, err);
     return rc;

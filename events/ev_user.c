@@ -17,23 +17,19 @@ json_t *ev_user_registered_to_json(const ev_user_registered_t *e)
     return ev__object("id", ev__str(e->id), "email", ev__str(e->email), NULL);
 }
 
+static const ev__field_t registered_fields[] = {
+    EV__F_UUID(ev_user_registered_t, "id", id),
+    EV__F_STRING(ev_user_registered_t, "email", email, 3),
+};
+
 int ev_user_registered_from_json(const json_t *data, ev_user_registered_t *out, tk_err_t *err)
 {
-    int rc = 0;
-    memset(out, 0, sizeof(*out));
-    if ((rc = ev__want_object(data, "data", err)) != 0)
-        goto out;
-    if ((rc = ev__get_uuid(data, "id", "id", out->id, err)) != 0)
-        goto out;
-    if ((rc = ev__get_string(data, "email", "email", out->email, sizeof(out->email), 3, err)) != 0)
-        goto out;
+    int rc = EV__DECODE(data, registered_fields, out, err);
+    if (rc != 0)
+        return rc;
     const char *at = strchr(out->email, '@');
-    if (at == NULL || at == out->email || at[1] == '\0' || strchr(at + 1, '@') != NULL) {
-        rc = tk_err_set(err, TK_EINVAL, "email",
-                        "email must hold exactly one '@' between two "
-                        "non-empty parts");
-        goto out;
-    }
-out:
-    return rc;
+    if (at == NULL || at == out->email || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+        return tk_err_set(err, TK_EINVAL, "email",
+                          "email must hold exactly one '@' between two non-empty parts");
+    return 0;
 }

@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/log.h"
@@ -92,15 +93,26 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return 0;
 }
 
+/* conf_set for each name, value of the NULL-ended @p pairs (NULL: none); stops at a failure. */
+static int conf_set_pairs(rd_kafka_conf_t *conf, const char *const *pairs, tk_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && pairs != NULL && pairs[i] != NULL && pairs[i + 1] != NULL; i += 2)
+        rc = conf_set(conf, pairs[i], pairs[i + 1], err);
+    return rc;
+}
+
 /* A conf with the settings every handle shares; NULL on error. */
 static rd_kafka_conf_t *base_conf(tk_err_t *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* socket.nagle.disable: small records both ways, Nagle would hold each for an ACK
+     * (freshness) */
+    static const char *const shared[] = {
+        "client.id", "ticketing", "log.connection.close", "false", "socket.nagle.disable",
+        "true",      NULL};
     if (conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, err) ||
-        conf_set(conf, "client.id", "ticketing", err) ||
-        conf_set(conf, "log.connection.close", "false", err) ||
-        /* small records both ways: Nagle would hold each for an ACK (freshness) */
-        conf_set(conf, "socket.nagle.disable", "true", err)) {
+        conf_set_pairs(conf, shared, err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -166,11 +178,22 @@ static rd_kafka_t *producer_new(const char *transactional_id, tk_err_t *err)
     rd_kafka_conf_t *conf = base_conf(err);
     if (conf == NULL)
         return NULL;
-    if (conf_set(conf, "enable.idempotence", "true", err) || conf_set(conf, "acks", "all", err) ||
-        conf_set(conf, "partitioner", "murmur2_random", err) ||
-        conf_set(conf, "linger.ms", "5", err) ||
-        conf_set(conf, "queue.buffering.max.kbytes", "65536", err) ||
-        conf_set(conf, "queue.buffering.max.messages", "100000", err) ||
+    static const char *const producer[] = {
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "partitioner",
+        "murmur2_random",
+        "linger.ms",
+        "5",
+        "queue.buffering.max.kbytes",
+        "65536",
+        "queue.buffering.max.messages",
+        "100000",
+        NULL,
+    };
+    if (conf_set_pairs(conf, producer, err) ||
         conf_set(conf, "message.timeout.ms", transactional_id ? "10000" : "30000", err) ||
         (transactional_id != NULL && (conf_set(conf, "transactional.id", transactional_id, err) ||
                                       conf_set(conf, "transaction.timeout.ms", "10000", err)))) {
@@ -207,21 +230,27 @@ static rd_kafka_t *consumer_new(const char *group_id, bool member, tk_kafka_reba
     rd_kafka_conf_t *conf = base_conf(err);
     if (conf == NULL)
         return NULL;
-    if (conf_set(conf, "group.id", group_id, err) ||
-        conf_set(conf, "enable.auto.commit", "false", err) ||
-        conf_set(conf, "enable.auto.offset.store", "false", err) ||
-        conf_set(conf, "auto.offset.reset", "earliest", err) ||
-        conf_set(conf, "isolation.level", "read_committed", err) ||
-        conf_set(conf, "session.timeout.ms", "10000", err) ||
-        conf_set(conf, "heartbeat.interval.ms", "1000", err)) {
+    static const char *const consumer[] = {
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "auto.offset.reset",
+        "earliest",
+        "isolation.level",
+        "read_committed",
+        "session.timeout.ms",
+        "10000",
+        "heartbeat.interval.ms",
+        "1000",
+        NULL,
+    };
+    /* The caller's settings last: they override ours. */
+    if (conf_set(conf, "group.id", group_id, err) || conf_set_pairs(conf, consumer, err) ||
+        conf_set_pairs(conf, settings, err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    for (size_t i = 0; settings != NULL && settings[i] != NULL && settings[i + 1] != NULL; i += 2)
-        if (conf_set(conf, settings[i], settings[i + 1], err)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
     if (member && tk_cfg()->instance_id != NULL &&
         conf_set(conf, "group.instance.id", tk_cfg()->instance_id, err)) {
         rd_kafka_conf_destroy(conf);
@@ -302,8 +331,7 @@ static int wait_for_leaders(rd_kafka_t *rk, const char *const *names, size_t n, 
         if (tk_mono_ms() >= deadline)
             return tk_err_set(err, TK_EUNAVAIL, "",
                               "topics created but without leaders after %d ms", timeout_ms);
-        struct timespec nap = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
-        nanosleep(&nap, NULL);
+        tk_nap(100, NULL);
     }
 }
 

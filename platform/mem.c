@@ -1,8 +1,10 @@
 /*
- * mem.c - aborting allocation wrappers. An allocation failure prints one line and aborts.
+ * mem.c - aborting allocation wrappers, and growable arrays. An allocation failure prints one
+ * line and aborts.
  */
 #include "tk/mem.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,4 +44,20 @@ char *tk_mem_strndup(const char *s, size_t n)
     if (p == NULL)
         oom(n);
     return p;
+}
+
+void *tk_mem_grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return p;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    if (size != 0 && n > SIZE_MAX / size)
+        oom(SIZE_MAX);
+    void *q = realloc(p, size != 0 ? n * size : 1);
+    if (q == NULL)
+        oom(n * size);
+    *cap = n;
+    return q;
 }

@@ -31,27 +31,16 @@
 #include <string.h>
 
 #include "tk/cfg.h"
+#include "tk/mem.h"
 
 #define MAX_PARAMS 16
-
-/* A non-negative integer from the environment, or @p dflt when unset or malformed. */
-static long env_long(const char *name, long dflt)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return dflt;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : dflt;
-}
 
 /* Appends the time bounds of every connection to @p keys/@p vals (at @p n); returns the new n.
  * @p buf holds the formatted values and must outlive the connect call. */
 static int add_bounds(const char **keys, const char **vals, int n, char buf[3][48])
 {
-    snprintf(buf[0], sizeof(buf[0]), "%ld", env_long("PG_CONNECT_TIMEOUT_S", 5));
-    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%ld",
-             env_long("PG_STATEMENT_TIMEOUT_MS", 30000));
+    snprintf(buf[0], sizeof(buf[0]), "%d", tk_cfg()->pg_connect_timeout_s);
+    snprintf(buf[1], sizeof(buf[1]), "-c statement_timeout=%d", tk_cfg()->pg_statement_timeout_ms);
     keys[n] = "connect_timeout";
     vals[n++] = buf[0];
     keys[n] = "options";
@@ -116,6 +105,30 @@ PGconn *tk_pg_connect(const char *context, tk_err_t *err)
     vals[n++] = "ticketing";
     add_bounds(keys, vals, n, buf);
     return connect_params(keys, vals, context, err);
+}
+
+char *tk_pg_bytea_hex(const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = data;
+    char *s = tk_mem_alloc(len * 2 + 3);
+    s[0] = '\\';
+    s[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        s[2 + 2 * i] = digits[b[i] >> 4];
+        s[3 + 2 * i] = digits[b[i] & 15];
+    }
+    s[2 + 2 * len] = '\0';
+    return s;
+}
+
+int tk_pg_ensure(PGconn **conn, const char *context, tk_err_t *err)
+{
+    if (!tk_pg_broken(*conn))
+        return 0;
+    PQfinish(*conn);
+    *conn = tk_pg_connect(context, err);
+    return *conn != NULL ? 0 : (err != NULL ? err->code : TK_EUNAVAIL);
 }
 
 PGconn *tk_pg_connect_server(tk_err_t *err)
@@ -187,10 +200,9 @@ PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const 
     return checked(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
-int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
-              tk_err_t *err)
+/* The end of every tk_pg_run*: the code of a failed statement, or the rows it touched. */
+static int run_result(PGresult *res, int64_t *affected, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec(c, sql, nparams, params, err);
     if (res == NULL)
         return err ? err->code : TK_EINTERNAL;
     if (affected != NULL) {
@@ -199,6 +211,12 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
     }
     PQclear(res);
     return 0;
+}
+
+int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params, int64_t *affected,
+              tk_err_t *err)
+{
+    return run_result(tk_pg_exec(c, sql, nparams, params, err), affected, err);
 }
 
 /* ---- prepared statements, per connection ---------------------------------------------------- */
@@ -287,15 +305,7 @@ PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const cha
 int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
                        int64_t *affected, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec_prepared(c, sql, nparams, params, err);
-    if (res == NULL)
-        return err ? err->code : TK_EINTERNAL;
-    if (affected != NULL) {
-        const char *t = PQcmdTuples(res);
-        *affected = *t ? strtoll(t, NULL, 10) : 0;
-    }
-    PQclear(res);
-    return 0;
+    return run_result(tk_pg_exec_prepared(c, sql, nparams, params, err), affected, err);
 }
 
 int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
@@ -303,11 +313,7 @@ int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
     /* PQexec returns the last statement's result, or the first failure's. */
-    PGresult *res = checked(c, PQexec(c, sql), err);
-    if (res == NULL)
-        return err ? err->code : TK_EINTERNAL;
-    PQclear(res);
-    return 0;
+    return run_result(checked(c, PQexec(c, sql), err), NULL, err);
 }
 
 int tk_pg_begin(PGconn *c, tk_err_t *err)

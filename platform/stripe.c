@@ -41,6 +41,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
@@ -340,15 +341,6 @@ out:
     return out;
 }
 
-static void sleep_ms(int ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* The retry loop around attempt_once. *attempts accumulates over calls (charge makes two). */
 static int stripe_call(const tk_stripe_options_t *o, const char *path, const char *form,
                        const char *key, json_t **doc, int *attempts, tk_err_t *err)
@@ -371,7 +363,7 @@ static int stripe_call(const tk_stripe_options_t *o, const char *path, const cha
         int wait = tk_stripe_backoff_ms(o, n, seed >> 8);
         if (retry_after > wait)
             wait = retry_after < o->backoff_max_ms ? retry_after : o->backoff_max_ms;
-        sleep_ms(wait);
+        tk_nap(wait, NULL);
     }
 }
 
@@ -394,6 +386,40 @@ static bool key_ok(const char *key)
 
 /* ------------------------------------------------------------------ charge and refund */
 
+/* @p opts, or the configuration's options (tk_stripe_options_default) written to @p dflt. */
+static const tk_stripe_options_t *options_or_default(const tk_stripe_options_t *opts,
+                                                     tk_stripe_options_t *dflt)
+{
+    if (opts != NULL)
+        return opts;
+    tk_stripe_options_default(dflt);
+    return dflt;
+}
+
+/* The id of the object Stripe created (@p what, for the error), copied into @p out. */
+static int created_id(json_t *doc, const char *what, char *out, size_t size, tk_err_t *err)
+{
+    const char *id = object_id(doc);
+    if (id == NULL)
+        return tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe %s without an id", what);
+    copy_str(out, size, id);
+    return 0;
+}
+
+/* Fill @p out from a PaymentIntent object. false when it has no usable id. */
+static bool intent_fill(json_t *pi, tk_stripe_charge_t *out)
+{
+    const char *id = object_id(pi);
+    if (id == NULL)
+        return false;
+    copy_str(out->id, sizeof(out->id), id);
+    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(pi, "status")));
+    copy_str(out->currency, sizeof(out->currency),
+             json_string_value(json_object_get(pi, "currency")));
+    out->amount = (int64_t)json_integer_value(json_object_get(pi, "amount"));
+    return true;
+}
+
 int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req_t *req,
                      tk_stripe_charge_t *out, tk_err_t *err)
 {
@@ -406,10 +432,7 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
     memset(out, 0, sizeof(*out));
     if (err == NULL)
         err = &local;
-    if (opts == NULL) {
-        tk_stripe_options_default(&defaults);
-        opts = &defaults;
-    }
+    opts = options_or_default(opts, &defaults);
     if (req->amount <= 0)
         return tk_err_set(err, TK_EINVAL, "amount", "amount must be > 0");
     if (req->currency == NULL || *req->currency == '\0')
@@ -427,12 +450,8 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
         rc = stripe_call(opts, "/v1/payment_methods", form.buf, pm_key, &doc, &out->attempts, err);
         if (rc != 0)
             goto out;
-        const char *id = object_id(doc);
-        if (id == NULL) {
-            rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe payment method without an id");
+        if ((rc = created_id(doc, "payment method", pm, sizeof(pm), err)) != 0)
             goto out;
-        }
-        copy_str(pm, sizeof(pm), id);
         json_decref(doc);
         doc = NULL;
         free(form.buf);
@@ -452,17 +471,11 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
                      &out->attempts, err);
     if (rc != 0)
         goto out;
-    const char *id = object_id(doc);
-    const char *status = json_string_value(json_object_get(doc, "status"));
-    if (id == NULL) {
+    if (!intent_fill(doc, out)) {
         rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe payment intent without an id");
         goto out;
     }
-    copy_str(out->id, sizeof(out->id), id);
-    copy_str(out->status, sizeof(out->status), status);
-    copy_str(out->currency, sizeof(out->currency),
-             json_string_value(json_object_get(doc, "currency")));
-    out->amount = (int64_t)json_integer_value(json_object_get(doc, "amount"));
+    const char *status = json_string_value(json_object_get(doc, "status"));
     if (status != NULL &&
         (strcmp(status, "requires_action") == 0 || strcmp(status, "requires_confirmation") == 0 ||
          strcmp(status, "requires_source_action") == 0)) {
@@ -491,10 +504,7 @@ int tk_stripe_refund(const tk_stripe_options_t *opts, const tk_stripe_refund_req
     memset(out, 0, sizeof(*out));
     if (err == NULL)
         err = &local;
-    if (opts == NULL) {
-        tk_stripe_options_default(&defaults);
-        opts = &defaults;
-    }
+    opts = options_or_default(opts, &defaults);
     if (req->payment_intent == NULL || *req->payment_intent == '\0')
         return tk_err_set(err, TK_EINVAL, "payment_intent", "a payment intent is required");
     if (!key_ok(req->idempotency_key))
@@ -509,12 +519,8 @@ int tk_stripe_refund(const tk_stripe_options_t *opts, const tk_stripe_refund_req
         stripe_call(opts, "/v1/refunds", form.buf, req->idempotency_key, &doc, &out->attempts, err);
     if (rc != 0)
         goto out;
-    const char *id = object_id(doc);
-    if (id == NULL) {
-        rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe refund without an id");
+    if ((rc = created_id(doc, "refund", out->id, sizeof(out->id), err)) != 0)
         goto out;
-    }
-    copy_str(out->id, sizeof(out->id), id);
     copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(doc, "status")));
 out:
     json_decref(doc);
@@ -523,20 +529,6 @@ out:
 }
 
 /* ------------------------------------------------------------------ reconciliation */
-
-/* Fill @p out from a PaymentIntent object. false when it has no usable id. */
-static bool intent_fill(json_t *pi, tk_stripe_charge_t *out)
-{
-    const char *id = object_id(pi);
-    if (id == NULL)
-        return false;
-    copy_str(out->id, sizeof(out->id), id);
-    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(pi, "status")));
-    copy_str(out->currency, sizeof(out->currency),
-             json_string_value(json_object_get(pi, "currency")));
-    out->amount = (int64_t)json_integer_value(json_object_get(pi, "amount"));
-    return true;
-}
 
 int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_id,
                           tk_stripe_charge_t *out, tk_err_t *err)
@@ -547,10 +539,7 @@ int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_i
     char path[512], query[128];
     int attempts = 0;
     memset(out, 0, sizeof(*out));
-    if (opts == NULL) {
-        tk_stripe_options_default(&defaults);
-        opts = &defaults;
-    }
+    opts = options_or_default(opts, &defaults);
     /* Only a UUID goes into the search query: nothing can escape its quotes. */
     if (attempt_id == NULL || strlen(attempt_id) != TK_UUID_LEN || !tk_uuid_valid(attempt_id))
         return tk_err_set(err, TK_EINVAL, "attempt_id", "attempt id must be a UUID");

@@ -30,6 +30,9 @@ umask 022
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # shellcheck source-path=SCRIPTDIR source=lib/kraft.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/kraft.sh"
+TK_SCRIPT=cluster
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BASE="${CLUSTER_PORT_BASE:-$((TK_KAFKA_PORT + 300))}"
 NODES=(1 2 3)
@@ -37,26 +40,6 @@ DIR="$TK_VAR/cluster"
 START_TIMEOUT=240
 STOP_TIMEOUT=30
 
-say() { printf 'cluster: %s\n' "$*"; }
-err() { printf 'cluster: ERROR: %s\n' "$*" >&2; }
-die() { err "$*"; exit 1; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-log_tail() { # file [lines]
-  if [ -s "$1" ]; then
-    printf -- '---- last lines of %s ----\n' "$1" >&2
-    tail -n "${2:-20}" "$1" >&2
-    printf -- '----\n' >&2
-  fi
-}
-
-alive() {
-  local st
-  st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ]
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 port_of() { echo $((BASE + $1)); }
 cport_of() { echo $((BASE + 10 + $1)); }
@@ -170,12 +153,7 @@ signal_wait() {
       pids+=("$pid")
     fi
   done
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    left=0
-    for pid in "${pids[@]}"; do if alive "$pid"; then left=1; fi; done
-    [ $left = 1 ] || break
-    sleep 0.1
-  done
+  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
   for pid in "${pids[@]}"; do
     if alive "$pid"; then
       err "pid $pid still running after ${STOP_TIMEOUT}s: SIGKILL"

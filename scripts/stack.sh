@@ -27,31 +27,9 @@ STOP_TIMEOUT=30
 KAFKA_DIR="$TK_VAR/kafka"
 STRIPE_DIR="$TK_VAR/stripe"
 
-say() { printf 'stack: %s\n' "$*"; }
-err() { printf 'stack: ERROR: %s\n' "$*" >&2; }
-die() { err "$*"; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-# Shows the end of a log file on stderr, to explain a failure.
-log_tail() { # file [lines]
-  if [ -s "$1" ]; then
-    printf -- '---- last lines of %s ----\n' "$1" >&2
-    tail -n "${2:-25}" "$1" >&2
-    printf -- '----\n' >&2
-  else
-    printf 'stack: (no log at %s)\n' "$1" >&2
-  fi
-}
-
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# True when process $1 exists and is not a zombie.
-alive() {
-  local st
-  st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ]
-}
+TK_SCRIPT=stack
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
 
@@ -106,6 +84,30 @@ kill_wait() {
 # ---- PostgreSQL -----------------------------------------------------------------------------------
 PG_ROOT=""     # the cluster's folder: data/, run/ (unix socket), postgres.log
 PG_DATA=""
+
+# service_stop LABEL PID_FN PIDFILE COMM: stop the process PID_FN finds (ours), forget its pid file.
+service_stop() {
+  local label=$1 pid_fn=$2 pidfile=$3 comm=$4 pid
+  if ! pid=$("$pid_fn"); then
+    rm -f "$pidfile"
+    say "$label: not running"
+    return 0
+  fi
+  say "$label: stopping (pid $pid)"
+  kill_wait "$pid" "$comm" || return 1
+  rm -f "$pidfile"
+  say "$label: stopped"
+}
+
+# service_failed LOG PID COMM PIDFILE MESSAGE: a start that did not answer: say why, show its
+# log, stop what was launched; returns 1.
+service_failed() {
+  err "$5"
+  log_tail "$1"
+  kill_wait "$2" "$3" || true
+  rm -f "$4"
+  return 1
+}
 
 # Runs a command as the postgres OS user (PostgreSQL refuses to run as root), from / so that a cwd
 # the postgres user cannot read (e.g. under /root) does not break pg_ctl's own path lookup.
@@ -376,25 +378,11 @@ kafka_wait() {
     fi
     sleep 0.25
   done
-  err "kafka: no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)"
-  log_tail "$KAFKA_DIR/server.log"
-  kill_wait "$KAFKA_PID" kafka || true
-  rm -f "$KAFKA_PIDFILE"
-  return 1
+  service_failed "$KAFKA_DIR/server.log" "$KAFKA_PID" kafka "$KAFKA_PIDFILE" \
+    "kafka: no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)"
 }
 
-kafka_stop() {
-  local pid
-  if ! pid=$(kafka_pid); then
-    rm -f "$KAFKA_PIDFILE"
-    say "kafka: not running"
-    return 0
-  fi
-  say "kafka: stopping (pid $pid)"
-  kill_wait "$pid" kafka || return 1
-  rm -f "$KAFKA_PIDFILE"
-  say "kafka: stopped"
-}
+kafka_stop() { service_stop kafka kafka_pid "$KAFKA_PIDFILE" kafka; }
 
 kafka_status() {
   local pid
@@ -464,25 +452,11 @@ stripe_wait() {
     fi
     sleep 0.2
   done
-  err "stripe: no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s"
-  log_tail "$STRIPE_DIR/stripe-mock.log"
-  kill_wait "$STRIPE_PID" stripe-mock || true
-  rm -f "$STRIPE_PIDFILE"
-  return 1
+  service_failed "$STRIPE_DIR/stripe-mock.log" "$STRIPE_PID" stripe-mock "$STRIPE_PIDFILE" \
+    "stripe: no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s"
 }
 
-stripe_stop() {
-  local pid
-  if ! pid=$(stripe_pid); then
-    rm -f "$STRIPE_PIDFILE"
-    say "stripe: not running"
-    return 0
-  fi
-  say "stripe: stopping (pid $pid)"
-  kill_wait "$pid" stripe-mock || return 1
-  rm -f "$STRIPE_PIDFILE"
-  say "stripe: stopped"
-}
+stripe_stop() { service_stop stripe stripe_pid "$STRIPE_PIDFILE" stripe-mock; }
 
 stripe_status() {
   local pid

@@ -100,26 +100,9 @@ ROLES=(
   "expire||expire"
 )
 
-say() { printf 'topology: %s\n' "$*"; }
-err() { printf 'topology: ERROR: %s\n' "$*" >&2; }
-die() { err "$*"; exit 1; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-log_tail() { # file [lines]
-  if [ -s "$1" ]; then
-    printf -- '---- last lines of %s ----\n' "$1" >&2
-    tail -n "${2:-20}" "$1" >&2
-    printf -- '----\n' >&2
-  fi
-}
-
-alive() {
-  local st
-  st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ]
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+TK_SCRIPT=topology
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # pid_of ROLE: the pid in ROLE's pid file when that process is still the one we started (its
 # command line contains the signature recorded next to it: the whole command line, or for nginx,
@@ -544,12 +527,7 @@ stop_roles() {
     fi
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    left=0
-    for pid in "${pids[@]}"; do if alive "$pid"; then left=1; fi; done
-    [ $left = 1 ] || break
-    sleep 0.1
-  done
+  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
   for i in "${!pids[@]}"; do
     if alive "${pids[$i]}"; then
       err "${names[$i]} (pid ${pids[$i]}) still running after ${STOP_TIMEOUT}s: SIGKILL"

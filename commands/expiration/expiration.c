@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ev_catalog.h"
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
 #include "tk/log.h"
@@ -178,21 +179,14 @@ void tk_expiration__txn_abort(rd_kafka_t *producer, bool *open)
     }
 }
 
-/* Sleep @p *delay_ms in slices so that a stop request is seen quickly, then double it. */
-static void backoff(volatile int *stop, int *delay_ms)
-{
-    for (int slept = 0; slept < *delay_ms && !*stop; slept += 100)
-        usleep(100 * 1000);
-    *delay_ms = *delay_ms < 2500 ? *delay_ms * 2 : 5000;
-}
-
 typedef int (*stage_fn)(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err);
 
 /* Run lives of @p fn until *stop. */
 static void stage_loop(const char *name, stage_fn fn, const tk_expiration__cfg_t *cfg,
                        volatile int *stop)
 {
-    int delay = 200;
+    tk_backoff_t delay;
+    tk_backoff_init(&delay, 200, 5000);
     while (!*stop) {
         tk_err_t err = {0};
         int64_t started = tk_mono_ms();
@@ -202,8 +196,8 @@ static void stage_loop(const char *name, stage_fn fn, const tk_expiration__cfg_t
                "\"stage\":\"%s\",\"error\":\"%s\",\"code\":\"%s\"", name, err.message,
                tk_err_name(err.code));
         if (tk_mono_ms() - started > 60000)
-            delay = 200; /* it had been healthy: start the backoff again */
-        backoff(stop, &delay);
+            tk_backoff_reset(&delay); /* it had been healthy: start the backoff again */
+        tk_nap(tk_backoff_next(&delay), stop);
     }
 }
 

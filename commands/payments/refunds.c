@@ -31,9 +31,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/log.h"
+#include "tk/mem.h"
 #include "tk/pg.h"
 
 /* A claim's lease, "120 seconds" in claim()'s SQL: longer than one tk_stripe_refund with all its
@@ -177,13 +179,14 @@ int tk_payments_refund_counts(PGconn *db, tk_payment_refund_counts_t *out, tk_er
 
 static atomic_long gauge_pending = -1, gauge_failed = -1; /* -1: not measured yet */
 
-static size_t metrics(void *arg, char *buf, size_t cap)
+static char *metrics(void *arg)
 {
     (void)arg;
     long pending = atomic_load(&gauge_pending), failed = atomic_load(&gauge_failed);
     if (pending < 0)
-        return 0;
-    int n = snprintf(buf, cap,
+        return NULL;
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf),
                      "# HELP tk_payments_refunds_pending Refunds decided, not yet accepted by "
                      "Stripe.\n"
                      "# TYPE tk_payments_refunds_pending gauge\n"
@@ -193,13 +196,7 @@ static size_t metrics(void *arg, char *buf, size_t cap)
                      "# TYPE tk_payments_refunds_failed gauge\n"
                      "tk_payments_refunds_failed %ld\n",
                      pending, failed);
-    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    return n < 0 || (size_t)n >= sizeof(buf) ? NULL : tk_mem_strdup(buf);
 }
 
 /* Settle charge attempts whose outcome stayed unknown (the client never came back): each under
@@ -234,7 +231,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
     while (!atomic_load(stop)) {
         tk_err_t err = {0};
         if (db == NULL && (db = tk_pg_connect("payments", &err)) == NULL) {
-            sleep_ms(RECONNECT_MS);
+            tk_nap(RECONNECT_MS, NULL);
             continue;
         }
         tk_payment_refund_counts_t n;
@@ -252,7 +249,7 @@ static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
             db = NULL;
         }
         for (int waited = 0; waited < POLL_MS && !atomic_load(stop); waited += 100)
-            sleep_ms(100);
+            tk_nap(100, NULL);
     }
     PQfinish(db);
 }

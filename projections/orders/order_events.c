@@ -46,6 +46,7 @@
 
 #include "ev_order.h"
 #include "orders.h"
+#include "tk/backoff.h"
 #include "tk/ids.h"
 #include "tk/log.h"
 #include "tk/mem.h"
@@ -59,9 +60,7 @@
 #define RECONNECT_MAX_MS 5000
 #define STATUS_MAX 24
 
-#define VIEW_COLUMNS                                                                               \
-    "id, status, version, "                                                                        \
-    "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define VIEW_COLUMNS "id, status, version, " TK_PG_UTC_TEXT("expires_at")
 
 typedef struct watch {
     char id[TK_UUID_LEN + 1]; /* lower case, as PostgreSQL prints uuids */
@@ -306,18 +305,13 @@ static PGconn *listen_connect(tk_err_t *err)
     return c;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 {
     (void)arg;
     PGconn *c = NULL;
     int64_t next_read = 0, retry_at = 0;
-    int backoff = 200;
+    tk_backoff_t backoff;
+    tk_backoff_init(&backoff, 200, RECONNECT_MAX_MS);
     bool warned = false;
     while (!atomic_load(stop)) {
         if (c == NULL && tk_mono_ms() >= retry_at) {
@@ -327,13 +321,12 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
                     tk_log(TK_LOG_WARN, "order_events", "cannot listen, retrying",
                            "\"error\":\"%s\"", err.message);
                 warned = true;
-                retry_at = tk_mono_ms() + backoff;
-                backoff = backoff * 2 < RECONNECT_MAX_MS ? backoff * 2 : RECONNECT_MAX_MS;
+                retry_at = tk_mono_ms() + tk_backoff_next(&backoff);
             } else {
                 if (warned)
                     tk_log(TK_LOG_INFO, "order_events", "listening again", NULL);
                 warned = false;
-                backoff = 200;
+                tk_backoff_reset(&backoff);
                 next_read = 0; /* read now what may have changed while not listening */
             }
         }
@@ -347,7 +340,7 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
                 c = NULL;
             }
         } else {
-            sleep_ms((int)wait);
+            tk_nap((int)wait, NULL);
         }
         if (tk_mono_ms() >= next_read) {
             if (c != NULL && read_views(srv, c) == TK_EUNAVAIL) {

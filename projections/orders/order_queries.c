@@ -31,10 +31,11 @@ static const tk_consistency_model_t view_model = {
  * order's own (order:created's, DESIGN.md section 5), not the replica's, which may have moved;
  * the replica's only for orders projected before order_view kept a price. */
 #define ORDER_SELECT                                                                               \
-    "SELECT o.id, o.user_id, o.ticket_id, o.status, "                                              \
-    "to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), o.version, "   \
-    "t.title, coalesce(o.price_cents, t.price_cents), t.version FROM order_view o "                \
-    "LEFT JOIN tickets_replica t ON t.id = o.ticket_id "
+    "SELECT o.id, o.user_id, o.ticket_id, o.status, " TK_PG_UTC_TEXT(                              \
+        "o.expires_at") ", o.version, "                                                            \
+                        "t.title, coalesce(o.price_cents, t.price_cents), t.version FROM "         \
+                        "order_view o "                                                            \
+                        "LEFT JOIN tickets_replica t ON t.id = o.ticket_id "
 
 static json_t *row_to_json(const PGresult *res, int i)
 {

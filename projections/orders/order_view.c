@@ -65,9 +65,9 @@ static int apply_status(tk_tx_t *tx, const ev_envelope_t *env, ev_order_status_t
         "WITH u AS (UPDATE order_view SET status = $2, version = $3::integer "
         "WHERE id = $1 AND version < $3::integer RETURNING id, status, version, expires_at) "
         "SELECT pg_notify('" TK_ORDERS_STATUS_CHANNEL "', json_build_object('id', id, "
-        "'status', status, 'version', version, 'expiresAt', "
-        "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text) "
-        "FROM u",
+        "'status', status, 'version', version, 'expiresAt', " TK_PG_UTC_TEXT(
+            "expires_at") ")::text) "
+                          "FROM u",
         3, params, err);
     if (res == NULL)
         return err->code;

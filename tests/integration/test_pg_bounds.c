@@ -17,14 +17,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/pg.h"
 #include "tk_test.h"
+
+/* The bounds are configuration: loaded once, so reloaded after each change here. */
+static void cfg_reload(void)
+{
+    tk_err_t err = {0};
+    assert_int_equal(tk_cfg_load(0, &err), 0);
+}
 
 static void statements_are_cut_at_the_timeout(void **state)
 {
     (void)state;
     setenv("PG_STATEMENT_TIMEOUT_MS", "300", 1);
+    cfg_reload();
     tk_err_t err = {0};
     PGconn *c = tk_pg_connect_server(&err);
     assert_non_null(c);
@@ -36,6 +45,7 @@ static void statements_are_cut_at_the_timeout(void **state)
     assert_non_null(strstr(err.message, "statement timeout"));
     PQfinish(c);
     unsetenv("PG_STATEMENT_TIMEOUT_MS");
+    cfg_reload();
 }
 
 static void sockets_have_keepalives(void **state)
@@ -68,6 +78,7 @@ static void a_silent_server_fails_the_connect(void **state)
     snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/x", ntohs(addr.sin_port));
     setenv("DATABASE_URL_ORDERS", url, 1);
     setenv("PG_CONNECT_TIMEOUT_S", "1", 1);
+    cfg_reload();
     tk_err_t err = {0};
     int64_t t0 = tk_mono_ms();
     PGconn *c = tk_pg_connect("orders", &err);
@@ -76,6 +87,7 @@ static void a_silent_server_fails_the_connect(void **state)
     assert_true(tk_mono_ms() - t0 < 4000);
     unsetenv("DATABASE_URL_ORDERS");
     unsetenv("PG_CONNECT_TIMEOUT_S");
+    cfg_reload();
     close(hole);
 }
 

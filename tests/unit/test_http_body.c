@@ -12,7 +12,7 @@
 
 #include "tk_test_main.h"
 
-#include "../../platform/http.c"
+#include "../../platform/http_request.c"
 
 static socklen_t no_peer(h2o_conn_t *conn, struct sockaddr *sa)
 {
@@ -53,7 +53,7 @@ static void body_is_copied_whole(void **state)
     /* The parser sees the NUL inside the string and refuses the body: 400, no over-read. */
     assert_null(tk_http_body_or_respond(r));
     assert_int_equal(r->status, 400);
-    request_free(r);
+    tk_http__request_free(r);
     h2o_mem_clear_pool(&req.pool);
 }
 

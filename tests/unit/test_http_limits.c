@@ -122,6 +122,8 @@ static void start(int workers, const char *const *env)
     for (size_t i = 0; env != NULL && env[i] != NULL; i++)
         putenv((char *)env[i]);
     tk_err_t err = {0};
+    if (tk_cfg_load(0, &err) != 0) /* the limits are configuration, loaded once */
+        fail_msg("config: %s", err.message);
     srv = tk_http_server_new(0, workers, &err);
     if (srv == NULL)
         fail_msg("server: %s", err.message);

@@ -10,13 +10,12 @@
 
 #include "tk/err.h"
 
-/* Rows kept behind the stored offset of a partition: far beyond the relay's duplicate reach
- * (two outbox batches, backbone/relay.c), see prune.c. PROCESSED_EVENTS_KEEP_OFFSETS overrides. */
-#define TK_PRUNE_KEEP_OFFSETS 100000
+/* Rows kept behind the stored offset of a partition by default (tk_cfg()->prune_keep_offsets,
+ * PROCESSED_EVENTS_KEEP_OFFSETS): far beyond the relay's duplicate reach (two outbox batches,
+ * backbone/relay.c), see prune.c. */
 /* Rows without a position (written before schemas/sql/common/002) go by age only. */
 #define TK_PRUNE_KEEP_UNPOSITIONED_DAYS 7
-/* How often the projector loop prunes. PROCESSED_EVENTS_PRUNE_MS overrides. */
-#define TK_PRUNE_EVERY_MS 60000
+/* How often the projector loop prunes: tk_cfg()->prune_every_ms (PROCESSED_EVENTS_PRUNE_MS). */
 
 /**
  * @brief Delete @p projection's processed_events rows that can no longer catch a duplicate: those

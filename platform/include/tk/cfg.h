@@ -65,10 +65,24 @@ typedef struct tk_cfg {
      * other site settings. "name", "value", ..., NULL; never NULL itself. */
     const char *const *kafka_config;
     int consistency_wait_ms; /* CONSISTENCY_WAIT_MS: a query's wait for its token, 2000 */
+    /* Bounds of the HTTP front (platform/http*.c, DESIGN.md section 12). */
+    int http_queue_max;       /* HTTP_QUEUE_MAX: queued requests per lane, 128 */
+    int http_deadline_ms;     /* HTTP_DEADLINE_MS: arrival to answer of a worker route, 20000 */
+    int http_max_connections; /* HTTP_MAX_CONNECTIONS: default the fd limit - 128, in [16, 4096] */
+    int sse_max_streams;      /* SSE_MAX_STREAMS: event streams, default half the connections */
+    int sse_max_streams_per_user;  /* SSE_MAX_STREAMS_PER_USER, 8 */
+    int sse_max_streams_per_order; /* SSE_MAX_STREAMS_PER_ORDER: per channel, 4 */
+    /* Bounds of every PostgreSQL connection (tk_pg_connect). */
+    int pg_connect_timeout_s;    /* PG_CONNECT_TIMEOUT_S, 5 (0: libpq waits forever) */
+    int pg_statement_timeout_ms; /* PG_STATEMENT_TIMEOUT_MS, 30000 (0: no limit) */
+    /* processed_events pruning (backbone/prune.c). */
+    int prune_every_ms;     /* PROCESSED_EVENTS_PRUNE_MS: how often, 60000 */
+    int prune_keep_offsets; /* PROCESSED_EVENTS_KEEP_OFFSETS, 100000 (prune.h) */
 } tk_cfg_t;
 
 /**
- * @brief Read the environment into the process-wide configuration.
+ * @brief Read the environment into the process-wide configuration, from the defaults each time
+ *        (a variable unset since the last load takes its default again).
  * @param need a mask of TK_CFG_NEED_*.
  * @return 0, or TK_EINVAL with err->message naming the variable.
  */

@@ -58,14 +58,17 @@ void tk_http_route(tk_http_server_t *srv, const char *method, const char *patter
                    tk_http_handler_fn handler, unsigned flags);
 
 /**
- * @brief Metrics of the application appended to GET /metrics. Called on the event loop: it must
- *        not block (return a text sampled elsewhere). @return an owned Prometheus text (freed by
- *        the server) or NULL.
+ * @brief A source of GET /metrics lines. Called on the event loop: it must not block (read
+ *        atomics, or return a text sampled elsewhere).
+ * @return an owned Prometheus text (freed by the server with free()), or NULL for nothing.
  */
 typedef char *tk_http_metrics_fn(void *ud);
 
-/** @brief Set the one metrics source (@p ud borrowed, must outlive the server). Before run. */
-void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
+/**
+ * @brief Append @p fn's text to GET /metrics, after the server's own counters and the sources
+ *        registered before it. Up to 4, before run. @p ud borrowed, must outlive the server.
+ */
+void tk_http_metrics(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
 
 /**
  * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
@@ -129,7 +132,11 @@ const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *req);
  */
 PGconn *tk_http_db(tk_http_req_t *req, const char *context, tk_err_t *err);
 
-/** @brief Tell the worker its connection to @p context is broken (after TK_EUNAVAIL). */
+/**
+ * @brief Drop this worker's connection to @p context (NULL: all of them), e.g. after TK_EUNAVAIL
+ *        or a broken session; the next tk_http_db reconnects. tk_http_reply_error does it for all
+ *        on TK_EUNAVAIL. No-op on inline routes.
+ */
 void tk_http_db_discard(tk_http_req_t *req, const char *context);
 
 /* ---- responses: a handler calls exactly one tk_http_reply_* ---- */
@@ -226,14 +233,6 @@ long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
  */
 void tk_http_background(tk_http_server_t *srv,
                         void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
-
-/**
- * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
- *        lines into @p buf (at most @p cap bytes, NUL included) and returns the bytes written
- *        (< cap). It runs on the loop thread: read atomics, never block. Up to 4. @p arg borrowed.
- */
-void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
-                     void *arg);
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);

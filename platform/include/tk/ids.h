@@ -17,6 +17,9 @@ void tk_uuid_new(char out[TK_UUID_LEN + 1]);
 /** @brief True when @p s is a canonical 8-4-4-4-12 hex UUID (any case). NULL gives false. */
 bool tk_uuid_valid(const char *s);
 
+/** @brief The value of the hex digit @p c (either case), or -1 when @p c is not one. */
+int tk_hex_value(int c);
+
 /** @brief Milliseconds since the Unix epoch, wall clock. */
 int64_t tk_now_ms(void);
 

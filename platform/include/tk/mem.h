@@ -16,4 +16,12 @@ char *tk_mem_strdup(const char *s);
 /** @brief strndup or abort. Ownership: owned, free with free(). */
 char *tk_mem_strndup(const char *s, size_t n);
 
+/**
+ * @brief Make room for @p need elements of @p size bytes in the array @p p of capacity @p *cap
+ *        (elements), doubling it (from 16) as needed; realloc or abort.
+ * @return the array, moved or not; *cap updated. Ownership: @p p consumed, the result owned
+ *         (free with free()). Use: v = tk_mem_grow(v, &cap, n + 1, sizeof(*v)); v[n++] = x;
+ */
+void *tk_mem_grow(void *p, size_t *cap, size_t need, size_t size);
+
 #endif

@@ -22,6 +22,11 @@
 
 #include "tk/err.h"
 
+/* SQL text of the timestamptz expression @p col (a string literal) in the contract's UTC format,
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" (the one ev_json.c reads and tk_time_format writes). */
+#define TK_PG_UTC_TEXT(col)                                                                        \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 /*
  * The err->field marker of a retryable conflict. A conflict is retryable when running the same
  * transaction again may succeed: a serialization failure, a deadlock, or an optimistic version
@@ -114,6 +119,20 @@ bool tk_pg_retryable(const tk_err_t *err);
  * Thread: the connection's.
  */
 bool tk_pg_broken(const PGconn *c);
+
+/**
+ * @brief @p len bytes of @p data as a bytea literal in hex format ("\\x0a1b..."), for a text
+ *        parameter of a bytea column. Ownership: owned, free with free(); @p data borrowed.
+ */
+char *tk_pg_bytea_hex(const void *data, size_t len);
+
+/**
+ * @brief Keep *@p conn usable: when it is NULL or broken (tk_pg_broken), close it and connect
+ *        to @p context's database again (tk_pg_connect).
+ * @return 0 with *@p conn connected; else the code of the failed connect, *@p conn NULL.
+ * Ownership: *@p conn stays the caller's (close with PQfinish). Thread: the connection's.
+ */
+int tk_pg_ensure(PGconn **conn, const char *context, tk_err_t *err);
 
 /**
  * @brief Map a SQLSTATE to a TK_E* code and fill @p err; the pure core of the error mapping,

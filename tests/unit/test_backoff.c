@@ -1,0 +1,69 @@
+/*
+ * test_backoff.c - the retry delay doubles up to its cap and never past it (issue 13: app/workers.c
+ * and app/run.c doubled 3,200 ms to 6,400 ms before capping at 5,000 ms), and a nap ends when
+ * its stop flag is set.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tk/backoff.h"
+#include "tk/ids.h"
+
+static void doubles_up_to_the_cap_never_past_it(void **state)
+{
+    (void)state;
+    tk_backoff_t b;
+    tk_backoff_init(&b, 200, 5000);
+    static const int want[] = {200, 400, 800, 1600, 3200, 5000, 5000, 5000};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(tk_backoff_next(&b), want[i]);
+    tk_backoff_reset(&b);
+    assert_int_equal(tk_backoff_next(&b), 200);
+}
+
+static void caps_that_are_not_powers_of_two(void **state)
+{
+    (void)state;
+    tk_backoff_t b;
+    tk_backoff_init(&b, 100, 350);
+    assert_int_equal(tk_backoff_next(&b), 100);
+    assert_int_equal(tk_backoff_next(&b), 200);
+    assert_int_equal(tk_backoff_next(&b), 350);
+    assert_int_equal(tk_backoff_next(&b), 350);
+    tk_backoff_init(&b, 250, 10000);
+    int last = 0;
+    for (int i = 0; i < 40; i++) { /* no overflow however long it fails */
+        int d = tk_backoff_next(&b);
+        assert_true(d >= last && d <= 10000);
+        last = d;
+    }
+    assert_int_equal(last, 10000);
+    tk_backoff_init(&b, 500, 100); /* a cap below the first delay: the first delay */
+    assert_int_equal(tk_backoff_next(&b), 500);
+    assert_int_equal(tk_backoff_next(&b), 500);
+}
+
+static void a_nap_ends_on_stop(void **state)
+{
+    (void)state;
+    volatile int stop = 1;
+    int64_t t0 = tk_mono_ms();
+    assert_true(tk_nap(60000, &stop));
+    assert_true(tk_mono_ms() - t0 < 1000);
+    stop = 0;
+    assert_false(tk_nap(30, &stop));
+    assert_false(tk_nap(30, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(doubles_up_to_the_cap_never_past_it),
+        cmocka_unit_test(caps_that_are_not_powers_of_two),
+        cmocka_unit_test(a_nap_ends_on_stop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
