@@ -334,8 +334,12 @@ def invariants(rec, wl, faults, window_s):
             payments[e["data"]["orderId"]].append(e)
         elif e["type"] == "payment:refunded":
             refunds[e["data"]["orderId"]].append(e)
+    # Cancelled by its owner: a DELETE answered 204, or one whose outcome is unknown (no answer,
+    # or a 5xx: the ingress answers 503 when the server died after taking the request, which it
+    # may have carried out; seen in a long run: cancelled 100 ms after creation, DELETE got 503).
     owner_cancel = {c["path"].rsplit("/", 1)[1] for c in calls
-                    if c["method"] == "DELETE" and c["status"] == 204}
+                    if c["method"] == "DELETE" and (c["status"] == 204 or c["status"] == 0
+                                                    or c["status"] >= 500)}
 
     # I3
     problems = []
