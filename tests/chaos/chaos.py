@@ -18,9 +18,11 @@ Invariants (issue 16), each reported PASS/FAIL with its evidence:
   I3 no ticket was reserved twice at once (per ticket, each order is cancelled before the next
      one is created)
   I4 every order paid before its expiresAt and not cancelled by its owner is complete; every other
-     paid order is cancelled and its payment refunded
+     paid order is cancelled and its payment refunded (paid = when the payment attempt that made
+     the charge was sent: a charge started before expiresAt is kept, DESIGN.md section 4)
   I5 at most one kept charge per order (payment:created minus payment:refunded <= 1)
   I6 every unpaid order is cancelled, and not before its expiresAt unless its owner cancelled it
+     (a DELETE answered 204, or without a definite answer); prints the expiration delay p50/p99
   I7 read models equal the events (GET of every order and ticket) and a replay (replay --check)
   I8 no dead letters
   I9 no 5xx except 503s: the ingress's while a server role was down, a server's own while
