@@ -3,6 +3,7 @@
  * whole test process (exit 1 with a message) on a setup error: an integration test never skips.
  */
 #include "bb_test.h"
+#include "tk_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
+#include "ev_ticket.h"
 #include "tk/pg.h"
 
 static void die(const char *what, const char *detail)
@@ -37,60 +39,9 @@ void bb_require_stack(bool migrate)
         die("tk_migrate_all", err.message);
 }
 
-/* Append " key='value'" to buf, escaping as libpq's conninfo syntax requires. */
-static void conninfo_add(char *buf, size_t size, const char *key, const char *value)
-{
-    size_t len = strlen(buf);
-    len += (size_t)snprintf(buf + len, size - len, "%s%s='", len ? " " : "", key);
-    for (const char *v = value; *v && len + 3 < size; v++) {
-        if (*v == '\'' || *v == '\\')
-            buf[len++] = '\\';
-        buf[len++] = *v;
-    }
-    snprintf(buf + len, size - len, "'");
-}
-
 void bb_private_database(const char *context, const char *dbname)
 {
-    static char env[8][1200]; /* putenv keeps the pointer: static storage */
-    static int nenv;
-    char *errmsg = NULL, var[64];
-    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
-    if (opts == NULL)
-        die("DATABASE_URL", errmsg);
-    char conninfo[1024] = "";
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
-            conninfo_add(conninfo, sizeof(conninfo), o->keyword, o->val);
-    conninfo_add(conninfo, sizeof(conninfo), "dbname", dbname);
-    PQconninfoFree(opts);
-
-    tk_err_t err = {0};
-    PGconn *server = tk_pg_connect_server(&err);
-    if (server == NULL)
-        die("tk_pg_connect_server", err.message);
-    const char *p[] = {dbname};
-    if (bb_scalar(server, "SELECT count(*) FROM pg_database WHERE datname = $1", 1, p) == 0) {
-        char sql[160];
-        snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
-        PGresult *res = PQexec(server, sql);
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
-            die("CREATE DATABASE", PQerrorMessage(server));
-        PQclear(res);
-    }
-    PQfinish(server);
-
-    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
-    for (char *c = var; *c; c++)
-        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-    if (nenv == 8)
-        die("bb_private_database", "too many private databases");
-    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
-    putenv(env[nenv++]);
-    if (tk_migrate_context(context, NULL, &err) != 0)
-        die("tk_migrate_context", err.message);
+    tk_test_private_database(context, dbname);
 }
 
 void bb_unique(const char *prefix, char *out, size_t size)
@@ -155,6 +106,22 @@ pid_t bb_spawn_self(char *const argv[], const char *env_kv)
         _exit(127);
     }
     return pid;
+}
+
+pid_t bb_serve_start(const char *bin, const char *context, const char *env, int *port)
+{
+    char cmd[1024];
+    *port = 20000 + (int)(getpid() % 20000);
+    snprintf(cmd, sizeof(cmd),
+             "%s JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve %s >/dev/null 2>&1 & "
+             "echo $!",
+             env != NULL ? env : "", *port, bin, context);
+    FILE *f = popen(cmd, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0)
+        die("bb_serve_start", cmd);
+    pclose(f);
+    return (pid_t)pid;
 }
 
 int bb_wait(pid_t pid)
@@ -281,4 +248,99 @@ void bb_reader_free(bb_reader_t *r)
     }
     free(r->recs);
     free(r);
+}
+
+/* ---- toy read models and background loops ---------------------------------------------------- */
+
+char *bb_ticket_event(const char *type, const char *subject, int64_t version, int64_t cents,
+                      size_t *len)
+{
+    ev_ticket_t t = {0};
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *out = NULL;
+    snprintf(t.id, sizeof(t.id), "%s", subject);
+    tk_uuid_new(t.user_id);
+    snprintf(t.title, sizeof(t.title), "toy %lld", (long long)cents);
+    t.version = version;
+    t.price_cents = cents;
+    json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
+    if (ev_envelope_init(&env, type, subject, version, "bbtest", data, &err) != 0)
+        die("ev_envelope_init", err.message);
+    if (ev_envelope_encode(&env, &out, len, &err) != 0)
+        die("ev_envelope_encode", err.message);
+    ev_envelope_release(&env);
+    return out;
+}
+
+void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version)
+{
+    size_t len = 0;
+    char *payload =
+        bb_ticket_event(version == 0 ? "ticket:created" : "ticket:updated", id, version, 100, &len);
+    tk_err_t err = {0};
+    if (tk_kafka_produce(producer, topic, id, payload, len, NULL, NULL, &err) != 0)
+        die("tk_kafka_produce", err.message);
+    free(payload);
+}
+
+int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    const char *table = ud;
+    char sql[200], v[24];
+    int64_t n = 0;
+    snprintf(v, sizeof(v), "%lld", (long long)env->aggregateversion);
+    const char *p[] = {env->subject, v};
+    if (strcmp(env->type, "ticket:created") == 0) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO %s (id, version) VALUES ($1, 0) ON CONFLICT DO NOTHING", table);
+        int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, &n, err);
+        return rc != 0 ? rc : n == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
+    }
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", table);
+    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
+    if (res == NULL)
+        return err->code;
+    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+    PQclear(res);
+    if (stored >= 0 && env->aggregateversion <= stored)
+        return TK_APPLY_SKIP;
+    if (env->aggregateversion != stored + 1)
+        return TK_APPLY_RETRY;
+    snprintf(sql, sizeof(sql), "UPDATE %s SET version = $2 WHERE id = $1", table);
+    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
+    return rc != 0 ? rc : TK_APPLY_OK;
+}
+
+void bb_project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    while (!done(arg)) {
+        if (tk_mono_ms() >= deadline)
+            die("bb_project_until", "the projection did not reach its goal in time");
+        tk_err_t err = {0};
+        tk_projector_poll_once(p, 200, NULL, &err);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    bb_loop_t *l = arg;
+    if (l->projector != NULL)
+        tk_projector_run(l->projector, &l->stop);
+    else
+        tk_relay_run(l->relay, &l->stop);
+    return NULL;
+}
+
+void bb_loop_start(bb_loop_t *l)
+{
+    l->stop = 0;
+    pthread_create(&l->thread, NULL, loop_main, l);
+}
+
+void bb_loop_stop(bb_loop_t *l)
+{
+    l->stop = 1;
+    pthread_join(l->thread, NULL);
 }

@@ -8,11 +8,18 @@
 #define BB_TEST_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "ev_envelope.h"
+#include "tk/err.h"
+#include "tk/projector.h"
+#include "tk/relay.h"
+#include "tk/tx.h"
 
 /**
  * @brief Require KAFKA_BROKERS and DATABASE_URL (scripts/test.sh exports them): when either is
@@ -47,6 +54,13 @@ void bb_topic(const char *topic, int partitions);
 /** @brief Start /proc/self/exe with argv (argv[0] ignored), extra env "K=V" (may be NULL). */
 pid_t bb_spawn_self(char *const argv[], const char *env_kv);
 
+/**
+ * @brief Start `@p bin serve @p context` in the background on a port of its own (written to
+ *        @p port), with extra environment @p env ("K=V K2=V2", may be NULL) and a test JWT_KEY.
+ *        @return its pid; stop it with kill(pid, SIGTERM).
+ */
+pid_t bb_serve_start(const char *bin, const char *context, const char *env, int *port);
+
 /** @brief Wait for @p pid; returns the raw waitpid status. */
 int bb_wait(pid_t pid);
 
@@ -76,5 +90,40 @@ bb_reader_t *bb_reader_new(const char *topic, bool from_beginning);
 size_t bb_reader_collect(bb_reader_t *r, size_t want, int timeout_ms);
 
 void bb_reader_free(bb_reader_t *r);
+
+/* ---- toy read models and background loops shared by the projector suites ------------------- */
+
+/**
+ * @brief An encoded ticket:created (@p version 0) or ticket:updated envelope of ticket @p subject
+ *        with price @p cents, as a projector reads it. Owned (free); its length into @p len.
+ */
+char *bb_ticket_event(const char *type, const char *subject, int64_t version, int64_t cents,
+                      size_t *len);
+
+/** @brief Produce bb_ticket_event(created/updated by @p version, price 100) keyed by @p id. */
+void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version);
+
+/**
+ * @brief A toy replica following versions (an apply callback; @p ud is the name of a table
+ *        (id text primary key, version bigint)): stored == v - 1 applies, v <= stored skips, a
+ *        gap asks for a retry.
+ */
+int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
+
+/** @brief Poll @p p until @p done(arg) holds; fail the test after @p timeout_ms. Batch failures
+ *         are allowed: the projector retries them. */
+void bb_project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms);
+
+/** @brief A projector or a relay running its loop in a background thread until bb_loop_stop. */
+typedef struct bb_loop {
+    pthread_t thread;
+    tk_projector_t *projector; /* borrowed: one of the two is set */
+    tk_relay_t *relay;
+    volatile int stop;
+} bb_loop_t;
+
+void bb_loop_start(bb_loop_t *l);
+/** @brief Stop and join the loop; what it ran stays the caller's to free. */
+void bb_loop_stop(bb_loop_t *l);
 
 #endif

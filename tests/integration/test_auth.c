@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -97,6 +99,15 @@ static long signup(const char *email, const char *password, tk_test_resp_t *out)
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
     tk_test_http("POST", "/api/users/signup", body, NULL, out);
     return out->status;
+}
+
+/* A fresh account with the password "password": its e-mail into out. */
+static void signed_up(char *email, size_t cap)
+{
+    tk_test_resp_t r;
+    unique_email(email, cap);
+    assert_int_equal(signup(email, "password", &r), 201);
+    tk_test_resp_release(&r);
 }
 
 static const char *first_message(const tk_test_resp_t *r)
@@ -190,10 +201,8 @@ static void duplicate_email_is_refused(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    signed_up(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
     assert_int_equal(signup(email, "password", &r), 400);
     assert_string_equal(first_message(&r), "Email in use");
     tk_test_resp_release(&r);
@@ -279,10 +288,8 @@ static void signout_clears_cookie(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    signed_up(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
     tk_test_http("POST", "/api/users/signout", "{}", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.set_cookie,
@@ -588,23 +595,13 @@ static void passwords_never_logged(void **state)
     assert_true(lines > 0); /* the access log did run */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(signup_returns_201_with_cookie_and_event),
-        cmocka_unit_test(signup_validation),
-        cmocka_unit_test(duplicate_email_is_refused),
-        cmocka_unit_test(concurrent_signups_one_winner),
-        cmocka_unit_test(signin_cases),
-        cmocka_unit_test(signout_clears_cookie),
-        cmocka_unit_test(currentuser_cases),
-        cmocka_unit_test(signin_throttled_per_account),
-        cmocka_unit_test(signin_throttled_per_address),
-        cmocka_unit_test(signin_throttle_exact_under_concurrency),
-        cmocka_unit_test(signin_throttle_state_is_bounded),
-        cmocka_unit_test(old_hash_upgraded_on_signin),
-        cmocka_unit_test(signout_revokes_session),
-        cmocka_unit_test(passwords_never_logged),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(signup_returns_201_with_cookie_and_event),
+             cmocka_unit_test(signup_validation), cmocka_unit_test(duplicate_email_is_refused),
+             cmocka_unit_test(concurrent_signups_one_winner), cmocka_unit_test(signin_cases),
+             cmocka_unit_test(signout_clears_cookie), cmocka_unit_test(currentuser_cases),
+             cmocka_unit_test(signin_throttled_per_account),
+             cmocka_unit_test(signin_throttled_per_address),
+             cmocka_unit_test(signin_throttle_exact_under_concurrency),
+             cmocka_unit_test(signin_throttle_state_is_bounded),
+             cmocka_unit_test(old_hash_upgraded_on_signin),
+             cmocka_unit_test(signout_revokes_session), cmocka_unit_test(passwords_never_logged))

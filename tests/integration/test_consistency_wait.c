@@ -92,15 +92,23 @@ static void conds_of(tk_consistency_token_t *t, const char *id, int version)
     assert_int_equal(tk_consistency_token_add(t, TK_CONSISTENCY_TICKET, id, version, 0), 0);
 }
 
+/* A new ticket at version 0 in the view, and the token that waits for its version 1. The
+ * connection is the caller's (PQfinish). */
+static PGconn *fresh_ticket(char id[TK_UUID_LEN + 1], tk_consistency_token_t *conds)
+{
+    PGconn *c = bb_connect("tickets");
+    tk_uuid_new(id);
+    insert_ticket(c, id, 0);
+    conds_of(conds, id, 1);
+    return c;
+}
+
 static void woken_by_the_projector_commit(void **state)
 {
     (void)state;
-    PGconn *c = bb_connect("tickets");
     char id[TK_UUID_LEN + 1];
-    tk_uuid_new(id);
-    insert_ticket(c, id, 0);
     tk_consistency_token_t conds;
-    conds_of(&conds, id, 1);
+    PGconn *c = fresh_ticket(id, &conds);
     tk_err_t err = {0};
     assert_int_equal(tk_consistency_covered(c, &model, &conds, &err), 0);
 
@@ -131,12 +139,9 @@ static void woken_by_the_projector_commit(void **state)
 static void unannounced_changes_wait_for_the_bound(void **state)
 {
     (void)state;
-    PGconn *c = bb_connect("tickets");
     char id[TK_UUID_LEN + 1];
-    tk_uuid_new(id);
-    insert_ticket(c, id, 0);
     tk_consistency_token_t conds;
-    conds_of(&conds, id, 1);
+    PGconn *c = fresh_ticket(id, &conds);
     struct outcome o;
     outcome_init(&o);
     int64_t t0 = tk_mono_ms();

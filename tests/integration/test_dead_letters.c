@@ -43,35 +43,6 @@
 static char replica[80], totals[80];
 static PGconn *db;
 
-/* A replica following versions: stored == v - 1 applies, v <= stored skips, a gap retries. */
-static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
-{
-    (void)ud;
-    char sql[200], v[24];
-    int64_t n = 0;
-    snprintf(v, sizeof(v), "%lld", (long long)env->aggregateversion);
-    const char *p[] = {env->subject, v};
-    if (strcmp(env->type, "ticket:created") == 0) {
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO %s (id, version) VALUES ($1, 0) ON CONFLICT DO NOTHING", replica);
-        int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, &n, err);
-        return rc != 0 ? rc : n == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
-    }
-    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
-    if (res == NULL)
-        return err->code;
-    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
-    if (stored >= 0 && env->aggregateversion <= stored)
-        return TK_APPLY_SKIP;
-    if (env->aggregateversion != stored + 1)
-        return TK_APPLY_RETRY;
-    snprintf(sql, sizeof(sql), "UPDATE %s SET version = $2 WHERE id = $1", replica);
-    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
-    return rc != 0 ? rc : TK_APPLY_OK;
-}
-
 /* Non-idempotent on purpose: count and sum of prices, so any double application shows. */
 static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
@@ -86,36 +57,6 @@ static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *
              "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", totals);
     const char *p[] = {projection, cents};
     return tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
-}
-
-static char *encode(const char *type, const char *subject, int64_t version, int64_t cents,
-                    size_t *len)
-{
-    ev_ticket_t t = {0};
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    char *out = NULL;
-    char user[TK_UUID_LEN + 1];
-    tk_uuid_new(user);
-    snprintf(t.id, sizeof(t.id), "%s", subject);
-    snprintf(t.user_id, sizeof(t.user_id), "%s", user);
-    snprintf(t.title, sizeof(t.title), "toy %lld", (long long)cents);
-    t.version = version;
-    t.price_cents = cents;
-    json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "bbtest", data, &err), 0);
-    assert_int_equal(ev_envelope_encode(&env, &out, len, &err), 0);
-    ev_envelope_release(&env);
-    return out;
-}
-
-static void publish_version(rd_kafka_t *producer, const char *topic, const char *id, int v)
-{
-    size_t len = 0;
-    char *payload = encode(v == 0 ? "ticket:created" : "ticket:updated", id, v, 100, &len);
-    tk_err_t err = {0};
-    assert_int_equal(tk_kafka_produce(producer, topic, id, payload, len, NULL, NULL, &err), 0);
-    free(payload);
 }
 
 static int64_t version_of(const char *id)
@@ -151,17 +92,6 @@ spec_of(const char *name, const char *const *topics,
         .context = CONTEXT, .name = name, .topics = topics, .apply = apply, .ud = ud};
 }
 
-/* Poll until done() or fail after timeout_ms. */
-static void project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
-{
-    int64_t deadline = tk_mono_ms() + timeout_ms;
-    while (!done(arg)) {
-        assert_true(tk_mono_ms() < deadline);
-        tk_err_t err = {0};
-        tk_projector_poll_once(p, 200, NULL, &err);
-    }
-}
-
 struct goal {
     const char *projection, *id;
     int64_t want;
@@ -195,15 +125,15 @@ static void retry_redrives_in_aggregate_order(void **state)
     /* x: v0, v1, then v3 and v4 behind a gap (v2 comes later): offsets 0..3. */
     int versions[] = {0, 1, 3, 4};
     for (int i = 0; i < 4; i++)
-        publish_version(producer, topic, x, versions[i]);
+        bb_publish_ticket(producer, topic, x, versions[i]);
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
 
     const char *topics[] = {topic, NULL};
-    tk_projector_spec_t spec = spec_of(name, topics, replica_apply, NULL);
+    tk_projector_spec_t spec = spec_of(name, topics, bb_replica_apply, replica);
     tk_projector_t *p = tk_projector_new(&spec, &err);
     assert_non_null(p);
     struct goal parked2 = {name, NULL, 2};
-    project_until(p, parked_reached, &parked2, 30000);
+    bb_project_until(p, parked_reached, &parked2, 30000);
     assert_int_equal(version_of(x), 1);
     assert_int_equal(attempts_at(name, 2), 1);
     assert_int_equal(attempts_at(name, 3), 1);
@@ -225,11 +155,11 @@ static void retry_redrives_in_aggregate_order(void **state)
                      1);
 
     /* v2 arrives and is applied live; the retry then applies v3 and v4, in this order. */
-    publish_version(producer, topic, x, 2);
+    bb_publish_ticket(producer, topic, x, 2);
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
     struct goal v2 = {name, x, 2};
-    project_until(p, version_reached, &v2, 30000);
+    bb_project_until(p, version_reached, &v2, 30000);
     tk_projector_free(p);
     assert_int_equal(tk_dead_letters_retry(&spec, 0, &o, &err), 0);
     assert_int_equal(o.applied, 2);
@@ -284,30 +214,23 @@ static void cli_lists_shows_and_drops(void **state)
     assert_non_null(strstr(out, "\"attempts\" : 1"));
     /* /metrics of a server of the context shows the depth and the per-partition lag. */
     assert_int_equal(run_cli("topics", out, sizeof(out)), 0);
-    char cmd[512], want[96];
+    char want[96];
     snprintf(want, sizeof(want), "tk_dead_letters{context=\"tickets\"} %lld",
              (long long)bb_scalar(db, "SELECT count(*) FROM dead_letters", 0, NULL));
-    int port = 20000 + (int)(getpid() % 20000);
-    snprintf(cmd, sizeof(cmd),
-             "JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve tickets >/dev/null 2>&1 & "
-             "echo $!",
-             port, TK_TICKETING_BIN);
-    FILE *f = popen(cmd, "r");
-    long pid = 0;
-    assert_int_equal(fscanf(f, "%ld", &pid), 1);
-    pclose(f);
+    int port = 0;
+    pid_t pid = bb_serve_start(TK_TICKETING_BIN, "tickets", NULL, &port);
     int64_t deadline = tk_mono_ms() + 30000;
     bool seen = false;
     while (!seen && tk_mono_ms() < deadline) {
         usleep(500 * 1000);
         snprintf(args, sizeof(args), "curl -s http://127.0.0.1:%d/metrics", port);
-        f = popen(args, "r");
+        FILE *f = popen(args, "r");
         size_t n = fread(out, 1, sizeof(out) - 1, f);
         out[n] = '\0';
         pclose(f);
         seen = strstr(out, want) != NULL && strstr(out, "tk_consumer_lag{group=\"tickets.") != NULL;
     }
-    kill((pid_t)pid, SIGTERM);
+    kill(pid, SIGTERM);
     if (!seen)
         print_error("/metrics on port %d said:\n%s\n", port, out);
     assert_true(seen);
@@ -322,18 +245,6 @@ static void cli_lists_shows_and_drops(void **state)
 }
 
 /* ---- bounded processed_events ---------------------------------------------------------------- */
-
-struct runner {
-    tk_projector_t *p;
-    volatile int stop;
-};
-
-static void *run_main(void *arg)
-{
-    struct runner *r = arg;
-    tk_projector_run(r->p, &r->stop);
-    return NULL;
-}
 
 static int64_t total(const char *projection, const char *column)
 {
@@ -364,11 +275,9 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
     const char *topics[] = {topic, NULL};
     tk_projector_spec_t spec = spec_of(name, topics, sum_apply, name);
     tk_err_t err = {0};
-    struct runner r = {0};
-    r.p = tk_projector_new(&spec, &err);
-    assert_non_null(r.p);
-    pthread_t th;
-    pthread_create(&th, NULL, run_main, &r);
+    bb_loop_t r = {.projector = tk_projector_new(&spec, &err)};
+    assert_non_null(r.projector);
+    bb_loop_start(&r);
 
     rd_kafka_t *producer = tk_kafka_producer_new(&err);
     assert_non_null(producer);
@@ -381,7 +290,7 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
             char id[TK_UUID_LEN + 1];
             tk_uuid_new(id);
             size_t len = 0;
-            char *payload = encode("ticket:created", id, 0, 1, &len);
+            char *payload = bb_ticket_event("ticket:created", id, 0, 1, &len);
             assert_int_equal(tk_kafka_produce(producer, topic, id, payload, len, NULL, NULL, &err),
                              0);
             free(last);
@@ -431,9 +340,8 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
         usleep(50 * 1000);
     }
     assert_int_equal(total(name, "count"), WAVES * PER_WAVE);
-    r.stop = 1;
-    pthread_join(th, NULL);
-    tk_projector_free(r.p);
+    bb_loop_stop(&r);
+    tk_projector_free(r.projector);
     rd_kafka_destroy(producer);
     free(last);
 }

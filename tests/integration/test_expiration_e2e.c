@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,93 +198,26 @@ static void sell(const char *title, char id[TK_UUID_LEN + 1])
     tk_test_resp_release(&r);
 }
 
-struct place {
-    const tko_user_t *u;
-    const char *ticket;
-    tk_test_resp_t resp;
-};
-
-static bool placed(void *arg)
-{
-    struct place *w = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", w->ticket);
-    tk_test_resp_release(&w->resp);
-    tk_test_http("POST", "/api/orders", body, w->u->cookie, &w->resp);
-    return w->resp.status != 404; /* 404 until orders replicated the ticket */
-}
-
 /* POST /api/orders for @p ticket; returns the order id and its expiresAt. */
 static void order(const tko_user_t *u, const char *ticket, char id[TK_UUID_LEN + 1],
                   int64_t *expires_ms)
 {
-    struct place w = {u, ticket, {0}};
-    assert_true(tk_test_eventually(placed, &w, WAIT_MS));
-    assert_int_equal(w.resp.status, 201);
-    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(w.resp.json, "id"));
-    assert_int_equal(tk_time_parse(tko_str(w.resp.json, "expiresAt"), expires_ms), 0);
-    tk_test_resp_release(&w.resp);
-}
-
-struct order_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-};
-
-static bool order_shows(void *arg)
-{
-    struct order_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/orders/%s", w->id);
     tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, w->u->cookie, &r);
-    const char *status = tko_str(r.json, "status");
-    bool ok = r.status == 200 && status != NULL && strcmp(status, w->status) == 0;
+    tko_order_when_known(u, ticket, WAIT_MS, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(r.json, "id"));
+    assert_int_equal(tk_time_parse(tko_str(r.json, "expiresAt"), expires_ms), 0);
     tk_test_resp_release(&r);
-    return ok;
 }
 
 static void wait_order(const tko_user_t *u, const char *id, const char *status)
 {
-    struct order_wait w = {u, id, status};
-    assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
-}
-
-struct ticket_wait {
-    const char *id;
-    const char *holder; /* "" for free */
-};
-
-static bool ticket_shows(void *arg)
-{
-    struct ticket_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    const char *holder = tko_str(r.json, "orderId");
-    bool ok = r.status == 200 && strcmp(holder ? holder : "", w->holder) == 0;
-    tk_test_resp_release(&r);
-    return ok;
+    assert_true(tko_wait_order(u, id, status, -1, WAIT_MS));
 }
 
 static void wait_ticket(const char *id, const char *holder)
 {
-    struct ticket_wait w = {id, holder};
-    assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
-}
-
-static bool listed(void *arg)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), (const char *)arg) == 0;
-    tk_test_resp_release(&r);
-    return found;
+    assert_true(tko_wait_ticket(id, -1, holder, WAIT_MS));
 }
 
 /* The expiration:complete of @p order_id on the real topic, checked and fired after @p due. */
@@ -311,12 +246,12 @@ static void unpaid_order_is_cancelled_and_its_ticket_freed(void **state)
     sell("unpaid", ticket);
     order(&buyer, ticket, id, &due);
     wait_ticket(ticket, id); /* reserved by the order */
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
 
     expect_expiration(w, id, due);
     wait_order(&buyer, id, "cancelled");
     wait_ticket(ticket, ""); /* free again */
-    assert_true(tk_test_eventually(listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
 
     assert_int_equal(xt_thread_stop(sched), 0);
     tk_test_watch_free(w);
@@ -342,19 +277,7 @@ static void paid_order_stays_complete(void **state)
     order(&buyer, ticket, id, &due);
     order(&buyer, other_ticket, other, &other_due);
     wait_ticket(ticket, id);
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", id);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_e2e_%.8s", p.id);
-    ev_envelope_t env;
-    char *text = NULL;
-    assert_int_equal(ev_envelope_init(&env, "payment:created", p.id, 0, "e2e",
-                                      ev_payment_created_to_json(&p), NULL),
-                     0);
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, NULL), 0);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
-    ev_envelope_release(&env);
+    tko_publish_paid(id);
     wait_order(&buyer, id, "complete");
 
     xt_thread_t *sched = xt_thread_start(&opts);
@@ -364,7 +287,7 @@ static void paid_order_stays_complete(void **state)
     assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 5000), 0);
     wait_order(&buyer, id, "complete");
     wait_ticket(ticket, id);
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
 
     assert_int_equal(xt_thread_stop(sched), 0);
     tk_test_watch_free(orders);
@@ -558,14 +481,8 @@ static void paid_just_in_time_with_orders_projector_delayed_completes(void **sta
     free(buyer.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
-        cmocka_unit_test(paid_order_stays_complete),
-        cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
-        cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
-        cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
+             cmocka_unit_test(paid_order_stays_complete),
+             cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
+             cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
+             cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes))

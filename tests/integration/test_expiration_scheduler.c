@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,14 +387,8 @@ static void status_reports_pending_and_lateness(void **state)
     xt_delete(&names);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(due_orders_fire_after_due_time),
-        cmocka_unit_test(past_due_fires_at_once),
-        cmocka_unit_test(other_events_and_garbage_are_skipped),
-        cmocka_unit_test(window_change_in_both_directions),
-        cmocka_unit_test(status_reports_pending_and_lateness),
-    };
-    return cmocka_run_group_tests(tests, setup, NULL);
-}
+TK_TEST_MAIN(setup, NULL, cmocka_unit_test(due_orders_fire_after_due_time),
+             cmocka_unit_test(past_due_fires_at_once),
+             cmocka_unit_test(other_events_and_garbage_are_skipped),
+             cmocka_unit_test(window_change_in_both_directions),
+             cmocka_unit_test(status_reports_pending_and_lateness))

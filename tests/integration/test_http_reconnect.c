@@ -45,16 +45,9 @@ static int get(int port, char *body, size_t cap)
 static void terminated_connection_is_replaced(void **state)
 {
     (void)state;
-    char cmd[512], body[4096];
-    int port = 20000 + (int)(getpid() % 20000);
-    snprintf(cmd, sizeof(cmd),
-             "HTTP_WORKERS=1 JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve tickets "
-             ">/dev/null 2>&1 & echo $!",
-             port, TK_TICKETING_BIN);
-    FILE *f = popen(cmd, "r");
-    long pid = 0;
-    assert_int_equal(fscanf(f, "%ld", &pid), 1);
-    pclose(f);
+    char body[4096];
+    int port = 0;
+    pid_t pid = bb_serve_start(TK_TICKETING_BIN, "tickets", "HTTP_WORKERS=1", &port);
     int64_t deadline = tk_mono_ms() + 30000;
     int code = 0;
     while ((code = get(port, body, sizeof(body))) != 200 && tk_mono_ms() < deadline)
@@ -70,7 +63,7 @@ static void terminated_connection_is_replaced(void **state)
     PQfinish(db);
     usleep(300 * 1000);
     code = get(port, body, sizeof(body));
-    kill((pid_t)pid, SIGTERM);
+    kill(pid, SIGTERM);
     if (code != 200)
         print_error("after the termination: %d %s\n", code, body);
     assert_int_equal(code, 200);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
@@ -43,25 +45,9 @@ static int setup(void **state)
 {
     (void)state;
     setenv("EXPIRATION_WINDOW_SECONDS", "900", 1); /* nothing expires during the test */
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("orders");
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ a raw SSE client */
@@ -175,17 +161,6 @@ static bool sse_ends(sse_t *s, int ms)
 
 /* ------------------------------------------------------------------ helpers */
 
-static char *encode(const char *type, const char *subject, int64_t version, json_t *data)
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "test", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    ev_envelope_release(&env);
-    return text;
-}
-
 struct get_wait {
     const char *path;
     const char *cookie;
@@ -211,7 +186,7 @@ static void new_order(const tko_user_t *u, char order[TK_UUID_LEN + 1])
     tk_uuid_new(t.id);
     tk_uuid_new(t.user_id);
     snprintf(t.title, sizeof(t.title), "stream me");
-    char *text = encode("ticket:created", t.id, 0, ev_ticket_created_to_json(&t));
+    char *text = tk_test_event_text("ticket:created", t.id, 0, ev_ticket_created_to_json(&t), NULL);
     tk_test_publish(EV_TOPIC_TICKETS, t.id, text);
     free(text);
 
@@ -354,13 +329,7 @@ static void events_until_complete(void **state)
     assert_string_equal(str(first, "status"), "created");
     json_decref(first);
 
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p));
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
 
     json_t *last = sse_next(&s, "status", WAIT_MS);
     assert_non_null(last);
@@ -413,13 +382,6 @@ static void events_opened_during_change(void **state)
     free(u.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(events_errors),
-        cmocka_unit_test(events_until_cancelled),
-        cmocka_unit_test(events_until_complete),
-        cmocka_unit_test(events_opened_during_change),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(events_errors),
+             cmocka_unit_test(events_until_cancelled), cmocka_unit_test(events_until_complete),
+             cmocka_unit_test(events_opened_during_change))

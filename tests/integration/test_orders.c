@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,46 +48,21 @@ static int setup(void **state)
 {
     (void)state;
     setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("orders");
-    if ((db = tk_pg_connect("orders", &err)) == NULL)
-        return -1;
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
-    tk_test_server_start(routes);
+    tk_err_t err = {0};
+    if (tko_serve(contexts, routes) != 0 || (db = tk_pg_connect("orders", &err)) == NULL)
+        return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
     PQfinish(db);
-    return 0;
+    return tko_teardown(state);
 }
 
 /* ------------------------------------------------------------------ helpers */
-
-/* Encode an event; @p id_out (may be NULL) receives its event id. Owned text. */
-static char *encode(const char *type, const char *subject, int64_t version, json_t *data,
-                    char id_out[TK_UUID_LEN + 1])
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "test", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    if (id_out != NULL)
-        memcpy(id_out, env.id, TK_UUID_LEN + 1);
-    ev_envelope_release(&env);
-    return text;
-}
 
 /* Produce @p text to an explicit partition of @p topic (for events that the key would not put
  * on the partition we need: a simulated repartitioning or foreign producer). */
@@ -116,7 +93,7 @@ static void publish_ticket(const char *id, int64_t version, const char *title, i
     tk_uuid_new(t.user_id);
     const char *type = version == 0 ? "ticket:created" : "ticket:updated";
     json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
-    char *text = encode(type, id, version, data, event_id);
+    char *text = tk_test_event_text(type, id, version, data, event_id);
     if (partition < 0)
         tk_test_publish(EV_TOPIC_TICKETS, id, text);
     else
@@ -208,27 +185,9 @@ static void order_request(const char *method, const tko_user_t *u, const char *i
     tk_test_http(method, path, NULL, u ? u->cookie : NULL, r);
 }
 
-struct status_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-};
-
-/* GET /api/orders/:id (the read model) shows @p status. */
-static bool order_has_status(void *arg)
-{
-    struct status_wait *w = arg;
-    tk_test_resp_t r;
-    order_request("GET", w->u, w->id, &r);
-    bool ok = r.status == 200 && strcmp(tko_str(r.json, "status"), w->status) == 0;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_status(const tko_user_t *u, const char *id, const char *status)
 {
-    struct status_wait w = {u, id, status};
-    assert_true(tk_test_eventually(order_has_status, &w, WAIT_MS));
+    assert_true(tko_wait_order(u, id, status, -1, WAIT_MS));
 }
 
 /* ------------------------------------------------------------------ POST /api/orders */
@@ -261,21 +220,6 @@ static void place_errors(void **state)
     free(u.cookie);
 }
 
-struct place_wait {
-    const tko_user_t *u;
-    const char *ticket_id;
-    tk_test_resp_t resp;
-};
-
-/* POST until the replica knows the ticket (anything but 404); keeps the last response. */
-static bool placed(void *arg)
-{
-    struct place_wait *w = arg;
-    tk_test_resp_release(&w->resp);
-    place(w->u, w->ticket_id, &w->resp);
-    return w->resp.status != 404;
-}
-
 /* O10, O11, O3, O4, O2: the replica learns the ticket, an order reserves it, order:created is
  * published, and a second order is refused. */
 static void place_reserves_and_publishes(void **state)
@@ -287,9 +231,9 @@ static void place_reserves_and_publishes(void **state)
     tk_uuid_new(ticket);
     publish_ticket(ticket, 0, "concert", 2000, -1, NULL);
 
-    struct place_wait pw = {&a, ticket, {0}};
-    assert_true(tk_test_eventually(placed, &pw, WAIT_MS)); /* O10 */
-    tk_test_resp_t *r = &pw.resp;
+    tk_test_resp_t resp;
+    tko_order_when_known(&a, ticket, WAIT_MS, &resp); /* O10 */
+    tk_test_resp_t *r = &resp;
     assert_int_equal(r->status, 201); /* O3 */
     const char *id = tko_str(r->json, "id");
     assert_true(tk_uuid_valid(id));
@@ -737,13 +681,7 @@ static void payment_completes(void **state)
     new_ticket(ticket, "paid", 700);
     place_ok(&u, ticket, order);
 
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
-    char *text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
 
     json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
     assert_non_null(env);
@@ -764,9 +702,7 @@ static void payment_completes(void **state)
 
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
-    free(text);
+    tk_test_publish_event("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
     order_request("GET", &u, order, &r);
     assert_string_equal(tko_str(r.json, "status"), "complete");
@@ -789,7 +725,8 @@ static void expiration_cancels_once(void **state)
 
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    char *text =
+        tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
     assert_non_null(env);
@@ -801,7 +738,7 @@ static void expiration_cancels_once(void **state)
     /* O17: the same record again, and a second one, change nothing. */
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
-    text = encode("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
+    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
@@ -827,19 +764,14 @@ static void raw_expiration_does_not_cancel(void **state)
 
     ev_expiration_complete_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = encode("expiration:complete", order, 0, ev_expiration_complete_to_json(&e), NULL);
+    char *text = tk_test_event_text("expiration:complete", order, 0,
+                                    ev_expiration_complete_to_json(&e), NULL);
     tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
     free(text);
     assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
 
     /* The payment accepted before expiresAt arrives late: the order completes. */
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_late_%.8s", p.id);
-    text = encode("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, p.id, text);
-    free(text);
+    tko_publish_paid(order);
     json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
     assert_non_null(env);
     json_decref(env);
@@ -917,23 +849,13 @@ static void concurrent_orders_one_winner(void **state)
     PQclear(res);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(place_errors),
-        cmocka_unit_test(place_reserves_and_publishes),
-        cmocka_unit_test(replica_follows_updates),
-        cmocka_unit_test(order_keeps_created_price),
-        cmocka_unit_test(order_list_is_bounded),
-        cmocka_unit_test(open_orders_are_capped),
-        cmocka_unit_test(replica_waits_for_out_of_order),
-        cmocka_unit_test(replica_gap_dead_letters),
-        cmocka_unit_test(list_and_show),
-        cmocka_unit_test(cancel_order),
-        cmocka_unit_test(payment_completes),
-        cmocka_unit_test(expiration_cancels_once),
-        cmocka_unit_test(raw_expiration_does_not_cancel),
-        cmocka_unit_test(concurrent_orders_one_winner),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(place_errors),
+             cmocka_unit_test(place_reserves_and_publishes),
+             cmocka_unit_test(replica_follows_updates), cmocka_unit_test(order_keeps_created_price),
+             cmocka_unit_test(order_list_is_bounded), cmocka_unit_test(open_orders_are_capped),
+             cmocka_unit_test(replica_waits_for_out_of_order),
+             cmocka_unit_test(replica_gap_dead_letters), cmocka_unit_test(list_and_show),
+             cmocka_unit_test(cancel_order), cmocka_unit_test(payment_completes),
+             cmocka_unit_test(expiration_cancels_once),
+             cmocka_unit_test(raw_expiration_does_not_cancel),
+             cmocka_unit_test(concurrent_orders_one_winner))

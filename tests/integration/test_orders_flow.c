@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,142 +40,36 @@
 static int setup(void **state)
 {
     (void)state;
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("tickets");
-    tko_private_database("orders");
-    tko_context_start("tickets", tk_tickets_projectors);
-    tko_context_start("orders", tk_orders_projectors);
+    static const tko_context_t contexts[] = {
+        {"tickets", tk_tickets_projectors}, {"orders", tk_orders_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ helpers */
 
-/* What the tickets read model shows: version and orderId ("" when free). */
-struct ticket_wait {
-    const char *id;
-    json_int_t version;
-    const char *order_id;
-};
-
-static bool ticket_shows(void *arg)
-{
-    struct ticket_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    const char *order = tko_str(r.json, "orderId");
-    bool ok = r.status == 200 && tko_num(r.json, "version") == w->version &&
-              strcmp(order ? order : "", w->order_id) == 0;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_ticket(const char *id, json_int_t version, const char *order_id)
 {
-    struct ticket_wait w = {id, version, order_id};
-    assert_true(tk_test_eventually(ticket_shows, &w, WAIT_MS));
-}
-
-static bool listed(const char *id)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
-    tk_test_resp_release(&r);
-    return found;
-}
-
-static bool is_listed(void *arg)
-{
-    return listed(arg);
-}
-
-/* What orders' read model shows for an order: its status and the embedded ticket's version. */
-struct order_wait {
-    const tko_user_t *u;
-    const char *id;
-    const char *status;
-    json_int_t ticket_version;
-};
-
-static bool order_shows(void *arg)
-{
-    struct order_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/orders/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, w->u->cookie, &r);
-    bool ok = r.status == 200 && strcmp(tko_str(r.json, "status"), w->status) == 0 &&
-              tko_num(json_object_get(r.json, "ticket"), "version") == w->ticket_version;
-    tk_test_resp_release(&r);
-    return ok;
+    assert_true(tko_wait_ticket(id, version, order_id, WAIT_MS));
 }
 
 static void wait_order(const tko_user_t *u, const char *id, const char *status,
                        json_int_t ticket_version)
 {
-    struct order_wait w = {u, id, status, ticket_version};
-    assert_true(tk_test_eventually(order_shows, &w, WAIT_MS));
-}
-
-struct place_wait {
-    const tko_user_t *u;
-    const char *ticket_id;
-    tk_test_resp_t resp;
-};
-
-static bool placed(void *arg)
-{
-    struct place_wait *w = arg;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", w->ticket_id);
-    tk_test_resp_release(&w->resp);
-    tk_test_http("POST", "/api/orders", body, w->u->cookie, &w->resp);
-    return w->resp.status != 404;
+    assert_true(tko_wait_order(u, id, status, ticket_version, WAIT_MS));
 }
 
 /* POST /api/orders, waiting (on 404) until orders replicated the ticket; 201 expected. */
 static void order_ticket(const tko_user_t *u, const char *ticket_id, char id[TK_UUID_LEN + 1],
                          json_int_t *ticket_version, json_int_t *price)
 {
-    struct place_wait w = {u, ticket_id, {0}};
-    assert_true(tk_test_eventually(placed, &w, WAIT_MS));
-    assert_int_equal(w.resp.status, 201);
-    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(w.resp.json, "id"));
-    *ticket_version = tko_num(json_object_get(w.resp.json, "ticket"), "version");
-    *price = tko_num(json_object_get(w.resp.json, "ticket"), "price");
-    tk_test_resp_release(&w.resp);
-}
-
-static void publish(const char *type, const char *subject, json_t *data)
-{
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    assert_int_equal(ev_envelope_init(&env, type, subject, 0, "flow", data, &err), 0);
-    char *text = NULL;
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    tk_test_publish(ev_topic_of(type), subject, text);
-    free(text);
-    ev_envelope_release(&env);
+    tk_test_resp_t r;
+    tko_order_when_known(u, ticket_id, WAIT_MS, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(id, TK_UUID_LEN + 1, "%s", tko_str(r.json, "id"));
+    *ticket_version = tko_num(json_object_get(r.json, "ticket"), "version");
+    *price = tko_num(json_object_get(r.json, "ticket"), "price");
+    tk_test_resp_release(&r);
 }
 
 /* ------------------------------------------------------------------ the flow */
@@ -207,7 +103,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     assert_string_equal(tko_str(json_object_get(env, "data"), "orderId"), order1);
     json_decref(env);
     wait_ticket(ticket, 1, order1);
-    assert_false(listed(ticket));
+    assert_false(tko_ticket_listed(ticket));
     tk_test_http("PUT", path, "{\"title\":\"flow\",\"price\":45}", seller.cookie, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(tko_first_message(&r), "Cannot edit a reserved ticket");
@@ -221,7 +117,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     assert_int_equal(r.status, 204);
     tk_test_resp_release(&r);
     wait_ticket(ticket, 2, "");
-    assert_true(tk_test_eventually(is_listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
     wait_order(&buyer, order1, "cancelled", 2);
 
     /* Edit while free; orders' replica follows (seen in the cancelled order's embedded ticket). */
@@ -242,10 +138,10 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
      * ticket. */
     ev_payment_expired_t e = {0};
     snprintf(e.order_id, sizeof(e.order_id), "%s", order2);
-    publish("payment:expired", order2, ev_payment_expired_to_json(&e));
+    tk_test_publish_event("payment:expired", order2, 0, ev_payment_expired_to_json(&e), NULL);
     wait_order(&buyer2, order2, "cancelled", 5);
     wait_ticket(ticket, 5, "");
-    assert_true(tk_test_eventually(is_listed, ticket, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
 
     /* Order 3 is paid: complete, and the ticket stays reserved for good. */
     char order3[TK_UUID_LEN + 1];
@@ -253,11 +149,7 @@ static void sell_order_cancel_reorder_expire_pay(void **state)
     wait_ticket(ticket, 6, order3);
     tk_test_watch_free(tw);
     tw = tk_test_watch_new(EV_TOPIC_TICKETS); /* from now on: no ticket:updated at all */
-    ev_payment_created_t p = {0};
-    tk_uuid_new(p.id);
-    snprintf(p.order_id, sizeof(p.order_id), "%s", order3);
-    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_flow_%.8s", p.id);
-    publish("payment:created", p.id, ev_payment_created_to_json(&p));
+    tko_publish_paid(order3);
     wait_order(&buyer3, order3, "complete", 6);
     assert_int_equal(tk_test_watch_count(tw, "ticket:updated", ticket, 2000), 0);
     wait_ticket(ticket, 6, order3);
@@ -327,11 +219,5 @@ static void buyer_sees_orders_in_creation_order(void **state)
     free(buyer.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
-        cmocka_unit_test(buyer_sees_orders_in_creation_order),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(sell_order_cancel_reorder_expire_pay),
+             cmocka_unit_test(buyer_sees_orders_in_creation_order))

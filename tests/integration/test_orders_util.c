@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ev_payment.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
 #include "tk/migrate.h"
@@ -40,45 +42,9 @@ static void die(const char *what, const char *detail)
 
 void tko_private_database(const char *context)
 {
-    static char env[MAX_CONTEXTS][1200]; /* putenv keeps the pointer */
-    static size_t nenv;
-    char dbname[64], var[64], *errmsg = NULL;
+    char dbname[64];
     snprintf(dbname, sizeof(dbname), "tk_%s_itest", context);
-    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
-    if (opts == NULL)
-        die("DATABASE_URL", errmsg);
-    char conninfo[1024] = "";
-    size_t len = 0;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
-            len += (size_t)snprintf(conninfo + len, sizeof(conninfo) - len, "%s='%s' ", o->keyword,
-                                    o->val);
-    snprintf(conninfo + len, sizeof(conninfo) - len, "dbname='%s'", dbname);
-    PQconninfoFree(opts);
-
-    tk_err_t err = {0};
-    PGconn *server = tk_pg_connect_server(&err);
-    if (server == NULL)
-        die("tk_pg_connect_server", err.message);
-    char sql[128];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
-    PGresult *res = PQexec(server, sql);
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
-        die("CREATE DATABASE", PQerrorMessage(server));
-    PQclear(res);
-    PQfinish(server);
-
-    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
-    for (char *c = var; *c; c++)
-        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-    if (nenv == MAX_CONTEXTS)
-        die("tko_private_database", "too many contexts");
-    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
-    putenv(env[nenv++]);
-    if (tk_migrate_context(context, NULL, &err) != 0)
-        die("tk_migrate_context", err.message);
+    tk_test_private_database(context, dbname);
 }
 
 const char *tko_projection_name(const char *name)
@@ -116,9 +82,16 @@ static void position_at_end(const char *context, const char *name, const char *c
             die("metadata", topics[t]);
         for (int p = 0; p < md->topics[0].partition_cnt; p++) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                die("watermarks", topics[t]);
+            /* A broker just started (the test stack) may not answer in time, or not yet lead
+             * its partitions: ask again for up to a minute. */
+            rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            int64_t give_up = tk_mono_ms() + 60000;
+            while ((e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000)) !=
+                       RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   tk_mono_ms() < give_up)
+                usleep(500 * 1000);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+                die("watermarks", rd_kafka_err2str(e));
             char partition[16], next[24];
             snprintf(partition, sizeof(partition), "%d", p);
             snprintf(next, sizeof(next), "%lld", (long long)hi);
@@ -245,4 +218,135 @@ const char *tko_str(const json_t *obj, const char *key)
 json_int_t tko_num(const json_t *obj, const char *key)
 {
     return json_integer_value(json_object_get(obj, key));
+}
+
+int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *))
+{
+    tk_test_require_stack();
+    tk_err_t err = {0};
+    if (tk_kafka_topics_create(&err) != 0) {
+        fprintf(stderr, "setup: %s\n", err.message);
+        return -1;
+    }
+    for (const tko_context_t *c = contexts; c->name != NULL; c++)
+        tko_private_database(c->name);
+    for (const tko_context_t *c = contexts; c->name != NULL; c++)
+        tko_context_start(c->name, c->projectors);
+    tk_test_server_start(routes);
+    return 0;
+}
+
+int tko_teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    tko_stop_all();
+    return 0;
+}
+
+struct order_try {
+    const tko_user_t *u;
+    const char *ticket_id;
+    tk_test_resp_t *resp;
+};
+
+static bool order_known(void *arg)
+{
+    struct order_try *t = arg;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"ticketId\":\"%s\"}", t->ticket_id);
+    tk_test_resp_release(t->resp);
+    tk_test_http("POST", "/api/orders", body, t->u->cookie, t->resp);
+    return t->resp->status != 404;
+}
+
+void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeout_ms,
+                          tk_test_resp_t *out)
+{
+    *out = (tk_test_resp_t){0};
+    struct order_try t = {u, ticket_id, out};
+    if (!tk_test_eventually(order_known, &t, timeout_ms))
+        die("tko_order_when_known", "orders never learned the ticket");
+}
+
+bool tko_ticket_listed(const char *id)
+{
+    tk_test_resp_t r;
+    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
+    if (r.status != 200 || !json_is_array(r.json))
+        die("GET /api/tickets", "not a 200 with a bare array");
+    bool found = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
+    tk_test_resp_release(&r);
+    return found;
+}
+
+bool tko_ticket_is_listed(void *id)
+{
+    return tko_ticket_listed(id);
+}
+
+void tko_publish_paid(const char *order_id)
+{
+    ev_payment_created_t p = {0};
+    tk_uuid_new(p.id);
+    snprintf(p.order_id, sizeof(p.order_id), "%.*s", TK_UUID_LEN, order_id);
+    snprintf(p.stripe_id, sizeof(p.stripe_id), "pi_test_%.8s", p.id);
+    tk_test_publish_event("payment:created", p.id, 0, ev_payment_created_to_json(&p), NULL);
+}
+
+struct order_goal {
+    const tko_user_t *u;
+    const char *id, *status;
+    json_int_t ticket_version;
+};
+
+static bool order_shows(void *arg)
+{
+    struct order_goal *g = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/orders/%s", g->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, g->u != NULL ? g->u->cookie : NULL, &r);
+    const char *status = tko_str(r.json, "status");
+    bool ok = r.status == 200 && status != NULL && strcmp(status, g->status) == 0 &&
+              (g->ticket_version < 0 ||
+               tko_num(json_object_get(r.json, "ticket"), "version") == g->ticket_version);
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+bool tko_wait_order(const tko_user_t *u, const char *id, const char *status,
+                    json_int_t ticket_version, int timeout_ms)
+{
+    struct order_goal g = {u, id, status, ticket_version};
+    return tk_test_eventually(order_shows, &g, timeout_ms);
+}
+
+struct ticket_goal {
+    const char *id;
+    json_int_t version;
+    const char *holder;
+};
+
+static bool ticket_shows(void *arg)
+{
+    struct ticket_goal *g = arg;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/tickets/%s", g->id);
+    tk_test_resp_t r;
+    tk_test_http("GET", path, NULL, NULL, &r);
+    const char *holder = tko_str(r.json, "orderId");
+    bool ok = r.status == 200 && (g->version < 0 || tko_num(r.json, "version") == g->version) &&
+              (g->holder == NULL || strcmp(holder ? holder : "", g->holder) == 0);
+    tk_test_resp_release(&r);
+    return ok;
+}
+
+bool tko_wait_ticket(const char *id, json_int_t version, const char *holder, int timeout_ms)
+{
+    struct ticket_goal g = {id, version, holder};
+    return tk_test_eventually(ticket_shows, &g, timeout_ms);
 }

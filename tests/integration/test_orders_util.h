@@ -47,6 +47,22 @@ const char *tko_projection_name(const char *name);
 /** @brief Stop and free every relay and projector tko_context_start started. */
 void tko_stop_all(void);
 
+/** @brief A context a suite runs in-process: its name and its projector specs (NULL-ended). */
+typedef struct tko_context {
+    const char *name;
+    const tk_projector_spec_t *const *projectors;
+} tko_context_t;
+
+/**
+ * @brief The usual group setup of a context suite: the stack's environment and topics, then each
+ *        of @p contexts ({NULL} ends) on its private database with its relay and projectors, then
+ *        the test server with @p routes (NULL-ended). @return 0, or -1 with the reason printed.
+ */
+int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *));
+
+/** @brief The group teardown matching tko_serve (a cmocka fixture). */
+int tko_teardown(void **state);
+
 typedef struct tko_user {
     char id[TK_UUID_LEN + 1];
     char *cookie; /* owned: free() */
@@ -54,6 +70,37 @@ typedef struct tko_user {
 
 /** @brief A made-up signed-in user (fresh UUID, fake session cookie). */
 tko_user_t tko_user_new(void);
+
+/**
+ * @brief POST /api/orders for @p ticket_id as @p u, again while the answer is 404 (orders has not
+ *        replicated the ticket yet), for up to @p timeout_ms. The last answer goes to @p out
+ *        (release it); fails the test when the ticket never became known.
+ */
+void tko_order_when_known(const tko_user_t *u, const char *ticket_id, int timeout_ms,
+                          tk_test_resp_t *out);
+
+/** @brief Whether GET /api/tickets lists ticket @p id (a 200 with a bare array, or the test
+ *         fails); tko_ticket_is_listed takes it as the @p arg of tk_test_eventually. */
+bool tko_ticket_listed(const char *id);
+bool tko_ticket_is_listed(void *id);
+
+/**
+ * @brief Wait up to @p timeout_ms until GET /api/orders/:id as @p u (NULL: anonymous) shows
+ *        @p status and, when @p ticket_version >= 0, that version of the embedded ticket.
+ * @return whether it did.
+ */
+bool tko_wait_order(const tko_user_t *u, const char *id, const char *status,
+                    json_int_t ticket_version, int timeout_ms);
+
+/**
+ * @brief Wait up to @p timeout_ms until GET /api/tickets/:id shows @p version (when >= 0) and
+ *        @p holder as its orderId ("" for a free ticket, NULL for any). @return whether it did.
+ */
+bool tko_wait_ticket(const char *id, json_int_t version, const char *holder, int timeout_ms);
+
+/** @brief Publish payment:created for order @p order_id as the payments context would (a fresh
+ *         payment id, Stripe id "pi_test_..."), as if its charge had just succeeded. */
+void tko_publish_paid(const char *order_id);
 
 /** @brief The first error message of a contract error body, or NULL. Borrowed. */
 const char *tko_first_message(const tk_test_resp_t *r);

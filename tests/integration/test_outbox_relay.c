@@ -146,32 +146,17 @@ static void drop_agg(PGconn *c, const struct agg *a)
 
 /* ---- background relays ----------------------------------------------------------------------- */
 
-struct relay_thread {
-    pthread_t thread;
-    tk_relay_t *relay;
-    volatile int stop;
-};
-
-static void *relay_main(void *arg)
-{
-    struct relay_thread *t = arg;
-    tk_relay_run(t->relay, &t->stop);
-    return NULL;
-}
-
-static void relay_start(struct relay_thread *t)
+static void relay_start(bb_loop_t *t)
 {
     tk_err_t err = {0};
-    t->stop = 0;
-    t->relay = tk_relay_new(CONTEXT, &err);
+    *t = (bb_loop_t){.relay = tk_relay_new(CONTEXT, &err)};
     assert_non_null(t->relay);
-    pthread_create(&t->thread, NULL, relay_main, t);
+    bb_loop_start(t);
 }
 
-static void relay_stop(struct relay_thread *t)
+static void relay_stop(bb_loop_t *t)
 {
-    t->stop = 1;
-    pthread_join(t->thread, NULL);
+    bb_loop_stop(t);
     tk_relay_free(t->relay);
 }
 
@@ -230,7 +215,7 @@ static void committed_commands_reach_kafka_in_order(void **state)
     struct agg a = make_agg(c);
     bb_reader_t *r = bb_reader_new("tickets", false);
     /* Two relays: one active, one hot standby; events must arrive exactly once either way. */
-    struct relay_thread relays[2];
+    bb_loop_t relays[2];
     relay_start(&relays[0]);
     relay_start(&relays[1]);
 
@@ -559,7 +544,7 @@ static void running_relay_survives_a_lost_connection(void **state)
     bb_topic(topic, 1);
     PGconn *c = bb_connect(CONTEXT);
     bb_reader_t *r = bb_reader_new(topic, true);
-    struct relay_thread relay;
+    bb_loop_t relay;
     relay_start(&relay);
     insert_row(c, topic, "k", "before");
     assert_int_equal(bb_reader_collect(r, 1, 20000), 1); /* woken by NOTIFY */

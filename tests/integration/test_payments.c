@@ -227,17 +227,10 @@ static void cancellation_after_payment_refunds(void **state)
     tk_test_watch_free(w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unknown_order_is_404),
-        cmocka_unit_test(anonymous_and_invalid_bodies),
-        cmocka_unit_test(someone_elses_order_is_401),
-        cmocka_unit_test(cancelled_order_is_400),
-        cmocka_unit_test(valid_payment_is_201_with_payment_and_event),
-        cmocka_unit_test(payment_method_id_is_accepted),
-        cmocka_unit_test(replica_follows_versions),
-        cmocka_unit_test(cancellation_after_payment_refunds),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(unknown_order_is_404),
+             cmocka_unit_test(anonymous_and_invalid_bodies),
+             cmocka_unit_test(someone_elses_order_is_401), cmocka_unit_test(cancelled_order_is_400),
+             cmocka_unit_test(valid_payment_is_201_with_payment_and_event),
+             cmocka_unit_test(payment_method_id_is_accepted),
+             cmocka_unit_test(replica_follows_versions),
+             cmocka_unit_test(cancellation_after_payment_refunds))

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,16 +101,7 @@ static char last_event[TK_UUID_LEN + 1]; /* id of the last event publish() sent 
 
 static void publish(const char *type, const char *subject, int64_t version, json_t *data)
 {
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    char *text = NULL;
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "test-payments", data, &err),
-                     0);
-    assert_int_equal(ev_envelope_encode(&env, &text, NULL, &err), 0);
-    tk_test_publish(EV_TOPIC_ORDERS, subject, text);
-    strcpy(last_event, env.id);
-    free(text);
-    ev_envelope_release(&env);
+    tk_test_publish_event(type, subject, version, data, last_event);
 }
 
 /* order:created v0 for a fresh order of @p user_id at @p price_cents; the ids are written out. */

@@ -676,21 +676,16 @@ static void lost_charge_of_a_cancelled_order_is_refunded(void **state)
     tk_test_watch_free(w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(charge_carries_amount_currency_and_order, before_each),
-        cmocka_unit_test_setup(timeout_then_success_is_one_charge, before_each),
-        cmocka_unit_test_setup(server_errors_until_retries_run_out, before_each),
-        cmocka_unit_test_setup(decline_is_400_and_another_card_may_pay, before_each),
-        cmocka_unit_test_setup(concurrent_payments_charge_once, before_each),
-        cmocka_unit_test_setup(cancelled_while_charging_is_refunded, before_each),
-        cmocka_unit_test_setup(refund_refused_twice_then_accepted_once, before_each),
-        cmocka_unit_test_setup(cancellation_after_payment_refunds_once, before_each),
-        cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice, before_each),
-        cmocka_unit_test_setup(signed_webhook_settles_a_lost_charge, before_each),
-        cmocka_unit_test_setup(unsigned_or_stale_webhooks_are_refused, before_each),
-        cmocka_unit_test_setup(lost_charge_of_a_cancelled_order_is_refunded, before_each),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown,
+             cmocka_unit_test_setup(charge_carries_amount_currency_and_order, before_each),
+             cmocka_unit_test_setup(timeout_then_success_is_one_charge, before_each),
+             cmocka_unit_test_setup(server_errors_until_retries_run_out, before_each),
+             cmocka_unit_test_setup(decline_is_400_and_another_card_may_pay, before_each),
+             cmocka_unit_test_setup(concurrent_payments_charge_once, before_each),
+             cmocka_unit_test_setup(cancelled_while_charging_is_refunded, before_each),
+             cmocka_unit_test_setup(refund_refused_twice_then_accepted_once, before_each),
+             cmocka_unit_test_setup(cancellation_after_payment_refunds_once, before_each),
+             cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice, before_each),
+             cmocka_unit_test_setup(signed_webhook_settles_a_lost_charge, before_each),
+             cmocka_unit_test_setup(unsigned_or_stale_webhooks_are_refused, before_each),
+             cmocka_unit_test_setup(lost_charge_of_a_cancelled_order_is_refunded, before_each))

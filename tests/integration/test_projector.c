@@ -87,63 +87,31 @@ static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *
     return TK_APPLY_OK;
 }
 
-/* A replica following versions: stored == v - 1 applies, v <= stored skips, a gap retries. */
-static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
-{
-    (void)ud;
-    char sql[200], v[24];
-    int64_t n = 0;
-    snprintf(v, sizeof(v), "%lld", (long long)env->aggregateversion);
-    const char *p[] = {env->subject, v};
-    if (strcmp(env->type, "ticket:created") == 0) {
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO %s (id, version) VALUES ($1, 0) ON CONFLICT DO NOTHING", replica);
-        int rc = tk_pg_run(tk_tx_conn(tx), sql, 1, p, &n, err);
-        return rc != 0 ? rc : n == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
-    }
-    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx), sql, 1, p, err);
-    if (res == NULL)
-        return err->code;
-    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
-    if (stored >= 0 && env->aggregateversion <= stored)
-        return TK_APPLY_SKIP;
-    if (env->aggregateversion != stored + 1)
-        return TK_APPLY_RETRY;
-    snprintf(sql, sizeof(sql), "UPDATE %s SET version = $2 WHERE id = $1", replica);
-    int rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
-    return rc != 0 ? rc : TK_APPLY_OK;
-}
-
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static char *encode(const char *type, const char *subject, int64_t version, int64_t cents,
-                    size_t *len)
-{
-    ev_ticket_t t = {0};
-    ev_envelope_t env;
-    tk_err_t err = {0};
-    char *out = NULL;
-    char user[TK_UUID_LEN + 1];
-    tk_uuid_new(user);
-    snprintf(t.id, sizeof(t.id), "%s", subject);
-    snprintf(t.user_id, sizeof(t.user_id), "%s", user);
-    snprintf(t.title, sizeof(t.title), "toy %lld", (long long)cents);
-    t.version = version;
-    t.price_cents = cents;
-    json_t *data = version == 0 ? ev_ticket_created_to_json(&t) : ev_ticket_updated_to_json(&t);
-    assert_int_equal(ev_envelope_init(&env, type, subject, version, "bbtest", data, &err), 0);
-    assert_int_equal(ev_envelope_encode(&env, &out, len, &err), 0);
-    ev_envelope_release(&env);
-    return out;
-}
 
 static void publish(rd_kafka_t *producer, const char *topic, const char *key, const void *payload,
                     size_t len)
 {
     tk_err_t err = {0};
     assert_int_equal(tk_kafka_produce(producer, topic, key, payload, len, NULL, NULL, &err), 0);
+}
+
+/* n ticket:created events of fresh tickets priced 1..n: the sum is n(n+1)/2. */
+static void publish_tickets(const char *topic, int n)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 1; i <= n; i++) {
+        char id[TK_UUID_LEN + 1];
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *payload = bb_ticket_event("ticket:created", id, 0, i, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
 }
 
 static void start_totals(const char *projection)
@@ -175,18 +143,6 @@ static tk_projector_t *projector(const char *name, const char *topic,
         print_error("tk_projector_new: %s\n", err.message);
     assert_non_null(p);
     return p;
-}
-
-/* Poll p until done(arg) or timeout; batch failures are allowed (they are retried). */
-static void project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
-{
-    int64_t deadline = tk_mono_ms() + timeout_ms;
-    while (!done(arg)) {
-        assert_true(tk_mono_ms() < deadline);
-        tk_err_t err = {0};
-        int applied = 0;
-        tk_projector_poll_once(p, 200, &applied, &err);
-    }
 }
 
 struct count_goal {
@@ -221,19 +177,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     bb_unique("k", k, sizeof(k));
     snprintf(app, sizeof(app), "bbtest_child_%s", k);
     bb_topic(topic, 3);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = encode("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
     const int64_t sum = (int64_t)N * (N + 1) / 2;
 
     /* The reference: one uninterrupted run. */
@@ -241,7 +185,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     struct toy tu = {.projection = u, .totals = totals};
     tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
     struct count_goal gu = {u, N};
-    project_until(pu, count_reached, &gu, 60000);
+    bb_project_until(pu, count_reached, &gu, 60000);
     tk_projector_free(pu);
     assert_int_equal(total(u, "count"), N);
     assert_int_equal(total(u, "sum"), sum);
@@ -272,27 +216,15 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     struct toy tk2 = {.projection = k, .totals = totals};
     tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
     gk.want = N;
-    project_until(pk, count_reached, &gk, 60000);
+    bb_project_until(pk, count_reached, &gk, 60000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(pk, 1000, &applied, &err); /* nothing more may come */
     tk_projector_free(pk);
     assert_int_equal(total(k, "count"), total(u, "count"));
     assert_int_equal(total(k, "sum"), total(u, "sum"));
     assert_int_equal(stored_offset(k, topic), N);
     assert_int_equal(stored_offset(u, topic), N);
-}
-
-struct member {
-    pthread_t thread;
-    tk_projector_t *p;
-    volatile int stop;
-};
-
-static void *member_main(void *arg)
-{
-    struct member *m = arg;
-    tk_projector_run(m->p, &m->stop);
-    return NULL;
 }
 
 static void two_members_share_the_partitions(void **state)
@@ -303,36 +235,22 @@ static void two_members_share_the_partitions(void **state)
     bb_unique("bbtest_group", topic, sizeof(topic));
     bb_unique("m", name, sizeof(name));
     bb_topic(topic, 4);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = encode("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
     start_totals(name);
     struct toy toys[2] = {{.projection = name, .totals = totals, .sleep_us = 2000},
                           {.projection = name, .totals = totals, .sleep_us = 2000}};
-    struct member members[2];
+    bb_loop_t members[2] = {{0}};
     for (int i = 0; i < 2; i++) {
-        members[i].stop = 0;
-        members[i].p = projector(name, topic, sum_apply, &toys[i]);
-        pthread_create(&members[i].thread, NULL, member_main, &members[i]);
+        members[i].projector = projector(name, topic, sum_apply, &toys[i]);
+        bb_loop_start(&members[i]);
     }
     struct count_goal g = {name, N};
     assert_true(bb_eventually(count_reached, &g, 60000));
     for (int i = 0; i < 2; i++) {
-        members[i].stop = 1;
-        pthread_join(members[i].thread, NULL);
-        tk_projector_free(members[i].p);
+        bb_loop_stop(&members[i]);
+        tk_projector_free(members[i].projector);
     }
     print_message("    member calls: %d and %d\n", toys[0].calls, toys[1].calls);
     assert_true(toys[0].calls > 0 && toys[1].calls > 0);
@@ -350,19 +268,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     bb_unique("l", name, sizeof(name));
     snprintf(app, sizeof(app), "bbtest_%s", name);
     bb_topic(topic, 2);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
-    for (int i = 1; i <= N; i++) {
-        char id[TK_UUID_LEN + 1];
-        size_t len = 0;
-        tk_uuid_new(id);
-        char *payload = encode("ticket:created", id, 0, i, &len);
-        publish(producer, topic, id, payload, len);
-        free(payload);
-    }
-    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
-    rd_kafka_destroy(producer);
+    publish_tickets(topic, N);
 
     start_totals(name);
     struct toy t = {.projection = name, .totals = totals, .sleep_us = 200};
@@ -370,7 +276,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
     unsetenv("PGAPPNAME");
     struct count_goal g = {name, 300};
-    project_until(p, count_reached, &g, 30000);
+    bb_project_until(p, count_reached, &g, 30000);
     /* Kill its session; the next batch fails, rolls back, reconnects and replays. */
     const char *ap[] = {app};
     assert_int_equal(bb_scalar(db,
@@ -379,8 +285,9 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
                                1, ap),
                      1);
     g.want = N;
-    project_until(p, count_reached, &g, 60000);
+    bb_project_until(p, count_reached, &g, 60000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
     assert_int_equal(total(name, "count"), N);
@@ -401,7 +308,7 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
         tk_uuid_new(e[i]);
-        char *payload = encode("ticket:created", e[i], 0, 100 * (i + 1), &len);
+        char *payload = bb_ticket_event("ticket:created", e[i], 0, 100 * (i + 1), &len);
         publish(producer, topic, e[i], payload, len);
         if (i == 0) /* the same record again, as a relay crash between ack and delete does */
             publish(producer, topic, e[i], payload, len);
@@ -415,7 +322,7 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     struct toy t = {.projection = d, .totals = totals, .emit = true, .fail_call = 3};
     tk_projector_t *p = projector(d, topic, sum_apply, &t);
     struct count_goal g = {d, 3};
-    project_until(p, count_reached, &g, 30000);
+    bb_project_until(p, count_reached, &g, 30000);
     int applied = 0;
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
@@ -453,11 +360,11 @@ static void poison_records_are_dead_lettered(void **state)
     rd_kafka_t *producer = tk_kafka_producer_new(&err);
     assert_non_null(producer);
     size_t len = 0;
-    char *pa = encode("ticket:created", a, 0, 700, &len);
+    char *pa = bb_ticket_event("ticket:created", a, 0, 700, &len);
     publish(producer, topic, "poison", junk, strlen(junk));
     publish(producer, topic, a, pa, len);
     free(pa);
-    char *pb = encode("ticket:created", b, 0, 50, &len);
+    char *pb = bb_ticket_event("ticket:created", b, 0, 50, &len);
     publish(producer, topic, NULL, bad_utf8, sizeof(bad_utf8) - 1);
     publish(producer, topic, b, pb, len);
     free(pb);
@@ -468,7 +375,7 @@ static void poison_records_are_dead_lettered(void **state)
     struct toy t = {.projection = name, .totals = totals};
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
     struct count_goal g = {name, 2};
-    project_until(p, count_reached, &g, 30000);
+    bb_project_until(p, count_reached, &g, 30000);
     tk_projector_free(p);
     assert_int_equal(total(name, "sum"), 750);
     assert_int_equal(stored_offset(name, topic), 4);
@@ -526,17 +433,17 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
                {"ticket:created", y, 0}};
     for (size_t i = 0; i < 4; i++) {
         size_t len = 0;
-        char *payload = encode(evs[i].type, evs[i].id, evs[i].version, 100, &len);
+        char *payload = bb_ticket_event(evs[i].type, evs[i].id, evs[i].version, 100, &len);
         publish(producer, topic, x, payload, len);
         free(payload);
     }
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    tk_projector_t *p = projector(name, topic, replica_apply, NULL);
+    tk_projector_t *p = projector(name, topic, bb_replica_apply, replica);
     struct gap_goal g = {y};
     int64_t t0 = tk_mono_ms();
-    project_until(p, replica_has, &g, 30000);
+    bb_project_until(p, replica_has, &g, 30000);
     int64_t waited = tk_mono_ms() - t0;
     tk_projector_free(p);
     print_message("    y applied %lld ms after start (gap timeout " GAP_TIMEOUT_MS " ms)\n",

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,10 +57,23 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     tk_projector_free(live);
-    rt_env_release(&env);
-    return 0;
+    return rt_teardown(state);
+}
+
+/* tk_replay_run up to @p to, which must verify and swap. */
+static tk_replay_result_t replayed_and_swapped(tk_replay_to_t to)
+{
+    tk_replay_opts_t opts = {.to = to};
+    tk_replay_result_t r;
+    tk_err_t err = {0};
+    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
+    if (rc != 0)
+        fprintf(stderr, "replay: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    assert_true(r.identical);
+    assert_true(r.swapped);
+    return r;
 }
 
 static int64_t count(const char *sql)
@@ -109,15 +124,7 @@ static void replay_of_a_caught_up_model_is_identical_and_swapped(void **state)
 
     int64_t view_oid = rt_table_oid(&env, "ticket_view");
     int64_t history_oid = rt_table_oid(&env, "ticket_history");
-    tk_replay_opts_t opts = {.to = TK_REPLAY_TO_END};
-    tk_replay_result_t r;
-    tk_err_t err = {0};
-    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
-    if (rc != 0)
-        fprintf(stderr, "replay: %s\n", err.message);
-    assert_int_equal(rc, 0);
-    assert_true(r.identical);
-    assert_true(r.swapped);
+    tk_replay_result_t r = replayed_and_swapped(TK_REPLAY_TO_END);
     assert_false(r.to_live);
     assert_int_equal(r.records, env.published);
     assert_int_equal(r.applied, TICKETS * (1 + UPDATES));
@@ -298,19 +305,12 @@ static void a_stopped_projector_is_rebuilt_to_its_own_offsets(void **state)
     rt_publish_update(&env, &tickets[5], "while stopped");
     rt_flush(&env);
 
-    tk_replay_opts_t opts = {0};
-    tk_replay_result_t r;
-    tk_err_t err = {0};
-    int rc = tk_replay_run(&env.spec, &opts, &r, &err);
-    if (rc != 0)
-        fprintf(stderr, "replay: %s\n", err.message);
-    assert_int_equal(rc, 0);
+    tk_replay_result_t r = replayed_and_swapped(TK_REPLAY_TO_AUTO);
     assert_true(r.to_live);
-    assert_true(r.identical);
-    assert_true(r.swapped);
     assert_int_equal(r.records, stored); /* not the record published while it was stopped */
     assert_int_equal(rt_stored_sum(&env), stored);
 
+    tk_err_t err = {0};
     assert_non_null(live = tk_projector_new(&env.spec, &err));
     assert_true(rt_catch_up(&env, live, WAIT_MS));
     assert_title(tickets[5].id, "while stopped");
@@ -381,15 +381,10 @@ static void specs_without_tables_or_with_a_missing_table_are_refused(void **stat
     assert_int_equal(leftover_schemas(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(replay_of_a_caught_up_model_is_identical_and_swapped),
-        cmocka_unit_test(a_corrupted_live_row_is_detected_and_force_repairs_it),
-        cmocka_unit_test(replay_while_the_live_projector_runs_loses_and_doubles_nothing),
-        cmocka_unit_test(a_stopped_projector_is_rebuilt_to_its_own_offsets),
-        cmocka_unit_test(a_live_projector_behind_makes_it_give_up_unless_forced),
-        cmocka_unit_test(specs_without_tables_or_with_a_missing_table_are_refused),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown,
+             cmocka_unit_test(replay_of_a_caught_up_model_is_identical_and_swapped),
+             cmocka_unit_test(a_corrupted_live_row_is_detected_and_force_repairs_it),
+             cmocka_unit_test(replay_while_the_live_projector_runs_loses_and_doubles_nothing),
+             cmocka_unit_test(a_stopped_projector_is_rebuilt_to_its_own_offsets),
+             cmocka_unit_test(a_live_projector_behind_makes_it_give_up_unless_forced),
+             cmocka_unit_test(specs_without_tables_or_with_a_missing_table_are_refused))

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -95,17 +97,5 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    rt_env_release(&env);
-    return 0;
-}
-
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(replay_of_a_large_log_is_identical_to_the_live_model),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, rt_teardown,
+             cmocka_unit_test(replay_of_a_large_log_is_identical_to_the_live_model))

@@ -22,9 +22,12 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
+static rt_env_t *suite_env; /* the one rt_teardown releases */
+
 void rt_env_init(rt_env_t *e, const char *prefix, int partitions)
 {
     memset(e, 0, sizeof(*e));
+    suite_env = e;
     bb_require_stack(true);
     char base[48];
     bb_unique(prefix, base, sizeof(base));
@@ -178,4 +181,13 @@ char *rt_text(rt_env_t *e, const char *sql, int nparams, const char *const *para
     char *v = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
     return v;
+}
+
+int rt_teardown(void **state)
+{
+    (void)state;
+    if (suite_env != NULL)
+        rt_env_release(suite_env);
+    suite_env = NULL;
+    return 0;
 }

@@ -36,6 +36,9 @@ void rt_env_init(rt_env_t *e, const char *prefix, int partitions);
 /** @brief Close, flush, and drop the private database. */
 void rt_env_release(rt_env_t *e);
 
+/** @brief A cmocka group teardown: rt_env_release of the environment rt_env_init filled last. */
+int rt_teardown(void **state);
+
 /** The expected state of a ticket after the events rt_publish_tickets produced. */
 typedef struct rt_ticket {
     char id[TK_UUID_LEN + 1];

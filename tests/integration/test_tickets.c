@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,25 +42,9 @@
 static int setup(void **state)
 {
     (void)state;
-    tk_test_require_stack();
-    tk_err_t err = {0};
-    if (tk_kafka_topics_create(&err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    tko_private_database("tickets");
-    tko_context_start("tickets", tk_tickets_projectors);
+    static const tko_context_t contexts[] = {{"tickets", tk_tickets_projectors}, {NULL, NULL}};
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, NULL};
-    tk_test_server_start(routes);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
-    tko_stop_all();
-    return 0;
+    return tko_serve(contexts, routes);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -77,28 +63,9 @@ static void create_ticket(const tko_user_t *u, const char *title, int price,
     tk_test_resp_release(&r);
 }
 
-struct view_wait {
-    const char *id;
-    json_int_t version;
-};
-
-/* GET /api/tickets/:id shows @p version. */
-static bool view_at(void *arg)
-{
-    struct view_wait *w = arg;
-    char path[128];
-    snprintf(path, sizeof(path), "/api/tickets/%s", w->id);
-    tk_test_resp_t r;
-    tk_test_http("GET", path, NULL, NULL, &r);
-    bool ok = r.status == 200 && tko_num(r.json, "version") == w->version;
-    tk_test_resp_release(&r);
-    return ok;
-}
-
 static void wait_view(const char *id, json_int_t version)
 {
-    struct view_wait w = {id, version};
-    assert_true(tk_test_eventually(view_at, &w, WAIT_MS));
+    assert_true(tko_wait_ticket(id, version, NULL, WAIT_MS));
 }
 
 static json_t *get_ticket(const char *id)
@@ -113,29 +80,9 @@ static json_t *get_ticket(const char *id)
     return j;
 }
 
-/* Whether GET /api/tickets (every page of the bare array) lists @p id. */
-static bool listed(const char *id)
-{
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_array(r.json));
-    bool found = false;
-    size_t i;
-    json_t *t;
-    json_array_foreach(r.json, i, t) found |= strcmp(tko_str(t, "id"), id) == 0;
-    tk_test_resp_release(&r);
-    return found;
-}
-
-static bool is_listed(void *arg)
-{
-    return listed(arg);
-}
-
 static bool is_unlisted(void *arg)
 {
-    return !listed(arg);
+    return !tko_ticket_listed(arg);
 }
 
 /* Event times of the published order events: 0 = now. */
@@ -276,7 +223,7 @@ static void create_publishes_and_projects(void **state)
     assert_int_equal(tko_num(t, "price"), 20);
     assert_string_equal(tko_str(t, "userId"), u.id);
     json_decref(t);
-    assert_true(listed(id));
+    assert_true(tko_ticket_listed(id));
 
     /* A price with cents keeps them. */
     tk_test_resp_t r2;
@@ -300,7 +247,7 @@ static void list_has_every_users_tickets(void **state)
         free(u.cookie);
     }
     for (int i = 0; i < 3; i++)
-        assert_true(tk_test_eventually(is_listed, ids[i], WAIT_MS));
+        assert_true(tk_test_eventually(tko_ticket_is_listed, ids[i], WAIT_MS));
     tk_test_resp_t r;
     tk_test_http("GET", "/api/tickets", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -476,7 +423,7 @@ static void reserve_and_release(void **state)
     char id[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1], other_order[TK_UUID_LEN + 1];
     create_ticket(&owner, "reserve me", 30, id);
     wait_view(id, 0);
-    assert_true(tk_test_eventually(is_listed, id, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
     tk_uuid_new(order);
@@ -534,7 +481,7 @@ static void reserve_and_release(void **state)
     t = get_ticket(id);
     assert_null(json_object_get(t, "orderId"));
     json_decref(t);
-    assert_true(tk_test_eventually(is_listed, id, WAIT_MS));
+    assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     /* Free again: the owner may edit (version 3). */
     put_ticket(&owner, id, "{\"title\":\"edited\",\"price\":10}", &r);
@@ -722,22 +669,11 @@ static void bare_list_is_bounded(void **state)
     free(u.cookie);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_requires_auth),
-        cmocka_unit_test(bare_list_is_bounded),
-        cmocka_unit_test(create_validation),
-        cmocka_unit_test(create_publishes_and_projects),
-        cmocka_unit_test(list_has_every_users_tickets),
-        cmocka_unit_test(show_unknown_is_404),
-        cmocka_unit_test(update_errors),
-        cmocka_unit_test(update_publishes_exactly_once),
-        cmocka_unit_test(optimistic_concurrency),
-        cmocka_unit_test(reserve_and_release),
-        cmocka_unit_test(new_order_overtakes_old_cancel),
-        cmocka_unit_test(stale_order_arrives_late),
-        cmocka_unit_test(pagination),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(create_requires_auth),
+             cmocka_unit_test(bare_list_is_bounded), cmocka_unit_test(create_validation),
+             cmocka_unit_test(create_publishes_and_projects),
+             cmocka_unit_test(list_has_every_users_tickets), cmocka_unit_test(show_unknown_is_404),
+             cmocka_unit_test(update_errors), cmocka_unit_test(update_publishes_exactly_once),
+             cmocka_unit_test(optimistic_concurrency), cmocka_unit_test(reserve_and_release),
+             cmocka_unit_test(new_order_overtakes_old_cancel),
+             cmocka_unit_test(stale_order_arrives_late), cmocka_unit_test(pagination))

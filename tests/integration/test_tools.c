@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -205,10 +207,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     tk_projector_free(live);
-    rt_env_release(&env);
-    return 0;
+    return rt_teardown(state);
 }
 
 /* ---- events tail ----------------------------------------------------------------------------- */
@@ -517,12 +517,6 @@ static void replay_cli_lists_refuses_builds_detects_and_repairs(void **state)
     free(title);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tail_prints_json_lines_filtered_by_type_and_key),
-        cmocka_unit_test(status_shows_lag_dead_letters_and_what_is_down),
-        cmocka_unit_test(replay_cli_lists_refuses_builds_detects_and_repairs),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, teardown, cmocka_unit_test(tail_prints_json_lines_filtered_by_type_and_key),
+             cmocka_unit_test(status_shows_lag_dead_letters_and_what_is_down),
+             cmocka_unit_test(replay_cli_lists_refuses_builds_detects_and_repairs))

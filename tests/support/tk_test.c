@@ -4,9 +4,13 @@
  * would: status codes, headers, cookies and bodies.
  */
 #include "tk_test.h"
+#include "ev_catalog.h"
+#include "ev_envelope.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
+#include "tk/migrate.h"
+#include "tk/pg.h"
 #include "tk/session.h"
 
 #include <curl/curl.h>
@@ -33,6 +37,69 @@ void tk_test_require_stack(void)
         exit(1);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void setup_failed(const char *what, const char *detail)
+{
+    fprintf(stderr, "test setup: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+/* Append " key='value'" to buf, escaping as libpq's conninfo syntax requires. */
+static void conninfo_add(char *buf, size_t size, const char *key, const char *value)
+{
+    size_t len = strlen(buf);
+    len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s='", len ? " " : "", key);
+    for (const char *c = value; *c && len + 3 < size; c++) {
+        if (*c == '\'' || *c == '\\')
+            buf[len++] = '\\';
+        buf[len++] = *c;
+    }
+    if (len + 2 < size) {
+        buf[len++] = '\'';
+        buf[len] = '\0';
+    }
+}
+
+void tk_test_private_database(const char *context, const char *dbname)
+{
+    static char env[8][1200]; /* putenv keeps the pointer: static storage */
+    static int nenv;
+    char *errmsg = NULL, var[64];
+    PQconninfoOption *opts = PQconninfoParse(tk_cfg()->database_url, &errmsg);
+    if (opts == NULL)
+        setup_failed("DATABASE_URL", errmsg);
+    char conninfo[1024] = "";
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL && *o->val && strcmp(o->keyword, "dbname") != 0)
+            conninfo_add(conninfo, sizeof(conninfo), o->keyword, o->val);
+    conninfo_add(conninfo, sizeof(conninfo), "dbname", dbname);
+    PQconninfoFree(opts);
+
+    tk_err_t err = {0};
+    PGconn *server = tk_pg_connect_server(&err);
+    if (server == NULL)
+        setup_failed("tk_pg_connect_server", err.message);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+    PGresult *res = PQexec(server, sql);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    /* 42P04: exists; 23505: another suite created it at the same moment. */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+        (state == NULL || (strcmp(state, "42P04") != 0 && strcmp(state, "23505") != 0)))
+        setup_failed("CREATE DATABASE", PQerrorMessage(server));
+    PQclear(res);
+    PQfinish(server);
+
+    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
+    for (char *c = var; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    if (nenv == 8)
+        setup_failed("tk_test_private_database", "too many private databases");
+    snprintf(env[nenv], sizeof(env[nenv]), "%s=%s", var, conninfo);
+    putenv(env[nenv++]);
+    if (tk_migrate_context(context, NULL, &err) != 0)
+        setup_failed("tk_migrate_context", err.message);
 }
 
 /* ------------------------------------------------------------------ server */
@@ -76,6 +143,13 @@ void tk_test_server_stop(void)
     pthread_join(server_thread, NULL);
     tk_http_server_free(server);
     server = NULL;
+}
+
+int tk_test_server_teardown(void **state)
+{
+    (void)state;
+    tk_test_server_stop();
+    return 0;
 }
 
 /* ------------------------------------------------------------------ client */
@@ -259,10 +333,11 @@ static bool matches(json_t *env, const char *type, const char *subject)
     return t && strcmp(t, type) == 0 && (subject == NULL || (s && strcmp(s, subject) == 0));
 }
 
-json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
-                             int timeout_ms)
+/* The next record of @p w that is an event of @p type/@p subject, before @p deadline (mono ms);
+ * NULL when none came. Owned. */
+static json_t *next_match(tk_test_watch_t *w, const char *type, const char *subject,
+                          int64_t deadline)
 {
-    int64_t deadline = tk_mono_ms() + timeout_ms;
     while (tk_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
         if (m == NULL)
@@ -276,18 +351,19 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
     return NULL;
 }
 
+json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
+                             int timeout_ms)
+{
+    return next_match(w, type, subject, tk_mono_ms() + timeout_ms);
+}
+
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms)
 {
     int n = 0;
     int64_t deadline = tk_mono_ms() + window_ms;
-    while (tk_mono_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
-        if (m == NULL)
-            continue;
-        json_t *env = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
-        rd_kafka_message_destroy(m);
-        if (env != NULL && matches(env, type, subject))
-            n++;
+    json_t *env;
+    while ((env = next_match(w, type, subject, deadline)) != NULL) {
+        n++;
         json_decref(env);
     }
     return n;
@@ -317,4 +393,27 @@ bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
         usleep(50 * 1000);
     } while (tk_mono_ms() < deadline);
     return fn(arg);
+}
+
+char *tk_test_event_text(const char *type, const char *subject, int64_t version, json_t *data,
+                         char *id_out)
+{
+    ev_envelope_t env;
+    tk_err_t err = {0};
+    char *text = NULL;
+    if (ev_envelope_init(&env, type, subject, version, "test", data, &err) != 0 ||
+        ev_envelope_encode(&env, &text, NULL, &err) != 0)
+        setup_failed("tk_test_event_text", err.message);
+    if (id_out != NULL)
+        memcpy(id_out, env.id, TK_UUID_LEN + 1);
+    ev_envelope_release(&env);
+    return text;
+}
+
+void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
+                           char *id_out)
+{
+    char *text = tk_test_event_text(type, subject, version, data, id_out);
+    tk_test_publish(ev_topic_of(type), subject, text);
+    free(text);
 }

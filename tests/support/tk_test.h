@@ -8,16 +8,28 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tk/http.h"
 
 /** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
 void tk_test_require_stack(void);
 
+/**
+ * @brief Point @p context at the private database @p dbname on DATABASE_URL's server: create it
+ *        when missing, export DATABASE_URL_<CONTEXT> (inherited by child processes) and migrate
+ *        it. Relays and projectors of other suites or of a `ticketing run` on the same stack then
+ *        never see this test's outbox rows, nor hold its relay lock. Call before any thread
+ *        starts; exits the process on a setup error.
+ */
+void tk_test_private_database(const char *context, const char *dbname);
+
 /** @brief Start an HTTP server on an ephemeral port with the given route registrars (NULL-ended)
  *         in a background thread. Returns the base URL "http://127.0.0.1:<port>" (static). */
 const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *));
 void tk_test_server_stop(void);
+/** @brief tk_test_server_stop as a cmocka group teardown. */
+int tk_test_server_teardown(void **state);
 /** @brief The base URL of the running test server (static). */
 const char *tk_test_base_url(void);
 
@@ -63,6 +75,18 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
 
 /** @brief Count events of @p type/@p subject seen within @p window_ms (e.g. to prove "once"). */
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms);
+
+/**
+ * @brief The envelope of one event as its context would publish it: @p data (consumed) under
+ *        @p type, @p subject and @p version. Its event id goes to @p id_out (may be NULL).
+ *        Owned text (free); exits the process when the event cannot be encoded.
+ */
+char *tk_test_event_text(const char *type, const char *subject, int64_t version, json_t *data,
+                         char *id_out);
+
+/** @brief tk_test_event_text, produced to the event's own topic keyed by @p subject. */
+void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
+                           char *id_out);
 
 /** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json);

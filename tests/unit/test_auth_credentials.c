@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,13 +95,6 @@ static void old_hashes_verify_and_are_outdated(void **state)
     free(old);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(emails),
-        cmocka_unit_test(password_trim_counts_characters),
-        cmocka_unit_test(scrypt_round_trip),
-        cmocka_unit_test(old_hashes_verify_and_are_outdated),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(emails),
+             cmocka_unit_test(password_trim_counts_characters), cmocka_unit_test(scrypt_round_trip),
+             cmocka_unit_test(old_hashes_verify_and_are_outdated))

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include "tk/client_addr.h"
 
 static const char *resolve(const char *peer, const char *xff, const char *xri, const char *trusted)
@@ -58,11 +60,5 @@ static void headers_only_from_trusted_peers(void **state)
     assert_string_equal(resolve("", NULL, NULL, "127.0.0.1"), "");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(trusted_lists),
-        cmocka_unit_test(headers_only_from_trusted_peers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(trusted_lists),
+             cmocka_unit_test(headers_only_from_trusted_peers))

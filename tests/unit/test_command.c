@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <string.h>
 
 #include "tk/command.h"
@@ -40,11 +42,5 @@ static void no_connection_is_unavailable_and_body_never_runs(void **state)
     assert_int_equal(calls, 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stale_is_a_retryable_conflict),
-        cmocka_unit_test(no_connection_is_unavailable_and_body_never_runs),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(stale_is_a_retryable_conflict),
+             cmocka_unit_test(no_connection_is_unavailable_and_body_never_runs))

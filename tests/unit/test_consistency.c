@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,13 +150,7 @@ static void entries_expire_and_the_future_is_refused(void **state)
     assert_int_equal(decode(text, strlen(text), KEY, NOW - 120), TK_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(round_trips),
-        cmocka_unit_test(add_keeps_the_highest_version_and_bounds_the_size),
-        cmocka_unit_test(refuses_garbage_and_forgeries),
-        cmocka_unit_test(entries_expire_and_the_future_is_refused),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(round_trips),
+             cmocka_unit_test(add_keeps_the_highest_version_and_bounds_the_size),
+             cmocka_unit_test(refuses_garbage_and_forgeries),
+             cmocka_unit_test(entries_expire_and_the_future_is_refused))

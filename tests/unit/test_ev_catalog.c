@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,15 +266,7 @@ static void real_types_refuse_unknown_versions(void **state)
     json_decref(data);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_design_type_is_listed),
-        cmocka_unit_test(topics_are_the_designs),
-        cmocka_unit_test(schema_files_exist),
-        cmocka_unit_test(schema_paths),
-        cmocka_unit_test(upcasters_table),
-        cmocka_unit_test(real_types_refuse_unknown_versions),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(every_design_type_is_listed),
+             cmocka_unit_test(topics_are_the_designs), cmocka_unit_test(schema_files_exist),
+             cmocka_unit_test(schema_paths), cmocka_unit_test(upcasters_table),
+             cmocka_unit_test(real_types_refuse_unknown_versions))

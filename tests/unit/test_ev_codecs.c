@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -513,20 +515,13 @@ static void every_member_mutation_is_rejected(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(user_registered_round_trips),
-        cmocka_unit_test(ticket_round_trips_and_omits_free_order_id),
-        cmocka_unit_test(order_round_trips),
-        cmocka_unit_test(order_status_names),
-        cmocka_unit_test(expiration_and_payments_round_trip),
-        cmocka_unit_test(to_json_refuses_null_and_invalid_utf8),
-        cmocka_unit_test(unknown_members_are_ignored),
-        cmocka_unit_test(malformed_data_is_rejected),
-        cmocka_unit_test(embedded_nul_is_rejected),
-        cmocka_unit_test(deep_nesting_is_rejected_without_crashing),
-        cmocka_unit_test(every_member_mutation_is_rejected),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(user_registered_round_trips),
+             cmocka_unit_test(ticket_round_trips_and_omits_free_order_id),
+             cmocka_unit_test(order_round_trips), cmocka_unit_test(order_status_names),
+             cmocka_unit_test(expiration_and_payments_round_trip),
+             cmocka_unit_test(to_json_refuses_null_and_invalid_utf8),
+             cmocka_unit_test(unknown_members_are_ignored),
+             cmocka_unit_test(malformed_data_is_rejected),
+             cmocka_unit_test(embedded_nul_is_rejected),
+             cmocka_unit_test(deep_nesting_is_rejected_without_crashing),
+             cmocka_unit_test(every_member_mutation_is_rejected))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,19 +502,13 @@ static void release_accepts_zeroed_and_null(void **state)
     assert_int_equal(ev_envelope_schema_version(NULL), TK_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_type_round_trips),
-        cmocka_unit_test(encoding_has_the_contract_member_order_and_money),
-        cmocka_unit_test(init_refuses_bad_arguments_and_consumes_data),
-        cmocka_unit_test(encode_refuses_tampered_envelopes),
-        cmocka_unit_test(malformed_records_are_rejected),
-        cmocka_unit_test(other_records_are_rejected),
-        cmocka_unit_test(every_truncation_is_rejected),
-        cmocka_unit_test(oversize_and_deeply_nested_records_are_rejected),
-        cmocka_unit_test(optional_members_and_extensions),
-        cmocka_unit_test(release_accepts_zeroed_and_null),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(every_type_round_trips),
+             cmocka_unit_test(encoding_has_the_contract_member_order_and_money),
+             cmocka_unit_test(init_refuses_bad_arguments_and_consumes_data),
+             cmocka_unit_test(encode_refuses_tampered_envelopes),
+             cmocka_unit_test(malformed_records_are_rejected),
+             cmocka_unit_test(other_records_are_rejected),
+             cmocka_unit_test(every_truncation_is_rejected),
+             cmocka_unit_test(oversize_and_deeply_nested_records_are_rejected),
+             cmocka_unit_test(optional_members_and_extensions),
+             cmocka_unit_test(release_accepts_zeroed_and_null))

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,15 +218,8 @@ static void format_extremes(void **state)
     assert_string_equal(f, "0.05");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(to_json_prints_whole_amounts_as_integers),
-        cmocka_unit_test(to_json_prints_two_decimals_at_most),
-        cmocka_unit_test(every_amount_round_trips),
-        cmocka_unit_test(from_json_table),
-        cmocka_unit_test(rejects_missing_value_and_non_finite_text),
-        cmocka_unit_test(format_extremes),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(to_json_prints_whole_amounts_as_integers),
+             cmocka_unit_test(to_json_prints_two_decimals_at_most),
+             cmocka_unit_test(every_amount_round_trips), cmocka_unit_test(from_json_table),
+             cmocka_unit_test(rejects_missing_value_and_non_finite_text),
+             cmocka_unit_test(format_extremes))

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,17 +225,10 @@ static void options_default_to_the_contract_names(void **state)
     assert_int_equal(tk_expiration__cfg_resolve(&bad, &cfg, NULL), TK_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(record_encodes_exact_bytes),
-        cmocka_unit_test(record_round_trips),
-        cmocka_unit_test(record_decode_rejects),
-        cmocka_unit_test(record_encode_rejects),
-        cmocka_unit_test(record_decode_survives_garbage),
-        cmocka_unit_test(timers_wait_for_the_next_event),
-        cmocka_unit_test(window_is_a_bounded_fifo),
-        cmocka_unit_test(options_default_to_the_contract_names),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(record_encodes_exact_bytes),
+             cmocka_unit_test(record_round_trips), cmocka_unit_test(record_decode_rejects),
+             cmocka_unit_test(record_encode_rejects),
+             cmocka_unit_test(record_decode_survives_garbage),
+             cmocka_unit_test(timers_wait_for_the_next_event),
+             cmocka_unit_test(window_is_a_bounded_fifo),
+             cmocka_unit_test(options_default_to_the_contract_names))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,13 +107,6 @@ static int setup(void **state)
     setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
     static void (*const registrars[])(tk_http_server_t *) = {routes, NULL};
     tk_test_server_start(registrars);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
     return 0;
 }
 
@@ -311,12 +306,7 @@ static void parked_requests_hold_no_worker(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(routes_and_captures), cmocka_unit_test(bad_bodies),
-        cmocka_unit_test(health_and_metrics),  cmocka_unit_test(client_leaves_mid_request),
-        cmocka_unit_test(sse_streams),         cmocka_unit_test(parked_requests_hold_no_worker),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, tk_test_server_teardown, cmocka_unit_test(routes_and_captures),
+             cmocka_unit_test(bad_bodies), cmocka_unit_test(health_and_metrics),
+             cmocka_unit_test(client_leaves_mid_request), cmocka_unit_test(sse_streams),
+             cmocka_unit_test(parked_requests_hold_no_worker))

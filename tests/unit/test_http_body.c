@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include "../../platform/http.c"
 
 static socklen_t no_peer(h2o_conn_t *conn, struct sockaddr *sa)
@@ -55,10 +57,4 @@ static void body_is_copied_whole(void **state)
     h2o_mem_clear_pool(&req.pool);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(body_is_copied_whole),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(body_is_copied_whole))

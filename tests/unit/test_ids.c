@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <string.h>
 
 #include "tk/err.h"
@@ -55,13 +57,6 @@ static void time_parse_rejects_garbage(void **state)
     assert_int_equal(tk_time_parse(NULL, &ms), TK_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(uuid_is_v4_and_unique),
-        cmocka_unit_test(uuid_validation_rejects_malformed),
-        cmocka_unit_test(time_round_trips),
-        cmocka_unit_test(time_parse_rejects_garbage),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(uuid_is_v4_and_unique),
+             cmocka_unit_test(uuid_validation_rejects_malformed),
+             cmocka_unit_test(time_round_trips), cmocka_unit_test(time_parse_rejects_garbage))

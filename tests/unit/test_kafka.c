@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,15 +170,9 @@ static void members_are_static_with_an_instance_id(void **state)
     rd_kafka_destroy(m);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(topics_are_the_contracts),
-        cmocka_unit_test(headers_carry_type_id_and_schema_version),
-        cmocka_unit_test(handles_are_created_without_a_broker),
-        cmocka_unit_test(site_settings_reach_every_handle),
-        cmocka_unit_test(site_settings_cannot_weaken_the_guarantees),
-        cmocka_unit_test(members_are_static_with_an_instance_id),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(topics_are_the_contracts),
+             cmocka_unit_test(headers_carry_type_id_and_schema_version),
+             cmocka_unit_test(handles_are_created_without_a_broker),
+             cmocka_unit_test(site_settings_reach_every_handle),
+             cmocka_unit_test(site_settings_cannot_weaken_the_guarantees),
+             cmocka_unit_test(members_are_static_with_an_instance_id))

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <jansson.h>
 #include <string.h>
 
@@ -91,13 +93,7 @@ static void long_strings_stay_one_object(void **state)
     json_decref(doc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(strings_are_escaped),
-        cmocka_unit_test(invalid_utf8_is_replaced),
-        cmocka_unit_test(conversions_and_precision),
-        cmocka_unit_test(long_strings_stay_one_object),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(strings_are_escaped),
+             cmocka_unit_test(invalid_utf8_is_replaced),
+             cmocka_unit_test(conversions_and_precision),
+             cmocka_unit_test(long_strings_stay_one_object))

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,12 +132,6 @@ static void order_json(void **state)
     json_decref(j);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ticket_id_rules), cmocka_unit_test(access_rule),
-        cmocka_unit_test(cancel_rule),     cmocka_unit_test(complete_rule),
-        cmocka_unit_test(expiry),          cmocka_unit_test(order_json),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(ticket_id_rules), cmocka_unit_test(access_rule),
+             cmocka_unit_test(cancel_rule), cmocka_unit_test(complete_rule),
+             cmocka_unit_test(expiry), cmocka_unit_test(order_json))

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <string.h>
 
 #include "payments.h"
@@ -183,15 +185,7 @@ static void keys(void **state)
     assert_string_equal(a, "order-" ORDER "-refund-pi_123");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(request_parse),
-        cmocka_unit_test(decide),
-        cmocka_unit_test(decide_expiry),
-        cmocka_unit_test(refund_backoff_doubles_up_to_the_cap),
-        cmocka_unit_test(amount_is_price_in_cents),
-        cmocka_unit_test(keys),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(request_parse), cmocka_unit_test(decide),
+             cmocka_unit_test(decide_expiry),
+             cmocka_unit_test(refund_backoff_doubles_up_to_the_cap),
+             cmocka_unit_test(amount_is_price_in_cents), cmocka_unit_test(keys))

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <string.h>
 
 #include "tk/pg.h"
@@ -79,14 +81,8 @@ static void null_handles_are_safe(void **state)
     assert_int_equal(tk_pg_error_map("23505", "c", "m", true, NULL), TK_ECONFLICT);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unique_violation_is_a_conflict_naming_the_constraint),
-        cmocka_unit_test(serialization_failures_and_deadlocks_are_retryable),
-        cmocka_unit_test(lost_connections_are_unavailable),
-        cmocka_unit_test(other_errors_are_internal_with_the_server_message),
-        cmocka_unit_test(null_handles_are_safe),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(unique_violation_is_a_conflict_naming_the_constraint),
+             cmocka_unit_test(serialization_failures_and_deadlocks_are_retryable),
+             cmocka_unit_test(lost_connections_are_unavailable),
+             cmocka_unit_test(other_errors_are_internal_with_the_server_message),
+             cmocka_unit_test(null_handles_are_safe))

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -244,18 +246,11 @@ static void clear_cookie_is_the_originals(void **state)
                         "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(issued_cookie_authenticates),
-        cmocka_unit_test(forged_signature_is_anonymous),
-        cmocka_unit_test(alg_none_and_other_algs_are_anonymous),
-        cmocka_unit_test(wrong_claim_types_are_anonymous),
-        cmocka_unit_test(expired_is_anonymous),
-        cmocka_unit_test(old_tokens_age_out),
-        cmocka_unit_test(short_key_refused_outside_dev),
-        cmocka_unit_test(garbage_cookies_are_anonymous),
-        cmocka_unit_test(clear_cookie_is_the_originals),
-    };
-    return cmocka_run_group_tests(tests, setup, NULL);
-}
+TK_TEST_MAIN(setup, NULL, cmocka_unit_test(issued_cookie_authenticates),
+             cmocka_unit_test(forged_signature_is_anonymous),
+             cmocka_unit_test(alg_none_and_other_algs_are_anonymous),
+             cmocka_unit_test(wrong_claim_types_are_anonymous),
+             cmocka_unit_test(expired_is_anonymous), cmocka_unit_test(old_tokens_age_out),
+             cmocka_unit_test(short_key_refused_outside_dev),
+             cmocka_unit_test(garbage_cookies_are_anonymous),
+             cmocka_unit_test(clear_cookie_is_the_originals))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,13 +100,6 @@ static int setup(void **state)
     setenv("JWT_KEY", "unit", 1);
     static void (*const registrars[])(tk_http_server_t *) = {routes, NULL};
     tk_test_server_start(registrars);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tk_test_server_stop();
     return 0;
 }
 
@@ -216,13 +211,6 @@ static void helpers(void **state)
     assert_int_equal(tk_static_routes(NULL, "pk_test_\"><script>", &err), TK_EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pages_are_the_application_shell),
-        cmocka_unit_test(files_have_types_etags_and_revalidate),
-        cmocka_unit_test(unknown_and_climbing_paths_are_404),
-        cmocka_unit_test(helpers),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+TK_TEST_MAIN(setup, tk_test_server_teardown, cmocka_unit_test(pages_are_the_application_shell),
+             cmocka_unit_test(files_have_types_etags_and_revalidate),
+             cmocka_unit_test(unknown_and_climbing_paths_are_404), cmocka_unit_test(helpers))

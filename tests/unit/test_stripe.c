@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,27 +462,22 @@ static void webhook_signature_is_checked(void **state)
     assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "", 300, now, &err), TK_EUNAVAIL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
-        cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
-        cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-        cmocka_unit_test_setup(server_errors_until_retries_run_out, setup),
-        cmocka_unit_test_setup(server_errors_then_success, setup),
-        cmocka_unit_test_setup(rate_limited_until_retries_run_out_is_unavailable, setup),
-        cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
-        cmocka_unit_test_setup(declined_test_token, setup),
-        cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
-        cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, setup),
-        cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request, setup),
-        cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
-        cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
-        cmocka_unit_test_setup(refund_once_per_key, setup),
-        cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
-        cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
-        cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
-        cmocka_unit_test(webhook_signature_is_checked),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+TK_TEST_MAIN(group_setup, group_teardown,
+             cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
+             cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
+             cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
+             cmocka_unit_test_setup(server_errors_until_retries_run_out, setup),
+             cmocka_unit_test_setup(server_errors_then_success, setup),
+             cmocka_unit_test_setup(rate_limited_until_retries_run_out_is_unavailable, setup),
+             cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
+             cmocka_unit_test_setup(declined_test_token, setup),
+             cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
+             cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, setup),
+             cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request, setup),
+             cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
+             cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
+             cmocka_unit_test_setup(refund_once_per_key, setup),
+             cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
+             cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
+             cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
+             cmocka_unit_test(webhook_signature_is_checked))

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,12 +172,6 @@ static void ticket_json(void **state)
     json_decref(j);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(valid_bodies),  cmocka_unit_test(invalid_title),
-        cmocka_unit_test(invalid_price), cmocka_unit_test(update_rule),
-        cmocka_unit_test(holder_rule),   cmocka_unit_test(ticket_json),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(valid_bodies), cmocka_unit_test(invalid_title),
+             cmocka_unit_test(invalid_price), cmocka_unit_test(update_rule),
+             cmocka_unit_test(holder_rule), cmocka_unit_test(ticket_json))

@@ -1,0 +1,17 @@
+/*
+ * tk_test_main.h - the one main() of every cmocka suite. A suite ends with
+ *     TK_TEST_MAIN(setup, teardown, cmocka_unit_test(a), cmocka_unit_test(b))
+ * instead of its own copy of the test array and the group call; setup and teardown are cmocka
+ * group fixtures or NULL. Include it after <cmocka.h>.
+ */
+#ifndef TK_TEST_MAIN_H
+#define TK_TEST_MAIN_H
+
+#define TK_TEST_MAIN(setup, teardown, ...)                                                         \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        const struct CMUnitTest tk_tests_[] = {__VA_ARGS__};                                       \
+        return cmocka_run_group_tests(tk_tests_, (setup), (teardown));                             \
+    }
+
+#endif
