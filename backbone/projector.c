@@ -37,6 +37,11 @@
  * (seek, resume) once the database answers. Within a batch, records collected before a rebalance
  * are dropped, since the new assignment starts again from the stored offsets.
  *
+ * A fatal consumer error (tk_kafka_consumer_dead: a static member fenced by another with the
+ * same group.instance.id, seen after broker restarts) makes the consumer useless for good: the
+ * batch is dropped and tk_projector_run returns, and its owner (app/workers.c) frees the projector
+ * and starts a new one, which rejoins as the instance and resumes from the stored offsets.
+ *
  * Version gaps: a replica that receives version v+2 while it holds v asks to RETRY. The partition
  * is held back (later records of it wait: per-aggregate order must not be broken) and retried with
  * backoff. The clock starts at the first RETRY of that offset; after tk_cfg()->gap_timeout_ms the
@@ -92,6 +97,7 @@ struct tk_projector {
     part_t *parts;
     size_t nparts, cap;
     bool rebalanced; /* set by rebalance_cb, read by the collector */
+    bool dead;       /* the consumer failed for good (tk_kafka_consumer_dead): run ends */
 };
 
 /* ---- partitions ------------------------------------------------------------------------------ */
@@ -669,6 +675,10 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
     size_t bytes = 0;
     if (applied != NULL)
         *applied = 0;
+    if (p->dead || (rc = tk_kafka_consumer_dead(p->rk, NULL, err)) != 0) {
+        p->dead = true;
+        return rc != 0 ? rc : tk_err_set(err, TK_EUNAVAIL, "", "%s: consumer dead", p->group);
+    }
     tend_partitions(p);
     p->rebalanced = false;
     int64_t deadline = tk_mono_ms() + timeout_ms;
@@ -709,14 +719,21 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
             continue;
         }
         if (m->err) {
-            consumer_error(p, m);
+            /* A fenced static member never consumes again: what was collected is dropped (the
+             * stored offsets hold) and run ends, so its owner starts over with a new consumer. */
+            if ((rc = tk_kafka_consumer_dead(p->rk, m, err)) != 0)
+                p->dead = true;
+            else
+                consumer_error(p, m);
             rd_kafka_message_destroy(m);
+            if (p->dead)
+                break;
             continue;
         }
         msgs[n++] = m;
         bytes += m->len;
     }
-    if (n > 0)
+    if (n > 0 && !p->dead)
         rc = apply_batch(p, msgs, n, applied, err);
     for (int i = 0; i < n; i++)
         rd_kafka_message_destroy(msgs[i]);
@@ -737,6 +754,11 @@ int tk_projector_run(tk_projector_t *p, volatile int *stop)
         if (rc == 0) {
             tk_backoff_reset(&backoff);
             continue;
+        }
+        if (p->dead) {
+            tk_log(TK_LOG_ERROR, "projector", err.message,
+                   "\"group\":\"%s\",\"note\":\"ends; its owner starts a new consumer\"", p->group);
+            return rc;
         }
         int backoff_ms = tk_backoff_next(&backoff);
         tk_log(TK_LOG_WARN, "projector", err.message,

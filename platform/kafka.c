@@ -28,6 +28,11 @@
  * partitions idle until the session times out. Tools (tk_kafka_consumer_new: status, tail,
  * replay) never join as a static member, or they would fence the running instance.
  *
+ * A fatal consumer error (tk_kafka_consumer_dead; in practice a static member fenced by another
+ * with the same group.instance.id, seen after broker restarts) ends a consumer for good: every
+ * long-lived owner (projector, expiration stages) checks it on error records and then starts over
+ * with a new handle, which joins as the instance again.
+ *
  * Site settings: every handle gets the KAFKA_CONFIG_<PROPERTY> variables (tk_cfg()->
  * kafka_config) last, so TLS, SASL, timeouts and buffer sizes can be set for a managed Kafka
  * without a rebuild. The settings the guarantees rest on are refused with a clear error
@@ -280,6 +285,22 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
 rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err)
 {
     return consumer_new(group_id, false, NULL, NULL, NULL, err);
+}
+
+/* A fatal consumer stays fatal (librdkafka never clears it): checking the handle as well as the
+ * record covers a fatal error that reached the application as another error record. */
+int tk_kafka_consumer_dead(rd_kafka_t *rk, const rd_kafka_message_t *m, tk_err_t *err)
+{
+    char why[256];
+    rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof(why));
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && m != NULL && m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        e = m->err;
+        snprintf(why, sizeof(why), "%s", rd_kafka_message_errstr(m));
+    }
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    return tk_err_set(err, TK_EUNAVAIL, "", "kafka consumer %s failed for good (%s): %s",
+                      rd_kafka_name(rk), rd_kafka_err2name(e), why);
 }
 
 static int admin_code(rd_kafka_resp_err_t e)

@@ -601,9 +601,10 @@ static int turn(struct delay *d, tk_err_t *err)
     for (int read = 0; m != NULL; read++) {
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             rc = handle(d, m, err);
-        else if (m->err == RD_KAFKA_RESP_ERR__FATAL) /* e.g. a fenced static member: new life */
-            rc = tk_err_set(err, TK_EUNAVAIL, "", "delay consumer: %s", rd_kafka_message_errstr(m));
-        else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        /* A dead consumer (a fenced static member) sets rc: this life ends, the next one has a
+         * new consumer. */
+        else if ((rc = tk_kafka_consumer_dead(d->consumer, m, err)) == 0 &&
+                 m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             tk_log(TK_LOG_WARN, "expiration", "delay consumer error", "\"error\":\"%s\"",
                    rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);

@@ -252,12 +252,10 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 rc = handle(in, m, err);
                 mark_done(in, m);
-            } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                /* A fenced static member (or any fatal error) never consumes again: end this
-                 * life, so that stage_loop starts the stage with a new consumer. */
-                rc = tk_err_set(err, TK_EUNAVAIL, "", "intake consumer: %s",
-                                rd_kafka_message_errstr(m));
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            } else if ((rc = tk_kafka_consumer_dead(in->consumer, m, err)) == 0 &&
+                       m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* (A dead consumer - a fenced static member - set rc: this life ends, so that
+                 * stage_loop starts the stage with a new consumer.) */
                 tk_log(TK_LOG_WARN, "expiration", "intake consumer error", "\"error\":\"%s\"",
                        rd_kafka_message_errstr(m));
             }

@@ -74,7 +74,9 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
  * @brief Consume and apply batches until *@p stop becomes non-zero. Failures (PostgreSQL down,
  *        conflicts) are logged, rolled back, and retried with backoff from the stored offsets.
  * @param stop borrowed; set it from another thread or a signal handler.
- * @return 0 once stopped. Thread: the projector's; blocking.
+ * @return 0 once stopped; TK_EUNAVAIL without being stopped when the consumer failed for good
+ *         (tk_kafka_consumer_dead, e.g. fenced by a member with the same TK_INSTANCE_ID): free
+ *         the projector and create a new one. Thread: the projector's; blocking.
  */
 int tk_projector_run(tk_projector_t *p, volatile int *stop);
 
@@ -85,7 +87,8 @@ int tk_projector_run(tk_projector_t *p, volatile int *stop);
  * @param applied may be NULL; receives the number of records whose position was committed
  *        (applied, skipped or dead-lettered).
  * @return 0 (also when nothing arrived); a negative TK_E* when the batch was rolled back (the
- *         consumer is then positioned back at the stored offsets).
+ *         consumer is then positioned back at the stored offsets), or when the consumer failed
+ *         for good (every later call fails too; see tk_projector_run).
  * Thread: the projector's; blocking.
  */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err);

@@ -101,6 +101,18 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
                                         void *opaque, const char *const *settings, tk_err_t *err);
 
 /**
+ * @brief Whether consumer @p rk is dead for good: librdkafka raised a fatal error on it. The one
+ *        seen in practice is a static member fenced by another with the same group.instance.id
+ *        (FENCED_INSTANCE_ID, e.g. after a broker restart left the group coordinator with a newer
+ *        member id for the instance). Such a handle never consumes again, though its polls go on
+ *        returning error records; the owner must destroy it and join with a new one.
+ * @param m the record just polled, or NULL: its RD_KAFKA_RESP_ERR__FATAL counts too.
+ * @return 0 while the handle can consume; TK_EUNAVAIL with librdkafka's reason once it cannot.
+ * Ownership: all borrowed. Thread: any.
+ */
+int tk_kafka_consumer_dead(rd_kafka_t *rk, const rd_kafka_message_t *m, tk_err_t *err);
+
+/**
  * @brief The event topics of DESIGN.md section 3, NULL-terminated: users, tickets, orders,
  *        payments, expirations, expiration.delay (the same list as events' ev_topics, which
  *        platform cannot link).

@@ -1,0 +1,295 @@
+/*
+ * test_kafka_fenced.c - a static group member fenced by another with the same group.instance.id
+ * (TK_INSTANCE_ID) on the real broker: the fenced consumer never consumes again, so its owner
+ * must notice (tk_kafka_consumer_dead) and start over with a new consumer. The chaos suite saw
+ * this after a broker restart: the expiration delay consumer and the projectors polled a dead
+ * consumer forever (98 expirations pending). Here a rogue member with the process's instance id
+ * joins the group, which fences the running one, the way the broker did:
+ *   - a projector's run ends with TK_EUNAVAIL by itself (its owner, app/workers.c, then starts a
+ *     new one), and the new one resumes from the stored offsets without doubles;
+ *   - the expiration scheduler's stages (intake and delay) start over, so an order created after
+ *     the fencing still expires.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bb_test.h"
+#include "ev_envelope.h"
+#include "ev_ticket.h"
+#include "test_expiration_util.h"
+#include "tk/cfg.h"
+#include "tk/ids.h"
+#include "tk/kafka.h"
+#include "tk/pg.h"
+#include "tk/projector.h"
+
+#define CONTEXT "tickets"
+#define WAIT_MS 60000
+
+static char instance[64]; /* TK_INSTANCE_ID of this process: every member is static */
+static char counts[80];   /* bbtest.fenced_xxx (projection, count, sum) */
+static PGconn *db;
+
+/* ---- a rogue member: same group, same group.instance.id ------------------------------------- */
+
+/* Join @p group as this process's instance (fencing the running member), wait until the broker
+ * gave it the partitions, and go away without leaving (a static member does not leave). */
+static void rogue_join(const char *group, const char *topic)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *rk = tk_kafka_consumer_new_with(group, NULL, NULL, &err);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(rk, subs), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(subs);
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    for (;;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m != NULL)
+            rd_kafka_message_destroy(m);
+        rd_kafka_topic_partition_list_t *a = NULL;
+        bool assigned = rd_kafka_assignment(rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a->cnt > 0;
+        if (a != NULL)
+            rd_kafka_topic_partition_list_destroy(a);
+        if (assigned)
+            break;
+        assert_true(tk_mono_ms() < deadline);
+    }
+    assert_int_equal(tk_kafka_consumer_dead(rk, NULL, &err), 0); /* the newest member lives */
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+/* ---- a toy projection: count and sum of ticket prices (a double application shows) ---------- */
+
+static int count_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    const char *projection = ud;
+    ev_ticket_t t;
+    int rc = ev_ticket_created_from_json(env->data, &t, err);
+    if (rc != 0)
+        return rc;
+    char sql[200], cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)t.price_cents);
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", counts);
+    const char *p[] = {projection, cents};
+    if ((rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err)) != 0)
+        return rc;
+    return TK_APPLY_OK;
+}
+
+static void publish_tickets(const char *topic, int from, int to)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = from; i <= to; i++) {
+        ev_ticket_t t = {0};
+        ev_envelope_t env;
+        char *out = NULL;
+        size_t len = 0;
+        tk_uuid_new(t.id);
+        tk_uuid_new(t.user_id);
+        snprintf(t.title, sizeof(t.title), "fenced %d", i);
+        t.price_cents = i;
+        assert_int_equal(ev_envelope_init(&env, "ticket:created", t.id, 0, "bbtest",
+                                          ev_ticket_created_to_json(&t), &err),
+                         0);
+        assert_int_equal(ev_envelope_encode(&env, &out, &len, &err), 0);
+        ev_envelope_release(&env);
+        assert_int_equal(tk_kafka_produce(producer, topic, t.id, out, len, NULL, NULL, &err), 0);
+        free(out);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+}
+
+static int64_t total(const char *projection, const char *column)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, counts);
+    const char *p[] = {projection};
+    return bb_scalar(db, sql, 1, p);
+}
+
+struct member {
+    pthread_t thread;
+    tk_projector_t *p;
+    volatile int stop;
+    volatile int ended; /* run returned */
+    int rc;
+};
+
+static void *member_main(void *arg)
+{
+    struct member *m = arg;
+    m->rc = tk_projector_run(m->p, &m->stop);
+    m->ended = 1;
+    return NULL;
+}
+
+static void member_start(struct member *m, const char *name, const char *topic)
+{
+    const char *topics[] = {topic, NULL};
+    tk_projector_spec_t spec = {.context = CONTEXT,
+                                .name = name,
+                                .topics = topics,
+                                .apply = count_apply,
+                                .ud = (void *)name};
+    tk_err_t err = {0};
+    memset(m, 0, sizeof(*m));
+    m->p = tk_projector_new(&spec, &err);
+    if (m->p == NULL)
+        print_error("tk_projector_new: %s\n", err.message);
+    assert_non_null(m->p);
+    pthread_create(&m->thread, NULL, member_main, m);
+}
+
+static void member_stop(struct member *m)
+{
+    m->stop = 1;
+    pthread_join(m->thread, NULL);
+    tk_projector_free(m->p);
+}
+
+struct goal {
+    const char *projection;
+    int64_t want;
+    struct member *m;
+};
+
+static bool count_reached(void *arg)
+{
+    struct goal *g = arg;
+    return total(g->projection, "count") >= g->want;
+}
+
+static bool member_ended(void *arg)
+{
+    struct goal *g = arg;
+    return g->m->ended != 0;
+}
+
+static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
+{
+    (void)state;
+    enum { N1 = 300, N2 = 200 };
+    char topic[64], name[64], group[192], sql[200];
+    bb_unique("bbtest_fenced", topic, sizeof(topic));
+    bb_unique("f", name, sizeof(name));
+    bb_topic(topic, 3);
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", counts);
+    const char *p[] = {name};
+    bb_exec(db, sql, 1, p);
+    tk_projector_group_name(CONTEXT, name, group, sizeof(group));
+
+    publish_tickets(topic, 1, N1);
+    struct member a;
+    member_start(&a, name, topic);
+    struct goal g = {name, N1, &a};
+    assert_true(bb_eventually(count_reached, &g, WAIT_MS));
+
+    /* Fenced: run must end by itself instead of polling a dead consumer forever. */
+    rogue_join(group, topic);
+    bool ended = bb_eventually(member_ended, &g, WAIT_MS);
+    member_stop(&a);
+    assert_true(ended);
+    assert_int_equal(a.rc, TK_EUNAVAIL);
+
+    /* Its owner starts a new one (as app/workers.c does): it rejoins as the instance, takes the
+     * partitions back and resumes from the stored offsets. */
+    struct member b;
+    member_start(&b, name, topic);
+    publish_tickets(topic, N1 + 1, N1 + N2);
+    g.want = N1 + N2;
+    g.m = &b;
+    assert_true(bb_eventually(count_reached, &g, WAIT_MS));
+    assert_false(b.ended);
+    member_stop(&b);
+    assert_int_equal(total(name, "count"), N1 + N2);
+    assert_int_equal(total(name, "sum"), (int64_t)(N1 + N2) * (N1 + N2 + 1) / 2);
+}
+
+/* Publish an order due in 1 s and wait for its expiration:complete. */
+static bool expires(const xt_names_t *names, xt_collector_t *col)
+{
+    char id[TK_UUID_LEN + 1];
+    xt_uuid(id);
+    rd_kafka_t *p = xt_producer();
+    xt_publish_order_created(p, names->orders, id, tk_now_ms() + 1000, NULL);
+    xt_producer_free(p);
+    int64_t deadline = tk_mono_ms() + WAIT_MS;
+    while (xt_find(col, id) == NULL && tk_mono_ms() < deadline)
+        xt_collect(col, 0, 500);
+    return xt_find(col, id) != NULL;
+}
+
+static void fenced_expiration_stages_start_over(void **state)
+{
+    (void)state;
+    xt_names_t names;
+    xt_create(&names, 3);
+    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_thread_t *sched = xt_thread_start(&opts);
+    xt_collector_t *col = xt_collector_new(names.expirations);
+    assert_true(expires(&names, col)); /* both stages run */
+
+    rogue_join(names.delay_group, names.delay);
+    rogue_join(names.intake_group, names.orders);
+    /* Both stages were fenced: the order goes through only when each starts over. */
+    bool ok = expires(&names, col);
+    xt_collector_free(col);
+    assert_int_equal(xt_thread_stop(sched), 0);
+    xt_delete(&names);
+    assert_true(ok);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char suffix[48], sql[256];
+    db = bb_connect(CONTEXT);
+    bb_unique("t", suffix, sizeof(suffix));
+    snprintf(counts, sizeof(counts), "bbtest.fenced_%s", suffix);
+    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
+             "sum bigint NOT NULL)",
+             counts);
+    bb_exec(db, sql, 0, NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char sql[200];
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", counts);
+    bb_exec(db, sql, 0, NULL);
+    PQfinish(db);
+    return 0;
+}
+
+int main(void)
+{
+    /* Every member of this process is static, under an instance id of its own. */
+    bb_unique("bbtest-fenced", instance, sizeof(instance));
+    setenv("TK_INSTANCE_ID", instance, 1);
+    bb_require_stack(true);
+    bb_private_database(CONTEXT, "tk_bbtest_fenced");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
+        cmocka_unit_test(fenced_expiration_stages_start_over),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
