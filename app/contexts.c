@@ -4,9 +4,9 @@
  */
 #include "app.h"
 #include "auth.h"
-#include "orders_read.h"
-#include "payments_read.h"
-#include "tickets_read.h"
+#include "orders_context.h"
+#include "payments_context.h"
+#include "tickets_context.h"
 
 #include <string.h>
 

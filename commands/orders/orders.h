@@ -26,6 +26,7 @@
 #include "tk/err.h"
 #include "tk/http.h"
 #include "tk/ids.h"
+#include "tk/projector.h"
 #include "tk/tx.h"
 
 /** An order as the write model holds it. */
@@ -125,5 +126,12 @@ int tk_orders_complete(tk_tx_t *tx, const char *id, tk_err_t *err);
 
 /** @brief Register POST /api/orders and DELETE /api/orders/:id (worker routes). */
 void tk_orders_command_routes(tk_http_server_t *srv);
+
+/**
+ * The orders policy, topic payments -> the write model: payment:expired (the payments context
+ * closed the order's payment window unpaid) cancels unless complete, payment:created completes,
+ * each emitting its event in the projector's transaction (order_reactions.c).
+ */
+extern const tk_projector_spec_t tk_orders_reactions_projector;
 
 #endif

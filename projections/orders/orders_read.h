@@ -1,8 +1,7 @@
 /*
- * orders_read.h - the orders context's read side and its wiring (DESIGN.md sections 5 and 6): the
- * tickets replica (topic tickets, version-gated), the order_view projector (topic orders), the
- * reactions to expirations and payments (which write through commands/orders), the GET queries,
- * and the two lists app/contexts.c needs.
+ * orders_read.h - the orders context's read side (DESIGN.md sections 5 and 6): the tickets replica
+ * (topic tickets, version-gated), the order_view projector (topic orders), the GET queries and
+ * the order event streams. The context's wiring is commands/orders/orders_context.c.
  */
 #ifndef TK_ORDERS_READ_H
 #define TK_ORDERS_READ_H
@@ -25,16 +24,6 @@ extern const tk_projector_spec_t tk_orders_view_projector;
 
 /** The PostgreSQL NOTIFY channel of order_view's status changes. */
 #define TK_ORDERS_STATUS_CHANNEL "order_status"
-
-/**
- * topic payments -> the write model: payment:expired (the payments context closed the order's
- * payment window unpaid) cancels unless complete, payment:created completes, each emitting its
- * event in the projector's transaction (order_reactions.c).
- */
-extern const tk_projector_spec_t tk_orders_reactions_projector;
-
-/** Every projector of the orders context, NULL-terminated, for app/contexts.c. */
-extern const tk_projector_spec_t *const tk_orders_projectors[];
 
 /** @brief Register GET /api/orders and GET /api/orders/:id over order_view (order_queries.c). */
 void tk_orders_query_routes(tk_http_server_t *srv);
@@ -59,8 +48,5 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
  *        Thread: before tk_http_server_run; one orders server per process.
  */
 void tk_orders_event_routes(tk_http_server_t *srv);
-
-/** @brief Every route of the orders context: commands and queries. */
-void tk_orders_routes(tk_http_server_t *srv);
 
 #endif

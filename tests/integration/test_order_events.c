@@ -29,6 +29,7 @@
 #include "ev_envelope.h"
 #include "ev_payment.h"
 #include "ev_ticket.h"
+#include "orders_context.h"
 #include "orders_read.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"

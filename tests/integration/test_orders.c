@@ -26,6 +26,7 @@
 #include "ev_order.h"
 #include "ev_payment.h"
 #include "ev_ticket.h"
+#include "orders_context.h"
 #include "orders_read.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"

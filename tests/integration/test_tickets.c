@@ -23,6 +23,7 @@
 #include "ev_envelope.h"
 #include "ev_order.h"
 #include "tickets.h"
+#include "tickets_context.h"
 #include "tickets_read.h"
 #include "tk/cfg.h"
 #include "tk/command.h"

@@ -1,7 +1,10 @@
 /*
- * tickets_context.c - what the `ticketing` binary starts for the tickets context
- * (app/contexts.c): its routes, commands and queries, and its projectors.
+ * tickets_context.c - the tickets context's wiring, what the `ticketing` binary starts for it
+ * (app/contexts.c): its routes (commands and queries) and its projectors, the read model of
+ * projections/tickets and the policy of ticket_reactions.c.
  */
+#include "tickets_context.h"
+
 #include "tickets.h"
 #include "tickets_read.h"
 

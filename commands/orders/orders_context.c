@@ -1,7 +1,10 @@
 /*
- * orders_context.c - what the `ticketing` binary starts for the orders context
- * (app/contexts.c): its routes, commands and queries, and its projectors.
+ * orders_context.c - the orders context's wiring, what the `ticketing` binary starts for it
+ * (app/contexts.c): its routes (commands, queries, event streams) and its projectors, the read
+ * models of projections/orders and the policy of order_reactions.c.
  */
+#include "orders_context.h"
+
 #include "orders.h"
 #include "orders_read.h"
 
