@@ -125,7 +125,7 @@ int tk_orders_complete(tk_tx_t *tx, const char *id, tk_err_t *err);
 /* ---- HTTP (commands/orders/orders_routes.c) ---- */
 
 /** @brief Register POST /api/orders and DELETE /api/orders/:id (worker routes). */
-void tk_orders_command_routes(tk_http_server_t *srv);
+void tk_orders_command_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * The orders policy, topic payments -> the write model: payment:expired (the payments context

@@ -10,14 +10,38 @@
 
 void tk_orders_routes(tk_http_server_t *srv)
 {
-    tk_orders_command_routes(srv);
-    tk_orders_query_routes(srv);
-    tk_orders_event_routes(srv);
+    tk_orders_command_routes(srv, tk_orders_context.database);
+    tk_orders_query_routes(srv, tk_orders_context.database);
+    tk_orders_event_routes(srv, tk_orders_context.database);
 }
+
+static const tk_projector_spec_t *const projections[] = {
+    &tk_orders_replica_projector,
+    &tk_orders_view_projector,
+    NULL,
+};
+
+static const tk_projector_spec_t *const reactions[] = {&tk_orders_reactions_projector, NULL};
 
 const tk_projector_spec_t *const tk_orders_projectors[] = {
     &tk_orders_replica_projector,
     &tk_orders_view_projector,
     &tk_orders_reactions_projector,
     NULL,
+};
+
+static const tk_context_probe_t probes[] = {
+    {"db_orders", tk_context_probe_db, "orders"},
+    {NULL, NULL, NULL},
+};
+
+const tk_context_t tk_orders_context = {
+    .name = "orders",
+    .database = "orders",
+    .routes = tk_orders_routes,
+    .probes = probes,
+    .projections = projections,
+    .reactions = reactions,
+    .migrations = "orders",
+    .has_outbox = true,
 };

@@ -278,7 +278,7 @@ int tk_payments_reconcile(PGconn *db, const tk_payment_attempt_t *a,
 /** @brief Register POST /api/payments (a worker route), the refund worker (a background thread
  *         running tk_payments_refunds_run) and its /metrics gauges
  *         (tk_payments_refunds_pending, tk_payments_refunds_failed). */
-void tk_payments_command_routes(tk_http_server_t *srv);
+void tk_payments_command_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * The payments policy, topic expirations -> the payment windows: expiration:complete closes an
@@ -302,7 +302,7 @@ int tk_payments_on_order_cancelled(tk_tx_t *tx, const char *order_id, void *ud, 
  *        timestamp tolerance (STRIPE_WEBHOOK_SECRET, STRIPE_WEBHOOK_TOLERANCE_SECONDS), reconcile
  *        the attempt named in the intent's metadata (tk_payments_reconcile).
  */
-void tk_payments_webhook_routes(tk_http_server_t *srv);
+void tk_payments_webhook_routes(tk_http_server_t *srv, const char *database);
 
 /** @brief The order's payment lock at session level on @p db, polled until @p wait_ms: 0 locked,
  *         1 still busy, or a tk_pg error. Release with tk_payments_unlock. */

@@ -11,7 +11,7 @@
 
 void tk_payments_routes(tk_http_server_t *srv)
 {
-    tk_payments_command_routes(srv);
+    tk_payments_command_routes(srv, tk_payments_context.database);
 }
 
 static const tk_payments_replica_hooks_t replica_hooks = {
@@ -19,15 +19,35 @@ static const tk_payments_replica_hooks_t replica_hooks = {
 };
 
 const tk_projector_spec_t tk_payments_replica_projector = {
-    .context = "payments",
+    .context = "payments", /* consumer group "payments.orders_replica", database */
     .name = "orders_replica",
     .topics = tk_payments_replica_topics,
     .apply = tk_payments_replica_apply,
     .ud = (void *)&replica_hooks, /* read only */
 };
 
+static const tk_projector_spec_t *const projections[] = {&tk_payments_replica_projector, NULL};
+
+static const tk_projector_spec_t *const reactions[] = {&tk_payments_reactions_projector, NULL};
+
 const tk_projector_spec_t *const tk_payments_projectors[] = {
     &tk_payments_replica_projector,
     &tk_payments_reactions_projector,
     NULL,
+};
+
+static const tk_context_probe_t probes[] = {
+    {"db_payments", tk_context_probe_db, "payments"},
+    {NULL, NULL, NULL},
+};
+
+const tk_context_t tk_payments_context = {
+    .name = "payments",
+    .database = "payments",
+    .routes = tk_payments_routes,
+    .probes = probes,
+    .projections = projections,
+    .reactions = reactions,
+    .migrations = "payments",
+    .has_outbox = true,
 };

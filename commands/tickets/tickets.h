@@ -130,7 +130,7 @@ int tk_tickets_track_order(tk_tx_t *tx, const char *ticket_id, const char *order
 /* ---- HTTP (commands/tickets/tickets_routes.c) ---- */
 
 /** @brief Register POST /api/tickets and PUT /api/tickets/:id (worker routes). */
-void tk_tickets_command_routes(tk_http_server_t *srv);
+void tk_tickets_command_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * The tickets policy, topic orders -> the write model: order:created reserves, order:cancelled

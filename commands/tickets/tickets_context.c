@@ -10,12 +10,32 @@
 
 void tk_tickets_routes(tk_http_server_t *srv)
 {
-    tk_tickets_command_routes(srv);
-    tk_tickets_query_routes(srv);
+    tk_tickets_command_routes(srv, tk_tickets_context.database);
+    tk_tickets_query_routes(srv, tk_tickets_context.database);
 }
+
+static const tk_projector_spec_t *const projections[] = {&tk_tickets_view_projector, NULL};
+
+static const tk_projector_spec_t *const reactions[] = {&tk_tickets_reactions_projector, NULL};
 
 const tk_projector_spec_t *const tk_tickets_projectors[] = {
     &tk_tickets_view_projector,
     &tk_tickets_reactions_projector,
     NULL,
+};
+
+static const tk_context_probe_t probes[] = {
+    {"db_tickets", tk_context_probe_db, "tickets"},
+    {NULL, NULL, NULL},
+};
+
+const tk_context_t tk_tickets_context = {
+    .name = "tickets",
+    .database = "tickets",
+    .routes = tk_tickets_routes,
+    .probes = probes,
+    .projections = projections,
+    .reactions = reactions,
+    .migrations = "tickets",
+    .has_outbox = true,
 };

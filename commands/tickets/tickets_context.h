@@ -5,8 +5,11 @@
 #ifndef TK_TICKETS_CONTEXT_H
 #define TK_TICKETS_CONTEXT_H
 
-#include "tk/http.h"
-#include "tk/projector.h"
+#include "tk/context.h"
+
+/** The tickets context (DESIGN.md section 2): its database, routes, probes, projectors, migrations.
+ */
+extern const tk_context_t tk_tickets_context;
 
 /** Every projector of the tickets context, NULL-terminated: read models, then policies. */
 extern const tk_projector_spec_t *const tk_tickets_projectors[];

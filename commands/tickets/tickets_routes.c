@@ -55,7 +55,7 @@ static void create_ticket(tk_http_req_t *req)
     cmd.ticket.price_cents = in.price_cents;
     snprintf(cmd.ticket.user_id, sizeof(cmd.ticket.user_id), "%s", user->id);
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), create_body, &cmd, &err) != 0) {
         tk_http_reply_error(req, &err);
         return;
@@ -91,7 +91,7 @@ static void update_ticket(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
-    PGconn *db = tk_http_db(req, "tickets", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     if (db == NULL || tk_command_run(db, tk_http_request_id(req), update_body, &cmd, &err) != 0) {
         tk_http_reply_error(req, &err);
         return;
@@ -100,8 +100,8 @@ static void update_ticket(tk_http_req_t *req)
     tk_http_reply_json(req, 200, tk_ticket_to_json(&cmd.result));
 }
 
-void tk_tickets_command_routes(tk_http_server_t *srv)
+void tk_tickets_command_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/tickets", create_ticket, 0);
-    tk_http_route(srv, "PUT", "/api/tickets/:id", update_ticket, 0);
+    tk_http_route_with(srv, "POST", "/api/tickets", create_ticket, (void *)database, 0);
+    tk_http_route_with(srv, "PUT", "/api/tickets/:id", update_ticket, (void *)database, 0);
 }

@@ -295,9 +295,9 @@ static bool drain(tk_http_server_t *srv, PGconn *c)
     return true;
 }
 
-static PGconn *listen_connect(tk_err_t *err)
+static PGconn *listen_connect(const char *database, tk_err_t *err)
 {
-    PGconn *c = tk_pg_connect("orders", err);
+    PGconn *c = tk_pg_connect(database, err);
     if (c != NULL &&
         tk_pg_run(c, "LISTEN \"" TK_ORDERS_STATUS_CHANNEL "\"", 0, NULL, NULL, err) != 0) {
         PQfinish(c);
@@ -314,7 +314,7 @@ static void sleep_ms(int ms)
 
 static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 {
-    (void)arg;
+    const char *database = arg;
     PGconn *c = NULL;
     int64_t next_read = 0, retry_at = 0;
     int backoff = 200;
@@ -322,7 +322,7 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
     while (!atomic_load(stop)) {
         if (c == NULL && tk_mono_ms() >= retry_at) {
             tk_err_t err = {0};
-            if ((c = listen_connect(&err)) == NULL) {
+            if ((c = listen_connect(database, &err)) == NULL) {
                 if (!warned)
                     tk_log(TK_LOG_WARN, "order_events", "cannot listen, retrying",
                            "\"error\":\"%s\"", err.message);
@@ -393,8 +393,8 @@ static void order_events(tk_http_req_t *req)
     PQclear(res);
 }
 
-void tk_orders_event_routes(tk_http_server_t *srv)
+void tk_orders_event_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "GET", "/api/orders/:id/events", order_events, 0);
-    tk_http_background(srv, listener_main, NULL);
+    tk_http_route_with(srv, "GET", "/api/orders/:id/events", order_events, (void *)database, 0);
+    tk_http_background(srv, listener_main, (void *)database);
 }

@@ -69,7 +69,7 @@ static void list_orders(tk_http_req_t *req)
     if (!tk_page_or_respond(req, &page))
         return;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "orders", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     const char *params[] = {user->id, page.limit, page.cursor[0] ? page.cursor : NULL};
     PGresult *res = NULL;
     if (db != NULL && params[2] != NULL) {
@@ -116,7 +116,7 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
     if (id == NULL)
         return NULL;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "orders", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     const char *params[] = {id};
     PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, 1, params, &err);
     if (res == NULL) {
@@ -146,8 +146,8 @@ static void show_order(tk_http_req_t *req)
     PQclear(res);
 }
 
-void tk_orders_query_routes(tk_http_server_t *srv)
+void tk_orders_query_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "GET", "/api/orders", list_orders, 0);
-    tk_http_route(srv, "GET", "/api/orders/:id", show_order, 0);
+    tk_http_route_with(srv, "GET", "/api/orders", list_orders, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/orders/:id", show_order, (void *)database, 0);
 }

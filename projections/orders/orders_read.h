@@ -26,7 +26,7 @@ extern const tk_projector_spec_t tk_orders_view_projector;
 #define TK_ORDERS_STATUS_CHANNEL "order_status"
 
 /** @brief Register GET /api/orders and GET /api/orders/:id over order_view (order_queries.c). */
-void tk_orders_query_routes(tk_http_server_t *srv);
+void tk_orders_query_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * @brief The read-model row of the order named by the route's ":id", for its owner: checks the
@@ -47,6 +47,6 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
  *        streams from TK_ORDERS_STATUS_CHANNEL and a once-a-second check of order_view.
  *        Thread: before tk_http_server_run; one orders server per process.
  */
-void tk_orders_event_routes(tk_http_server_t *srv);
+void tk_orders_event_routes(tk_http_server_t *srv, const char *database);
 
 #endif

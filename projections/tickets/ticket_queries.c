@@ -70,7 +70,7 @@ static void list_tickets(tk_http_req_t *req)
     const char *limit = page.limit;
     const char *cursor = page.cursor[0] ? page.cursor : NULL;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     if (db == NULL) {
         tk_http_reply_error(req, &err);
         return;
@@ -113,7 +113,7 @@ static void show_ticket(tk_http_req_t *req)
     if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     const char *params[] = {id};
     PGresult *res = db == NULL ? NULL
                                : tk_pg_exec(db,
@@ -138,7 +138,7 @@ static void ticket_history(tk_http_req_t *req)
     if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     const char *params[] = {id};
     PGresult *res =
         db == NULL
@@ -160,9 +160,9 @@ static void ticket_history(tk_http_req_t *req)
     PQclear(res);
 }
 
-void tk_tickets_query_routes(tk_http_server_t *srv)
+void tk_tickets_query_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "GET", "/api/tickets", list_tickets, 0);
-    tk_http_route(srv, "GET", "/api/tickets/:id", show_ticket, 0);
-    tk_http_route(srv, "GET", "/api/tickets/:id/history", ticket_history, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets", list_tickets, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets/:id", show_ticket, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets/:id/history", ticket_history, (void *)database, 0);
 }

@@ -16,6 +16,6 @@ extern const tk_projector_spec_t tk_tickets_view_projector;
  * @brief Register GET /api/tickets, GET /api/tickets/:id and GET /api/tickets/:id/history,
  *        which read only the read model (ticket_queries.c).
  */
-void tk_tickets_query_routes(tk_http_server_t *srv);
+void tk_tickets_query_routes(tk_http_server_t *srv, const char *database);
 
 #endif

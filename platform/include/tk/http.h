@@ -57,6 +57,14 @@ tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
 void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
                    tk_http_handler_fn handler, unsigned flags);
 
+/** @brief tk_http_route with user data @p ud (borrowed, must outlive the server), which the
+ *         handler reads with tk_http_route_ud. */
+void tk_http_route_with(tk_http_server_t *srv, const char *method, const char *pattern,
+                        tk_http_handler_fn handler, void *ud, unsigned flags);
+
+/** @brief The user data of the route @p req matched (tk_http_route_with), or NULL. */
+void *tk_http_route_ud(const tk_http_req_t *req);
+
 /**
  * @brief Metrics of the application appended to GET /metrics. Called on the event loop: it must
  *        not block (return a text sampled elsewhere). @return an owned Prometheus text (freed by
@@ -67,12 +75,14 @@ typedef char *tk_http_metrics_fn(void *ud);
 /** @brief Set the one metrics source (@p ud borrowed, must outlive the server). Before run. */
 void tk_http_metrics_source(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
 
+/** A readiness probe: 0 when ready, else a TK_E* with err set. @p ud as registered. */
+typedef int tk_http_probe_fn(tk_http_req_t *req, void *ud, tk_err_t *err);
+
 /**
  * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
- *        Returns 0 when ready. Up to 8 probes. @p name borrowed (literal).
+ *        Up to 8 probes. @p name borrowed (literal); @p ud borrowed, must outlive the server.
  */
-void tk_http_readiness(tk_http_server_t *srv, const char *name,
-                       int (*probe)(tk_http_req_t *req, tk_err_t *err));
+void tk_http_readiness(tk_http_server_t *srv, const char *name, tk_http_probe_fn *probe, void *ud);
 
 /** @brief Serve until *@p stop becomes non-zero (checked every 100 ms). Thread: the caller's. */
 int tk_http_server_run(tk_http_server_t *srv, volatile int *stop);
