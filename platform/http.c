@@ -446,11 +446,6 @@ static void reply_message(tk_http_req_t *r, int status, const char *field, const
 
 /* ------------------------------------------------------------------ request accessors */
 
-const char *tk_http_method(const tk_http_req_t *r)
-{
-    return r->method;
-}
-
 const char *tk_http_path(const tk_http_req_t *r)
 {
     return r->path;

@@ -97,7 +97,7 @@ int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_
     PGresult *res = tk_pg_exec(tk_tx_conn(tx),
                                "SELECT count(*), coalesce(ceil(extract(epoch FROM "
                                "min(expires_at) - now())), 1)::bigint FROM orders "
-                               "WHERE user_id = $1 AND status IN ('created', 'awaiting:payment')",
+                               "WHERE user_id = $1 AND status = 'created'",
                                1, params, err);
     if (res == NULL)
         return err->code;

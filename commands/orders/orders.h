@@ -10,7 +10,7 @@
  *                                  +--tk_orders_cancel (DELETE, payment:expired)--> cancelled
  *
  *   complete is final: cancelling it is refused ('Cannot cancel a completed order'); cancelling a
- *   cancelled order changes nothing. An order in created, awaiting:payment or complete reserves
+ *   cancelled order changes nothing. An order in created or complete reserves
  *   its ticket: the partial unique index orders_ticket_reserved_key admits one such order per
  *   ticket, so concurrent POST /api/orders for one ticket have exactly one winner.
  */
@@ -90,7 +90,7 @@ int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, 
 
 /**
  * @brief The open-orders cap of POST /api/orders: @p user_id may hold at most ORDERS_OPEN_MAX
- *        orders in created or awaiting:payment. Takes a per-user transaction lock first, so
+ *        orders in status created. Takes a per-user transaction lock first, so
  *        concurrent POSTs of one user are counted one after the other.
  * @param retry_after set with TK_ELIMIT: seconds until the user's earliest open order expires.
  * @return 0; TK_ELIMIT 'Too many open orders...'; or a tk_pg error.

@@ -95,7 +95,6 @@ void tk_http_server_free(tk_http_server_t *srv);
 
 /* ---- request accessors: all borrowed, valid until the handler returns ---- */
 
-const char *tk_http_method(const tk_http_req_t *req);
 const char *tk_http_path(const tk_http_req_t *req);
 /** @brief A ":name" capture of the route, or NULL. */
 const char *tk_http_param(const tk_http_req_t *req, const char *name);
