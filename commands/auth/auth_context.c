@@ -9,16 +9,11 @@ void tk_auth_routes(tk_http_server_t *srv)
     tk_auth_command_routes(srv, tk_auth_context.database);
 }
 
-static const tk_context_probe_t probes[] = {
-    {"db_auth", tk_context_probe_db, "auth"},
-    {NULL, NULL, NULL},
-};
-
 const tk_context_t tk_auth_context = {
     .name = "auth",
     .database = "auth",
     .routes = tk_auth_routes,
-    .probes = probes,
+    .probes = TK_CONTEXT_DB_PROBES("auth"),
     .migrations = "auth",
     .has_outbox = true,
 };

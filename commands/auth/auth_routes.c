@@ -121,8 +121,7 @@ static void signup(tk_http_req_t *req)
         return;
     }
     cmd.hash = hash;
-    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), signup_decide, &cmd, &err) != 0)
+    if (tk_command_run_for(req, signup_decide, &cmd, &err) != 0)
         tk_http_reply_error(req, &err);
     else
         reply_signed_in(req, 201, cmd.id, cmd.email);

@@ -23,23 +23,11 @@ static const tk_projector_spec_t *const projections[] = {
 
 static const tk_projector_spec_t *const reactions[] = {&tk_orders_reactions_projector, NULL};
 
-const tk_projector_spec_t *const tk_orders_projectors[] = {
-    &tk_orders_replica_projector,
-    &tk_orders_view_projector,
-    &tk_orders_reactions_projector,
-    NULL,
-};
-
-static const tk_context_probe_t probes[] = {
-    {"db_orders", tk_context_probe_db, "orders"},
-    {NULL, NULL, NULL},
-};
-
 const tk_context_t tk_orders_context = {
     .name = "orders",
     .database = "orders",
     .routes = tk_orders_routes,
-    .probes = probes,
+    .probes = TK_CONTEXT_DB_PROBES("orders"),
     .projections = projections,
     .reactions = reactions,
     .migrations = "orders",

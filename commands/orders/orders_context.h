@@ -11,9 +11,6 @@
  */
 extern const tk_context_t tk_orders_context;
 
-/** Every projector of the orders context, NULL-terminated: read models, then policies. */
-extern const tk_projector_spec_t *const tk_orders_projectors[];
-
 /** @brief Every route of the orders context: commands, queries and event streams. */
 void tk_orders_routes(tk_http_server_t *srv);
 

@@ -30,22 +30,11 @@ static const tk_projector_spec_t *const projections[] = {&tk_payments_replica_pr
 
 static const tk_projector_spec_t *const reactions[] = {&tk_payments_reactions_projector, NULL};
 
-const tk_projector_spec_t *const tk_payments_projectors[] = {
-    &tk_payments_replica_projector,
-    &tk_payments_reactions_projector,
-    NULL,
-};
-
-static const tk_context_probe_t probes[] = {
-    {"db_payments", tk_context_probe_db, "payments"},
-    {NULL, NULL, NULL},
-};
-
 const tk_context_t tk_payments_context = {
     .name = "payments",
     .database = "payments",
     .routes = tk_payments_routes,
-    .probes = probes,
+    .probes = TK_CONTEXT_DB_PROBES("payments"),
     .projections = projections,
     .reactions = reactions,
     .migrations = "payments",

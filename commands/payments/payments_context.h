@@ -17,9 +17,6 @@ extern const tk_projector_spec_t tk_payments_replica_projector;
  * migrations. */
 extern const tk_context_t tk_payments_context;
 
-/** Every projector of the payments context, NULL-terminated: the replica, then the policy. */
-extern const tk_projector_spec_t *const tk_payments_projectors[];
-
 /** @brief Every route of the payments context (POST /api/payments). */
 void tk_payments_routes(tk_http_server_t *srv);
 

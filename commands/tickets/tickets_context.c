@@ -18,22 +18,11 @@ static const tk_projector_spec_t *const projections[] = {&tk_tickets_view_projec
 
 static const tk_projector_spec_t *const reactions[] = {&tk_tickets_reactions_projector, NULL};
 
-const tk_projector_spec_t *const tk_tickets_projectors[] = {
-    &tk_tickets_view_projector,
-    &tk_tickets_reactions_projector,
-    NULL,
-};
-
-static const tk_context_probe_t probes[] = {
-    {"db_tickets", tk_context_probe_db, "tickets"},
-    {NULL, NULL, NULL},
-};
-
 const tk_context_t tk_tickets_context = {
     .name = "tickets",
     .database = "tickets",
     .routes = tk_tickets_routes,
-    .probes = probes,
+    .probes = TK_CONTEXT_DB_PROBES("tickets"),
     .projections = projections,
     .reactions = reactions,
     .migrations = "tickets",

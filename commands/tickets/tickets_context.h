@@ -11,9 +11,6 @@
  */
 extern const tk_context_t tk_tickets_context;
 
-/** Every projector of the tickets context, NULL-terminated: read models, then policies. */
-extern const tk_projector_spec_t *const tk_tickets_projectors[];
-
 /** @brief Every route of the tickets context: commands and queries. */
 void tk_tickets_routes(tk_http_server_t *srv);
 

@@ -153,9 +153,9 @@ static int setup(void **state)
         fprintf(stderr, "setup: %s\n", err.message);
         return -1;
     }
-    tko_context_start("tickets", tk_tickets_projectors);
-    tko_context_start("orders", tk_orders_projectors);
-    tko_projectors_start("payments", tk_payments_projectors);
+    tko_context_start(&tk_tickets_context);
+    tko_context_start(&tk_orders_context);
+    tko_projectors_start(&tk_payments_context);
     payments_relay_start();
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes,
                                                          tk_payments_routes, NULL};

@@ -51,7 +51,7 @@ static int setup(void **state)
         return -1;
     }
     tko_private_database("orders");
-    tko_context_start("orders", tk_orders_projectors);
+    tko_context_start(&tk_orders_context);
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
     tk_test_server_start(routes);
     return 0;

@@ -56,7 +56,7 @@ static int setup(void **state)
     tko_private_database("orders");
     if ((db = tk_pg_connect("orders", &err)) == NULL)
         return -1;
-    tko_context_start("orders", tk_orders_projectors);
+    tko_context_start(&tk_orders_context);
     static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
     tk_test_server_start(routes);
     return 0;

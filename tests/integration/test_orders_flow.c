@@ -48,8 +48,8 @@ static int setup(void **state)
     }
     tko_private_database("tickets");
     tko_private_database("orders");
-    tko_context_start("tickets", tk_tickets_projectors);
-    tko_context_start("orders", tk_orders_projectors);
+    tko_context_start(&tk_tickets_context);
+    tko_context_start(&tk_orders_context);
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
     tk_test_server_start(routes);
     return 0;

@@ -178,25 +178,26 @@ void tko_projector_release(const char *context, const char *name)
     pthread_create(&projector_threads[i], NULL, run_projector, (void *)(uintptr_t)i);
 }
 
-void tko_context_start(const char *context, const tk_projector_spec_t *const *list)
+void tko_context_start(const tk_context_t *ctx)
 {
     tk_err_t err = {0};
-    if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(context, &err)) == NULL)
+    if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(ctx->database, &err)) == NULL)
         die("tk_relay_new", err.message);
     pthread_create(&threads[nthreads++], NULL, run_relay, relays[nrelays++]);
-    tko_projectors_start(context, list);
+    tko_projectors_start(ctx);
 }
 
-void tko_projectors_start(const char *context, const tk_projector_spec_t *const *list)
+void tko_projectors_start(const tk_context_t *ctx)
 {
     tk_err_t err = {0};
-    for (size_t i = 0; list[i] != NULL; i++) {
+    const tk_projector_spec_t *spec;
+    for (size_t i = 0; (spec = tk_context_projector(ctx, i)) != NULL; i++) {
         if (nprojectors == MAX_PROJECTORS)
             die("tko_context_start", "too many projectors");
         tk_projector_spec_t *s = &specs[nprojectors];
-        *s = *list[i];
-        s->name = tko_projection_name(list[i]->name);
-        position_at_end(context, s->name, s->topics);
+        *s = *spec;
+        s->name = tko_projection_name(spec->name);
+        position_at_end(ctx->database, s->name, s->topics);
         if ((projectors[nprojectors] = tk_projector_new(s, &err)) == NULL)
             die("tk_projector_new", err.message);
         projector_stop[nprojectors] = 0;

@@ -48,7 +48,7 @@ static int setup(void **state)
         return -1;
     }
     tko_private_database("tickets");
-    tko_context_start("tickets", tk_tickets_projectors);
+    tko_context_start(&tk_tickets_context);
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, NULL};
     tk_test_server_start(routes);
     return 0;

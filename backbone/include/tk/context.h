@@ -39,6 +39,11 @@ typedef struct tk_context {
     int (*worker)(volatile int *stop, tk_err_t *err);
 } tk_context_t;
 
+/* The probes of a context whose one dependency is its database @p db (a string literal):
+ * {"db_<db>"} answered by tk_context_probe_db. Static storage (a file-scope compound literal). */
+#define TK_CONTEXT_DB_PROBES(db)                                                                   \
+    ((const tk_context_probe_t[]){{"db_" db, tk_context_probe_db, db}, {NULL, NULL, NULL}})
+
 /**
  * @brief The readiness probe of a database: `SELECT 1` on the request's worker connection to
  *        database @p ud (a const char *, e.g. "orders"); a connection that fails it is dropped.
