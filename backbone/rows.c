@@ -27,8 +27,14 @@ PGresult *tk_row_by_id(PGconn *conn, const char *sql, bool prepared, const char 
 PGresult *tk_rows_or_respond(tk_http_req_t *req, const char *sql, int nparams,
                              const char *const *params)
 {
+    return tk_rows_on_or_respond(req, tk_http_route_ud(req), sql, nparams, params);
+}
+
+PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                int nparams, const char *const *params)
+{
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
+    PGconn *db = tk_http_db(req, database, &err);
     PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, nparams, params, &err);
     if (res == NULL)
         tk_http_reply_error(req, &err);

@@ -139,6 +139,7 @@ struct sse_slot {
 struct background {
     void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop);
     void *arg;
+    void (*free_arg)(void *arg); /* NULL, or run by tk_http_server_free once workers stopped */
     tk_http_server_t *srv;
     pthread_t tid;
 };
@@ -1120,11 +1121,13 @@ static void sse_end_all(tk_http_server_t *srv)
 }
 
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg)
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg,
+                        void (*free_arg)(void *arg))
 {
     if (srv->nbg == MAX_BACKGROUND)
         abort(); /* a programming error caught at start-up */
-    srv->bg[srv->nbg++] = (struct background){.fn = fn, .arg = arg, .srv = srv};
+    srv->bg[srv->nbg++] =
+        (struct background){.fn = fn, .arg = arg, .free_arg = free_arg, .srv = srv};
 }
 
 void tk_http_metrics(tk_http_server_t *srv, size_t (*fn)(void *arg, char *buf, size_t cap),
@@ -1923,5 +1926,8 @@ void tk_http_server_free(tk_http_server_t *srv)
     }
     pthread_mutex_destroy(&srv->sse_mu);
     free(srv->sse_slots);
+    for (size_t i = 0; i < srv->nbg; i++) /* no worker or listener can use an arg any more */
+        if (srv->bg[i].free_arg != NULL)
+            srv->bg[i].free_arg(srv->bg[i].arg);
     free(srv);
 }

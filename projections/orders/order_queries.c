@@ -85,7 +85,8 @@ static void list_orders(tk_http_req_t *req)
         tk_rows_reply(req, res, row_to_json);
 }
 
-PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col)
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                         int owner_col)
 {
     const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
@@ -94,7 +95,7 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
     if (id == NULL)
         return NULL;
     tk_err_t err = {0};
-    PGresult *res = tk_rows_or_respond(req, sql, 1, (const char *[]){id});
+    PGresult *res = tk_rows_on_or_respond(req, database, sql, 1, (const char *[]){id});
     if (res == NULL)
         return NULL;
     if (PQntuples(res) != 1)
@@ -113,7 +114,8 @@ static void show_order(tk_http_req_t *req)
 {
     if (!tk_consistency_await(req, &view_model, tk_http_param(req, "id")))
         return; /* parked until order_view covers the client's writes */
-    PGresult *res = tk_orders_owned_row_or_respond(req, ORDER_SELECT "WHERE o.id = $1", 1);
+    PGresult *res = tk_orders_owned_row_or_respond(req, tk_http_route_ud(req),
+                                                   ORDER_SELECT "WHERE o.id = $1", 1);
     if (res == NULL)
         return;
     tk_http_reply_json(req, 200, row_to_json(res, 0));

@@ -30,11 +30,13 @@ void tk_orders_query_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * @brief The read-model row of the order named by the route's ":id", for its owner: checks the
- *        session (401), the id (404), runs @p sql with $1 = the id, then existence (404) and
- *        ownership of the user id in column @p owner_col (401). Worker routes only.
+ *        session (401), the id (404), runs @p sql with $1 = the id on @p database, then
+ *        existence (404) and ownership of the user id in column @p owner_col (401). Worker
+ *        routes only.
  * @return owned (PQclear) with exactly one row, or NULL after replying.
  */
-PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col);
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                         int owner_col);
 
 /**
  * @brief Register GET /api/orders/:id/events (order_events.c): Server-Sent Events of one order's
@@ -45,7 +47,7 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
  *        A terminal order gets its one status event and the response ends.
  *        Also registers the server's background listener (tk_http_background) that feeds the
  *        streams from TK_ORDERS_STATUS_CHANNEL and a once-a-second check of order_view.
- *        Thread: before tk_http_server_run; one orders server per process.
+ *        Thread: before tk_http_server_run. Each server has its own watch list.
  */
 void tk_orders_event_routes(tk_http_server_t *srv, const char *database);
 

@@ -30,6 +30,10 @@ PGresult *tk_row_by_id(PGconn *conn, const char *sql, bool prepared, const char 
 PGresult *tk_rows_or_respond(tk_http_req_t *req, const char *sql, int nparams,
                              const char *const *params);
 
+/** @brief tk_rows_or_respond on @p database (borrowed) rather than the route's. */
+PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                int nparams, const char *const *params);
+
 /**
  * @brief A page cursor must name a row that @p sql (with @p params) finds: false after replying
  *        400 {"field":"cursor","message":"Invalid cursor"} or the query's error.

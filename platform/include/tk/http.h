@@ -231,10 +231,13 @@ long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
 /**
  * @brief Run @p fn(srv, arg, stop) in a thread for the server's lifetime: started by
  *        tk_http_server_run, asked to stop (*stop = 1) and joined when the run ends. Used by
- *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed.
+ *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed; when
+ *        @p free_arg is not NULL the server owns it and tk_http_server_free calls free_arg(arg)
+ *        once no worker or background thread can use it any more.
  */
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg,
+                        void (*free_arg)(void *arg));
 
 /**
  * @brief Append a context's metrics to GET /metrics: @p fn(arg, buf, cap) writes Prometheus text
