@@ -15,21 +15,14 @@ void tk_orders_routes(tk_http_server_t *srv)
     tk_orders_event_routes(srv, tk_orders_context.database);
 }
 
-static const tk_projector_spec_t *const projections[] = {
-    &tk_orders_replica_projector,
-    &tk_orders_view_projector,
-    NULL,
-};
-
-static const tk_projector_spec_t *const reactions[] = {&tk_orders_reactions_projector, NULL};
-
 const tk_context_t tk_orders_context = {
     .name = "orders",
     .database = "orders",
     .routes = tk_orders_routes,
     .probes = TK_CONTEXT_DB_PROBES("orders"),
-    .projections = projections,
-    .reactions = reactions,
+    .projections = (const tk_projector_spec_t *const[]){&tk_orders_replica_projector,
+                                                        &tk_orders_view_projector, NULL},
+    .reactions = (const tk_projector_spec_t *const[]){&tk_orders_reactions_projector, NULL},
     .migrations = "orders",
     .has_outbox = true,
 };

@@ -26,17 +26,13 @@ const tk_projector_spec_t tk_payments_replica_projector = {
     .ud = (void *)&replica_hooks, /* read only */
 };
 
-static const tk_projector_spec_t *const projections[] = {&tk_payments_replica_projector, NULL};
-
-static const tk_projector_spec_t *const reactions[] = {&tk_payments_reactions_projector, NULL};
-
 const tk_context_t tk_payments_context = {
     .name = "payments",
     .database = "payments",
     .routes = tk_payments_routes,
     .probes = TK_CONTEXT_DB_PROBES("payments"),
-    .projections = projections,
-    .reactions = reactions,
+    .projections = (const tk_projector_spec_t *const[]){&tk_payments_replica_projector, NULL},
+    .reactions = (const tk_projector_spec_t *const[]){&tk_payments_reactions_projector, NULL},
     .migrations = "payments",
     .has_outbox = true,
 };

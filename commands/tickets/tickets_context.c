@@ -14,17 +14,13 @@ void tk_tickets_routes(tk_http_server_t *srv)
     tk_tickets_query_routes(srv, tk_tickets_context.database);
 }
 
-static const tk_projector_spec_t *const projections[] = {&tk_tickets_view_projector, NULL};
-
-static const tk_projector_spec_t *const reactions[] = {&tk_tickets_reactions_projector, NULL};
-
 const tk_context_t tk_tickets_context = {
     .name = "tickets",
     .database = "tickets",
     .routes = tk_tickets_routes,
     .probes = TK_CONTEXT_DB_PROBES("tickets"),
-    .projections = projections,
-    .reactions = reactions,
+    .projections = (const tk_projector_spec_t *const[]){&tk_tickets_view_projector, NULL},
+    .reactions = (const tk_projector_spec_t *const[]){&tk_tickets_reactions_projector, NULL},
     .migrations = "tickets",
     .has_outbox = true,
 };
