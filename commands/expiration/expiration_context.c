@@ -1,7 +1,8 @@
 /*
  * expiration_context.c - the expiration context's descriptor (tk/context.h): the delayed-topic
- * scheduler is its own kind of worker (tk_expiration_run), with its own database (the migrations
- * of its dead letters) and no routes, projectors or outbox.
+ * scheduler is its own kind of worker (tk_expiration_run), with no routes, projectors or outbox.
+ * It keeps no state in PostgreSQL; its database holds only the common tables
+ * (schemas/sql/expiration/ is what makes `ticketing migrate` create it).
  */
 #include "expiration.h"
 
