@@ -7,22 +7,14 @@
 
 #include <stdbool.h>
 
+#include "tk/context.h"
 #include "tk/http.h"
 #include "tk/projector.h"
 
-/* One bounded context as the binary sees it. */
-typedef struct tk_app_context {
-    const char *name;                      /* "auth", "tickets", ... */
-    void (*routes)(tk_http_server_t *srv); /* registers REST routes; NULL when none */
-    /* Read models and reactions fed from Kafka; NULL-terminated, NULL when none. */
-    const tk_projector_spec_t *const *projectors;
-    bool has_outbox; /* commands append events: a relay publishes them */
-} tk_app_context_t;
-
 /** @brief The context called @p name, or NULL. */
-const tk_app_context_t *tk_app_context_find(const char *name);
+const tk_context_t *tk_app_context_find(const char *name);
 /** @brief Contexts in start order; NULL-terminated. */
-const tk_app_context_t *const *tk_app_contexts(void);
+const tk_context_t *const *tk_app_contexts(void);
 
 /** @brief Set by SIGINT/SIGTERM; every long-running subcommand polls it. */
 extern volatile int tk_app_stop;
@@ -30,7 +22,7 @@ void tk_app_install_signals(void);
 
 int tk_app_serve(int argc, char **argv);
 /** @brief Register /readyz probes for what @p ctx's routes depend on (its database). */
-void tk_app_readiness(tk_http_server_t *srv, const tk_app_context_t *ctx);
+void tk_app_readiness(tk_http_server_t *srv, const tk_context_t *ctx);
 /** @brief Register a /readyz probe of the broker (KAFKA_BROKERS answers a metadata request). */
 void tk_app_readiness_kafka(tk_http_server_t *srv);
 int tk_app_migrate(int argc, char **argv);
@@ -51,7 +43,7 @@ typedef struct tk_app_metrics tk_app_metrics_t;
 /** @brief Sample the contexts (or only @p only) every 5 s into @p srv's /metrics; NULL when no
  *         broker handle could be made. Stops with tk_app_stop; free with tk_app_metrics_stop
  *         after the server stopped. */
-tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_context_t *only);
+tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_context_t *only);
 void tk_app_metrics_stop(tk_app_metrics_t *m);
 
 /* A set of background threads (relays, projectors, the scheduler) sharing tk_app_stop. */
@@ -59,7 +51,7 @@ typedef struct tk_app_workers tk_app_workers_t;
 
 /** @brief Start the relays (@p relays) and/or projectors (@p projectors) of @p ctx, or of every
  *         context when @p ctx is NULL. Owned, stop and free with tk_app_workers_join. */
-tk_app_workers_t *tk_app_workers_start(const tk_app_context_t *ctx, bool relays, bool projectors,
+tk_app_workers_t *tk_app_workers_start(const tk_context_t *ctx, bool relays, bool projectors,
                                        tk_err_t *err);
 /** @brief Wait for every thread (they stop when tk_app_stop is set) and free. Accepts NULL. */
 void tk_app_workers_join(tk_app_workers_t *w);

@@ -57,8 +57,8 @@ static int parse(int argc, char **argv, args_t *a)
         }
     }
     if (a->context != NULL) {
-        const tk_app_context_t *c = tk_app_context_find(a->context);
-        if (c == NULL || c->projectors == NULL) {
+        const tk_context_t *c = tk_app_context_find(a->context);
+        if (c == NULL || tk_context_projector(c, 0) == NULL) {
             fprintf(stderr, "ticketing dead-letters: '%s' is not a context with projectors\n",
                     a->context);
             return -1;
@@ -67,9 +67,10 @@ static int parse(int argc, char **argv, args_t *a)
     return 0;
 }
 
-static bool wanted(const args_t *a, const tk_app_context_t *c)
+static bool wanted(const args_t *a, const tk_context_t *c)
 {
-    return c->projectors != NULL && (a->context == NULL || strcmp(a->context, c->name) == 0);
+    return tk_context_projector(c, 0) != NULL &&
+           (a->context == NULL || strcmp(a->context, c->name) == 0);
 }
 
 static int list(const args_t *a)
@@ -77,11 +78,11 @@ static int list(const args_t *a)
     int status = 0;
     printf("%-9s %6s  %-22s %-28s %8s  %-24s %-24s %s\n", "CONTEXT", "ID", "PROJECTION",
            "TOPIC/PARTITION@OFFSET", "ATTEMPTS", "FIRST SEEN", "LAST SEEN", "ERROR");
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
+    for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if (!wanted(a, *c))
             continue;
         tk_err_t err = {0};
-        PGconn *db = tk_pg_connect((*c)->name, &err);
+        PGconn *db = tk_pg_connect((*c)->database, &err);
         PGresult *res =
             db ? tk_pg_exec(
                      db,
@@ -150,21 +151,22 @@ static int retry(const args_t *a)
         return 2;
     }
     int status = 0;
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
+    for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if (!wanted(a, *c))
             continue;
-        for (const tk_projector_spec_t *const *s = (*c)->projectors; *s != NULL; s++) {
+        const tk_projector_spec_t *s;
+        for (size_t i = 0; (s = tk_context_projector(*c, i)) != NULL; i++) {
             tk_dead_letters_outcome_t o = {0};
             tk_err_t err = {0};
-            if (tk_dead_letters_retry(*s, a->id, &o, &err) != 0) {
-                fprintf(stderr, "ticketing dead-letters: %s.%s: %s\n", (*c)->name, (*s)->name,
+            if (tk_dead_letters_retry(s, a->id, &o, &err) != 0) {
+                fprintf(stderr, "ticketing dead-letters: %s.%s: %s\n", (*c)->name, s->name,
                         err.message);
                 status = 1;
                 continue;
             }
             if (o.applied + o.failed + o.held > 0)
                 printf("%s.%s: %d applied, %d failed again, %d held behind them\n", (*c)->name,
-                       (*s)->name, o.applied, o.failed, o.held);
+                       s->name, o.applied, o.failed, o.held);
             if (o.failed + o.held > 0)
                 status = 1;
         }

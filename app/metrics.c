@@ -31,7 +31,7 @@ struct tk_app_metrics {
     pthread_t thread;
     pthread_mutex_t mu;
     char *text; /* owned, under mu */
-    const tk_app_context_t *only;
+    const tk_context_t *only;
     rd_kafka_t *rk;
 };
 
@@ -83,11 +83,11 @@ static int partitions_of(const struct rd_kafka_metadata *md, const char *topic)
     return 0;
 }
 
-static void sample_context(struct tk_app_metrics *m, const tk_app_context_t *c,
+static void sample_context(struct tk_app_metrics *m, const tk_context_t *c,
                            const struct rd_kafka_metadata *md, sbuf_t *dl, sbuf_t *lag)
 {
     tk_err_t err = {0};
-    PGconn *db = tk_pg_connect(c->name, &err);
+    PGconn *db = tk_pg_connect(c->database, &err);
     PGresult *count =
         db ? tk_pg_exec(db, "SELECT count(*) FROM dead_letters", 0, NULL, &err) : NULL;
     PGresult *offsets = db ? tk_pg_exec(db,
@@ -100,8 +100,8 @@ static void sample_context(struct tk_app_metrics *m, const tk_app_context_t *c,
         goto out;
     }
     add(dl, "tk_dead_letters{context=\"%s\"} %s\n", c->name, PQgetvalue(count, 0, 0));
-    for (size_t j = 0; c->projectors != NULL && c->projectors[j] != NULL; j++) {
-        const tk_projector_spec_t *s = c->projectors[j];
+    const tk_projector_spec_t *s;
+    for (size_t j = 0; (s = tk_context_projector(c, j)) != NULL; j++) {
         for (size_t t = 0; s->topics[t] != NULL; t++) {
             int n = partitions_of(md, s->topics[t]);
             for (int part = 0; part < n; part++) {
@@ -130,10 +130,10 @@ static void sample(struct tk_app_metrics *m)
         md = NULL;
         add(&lag, "tk_metrics_source_up{source=\"kafka\"} 0\n");
     }
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
+    for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if (m->only != NULL && m->only != *c)
             continue;
-        if ((*c)->projectors != NULL || (*c)->has_outbox)
+        if (tk_context_projector(*c, 0) != NULL || (*c)->has_outbox)
             sample_context(m, *c, md, &dl, &lag);
     }
     if (md != NULL)
@@ -172,7 +172,7 @@ static char *text_of(void *ud)
     return copy;
 }
 
-tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_app_context_t *only)
+tk_app_metrics_t *tk_app_metrics_start(tk_http_server_t *srv, const tk_context_t *only)
 {
     tk_err_t err = {0};
     struct tk_app_metrics *m = tk_mem_zalloc(sizeof(*m));

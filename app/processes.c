@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* Resolves "<context>|all" into @p out (NULL for all); prints usage and returns -1 if bad. */
-static int context_arg(int argc, char **argv, const char *sub, const tk_app_context_t **out)
+static int context_arg(int argc, char **argv, const char *sub, const tk_context_t **out)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: ticketing %s <context>|all\n", sub);
@@ -30,7 +30,7 @@ static int context_arg(int argc, char **argv, const char *sub, const tk_app_cont
 
 static int run_workers(int argc, char **argv, const char *sub, bool relays, bool projectors)
 {
-    const tk_app_context_t *ctx;
+    const tk_context_t *ctx;
     if (context_arg(argc, argv, sub, &ctx) != 0)
         return 2;
     tk_err_t err = {0};

@@ -39,10 +39,10 @@ static void usage(FILE *out)
 
 static void list(void)
 {
-    const tk_app_context_t *const *ctx = tk_app_contexts();
+    const tk_context_t *const *ctx = tk_app_contexts();
+    const tk_projector_spec_t *s;
     for (size_t i = 0; ctx[i] != NULL; i++)
-        for (size_t j = 0; ctx[i]->projectors != NULL && ctx[i]->projectors[j] != NULL; j++) {
-            const tk_projector_spec_t *s = ctx[i]->projectors[j];
+        for (size_t j = 0; (s = tk_context_projector(ctx[i], j)) != NULL; j++) {
             if (s->tables == NULL)
                 continue;
             printf("%s.%s\t", ctx[i]->name, s->name);
@@ -57,10 +57,10 @@ static const tk_projector_spec_t *find_spec(const char *arg)
 {
     const tk_projector_spec_t *found = NULL;
     int matches = 0;
-    const tk_app_context_t *const *ctx = tk_app_contexts();
+    const tk_context_t *const *ctx = tk_app_contexts();
+    const tk_projector_spec_t *s;
     for (size_t i = 0; ctx[i] != NULL; i++)
-        for (size_t j = 0; ctx[i]->projectors != NULL && ctx[i]->projectors[j] != NULL; j++) {
-            const tk_projector_spec_t *s = ctx[i]->projectors[j];
+        for (size_t j = 0; (s = tk_context_projector(ctx[i], j)) != NULL; j++) {
             char full[192];
             tk_projector_group_name(ctx[i]->name, s->name, full, sizeof(full));
             if (strcmp(full, arg) == 0)

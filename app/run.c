@@ -1,12 +1,12 @@
 /*
  * run.c - `ticketing run`: the whole system in one process, the local default. Every context's
- * routes share one port; every relay, projector and the expiration scheduler run as threads.
+ * routes share one port; every relay, projector and context worker (the expiration scheduler)
+ * run as threads.
  * SIGINT/SIGTERM set tk_app_stop: the server drains in-flight requests, each worker finishes
  * its current batch (a projector commits or rolls back, a relay stops after its acks), then the
  * process exits 0.
  */
 #include "app.h"
-#include "expiration.h"
 #include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/consistency.h"
@@ -18,17 +18,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void *expiration_main(void *arg)
+#define MAX_CONTEXT_WORKERS 8
+
+/* A context's own worker (tk_context_t.worker), restarted with a capped backoff when it fails. */
+static void *context_worker_main(void *arg)
 {
-    (void)arg;
+    const tk_context_t *ctx = arg;
     tk_backoff_t delay;
     tk_backoff_init(&delay, 200, 5000);
     while (!tk_app_stop) {
         tk_err_t err = {0};
-        if (tk_expiration_run(&tk_app_stop, &err) == 0)
+        if (ctx->worker(&tk_app_stop, &err) == 0)
             continue;
-        tk_log(TK_LOG_WARN, "run", "expiration scheduler failed, restarting", "\"error\":\"%s\"",
-               err.message);
+        tk_log(TK_LOG_WARN, "run", "context worker failed, restarting",
+               "\"context\":\"%s\",\"error\":\"%s\"", ctx->name, err.message);
         tk_nap(tk_backoff_next(&delay), &tk_app_stop);
     }
     return NULL;
@@ -43,7 +46,7 @@ int tk_app_run(int argc, char **argv)
         return 1;
     }
     /* The same probes as `serve`, plus the broker that the relays and projectors use. */
-    for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
+    for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
         if ((*c)->routes != NULL)
             (*c)->routes(srv);
         tk_app_readiness(srv, *c);
@@ -55,8 +58,11 @@ int tk_app_run(int argc, char **argv)
         return 1;
     }
     tk_app_workers_t *workers = tk_app_workers_start(NULL, true, true, &err);
-    pthread_t expiration;
-    pthread_create(&expiration, NULL, expiration_main, NULL);
+    pthread_t own[MAX_CONTEXT_WORKERS];
+    size_t nown = 0;
+    for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+        if ((*c)->worker != NULL && nown < MAX_CONTEXT_WORKERS)
+            pthread_create(&own[nown++], NULL, context_worker_main, (void *)*c);
 
     printf("ticketing is up: the storefront on http://localhost:%d/ (API: curl "
            "localhost:%d/api/tickets)\n",
@@ -67,7 +73,8 @@ int tk_app_run(int argc, char **argv)
     tk_consistency_shutdown(); /* parked queries answer before the workers stop */
     tk_app_metrics_stop(metrics);
 
-    pthread_join(expiration, NULL);
+    for (size_t i = 0; i < nown; i++)
+        pthread_join(own[i], NULL);
     tk_app_workers_join(workers);
     tk_http_server_free(srv);
     tk_log(TK_LOG_INFO, "run", "stopped", NULL);

@@ -1,8 +1,8 @@
 /*
  * serve.c - `ticketing serve <context>|all`: one HTTP server with the routes of the chosen
  * contexts, and a readiness probe per context database. The probes are shared with `run`
- * (tk_app_readiness), which also probes the broker its relays and projectors use: every process
- * that serves HTTP answers /readyz from what it depends on.
+ * (tk_app_readiness, from the context descriptors), which also probes the broker its relays and
+ * projectors use: every process that serves HTTP answers /readyz from what it depends on.
  */
 #include "app.h"
 #include "tk/cfg.h"
@@ -11,7 +11,6 @@
 #include "tk/log.h"
 #include "tk/static.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,39 +18,15 @@
 
 #define KAFKA_PROBE_TIMEOUT_MS 2000
 
-static int probe_db(tk_http_req_t *req, const char *context, tk_err_t *err)
-{
-    PGconn *c = tk_http_db(req, context, err);
-    if (c == NULL)
-        return err->code;
-    PGresult *res = PQexec(c, "SELECT 1");
-    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
-    if (!ok) {
-        tk_http_db_discard(req, context);
-        return tk_err_set(err, TK_EUNAVAIL, NULL, "database %s unavailable", context);
-    }
-    return 0;
-}
-
-#define PROBE(ctx)                                                                                 \
-    static int probe_##ctx(tk_http_req_t *req, tk_err_t *err)                                      \
-    {                                                                                              \
-        return probe_db(req, #ctx, err);                                                           \
-    }
-PROBE(auth)
-PROBE(tickets)
-PROBE(orders)
-PROBE(payments)
-
 /* One producer handle for the process's probes (librdkafka handles are thread-safe); created on
  * first use, kept until exit. The broker answers a metadata request, or it is unavailable. */
 static pthread_mutex_t kafka_mu = PTHREAD_MUTEX_INITIALIZER;
 static rd_kafka_t *kafka_probe_rk;
 
-static int probe_kafka(tk_http_req_t *req, tk_err_t *err)
+static int probe_kafka(tk_http_req_t *req, void *ud, tk_err_t *err)
 {
     (void)req;
+    (void)ud;
     pthread_mutex_lock(&kafka_mu);
     if (kafka_probe_rk == NULL)
         kafka_probe_rk = tk_kafka_producer_new(err);
@@ -70,22 +45,16 @@ static int probe_kafka(tk_http_req_t *req, tk_err_t *err)
 
 void tk_app_readiness_kafka(tk_http_server_t *srv)
 {
-    tk_http_readiness(srv, "kafka", probe_kafka);
+    tk_http_readiness(srv, "kafka", probe_kafka, NULL);
 }
 
-void tk_app_readiness(tk_http_server_t *srv, const tk_app_context_t *ctx)
+void tk_app_readiness(tk_http_server_t *srv, const tk_context_t *ctx)
 {
-    if (strcmp(ctx->name, "auth") == 0)
-        tk_http_readiness(srv, "db_auth", probe_auth);
-    else if (strcmp(ctx->name, "tickets") == 0)
-        tk_http_readiness(srv, "db_tickets", probe_tickets);
-    else if (strcmp(ctx->name, "orders") == 0)
-        tk_http_readiness(srv, "db_orders", probe_orders);
-    else if (strcmp(ctx->name, "payments") == 0)
-        tk_http_readiness(srv, "db_payments", probe_payments);
+    for (size_t i = 0; ctx->probes != NULL && ctx->probes[i].name != NULL; i++)
+        tk_http_readiness(srv, ctx->probes[i].name, ctx->probes[i].fn, ctx->probes[i].ud);
 }
 
-static void add_context(tk_http_server_t *srv, const tk_app_context_t *ctx)
+static void add_context(tk_http_server_t *srv, const tk_context_t *ctx)
 {
     if (ctx->routes != NULL)
         ctx->routes(srv);
@@ -99,7 +68,7 @@ int tk_app_serve(int argc, char **argv)
         return 2;
     }
     const char *which = argv[1];
-    const tk_app_context_t *one = NULL;
+    const tk_context_t *one = NULL;
     if (strcmp(which, "all") != 0 && (one = tk_app_context_find(which)) == NULL) {
         fprintf(stderr, "ticketing serve: unknown context '%s'\n", which);
         return 2;
@@ -113,7 +82,7 @@ int tk_app_serve(int argc, char **argv)
     if (one != NULL) {
         add_context(srv, one);
     } else {
-        for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+        for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
             add_context(srv, *c);
     }
     /* Every server carries the storefront: the ingress sends / to any of them. */

@@ -241,15 +241,15 @@ static void proj_measure(status_t *s, const db_t *d, proj_t *p)
 static void collect(status_t *s)
 {
     broker_open(s);
-    const tk_app_context_t *const *ctx = tk_app_contexts();
+    const tk_context_t *const *ctx = tk_app_contexts();
     for (size_t i = 0; ctx[i] != NULL && s->ndbs < 8; i++) {
-        if (!ctx[i]->has_outbox && ctx[i]->projectors == NULL)
+        if (!ctx[i]->has_outbox && tk_context_projector(ctx[i], 0) == NULL)
             continue; /* no database (the scheduler) */
         db_t *d = &s->dbs[s->ndbs++];
         d->context = ctx[i]->name;
         db_read(d);
-        for (size_t j = 0; ctx[i]->projectors != NULL && ctx[i]->projectors[j] != NULL; j++) {
-            const tk_projector_spec_t *spec = ctx[i]->projectors[j];
+        const tk_projector_spec_t *spec;
+        for (size_t j = 0; (spec = tk_context_projector(ctx[i], j)) != NULL; j++) {
             proj_t *p = proj_add(s, d->context, spec->name);
             p->in_table = true;
             p->replayable = spec->tables != NULL;

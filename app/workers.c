@@ -17,7 +17,7 @@
 #define MAX_THREADS 32
 
 struct job {
-    const tk_app_context_t *ctx;
+    const tk_context_t *ctx;
     const tk_projector_spec_t *spec; /* NULL: the context's relay */
     pthread_t tid;
 };
@@ -35,7 +35,7 @@ static void *job_main(void *arg)
     while (!tk_app_stop) {
         tk_err_t err = {0};
         if (j->spec == NULL) {
-            tk_relay_t *relay = tk_relay_new(j->ctx->name, &err);
+            tk_relay_t *relay = tk_relay_new(j->ctx->database, &err);
             if (relay != NULL) {
                 tk_backoff_reset(&delay);
                 tk_relay_run(relay, &tk_app_stop);
@@ -59,23 +59,24 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-static void add(tk_app_workers_t *w, const tk_app_context_t *ctx, bool relays, bool projectors)
+static void add(tk_app_workers_t *w, const tk_context_t *ctx, bool relays, bool projectors)
 {
     if (relays && ctx->has_outbox && w->n < MAX_THREADS)
         w->jobs[w->n++] = (struct job){.ctx = ctx};
-    for (size_t i = 0; projectors && ctx->projectors && ctx->projectors[i]; i++)
+    const tk_projector_spec_t *s;
+    for (size_t i = 0; projectors && (s = tk_context_projector(ctx, i)) != NULL; i++)
         if (w->n < MAX_THREADS)
-            w->jobs[w->n++] = (struct job){.ctx = ctx, .spec = ctx->projectors[i]};
+            w->jobs[w->n++] = (struct job){.ctx = ctx, .spec = s};
 }
 
-tk_app_workers_t *tk_app_workers_start(const tk_app_context_t *ctx, bool relays, bool projectors,
+tk_app_workers_t *tk_app_workers_start(const tk_context_t *ctx, bool relays, bool projectors,
                                        tk_err_t *err)
 {
     tk_app_workers_t *w = tk_mem_zalloc(sizeof(*w));
     if (ctx != NULL) {
         add(w, ctx, relays, projectors);
     } else {
-        for (const tk_app_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
+        for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++)
             add(w, *c, relays, projectors);
     }
     for (size_t i = 0; i < w->n; i++)

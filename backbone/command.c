@@ -101,3 +101,11 @@ int tk_command_run(PGconn *conn, const char *correlation_id, tk_command_body_t *
     return tk_err_set(err, TK_ECONFLICT, "", "gave up after %d attempts: %s",
                       TK_COMMAND_MAX_ATTEMPTS, last);
 }
+
+int tk_command_run_for(tk_http_req_t *req, tk_command_body_t *body, void *arg, tk_err_t *err)
+{
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), err);
+    if (db == NULL)
+        return err->code;
+    return tk_command_run(db, tk_http_request_id(req), body, arg, err);
+}

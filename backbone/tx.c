@@ -31,11 +31,6 @@ PGconn *tk_tx_conn(tk_tx_t *tx)
     return tx->conn;
 }
 
-const char *tk_tx_correlation_id(tk_tx_t *tx)
-{
-    return tx->correlation_id;
-}
-
 int tk_tx_emitted(const tk_tx_t *tx)
 {
     return tx->emitted;

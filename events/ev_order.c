@@ -5,7 +5,7 @@
  * context: the tickets context reserves ticket.id, payments replicates the price, and the
  * expiration scheduler schedules expiresAt. The two later events only name the order, its new
  * version and the ticket, since consumers already hold the rest. Status names are the
- * original's strings, including the colon of "awaiting:payment".
+ * original's strings; its "awaiting:payment", which no transition reached, is not one.
  */
 #include "ev_order.h"
 #include "ev_json_int.h"
@@ -16,7 +16,6 @@
 static const char *const status_names[] = {
     [EV_ORDER_CREATED] = "created",
     [EV_ORDER_CANCELLED] = "cancelled",
-    [EV_ORDER_AWAITING_PAYMENT] = "awaiting:payment",
     [EV_ORDER_COMPLETE] = "complete",
 };
 #define STATUS_COUNT (sizeof(status_names) / sizeof(status_names[0]))
@@ -58,7 +57,7 @@ static int status_read(const json_t *data, void *at, tk_err_t *err)
     if (ev__get_string(data, "status", "status", status, sizeof(status), 1, err) != 0 ||
         ev_order_status_parse(status, &st) != 0)
         return tk_err_set(err, TK_EINVAL, "status",
-                          "status must be one of created, cancelled, awaiting:payment, complete");
+                          "status must be one of created, cancelled, complete");
     memcpy(at, &st, sizeof(st));
     return 0;
 }

@@ -7,8 +7,8 @@
  *
  * The order lifecycle the status names (the orders context owns the transitions):
  *
- *   created --payment:created--> complete          (awaiting:payment is reserved for a
- *      |                                              payment step; the original never set it)
+ *   created --payment:created--> complete
+ *      |
  *      +--DELETE or payment:expired--> cancelled
  */
 #ifndef EV_ORDER_H
@@ -20,15 +20,14 @@
 #include "tk/err.h"
 #include "tk/ids.h"
 
-/** Order status; JSON names "created", "cancelled", "awaiting:payment", "complete". */
+/** Order status; JSON names "created", "cancelled", "complete". */
 typedef enum ev_order_status {
     EV_ORDER_CREATED = 0,
     EV_ORDER_CANCELLED,
-    EV_ORDER_AWAITING_PAYMENT,
     EV_ORDER_COMPLETE
 } ev_order_status_t;
 
-/** @brief The JSON name of @p s ("awaiting:payment"), NULL for a value outside the enum. */
+/** @brief The JSON name of @p s ("complete"), NULL for a value outside the enum. */
 const char *ev_order_status_name(ev_order_status_t s);
 
 /** @brief Parse a status name (exact, case-sensitive). @return 0, or TK_EINVAL. */

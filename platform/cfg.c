@@ -74,9 +74,8 @@ static bool defaults_kept;
 /* Outside development a session key must be at least this long (HS256 wants 256 bits). */
 #define JWT_KEY_MIN 32
 
-static const char *const contexts[] = {"auth", "tickets", "orders", "payments", "expiration"};
-static const char *const dbnames[] = {"tk_auth", "tk_tickets", "tk_orders", "tk_payments",
-                                      "tk_expiration"};
+/* A context's name (its descriptor's database, tk/context.h): lower case letters and '_'. */
+#define CONTEXT_NAME_MAX 32
 
 static int env_int(const char *name, int lo, int hi, int *out, tk_err_t *err)
 {
@@ -275,28 +274,30 @@ const tk_cfg_t *tk_cfg(void)
 
 int tk_cfg_pg_params(const char *context, const char *keys[3], const char *vals[3])
 {
-    for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++) {
-        if (strcmp(context, contexts[i]) != 0)
-            continue;
-        char var[64];
-        snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
-        for (char *p = var; *p; p++)
-            *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        const char *own = getenv(var);
-        keys[0] = "dbname";
-        keys[1] = NULL;
-        keys[2] = NULL;
-        vals[1] = NULL;
-        vals[2] = NULL;
-        if (own != NULL && *own != '\0') {
-            vals[0] = own;
-            return 0;
-        }
-        /* A later "dbname" overrides the database of the expanded URL (libpq docs). */
-        vals[0] = cfg.database_url;
-        keys[1] = "dbname";
-        vals[1] = dbnames[i];
+    /* No list of contexts here: any well-formed name is tk_<name> (the descriptors say which
+     * exist). Thread-local, so concurrent connects on several threads do not share it. */
+    static _Thread_local char dbname[CONTEXT_NAME_MAX + 4];
+    size_t len = context != NULL ? strlen(context) : 0;
+    if (len == 0 || len > CONTEXT_NAME_MAX || strspn(context, "abcdefghijklmnopqrstuvwxyz_") != len)
+        return TK_EINVAL;
+    char var[64];
+    snprintf(var, sizeof(var), "DATABASE_URL_%s", context);
+    for (char *p = var; *p; p++)
+        *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    const char *own = getenv(var);
+    keys[0] = "dbname";
+    keys[1] = NULL;
+    keys[2] = NULL;
+    vals[1] = NULL;
+    vals[2] = NULL;
+    if (own != NULL && *own != '\0') {
+        vals[0] = own;
         return 0;
     }
-    return TK_EINVAL;
+    /* A later "dbname" overrides the database of the expanded URL (libpq docs). */
+    snprintf(dbname, sizeof(dbname), "tk_%s", context);
+    vals[0] = cfg.database_url;
+    keys[1] = "dbname";
+    vals[1] = dbname;
+    return 0;
 }

@@ -36,11 +36,13 @@
 #include <unistd.h>
 
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg)
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg,
+                        void (*free_arg)(void *arg))
 {
     if (srv->nbg == MAX_BACKGROUND)
         abort(); /* a programming error caught at start-up */
-    srv->bg[srv->nbg++] = (struct background){.fn = fn, .arg = arg, .srv = srv};
+    srv->bg[srv->nbg++] =
+        (struct background){.fn = fn, .arg = arg, .free_arg = free_arg, .srv = srv};
 }
 
 static void *background_main(void *p)
@@ -63,7 +65,7 @@ static void readyz(tk_http_req_t *r)
     bool ready = true;
     for (size_t i = 0; i < r->srv->nprobes; i++) {
         tk_err_t err = {0};
-        int rc = r->srv->probes[i].fn(r, &err);
+        int rc = r->srv->probes[i].fn(r, r->srv->probes[i].ud, &err);
         json_object_set_new(checks, r->srv->probes[i].name,
                             json_string(rc == 0 ? "ok" : err.message));
         ready = ready && rc == 0;
@@ -280,20 +282,30 @@ tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err)
     return srv;
 }
 
-void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
-                   tk_http_handler_fn handler, unsigned flags)
+void tk_http_route_with(tk_http_server_t *srv, const char *method, const char *pattern,
+                        tk_http_handler_fn handler, void *ud, unsigned flags)
 {
     if (srv->nroutes == MAX_ROUTES)
         abort(); /* a programming error caught at start-up */
     int lane = (flags & TK_ROUTE_INLINE) ? -1 : tk_http__lane_of(srv, pattern);
-    srv->routes[srv->nroutes++] = (struct route){method, pattern, handler, flags, lane};
+    srv->routes[srv->nroutes++] = (struct route){method, pattern, handler, flags, lane, ud};
 }
 
-void tk_http_readiness(tk_http_server_t *srv, const char *name,
-                       int (*probe)(tk_http_req_t *req, tk_err_t *err))
+void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
+                   tk_http_handler_fn handler, unsigned flags)
+{
+    tk_http_route_with(srv, method, pattern, handler, NULL, flags);
+}
+
+void *tk_http_route_ud(const tk_http_req_t *req)
+{
+    return req->route != NULL ? req->route->ud : NULL;
+}
+
+void tk_http_readiness(tk_http_server_t *srv, const char *name, tk_http_probe_fn *probe, void *ud)
 {
     if (srv->nprobes < MAX_PROBES)
-        srv->probes[srv->nprobes++] = (struct probe){name, probe};
+        srv->probes[srv->nprobes++] = (struct probe){name, probe, ud};
 }
 
 int tk_http_server_port(const tk_http_server_t *srv)
@@ -369,5 +381,8 @@ void tk_http_server_free(tk_http_server_t *srv)
     }
     pthread_mutex_destroy(&srv->sse_mu);
     free(srv->sse_slots);
+    for (size_t i = 0; i < srv->nbg; i++) /* no worker or listener can use an arg any more */
+        if (srv->bg[i].free_arg != NULL)
+            srv->bg[i].free_arg(srv->bg[i].arg);
     free(srv);
 }

@@ -63,11 +63,13 @@ struct route {
     tk_http_handler_fn fn;
     unsigned flags;
     int lane; /* worker routes: index in srv->lanes */
+    void *ud; /* borrowed: tk_http_route_ud */
 };
 
 struct probe {
     const char *name;
-    int (*fn)(tk_http_req_t *req, tk_err_t *err);
+    tk_http_probe_fn *fn;
+    void *ud; /* borrowed */
 };
 
 struct lane;
@@ -103,6 +105,7 @@ struct sse_slot {
 struct background {
     void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop);
     void *arg;
+    void (*free_arg)(void *arg); /* NULL, or run by tk_http_server_free once workers stopped */
     tk_http_server_t *srv;
     pthread_t tid;
 };

@@ -204,11 +204,6 @@ void tk_http__reply_message(tk_http_req_t *r, int status, const char *field, con
 
 /* ------------------------------------------------------------------ request accessors */
 
-const char *tk_http_method(const tk_http_req_t *r)
-{
-    return r->method;
-}
-
 const char *tk_http_path(const tk_http_req_t *r)
 {
     return r->path;

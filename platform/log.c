@@ -10,7 +10,7 @@
  * (control characters as \u00XX, invalid UTF-8 as U+FFFD), every other conversion is handed to
  * snprintf as it is. The format text itself is the caller's literal JSON and is trusted.
  *
- * The minimum level is an atomic: tk_log_set_level may run on one thread while others log.
+ * The minimum level comes from TK_LOG_LEVEL at first use (an atomic: any thread may be first).
  */
 #include "tk/log.h"
 
@@ -29,11 +29,6 @@
 #define LINE_MAX_BYTES 4096
 
 static atomic_int min_level = -1;
-
-void tk_log_set_level(tk_log_level_t level)
-{
-    atomic_store(&min_level, (int)level);
-}
 
 static int level_from_env(void)
 {

@@ -29,12 +29,27 @@
 
 #define MIGRATE_LOCK "7605298350474201665" /* arbitrary 64-bit key, "tkmigr8" */
 
-static const char *const contexts[] = {"auth", "tickets", "orders", "payments", "expiration", NULL};
+/* The contexts are the folders of schemas/sql/ other than common/ (a context's descriptor names
+ * its folder, tk/context.h): adding a context adds its folder, no list to edit here. The i-th
+ * context folder in the sorted table, or NULL past the last. */
+static const char *context_dir(size_t i)
+{
+    const char *prev = NULL;
+    for (size_t f = 0; f < tk_migrate__nfiles; f++) {
+        const char *dir = tk_migrate__files[f].dir;
+        if (strcmp(dir, "common") == 0 || (prev != NULL && strcmp(prev, dir) == 0))
+            continue;
+        if (i-- == 0)
+            return dir;
+        prev = dir;
+    }
+    return NULL;
+}
 
 static bool known_context(const char *context)
 {
-    for (size_t i = 0; contexts[i] != NULL; i++)
-        if (strcmp(contexts[i], context) == 0)
+    for (size_t i = 0; context_dir(i) != NULL; i++)
+        if (strcmp(context_dir(i), context) == 0)
             return true;
     return false;
 }
@@ -89,9 +104,10 @@ static int create_databases(tk_err_t *err)
     if ((rc = tk_pg_run(server, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", 0, NULL, NULL, err)))
         goto out;
     locked = true;
-    for (size_t i = 0; contexts[i] != NULL; i++) {
+    for (size_t i = 0; context_dir(i) != NULL; i++) {
         const char *keys[3], *vals[3];
-        tk_cfg_pg_params(contexts[i], keys, vals);
+        if (tk_cfg_pg_params(context_dir(i), keys, vals) != 0)
+            continue;
         if (keys[1] == NULL) /* DATABASE_URL_<CONTEXT>: the operator's database */
             continue;
         if ((rc = ensure_database(server, vals[1], err)) != 0)
@@ -174,7 +190,7 @@ out:
 int tk_migrate_all(tk_err_t *err)
 {
     int rc = create_databases(err);
-    for (size_t i = 0; rc == 0 && contexts[i] != NULL; i++)
-        rc = tk_migrate_context(contexts[i], NULL, err);
+    for (size_t i = 0; rc == 0 && context_dir(i) != NULL; i++)
+        rc = tk_migrate_context(context_dir(i), NULL, err);
     return rc;
 }

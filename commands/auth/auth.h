@@ -7,10 +7,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tk/context.h"
 #include "tk/http.h"
 
-/** @brief Register POST /api/users/{signup,signin,signout} and GET /api/users/currentuser. */
+/** @brief Register POST /api/users/{signup,signin,signout} and GET /api/users/currentuser, on
+ *         @p database (borrowed, must outlive the server). */
+void tk_auth_command_routes(tk_http_server_t *srv, const char *database);
+
+/** @brief Every route of the auth context, on its database (auth_context.c). */
 void tk_auth_routes(tk_http_server_t *srv);
+
+/** The auth context (DESIGN.md section 2): users and sessions, no projectors (auth_context.c). */
+extern const tk_context_t tk_auth_context;
 
 /** @brief The email check of sign-up and sign-in (express-validator isEmail's common cases). */
 bool tk_auth_email_valid(const char *email);

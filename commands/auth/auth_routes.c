@@ -121,8 +121,7 @@ static void signup(tk_http_req_t *req)
         return;
     }
     cmd.hash = hash;
-    PGconn *db = tk_http_db(req, "auth", &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), signup_decide, &cmd, &err) != 0)
+    if (tk_command_run_for(req, signup_decide, &cmd, &err) != 0)
         tk_http_reply_error(req, &err);
     else
         reply_signed_in(req, 201, cmd.id, cmd.email);
@@ -153,7 +152,7 @@ static void signin(tk_http_req_t *req)
     if (!credentials_or_respond(req, false, &c))
         return;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "auth", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     if (db == NULL) {
         tk_http_reply_error(req, &err);
         return;
@@ -204,7 +203,7 @@ static void signout(tk_http_req_t *req)
     const tk_session_user_t *u = tk_http_user(req);
     if (u != NULL) {
         tk_err_t err = {0};
-        PGconn *db = tk_http_db(req, "auth", &err);
+        PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
         if (db == NULL || tk_session_revoke(db, u, &err) != 0) {
             /* Never claim a sign-out that did not happen: the token would still work. */
             tk_http_reply_error(req, &err);
@@ -224,10 +223,10 @@ static void currentuser(tk_http_req_t *req)
     tk_http_reply_json(req, 200, json_pack("{s:o}", "currentUser", current));
 }
 
-void tk_auth_routes(tk_http_server_t *srv)
+void tk_auth_command_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/users/signup", signup, 0);
-    tk_http_route(srv, "POST", "/api/users/signin", signin, 0);
-    tk_http_route(srv, "POST", "/api/users/signout", signout, 0);
-    tk_http_route(srv, "GET", "/api/users/currentuser", currentuser, 0);
+    tk_http_route_with(srv, "POST", "/api/users/signup", signup, (void *)database, 0);
+    tk_http_route_with(srv, "POST", "/api/users/signin", signin, (void *)database, 0);
+    tk_http_route_with(srv, "POST", "/api/users/signout", signout, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/users/currentuser", currentuser, (void *)database, 0);
 }

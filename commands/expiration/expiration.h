@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "ev_order.h"
+#include "tk/context.h"
 #include "tk/err.h"
 #include "tk/ids.h"
 
@@ -112,6 +113,9 @@ typedef struct tk_expiration_opts {
  *         spread partitions over them.
  */
 int tk_expiration_run(volatile int *stop, tk_err_t *err);
+
+/** The expiration context (expiration_context.c): its database and its worker, the scheduler. */
+extern const tk_context_t tk_expiration_context;
 
 /**
  * @brief tk_expiration_run with explicit topics and groups.

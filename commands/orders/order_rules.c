@@ -46,7 +46,7 @@ int tk_order_decide_cancel(const tk_order_t *o, const char *user_id, tk_err_t *e
 
 bool tk_order_decide_complete(const tk_order_t *o)
 {
-    return o->status == EV_ORDER_CREATED || o->status == EV_ORDER_AWAITING_PAYMENT;
+    return o->status == EV_ORDER_CREATED;
 }
 
 void tk_order_expiry(int64_t now_ms, int window_seconds, char out[TK_TIME_LEN + 1])

@@ -22,6 +22,7 @@
 #include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 /* expires_at as tk_time_format writes it. */
 #define EXPIRES_AT_TEXT                                                                            \
@@ -30,21 +31,13 @@
 int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!tk_uuid_valid(id))
-        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    const char *params[] = {id};
-    PGresult *res =
-        tk_pg_exec(tk_tx_conn(tx),
-                   "SELECT id, user_id, ticket_id, status, " EXPIRES_AT_TEXT ", version "
-                   "FROM orders WHERE id = $1",
-                   1, params, err);
+    PGresult *res = tk_row_by_id(tk_tx_conn(tx),
+                                 "SELECT id, user_id, ticket_id, status, " EXPIRES_AT_TEXT
+                                 ", version FROM orders WHERE id = $1",
+                                 false, id, err);
     if (res == NULL)
         return err->code;
     int rc = 0;
-    if (PQntuples(res) != 1) {
-        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-        goto out;
-    }
     snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
     snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
     snprintf(out->ticket_id, sizeof(out->ticket_id), "%s", PQgetvalue(res, 0, 2));
@@ -97,7 +90,7 @@ int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_
     PGresult *res = tk_pg_exec(tk_tx_conn(tx),
                                "SELECT count(*), coalesce(ceil(extract(epoch FROM "
                                "min(expires_at) - now())), 1)::bigint FROM orders "
-                               "WHERE user_id = $1 AND status IN ('created', 'awaiting:payment')",
+                               "WHERE user_id = $1 AND status = 'created'",
                                1, params, err);
     if (res == NULL)
         return err->code;

@@ -10,7 +10,7 @@
  *                                  +--tk_orders_cancel (DELETE, payment:expired)--> cancelled
  *
  *   complete is final: cancelling it is refused ('Cannot cancel a completed order'); cancelling a
- *   cancelled order changes nothing. An order in created, awaiting:payment or complete reserves
+ *   cancelled order changes nothing. An order in created or complete reserves
  *   its ticket: the partial unique index orders_ticket_reserved_key admits one such order per
  *   ticket, so concurrent POST /api/orders for one ticket have exactly one winner.
  */
@@ -26,6 +26,7 @@
 #include "tk/err.h"
 #include "tk/http.h"
 #include "tk/ids.h"
+#include "tk/projector.h"
 #include "tk/tx.h"
 
 /** An order as the write model holds it. */
@@ -89,7 +90,7 @@ int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, 
 
 /**
  * @brief The open-orders cap of POST /api/orders: @p user_id may hold at most ORDERS_OPEN_MAX
- *        orders in created or awaiting:payment. Takes a per-user transaction lock first, so
+ *        orders in status created. Takes a per-user transaction lock first, so
  *        concurrent POSTs of one user are counted one after the other.
  * @param retry_after set with TK_ELIMIT: seconds until the user's earliest open order expires.
  * @return 0; TK_ELIMIT 'Too many open orders...'; or a tk_pg error.
@@ -124,6 +125,13 @@ int tk_orders_complete(tk_tx_t *tx, const char *id, tk_err_t *err);
 /* ---- HTTP (commands/orders/orders_routes.c) ---- */
 
 /** @brief Register POST /api/orders and DELETE /api/orders/:id (worker routes). */
-void tk_orders_command_routes(tk_http_server_t *srv);
+void tk_orders_command_routes(tk_http_server_t *srv, const char *database);
+
+/**
+ * The orders policy, topic payments -> the write model: payment:expired (the payments context
+ * closed the order's payment window unpaid) cancels unless complete, payment:created completes,
+ * each emitting its event in the projector's transaction (order_reactions.c).
+ */
+extern const tk_projector_spec_t tk_orders_reactions_projector;
 
 #endif

@@ -50,8 +50,7 @@ static void place_order(tk_http_req_t *req)
     snprintf(cmd.order.ticket_id, sizeof(cmd.order.ticket_id), "%s", ticket_id);
     cmd.order.status = EV_ORDER_CREATED;
     tk_order_expiry(tk_now_ms(), tk_cfg()->expiration_window_seconds, cmd.order.expires_at);
-    PGconn *db = tk_http_db(req, "orders", &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), place_body, &cmd, &err) != 0) {
+    if (tk_command_run_for(req, place_body, &cmd, &err) != 0) {
         if (err.code == TK_ELIMIT)
             tk_http_set_retry_after(req, cmd.retry_after);
         tk_http_reply_error(req, &err);
@@ -79,15 +78,11 @@ static void cancel_order(tk_http_req_t *req)
     const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
         return;
-    struct cancel_cmd cmd = {.id = tk_http_param(req, "id"), .user_id = user->id};
-    tk_err_t err = {0};
-    if (!tk_uuid_valid(cmd.id)) {
-        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
-        tk_http_reply_error(req, &err);
+    struct cancel_cmd cmd = {.id = tk_http_id_or_respond(req, "id"), .user_id = user->id};
+    if (cmd.id == NULL)
         return;
-    }
-    PGconn *db = tk_http_db(req, "orders", &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), cancel_body, &cmd, &err) != 0) {
+    tk_err_t err = {0};
+    if (tk_command_run_for(req, cancel_body, &cmd, &err) != 0) {
         tk_http_reply_error(req, &err);
         return;
     }
@@ -95,8 +90,8 @@ static void cancel_order(tk_http_req_t *req)
     tk_http_reply_json(req, 204, NULL);
 }
 
-void tk_orders_command_routes(tk_http_server_t *srv)
+void tk_orders_command_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/orders", place_order, 0);
-    tk_http_route(srv, "DELETE", "/api/orders/:id", cancel_order, 0);
+    tk_http_route_with(srv, "POST", "/api/orders", place_order, (void *)database, 0);
+    tk_http_route_with(srv, "DELETE", "/api/orders/:id", cancel_order, (void *)database, 0);
 }

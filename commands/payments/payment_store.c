@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 #define ORDER_COLUMNS                                                                              \
     "id, user_id, price_cents, status, version, "                                                  \
@@ -32,21 +33,15 @@ int tk_payments_order_load(PGconn *conn, const char *id, bool lock, tk_payment_o
                            tk_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!tk_uuid_valid(id))
-        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    const char *params[] = {id};
-    PGresult *res = tk_pg_exec(conn,
-                               lock ? "SELECT " ORDER_COLUMNS " FROM orders_replica "
-                                      "WHERE id = $1 FOR UPDATE"
-                                    : "SELECT " ORDER_COLUMNS " FROM orders_replica WHERE id = $1",
-                               1, params, err);
+    PGresult *res =
+        tk_row_by_id(conn,
+                     lock ? "SELECT " ORDER_COLUMNS " FROM orders_replica "
+                            "WHERE id = $1 FOR UPDATE"
+                          : "SELECT " ORDER_COLUMNS " FROM orders_replica WHERE id = $1",
+                     false, id, err);
     if (res == NULL)
         return err->code;
     int rc = 0;
-    if (PQntuples(res) != 1) {
-        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-        goto out;
-    }
     snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
     snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
     out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
@@ -54,7 +49,6 @@ int tk_payments_order_load(PGconn *conn, const char *id, bool lock, tk_payment_o
         rc = tk_err_set(err, TK_EINTERNAL, NULL, "order %s: unknown status", out->id);
     out->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     out->expires_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-out:
     PQclear(res);
     return rc;
 }

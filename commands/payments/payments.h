@@ -44,6 +44,7 @@
 #include "tk/err.h"
 #include "tk/http.h"
 #include "tk/ids.h"
+#include "tk/projector.h"
 #include "tk/stripe.h"
 #include "tk/tx.h"
 
@@ -277,7 +278,23 @@ int tk_payments_reconcile(PGconn *db, const tk_payment_attempt_t *a,
 /** @brief Register POST /api/payments (a worker route), the refund worker (a background thread
  *         running tk_payments_refunds_run) and its /metrics gauges
  *         (tk_payments_refunds_pending, tk_payments_refunds_failed). */
-void tk_payments_command_routes(tk_http_server_t *srv);
+void tk_payments_command_routes(tk_http_server_t *srv, const char *database);
+
+/**
+ * The payments policy, topic expirations -> the payment windows: expiration:complete closes an
+ * order's window unless it was paid, and emits payment:expired (payment_reactions.c).
+ */
+extern const tk_projector_spec_t tk_payments_reactions_projector;
+
+/**
+ * @brief The payments policy on a cancellation (payment_reactions.c), run by the orders replica
+ *        in its transaction once it applied order:cancelled to @p order_id: a payment stored for
+ *        that order means orders cancelled it before it saw our payment:created, so a refund
+ *        intent is written (tk_payments_refund_intent); the refund worker carries it out.
+ *        No Stripe call here. @p ud unused.
+ * @return 0, or a negative TK_E*. Ownership: all borrowed.
+ */
+int tk_payments_on_order_cancelled(tk_tx_t *tx, const char *order_id, void *ud, tk_err_t *err);
 
 /**
  * @brief Register POST /api/payments/webhook: Stripe's payment_intent.succeeded and
@@ -285,7 +302,7 @@ void tk_payments_command_routes(tk_http_server_t *srv);
  *        timestamp tolerance (STRIPE_WEBHOOK_SECRET, STRIPE_WEBHOOK_TOLERANCE_SECONDS), reconcile
  *        the attempt named in the intent's metadata (tk_payments_reconcile).
  */
-void tk_payments_webhook_routes(tk_http_server_t *srv);
+void tk_payments_webhook_routes(tk_http_server_t *srv, const char *database);
 
 /** @brief The order's payment lock at session level on @p db, polled until @p wait_ms: 0 locked,
  *         1 still busy, or a tk_pg error. Release with tk_payments_unlock. */

@@ -227,7 +227,7 @@ static void create_payment(tk_http_req_t *req)
         tk_http_reply_error(req, &err);
         return;
     }
-    PGconn *db = tk_http_db(req, "payments", &err);
+    PGconn *db = tk_http_db(req, tk_http_route_ud(req), &err);
     if (db == NULL) {
         tk_http_reply_error(req, &err);
         return;
@@ -252,16 +252,17 @@ static void create_payment(tk_http_req_t *req)
                    tk_http_request_id(req), pr.order_id, tk_err_name(rerr.code));
     }
     if (tk_pg_broken(db))
-        tk_http_db_discard(req, "payments"); /* the lock, if held, went with the session */
+        tk_http_db_discard(req,
+                           tk_http_route_ud(req)); /* the lock, if held, went with the session */
     if (rc == 0)
         tk_http_reply_json(req, 201, json_pack("{s:s}", "id", payment_id));
     else
         tk_http_reply_error(req, &err);
 }
 
-void tk_payments_command_routes(tk_http_server_t *srv)
+void tk_payments_command_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/payments", create_payment, 0);
-    tk_payments_webhook_routes(srv);
+    tk_http_route_with(srv, "POST", "/api/payments", create_payment, (void *)database, 0);
+    tk_payments_webhook_routes(srv, database);
     tk_payments_refund_worker(srv);
 }

@@ -256,6 +256,6 @@ static void worker_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 
 void tk_payments_refund_worker(tk_http_server_t *srv)
 {
-    tk_http_background(srv, worker_main, NULL);
+    tk_http_background(srv, worker_main, NULL, NULL);
     tk_http_metrics(srv, metrics, NULL);
 }

@@ -80,7 +80,7 @@ static void webhook(tk_http_req_t *req)
     tk_stripe_charge_t pi;
     int relevant = intent_of(event, attempt_id, &pi);
     json_decref(event);
-    PGconn *db = relevant ? tk_http_db(req, "payments", &err) : NULL;
+    PGconn *db = relevant ? tk_http_db(req, tk_http_route_ud(req), &err) : NULL;
     if (relevant && db == NULL) {
         tk_http_reply_error(req, &err);
         return;
@@ -106,7 +106,7 @@ static void webhook(tk_http_req_t *req)
         tk_payments_refunds_run(db, a.order_id, 4, NULL, &rerr);
     }
     if (db != NULL && tk_pg_broken(db))
-        tk_http_db_discard(req, "payments");
+        tk_http_db_discard(req, tk_http_route_ud(req));
     if (rc < 0) {
         tk_log(TK_LOG_WARN, "payments", "webhook not applied, Stripe will redeliver",
                "\"request_id\":\"%s\",\"code\":\"%s\"", tk_http_request_id(req), tk_err_name(rc));
@@ -116,7 +116,7 @@ static void webhook(tk_http_req_t *req)
     tk_http_reply_json(req, 200, json_pack("{s:b}", "received", 1));
 }
 
-void tk_payments_webhook_routes(tk_http_server_t *srv)
+void tk_payments_webhook_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/payments/webhook", webhook, 0);
+    tk_http_route_with(srv, "POST", "/api/payments/webhook", webhook, (void *)database, 0);
 }

@@ -20,34 +20,25 @@
 
 #include "tk/command.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 int tk_tickets_load(tk_tx_t *tx, const char *id, tk_ticket_t *out, tk_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!tk_uuid_valid(id))
-        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    const char *params[] = {id};
-    PGresult *res =
-        tk_pg_exec_prepared(tk_tx_conn(tx),
-                            "SELECT id, title, price_cents, user_id, coalesce(order_id::text, "
-                            "''), version FROM tickets WHERE id = $1",
-                            1, params, err);
+    PGresult *res = tk_row_by_id(tk_tx_conn(tx),
+                                 "SELECT id, title, price_cents, user_id, coalesce(order_id::text, "
+                                 "''), version FROM tickets WHERE id = $1",
+                                 true, id, err);
     if (res == NULL)
         return err->code;
-    int rc = 0;
-    if (PQntuples(res) != 1) {
-        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-        goto out;
-    }
     snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
     snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
     out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 3));
     snprintf(out->order_id, sizeof(out->order_id), "%s", PQgetvalue(res, 0, 4));
     out->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-out:
     PQclear(res);
-    return rc;
+    return 0;
 }
 
 /* The event data of @p t, as ev_ticket.h defines it. */

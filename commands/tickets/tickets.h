@@ -26,6 +26,7 @@
 #include "tk/err.h"
 #include "tk/http.h"
 #include "tk/ids.h"
+#include "tk/projector.h"
 #include "tk/tx.h"
 
 /** A ticket as the write model holds it. */
@@ -129,6 +130,12 @@ int tk_tickets_track_order(tk_tx_t *tx, const char *ticket_id, const char *order
 /* ---- HTTP (commands/tickets/tickets_routes.c) ---- */
 
 /** @brief Register POST /api/tickets and PUT /api/tickets/:id (worker routes). */
-void tk_tickets_command_routes(tk_http_server_t *srv);
+void tk_tickets_command_routes(tk_http_server_t *srv, const char *database);
+
+/**
+ * The tickets policy, topic orders -> the write model: order:created reserves, order:cancelled
+ * releases, each emitting ticket:updated in the projector's transaction (ticket_reactions.c).
+ */
+extern const tk_projector_spec_t tk_tickets_reactions_projector;
 
 #endif

@@ -55,8 +55,7 @@ static void create_ticket(tk_http_req_t *req)
     cmd.ticket.price_cents = in.price_cents;
     snprintf(cmd.ticket.user_id, sizeof(cmd.ticket.user_id), "%s", user->id);
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), create_body, &cmd, &err) != 0) {
+    if (tk_command_run_for(req, create_body, &cmd, &err) != 0) {
         tk_http_reply_error(req, &err);
         return;
     }
@@ -85,14 +84,10 @@ static void update_ticket(tk_http_req_t *req)
     struct update_cmd cmd = {.id = tk_http_param(req, "id"), .user_id = user->id};
     if (!input_or_respond(req, &cmd.in))
         return;
-    tk_err_t err = {0};
-    if (!tk_uuid_valid(cmd.id)) {
-        tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
-        tk_http_reply_error(req, &err);
+    if ((cmd.id = tk_http_id_or_respond(req, "id")) == NULL)
         return;
-    }
-    PGconn *db = tk_http_db(req, "tickets", &err);
-    if (db == NULL || tk_command_run(db, tk_http_request_id(req), update_body, &cmd, &err) != 0) {
+    tk_err_t err = {0};
+    if (tk_command_run_for(req, update_body, &cmd, &err) != 0) {
         tk_http_reply_error(req, &err);
         return;
     }
@@ -100,8 +95,8 @@ static void update_ticket(tk_http_req_t *req)
     tk_http_reply_json(req, 200, tk_ticket_to_json(&cmd.result));
 }
 
-void tk_tickets_command_routes(tk_http_server_t *srv)
+void tk_tickets_command_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "POST", "/api/tickets", create_ticket, 0);
-    tk_http_route(srv, "PUT", "/api/tickets/:id", update_ticket, 0);
+    tk_http_route_with(srv, "POST", "/api/tickets", create_ticket, (void *)database, 0);
+    tk_http_route_with(srv, "PUT", "/api/tickets/:id", update_ticket, (void *)database, 0);
 }

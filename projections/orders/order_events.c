@@ -73,11 +73,14 @@ typedef struct watch {
     char *terminal_event; /* owned while ended: re-sent during the grace period */
 } watch_t;
 
-static struct {
+/* The watch list of one server: the route's and the listener's user data, owned by the server
+ * (freed by tk_http_server_free), so several servers can live in one process. */
+typedef struct order_events {
     pthread_mutex_t mu;
     watch_t w[MAX_WATCHED];
     size_t n;
-} reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    const char *database; /* borrowed: the context descriptor's */
+} order_events_t;
 
 static bool status_terminal(const char *status)
 {
@@ -133,56 +136,56 @@ static void watch_from_row(watch_t *w, const PGresult *res, int i)
         w->expires_ms = 0;
 }
 
-/* ---- the watch list; every function below takes reg.mu unless it says "locked" ---- */
+/* ---- the watch list; every function below takes reg->mu unless it says "locked" ---- */
 
-static watch_t *find_locked(const char *id)
+static watch_t *find_locked(order_events_t *reg, const char *id)
 {
-    for (size_t i = 0; i < reg.n; i++)
-        if (strcmp(reg.w[i].id, id) == 0)
-            return &reg.w[i];
+    for (size_t i = 0; i < reg->n; i++)
+        if (strcmp(reg->w[i].id, id) == 0)
+            return &reg->w[i];
     return NULL;
 }
 
-static void remove_locked(size_t i)
+static void remove_locked(order_events_t *reg, size_t i)
 {
-    free(reg.w[i].terminal_event);
-    reg.w[i] = reg.w[--reg.n];
+    free(reg->w[i].terminal_event);
+    reg->w[i] = reg->w[--reg->n];
 }
 
 /* Watch @p w (copied). 0, or TK_EUNAVAIL when the list is full. */
-static int watch_add(const watch_t *w)
+static int watch_add(order_events_t *reg, const watch_t *w)
 {
     int rc = 0;
-    pthread_mutex_lock(&reg.mu);
-    watch_t *old = find_locked(w->id);
+    pthread_mutex_lock(&reg->mu);
+    watch_t *old = find_locked(reg, w->id);
     if (old != NULL) {
         old->added_ms = tk_mono_ms();
-    } else if (reg.n == MAX_WATCHED) {
+    } else if (reg->n == MAX_WATCHED) {
         rc = TK_EUNAVAIL;
     } else {
-        reg.w[reg.n] = *w;
-        reg.w[reg.n].added_ms = tk_mono_ms();
-        reg.w[reg.n].ended_ms = 0;
-        reg.w[reg.n].terminal_event = NULL;
-        reg.n++;
+        reg->w[reg->n] = *w;
+        reg->w[reg->n].added_ms = tk_mono_ms();
+        reg->w[reg->n].ended_ms = 0;
+        reg->w[reg->n].terminal_event = NULL;
+        reg->n++;
     }
-    pthread_mutex_unlock(&reg.mu);
+    pthread_mutex_unlock(&reg->mu);
     return rc;
 }
 
-static void watch_clear(void)
+static void watch_clear(order_events_t *reg)
 {
-    pthread_mutex_lock(&reg.mu);
-    while (reg.n > 0)
-        remove_locked(reg.n - 1);
-    pthread_mutex_unlock(&reg.mu);
+    pthread_mutex_lock(&reg->mu);
+    while (reg->n > 0)
+        remove_locked(reg, reg->n - 1);
+    pthread_mutex_unlock(&reg->mu);
 }
 
 /* A change seen in order_view (notification or read): publish it when it is news. */
-static void on_change(tk_http_server_t *srv, const watch_t *now)
+static void on_change(tk_http_server_t *srv, order_events_t *reg, const watch_t *now)
 {
-    pthread_mutex_lock(&reg.mu);
-    watch_t *w = find_locked(now->id);
+    pthread_mutex_lock(&reg->mu);
+    watch_t *w = find_locked(reg, now->id);
     if (w != NULL && w->ended_ms == 0 && now->version > w->version) {
         int64_t added = w->added_ms;
         *w = *now;
@@ -198,26 +201,26 @@ static void on_change(tk_http_server_t *srv, const watch_t *now)
             free(ev);
         }
     }
-    pthread_mutex_unlock(&reg.mu);
+    pthread_mutex_unlock(&reg->mu);
 }
 
 /* Once a second: countdowns, grace re-sends of terminal events, dropping what is done. */
-static void tick(tk_http_server_t *srv)
+static void tick(tk_http_server_t *srv, order_events_t *reg)
 {
-    pthread_mutex_lock(&reg.mu);
+    pthread_mutex_lock(&reg->mu);
     int64_t mono = tk_mono_ms(), wall = tk_now_ms();
-    for (size_t i = reg.n; i-- > 0;) {
-        watch_t *w = &reg.w[i];
+    for (size_t i = reg->n; i-- > 0;) {
+        watch_t *w = &reg->w[i];
         char channel[TK_UUID_LEN + 8];
         channel_of(w->id, channel);
         if (w->ended_ms != 0) {
             if (mono - w->ended_ms >= TERMINAL_GRACE_MS)
-                remove_locked(i);
+                remove_locked(reg, i);
             else
                 tk_http_sse_publish(srv, channel, w->terminal_event, true);
         } else if (mono - w->added_ms >= IDLE_DROP_MS &&
                    tk_http_sse_channel_count(srv, channel) == 0) {
-            remove_locked(i);
+            remove_locked(reg, i);
         } else {
             char *ev =
                 sse_text("countdown", json_pack("{s:s, s:I}", "id", w->id, "secondsLeft",
@@ -226,24 +229,24 @@ static void tick(tk_http_server_t *srv)
             free(ev);
         }
     }
-    pthread_mutex_unlock(&reg.mu);
+    pthread_mutex_unlock(&reg->mu);
 }
 
 /* ---- the background thread ---- */
 
 /* Read order_view for every open watched order. 0, or TK_EUNAVAIL to reconnect. */
-static int read_views(tk_http_server_t *srv, PGconn *c)
+static int read_views(tk_http_server_t *srv, order_events_t *reg, PGconn *c)
 {
     /* A uuid[] literal "{id,id,...}" of the open orders. */
     char ids[MAX_WATCHED * (TK_UUID_LEN + 1) + 3];
     size_t len = 0;
-    pthread_mutex_lock(&reg.mu);
+    pthread_mutex_lock(&reg->mu);
     ids[len++] = '{';
-    for (size_t i = 0; i < reg.n; i++)
-        if (reg.w[i].ended_ms == 0)
+    for (size_t i = 0; i < reg->n; i++)
+        if (reg->w[i].ended_ms == 0)
             len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%s", len > 1 ? "," : "",
-                                    reg.w[i].id);
-    pthread_mutex_unlock(&reg.mu);
+                                    reg->w[i].id);
+    pthread_mutex_unlock(&reg->mu);
     if (len == 1)
         return 0;
     snprintf(ids + len, sizeof(ids) - len, "}");
@@ -260,14 +263,14 @@ static int read_views(tk_http_server_t *srv, PGconn *c)
     for (int i = 0; i < PQntuples(res); i++) {
         watch_t w;
         watch_from_row(&w, res, i);
-        on_change(srv, &w);
+        on_change(srv, reg, &w);
     }
     PQclear(res);
     return 0;
 }
 
 /* Handle the notifications that arrived. false when the connection broke. */
-static bool drain(tk_http_server_t *srv, PGconn *c)
+static bool drain(tk_http_server_t *srv, order_events_t *reg, PGconn *c)
 {
     if (PQconsumeInput(c) == 0)
         return false;
@@ -286,7 +289,7 @@ static bool drain(tk_http_server_t *srv, PGconn *c)
             snprintf(w.expires_at, sizeof(w.expires_at), "%s", expires);
             if (tk_time_parse(w.expires_at, &w.expires_ms) != 0)
                 w.expires_ms = 0;
-            on_change(srv, &w);
+            on_change(srv, reg, &w);
         }
         json_decref(js);
         PQfreemem(n);
@@ -294,9 +297,9 @@ static bool drain(tk_http_server_t *srv, PGconn *c)
     return true;
 }
 
-static PGconn *listen_connect(tk_err_t *err)
+static PGconn *listen_connect(const char *database, tk_err_t *err)
 {
-    PGconn *c = tk_pg_connect("orders", err);
+    PGconn *c = tk_pg_connect(database, err);
     if (c != NULL &&
         tk_pg_run(c, "LISTEN \"" TK_ORDERS_STATUS_CHANNEL "\"", 0, NULL, NULL, err) != 0) {
         PQfinish(c);
@@ -307,7 +310,7 @@ static PGconn *listen_connect(tk_err_t *err)
 
 static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
 {
-    (void)arg;
+    order_events_t *reg = arg;
     PGconn *c = NULL;
     int64_t next_read = 0, retry_at = 0;
     tk_backoff_t backoff;
@@ -316,7 +319,7 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
     while (!atomic_load(stop)) {
         if (c == NULL && tk_mono_ms() >= retry_at) {
             tk_err_t err = {0};
-            if ((c = listen_connect(&err)) == NULL) {
+            if ((c = listen_connect(reg->database, &err)) == NULL) {
                 if (!warned)
                     tk_log(TK_LOG_WARN, "order_events", "cannot listen, retrying",
                            "\"error\":\"%s\"", err.message);
@@ -334,7 +337,7 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
         wait = wait < 0 ? 0 : wait > WAIT_SLICE_MS ? WAIT_SLICE_MS : wait;
         if (c != NULL) {
             struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
-            if (poll(&p, 1, (int)wait) > 0 && !drain(srv, c)) {
+            if (poll(&p, 1, (int)wait) > 0 && !drain(srv, reg, c)) {
                 tk_log(TK_LOG_WARN, "order_events", "listening connection lost", NULL);
                 PQfinish(c);
                 c = NULL;
@@ -343,27 +346,27 @@ static void listener_main(tk_http_server_t *srv, void *arg, atomic_int *stop)
             tk_nap((int)wait, NULL);
         }
         if (tk_mono_ms() >= next_read) {
-            if (c != NULL && read_views(srv, c) == TK_EUNAVAIL) {
+            if (c != NULL && read_views(srv, reg, c) == TK_EUNAVAIL) {
                 PQfinish(c);
                 c = NULL;
             }
-            tick(srv);
+            tick(srv, reg);
             next_read = tk_mono_ms() + POLL_MS;
         }
     }
     PQfinish(c);
-    watch_clear();
+    watch_clear(reg);
 }
 
 /* ---- the route ---- */
 
-static void start_stream(tk_http_req_t *req, const watch_t *w)
+static void start_stream(tk_http_req_t *req, order_events_t *reg, const watch_t *w)
 {
     char *ev = status_event(w);
     tk_err_t err = {0};
     if (status_terminal(w->status)) {
         tk_http_reply_raw(req, 200, "text/event-stream", ev, strlen(ev));
-    } else if (watch_add(w) != 0) {
+    } else if (watch_add(reg, w) != 0) {
         tk_err_set(&err, TK_EUNAVAIL, NULL, "Too many order event streams, try again later");
         tk_http_reply_error(req, &err);
     } else {
@@ -376,18 +379,30 @@ static void start_stream(tk_http_req_t *req, const watch_t *w)
 
 static void order_events(tk_http_req_t *req)
 {
+    order_events_t *reg = tk_http_route_ud(req);
     PGresult *res = tk_orders_owned_row_or_respond(
-        req, "SELECT " VIEW_COLUMNS ", user_id FROM order_view WHERE id = $1", 4);
+        req, reg->database, "SELECT " VIEW_COLUMNS ", user_id FROM order_view WHERE id = $1", 4);
     if (res == NULL)
         return;
     watch_t w;
     watch_from_row(&w, res, 0);
-    start_stream(req, &w);
+    start_stream(req, reg, &w);
     PQclear(res);
 }
 
-void tk_orders_event_routes(tk_http_server_t *srv)
+static void order_events_free(void *arg)
 {
-    tk_http_route(srv, "GET", "/api/orders/:id/events", order_events, 0);
-    tk_http_background(srv, listener_main, NULL);
+    order_events_t *reg = arg;
+    watch_clear(reg);
+    pthread_mutex_destroy(&reg->mu);
+    free(reg);
+}
+
+void tk_orders_event_routes(tk_http_server_t *srv, const char *database)
+{
+    order_events_t *reg = tk_mem_zalloc(sizeof(*reg));
+    pthread_mutex_init(&reg->mu, NULL);
+    reg->database = database;
+    tk_http_route_with(srv, "GET", "/api/orders/:id/events", order_events, reg, 0);
+    tk_http_background(srv, listener_main, reg, order_events_free);
 }

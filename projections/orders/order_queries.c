@@ -18,6 +18,7 @@
 #include "tk/consistency.h"
 #include "tk/page.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 /* What a client's consistency token asks of these queries: order versions in order_view. */
 static const tk_consistency_model_t view_model = {
@@ -69,46 +70,24 @@ static void list_orders(tk_http_req_t *req)
     tk_page_t page;
     if (!tk_page_or_respond(req, &page))
         return;
-    tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "orders", &err);
     const char *params[] = {user->id, page.limit, page.cursor[0] ? page.cursor : NULL};
-    PGresult *res = NULL;
-    if (db != NULL && params[2] != NULL) {
-        /* A cursor must be one of the caller's orders. */
-        res = tk_pg_exec(db, "SELECT 1 FROM order_view WHERE id = $1 AND user_id = $2", 2,
-                         (const char *[]){params[2], user->id}, &err);
-        if (res == NULL) {
-            tk_http_reply_error(req, &err);
-            return;
-        }
-        bool known = PQntuples(res) == 1;
-        PQclear(res);
-        if (!known) {
-            json_t *errors = json_array();
-            tk_http_errors_add(errors, "cursor", "Invalid cursor");
-            tk_http_reply_errors(req, 400, errors);
-            return;
-        }
-    }
-    res = db == NULL ? NULL
-                     : tk_pg_exec(db,
-                                  ORDER_SELECT "WHERE o.user_id = $1 AND ($3::uuid IS NULL OR "
-                                               "(o.created_at, o.id) > (SELECT created_at, id "
-                                               "FROM order_view WHERE id = $3::uuid)) "
-                                               "ORDER BY o.created_at, o.id LIMIT $2::bigint",
-                                  3, params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
+    /* A cursor must be one of the caller's orders. */
+    if (params[2] != NULL &&
+        !tk_rows_cursor_or_respond(req, "SELECT 1 FROM order_view WHERE id = $1 AND user_id = $2",
+                                   2, (const char *[]){params[2], user->id}))
         return;
-    }
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(list, row_to_json(res, i));
-    PQclear(res);
-    tk_http_reply_json(req, 200, list);
+    PGresult *res = tk_rows_or_respond(req,
+                                       ORDER_SELECT "WHERE o.user_id = $1 AND ($3::uuid IS NULL OR "
+                                                    "(o.created_at, o.id) > (SELECT created_at, id "
+                                                    "FROM order_view WHERE id = $3::uuid)) "
+                                                    "ORDER BY o.created_at, o.id LIMIT $2::bigint",
+                                       3, params);
+    if (res != NULL)
+        tk_rows_reply(req, res, row_to_json);
 }
 
-PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col)
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                         int owner_col)
 {
     const tk_session_user_t *user = tk_http_user_or_respond(req);
     if (user == NULL)
@@ -117,13 +96,9 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
     if (id == NULL)
         return NULL;
     tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "orders", &err);
-    const char *params[] = {id};
-    PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, 1, params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
+    PGresult *res = tk_rows_on_or_respond(req, database, sql, 1, (const char *[]){id});
+    if (res == NULL)
         return NULL;
-    }
     if (PQntuples(res) != 1)
         tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
     else
@@ -140,15 +115,16 @@ static void show_order(tk_http_req_t *req)
 {
     if (!tk_consistency_await(req, &view_model, tk_http_param(req, "id")))
         return; /* parked until order_view covers the client's writes */
-    PGresult *res = tk_orders_owned_row_or_respond(req, ORDER_SELECT "WHERE o.id = $1", 1);
+    PGresult *res = tk_orders_owned_row_or_respond(req, tk_http_route_ud(req),
+                                                   ORDER_SELECT "WHERE o.id = $1", 1);
     if (res == NULL)
         return;
     tk_http_reply_json(req, 200, row_to_json(res, 0));
     PQclear(res);
 }
 
-void tk_orders_query_routes(tk_http_server_t *srv)
+void tk_orders_query_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "GET", "/api/orders", list_orders, 0);
-    tk_http_route(srv, "GET", "/api/orders/:id", show_order, 0);
+    tk_http_route_with(srv, "GET", "/api/orders", list_orders, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/orders/:id", show_order, (void *)database, 0);
 }

@@ -1,8 +1,7 @@
 /*
- * orders_read.h - the orders context's read side and its wiring (DESIGN.md sections 5 and 6): the
- * tickets replica (topic tickets, version-gated), the order_view projector (topic orders), the
- * reactions to expirations and payments (which write through commands/orders), the GET queries,
- * and the two lists app/contexts.c needs.
+ * orders_read.h - the orders context's read side (DESIGN.md sections 5 and 6): the tickets replica
+ * (topic tickets, version-gated), the order_view projector (topic orders), the GET queries and
+ * the order event streams. The context's wiring is commands/orders/orders_context.c.
  */
 #ifndef TK_ORDERS_READ_H
 #define TK_ORDERS_READ_H
@@ -26,26 +25,18 @@ extern const tk_projector_spec_t tk_orders_view_projector;
 /** The PostgreSQL NOTIFY channel of order_view's status changes. */
 #define TK_ORDERS_STATUS_CHANNEL "order_status"
 
-/**
- * topic payments -> the write model: payment:expired (the payments context closed the order's
- * payment window unpaid) cancels unless complete, payment:created completes, each emitting its
- * event in the projector's transaction (order_reactions.c).
- */
-extern const tk_projector_spec_t tk_orders_reactions_projector;
-
-/** Every projector of the orders context, NULL-terminated, for app/contexts.c. */
-extern const tk_projector_spec_t *const tk_orders_projectors[];
-
 /** @brief Register GET /api/orders and GET /api/orders/:id over order_view (order_queries.c). */
-void tk_orders_query_routes(tk_http_server_t *srv);
+void tk_orders_query_routes(tk_http_server_t *srv, const char *database);
 
 /**
  * @brief The read-model row of the order named by the route's ":id", for its owner: checks the
- *        session (401), the id (404), runs @p sql with $1 = the id, then existence (404) and
- *        ownership of the user id in column @p owner_col (401). Worker routes only.
+ *        session (401), the id (404), runs @p sql with $1 = the id on @p database, then
+ *        existence (404) and ownership of the user id in column @p owner_col (401). Worker
+ *        routes only.
  * @return owned (PQclear) with exactly one row, or NULL after replying.
  */
-PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, int owner_col);
+PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                         int owner_col);
 
 /**
  * @brief Register GET /api/orders/:id/events (order_events.c): Server-Sent Events of one order's
@@ -56,11 +47,8 @@ PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *sql, in
  *        A terminal order gets its one status event and the response ends.
  *        Also registers the server's background listener (tk_http_background) that feeds the
  *        streams from TK_ORDERS_STATUS_CHANNEL and a once-a-second check of order_view.
- *        Thread: before tk_http_server_run; one orders server per process.
+ *        Thread: before tk_http_server_run. Each server has its own watch list.
  */
-void tk_orders_event_routes(tk_http_server_t *srv);
-
-/** @brief Every route of the orders context: commands and queries. */
-void tk_orders_routes(tk_http_server_t *srv);
+void tk_orders_event_routes(tk_http_server_t *srv, const char *database);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * orders_replica.c - payments' replica of the orders context (DESIGN.md section 5, last bullet),
- * fed from topic `orders`, and the refund reaction to a late cancellation.
+ * fed from topic `orders`.
  *
  * The replica follows every version of every order, in order:
  *
@@ -14,11 +14,9 @@
  * tk_cfg()->gap_timeout_ms dead-letters it with an alert: never dropped silently, never applied
  * over a state it was not computed from.
  *
- * The reaction: an order:cancelled that applies to an order with a stored payment means orders
- * cancelled it (the owner's DELETE) before it saw our payment:created, so orders will never
- * complete it: a refund intent is written in this transaction (tk_payments_refund_intent), and
- * the payments refund worker carries it out and publishes payment:refunded. No Stripe call
- * happens here: a projector's transaction only records what must be done.
+ * An order:cancelled that applies is handed, in this transaction, to the hook the context's
+ * wiring gives as user data (tk_payments_replica_hooks_t): the payments policy on a late
+ * cancellation lives with the write side (commands/payments), this file only keeps the replica.
  *
  * order:created also brings the order's expiresAt, which POST /api/payments checks.
  */
@@ -30,7 +28,6 @@
 
 #include "ev_catalog.h"
 #include "ev_order.h"
-#include "payments.h"
 #include "tk/pg.h"
 
 static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err)
@@ -50,24 +47,8 @@ static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
 }
 
-/* A payment stored for an order that has just been cancelled goes back to the customer. */
-static int refund_if_paid(tk_tx_t *tx, const char *order_id, tk_err_t *err)
-{
-    char stripe_id[TK_STRIPE_ID_MAX + 1], payment_id[TK_UUID_LEN + 1];
-    int rc = tk_payments_find(tk_tx_conn(tx), order_id, stripe_id, payment_id, err);
-    if (rc <= 0)
-        return rc;
-    tk_payment_refund_t r = {.payment_id = payment_id,
-                             .order_id = order_id,
-                             .stripe_id = stripe_id,
-                             .reason = "order cancelled",
-                             .version = 1};
-    rc = tk_payments_refund_intent(tx, &r, err);
-    return rc < 0 ? rc : 0;
-}
-
 static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t status,
-                        tk_err_t *err)
+                        const tk_payments_replica_hooks_t *hooks, tk_err_t *err)
 {
     char version[24];
     snprintf(version, sizeof(version), "%lld", (long long)o->version);
@@ -80,7 +61,8 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
     if (rc != 0)
         return rc;
     if (updated == 1) {
-        if (status == EV_ORDER_CANCELLED && (rc = refund_if_paid(tx, o->id, err)) < 0)
+        if (status == EV_ORDER_CANCELLED && hooks != NULL && hooks->order_cancelled != NULL &&
+            (rc = hooks->order_cancelled(tx, o->id, hooks->ud, err)) < 0)
             return rc;
         return TK_APPLY_OK;
     }
@@ -97,9 +79,9 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
     return TK_APPLY_RETRY;
 }
 
-static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+int tk_payments_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
-    (void)ud;
+    const tk_payments_replica_hooks_t *hooks = ud;
     int rc;
     if (strcmp(env->type, "order:created") == 0) {
         ev_order_created_t o;
@@ -111,21 +93,14 @@ static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err
     if (strcmp(env->type, "order:cancelled") == 0) {
         if ((rc = ev_order_cancelled_from_json(env->data, &ref, err)) != 0)
             return rc;
-        return apply_change(tx, &ref, EV_ORDER_CANCELLED, err);
+        return apply_change(tx, &ref, EV_ORDER_CANCELLED, hooks, err);
     }
     if (strcmp(env->type, "order:completed") == 0) {
         if ((rc = ev_order_completed_from_json(env->data, &ref, err)) != 0)
             return rc;
-        return apply_change(tx, &ref, EV_ORDER_COMPLETE, err);
+        return apply_change(tx, &ref, EV_ORDER_COMPLETE, hooks, err);
     }
     return TK_APPLY_SKIP;
 }
 
-static const char *const replica_topics[] = {EV_TOPIC_ORDERS, NULL};
-
-const tk_projector_spec_t tk_payments_replica_projector = {
-    .context = "payments",
-    .name = "orders_replica",
-    .topics = replica_topics,
-    .apply = replica_apply,
-};
+const char *const tk_payments_replica_topics[] = {EV_TOPIC_ORDERS, NULL};

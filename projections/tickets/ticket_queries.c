@@ -22,6 +22,7 @@
 #include "tk/ids.h"
 #include "tk/page.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 /* What a client's consistency token asks of these queries: ticket versions in ticket_view. */
 static const tk_consistency_model_t view_model = {
@@ -36,13 +37,6 @@ static void reply_not_found(tk_http_req_t *req)
     tk_err_t err = {0};
     tk_err_set(&err, TK_ENOTFOUND, NULL, "Not Found");
     tk_http_reply_error(req, &err);
-}
-
-static void reply_bad_query(tk_http_req_t *req, const char *field, const char *message)
-{
-    json_t *errors = json_array();
-    tk_http_errors_add(errors, field, message);
-    tk_http_reply_errors(req, 400, errors);
 }
 
 /* Columns: id, title, price_cents, user_id, version, order_id ("" when free). */
@@ -69,42 +63,19 @@ static void list_tickets(tk_http_req_t *req)
         return;
     const char *limit = page.limit;
     const char *cursor = page.cursor[0] ? page.cursor : NULL;
-    tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
-    if (db == NULL) {
-        tk_http_reply_error(req, &err);
-        return;
-    }
-    PGresult *res = NULL;
     const char *params[] = {cursor, limit};
-    if (cursor != NULL) {
-        res = tk_pg_exec(db, "SELECT 1 FROM ticket_view WHERE id = $1", 1, params, &err);
-        if (res == NULL) {
-            tk_http_reply_error(req, &err);
-            return;
-        }
-        bool known = PQntuples(res) == 1;
-        PQclear(res);
-        if (!known) {
-            reply_bad_query(req, "cursor", "Invalid cursor");
-            return;
-        }
-    }
-    res = tk_pg_exec(db,
-                     "SELECT " VIEW_COLUMNS " FROM ticket_view WHERE order_id IS NULL "
-                     "AND ($1::uuid IS NULL OR (created_at, id) > "
-                     "(SELECT created_at, id FROM ticket_view WHERE id = $1::uuid)) "
-                     "ORDER BY created_at, id LIMIT $2::bigint",
-                     2, params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
+    if (cursor != NULL &&
+        !tk_rows_cursor_or_respond(req, "SELECT 1 FROM ticket_view WHERE id = $1", 1, params))
         return;
-    }
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(list, row_to_json(res, i));
-    PQclear(res);
-    tk_http_reply_json(req, 200, list);
+    PGresult *res = tk_rows_or_respond(req,
+                                       "SELECT " VIEW_COLUMNS " FROM ticket_view "
+                                       "WHERE order_id IS NULL AND ($1::uuid IS NULL OR "
+                                       "(created_at, id) > (SELECT created_at, id FROM "
+                                       "ticket_view WHERE id = $1::uuid)) "
+                                       "ORDER BY created_at, id LIMIT $2::bigint",
+                                       2, params);
+    if (res != NULL)
+        tk_rows_reply(req, res, row_to_json);
 }
 
 static void show_ticket(tk_http_req_t *req)
@@ -112,18 +83,10 @@ static void show_ticket(tk_http_req_t *req)
     const char *id = tk_http_id_or_respond(req, "id");
     if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
-    tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
-    const char *params[] = {id};
-    PGresult *res = db == NULL ? NULL
-                               : tk_pg_exec(db,
-                                            "SELECT " VIEW_COLUMNS " FROM ticket_view "
-                                            "WHERE id = $1",
-                                            1, params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
+    PGresult *res = tk_rows_or_respond(
+        req, "SELECT " VIEW_COLUMNS " FROM ticket_view WHERE id = $1", 1, (const char *[]){id});
+    if (res == NULL)
         return;
-    }
     if (PQntuples(res) == 1)
         tk_http_reply_json(req, 200, row_to_json(res, 0));
     else
@@ -137,21 +100,14 @@ static void ticket_history(tk_http_req_t *req)
     const char *id = tk_http_id_or_respond(req, "id");
     if (id == NULL || !tk_consistency_await(req, &view_model, id))
         return;
-    tk_err_t err = {0};
-    PGconn *db = tk_http_db(req, "tickets", &err);
-    const char *params[] = {id};
     PGresult *res =
-        db == NULL
-            ? NULL
-            : tk_pg_exec(db,
-                         "SELECT EXISTS (SELECT 1 FROM ticket_view WHERE id = $1), "
-                         "'[' || coalesce(string_agg(envelope, ',' ORDER BY version), '') || ']' "
-                         "FROM ticket_history WHERE ticket_id = $1",
-                         1, params, &err);
-    if (res == NULL) {
-        tk_http_reply_error(req, &err);
+        tk_rows_or_respond(req,
+                           "SELECT EXISTS (SELECT 1 FROM ticket_view WHERE id = $1), "
+                           "'[' || coalesce(string_agg(envelope, ',' ORDER BY version), '') || ']' "
+                           "FROM ticket_history WHERE ticket_id = $1",
+                           1, (const char *[]){id});
+    if (res == NULL)
         return;
-    }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
         tk_http_reply_raw(req, 200, "application/json; charset=utf-8", PQgetvalue(res, 0, 1),
                           (size_t)PQgetlength(res, 0, 1));
@@ -160,9 +116,9 @@ static void ticket_history(tk_http_req_t *req)
     PQclear(res);
 }
 
-void tk_tickets_query_routes(tk_http_server_t *srv)
+void tk_tickets_query_routes(tk_http_server_t *srv, const char *database)
 {
-    tk_http_route(srv, "GET", "/api/tickets", list_tickets, 0);
-    tk_http_route(srv, "GET", "/api/tickets/:id", show_ticket, 0);
-    tk_http_route(srv, "GET", "/api/tickets/:id/history", ticket_history, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets", list_tickets, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets/:id", show_ticket, (void *)database, 0);
+    tk_http_route_with(srv, "GET", "/api/tickets/:id/history", ticket_history, (void *)database, 0);
 }

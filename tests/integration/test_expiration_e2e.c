@@ -38,10 +38,13 @@
 #include "ev_envelope.h"
 #include "ev_payment.h"
 #include "fake_stripe.h"
+#include "orders_context.h"
 #include "orders_read.h"
+#include "payments_context.h"
 #include "payments_read.h"
 #include "test_expiration_util.h"
 #include "test_orders_util.h"
+#include "tickets_context.h"
 #include "tickets_read.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
@@ -152,9 +155,9 @@ static int setup(void **state)
         fprintf(stderr, "setup: %s\n", err.message);
         return -1;
     }
-    tko_context_start("tickets", tk_tickets_projectors);
-    tko_context_start("orders", tk_orders_projectors);
-    tko_projectors_start("payments", tk_payments_projectors);
+    tko_context_start(&tk_tickets_context);
+    tko_context_start(&tk_orders_context);
+    tko_projectors_start(&tk_payments_context);
     payments_relay_start();
     static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes,
                                                          tk_payments_routes, NULL};

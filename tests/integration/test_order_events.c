@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "ev_envelope.h"
 #include "ev_payment.h"
 #include "ev_ticket.h"
+#include "orders_context.h"
 #include "orders_read.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
@@ -45,9 +47,8 @@ static int setup(void **state)
 {
     (void)state;
     setenv("EXPIRATION_WINDOW_SECONDS", "900", 1); /* nothing expires during the test */
-    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
-    static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
-    return tko_serve(contexts, routes);
+    static const tk_context_t *const contexts[] = {&tk_orders_context, NULL};
+    return tko_serve(contexts);
 }
 
 /* ------------------------------------------------------------------ a raw SSE client */
@@ -314,6 +315,51 @@ static void events_until_cancelled(void **state)
     free(u.cookie);
 }
 
+static volatile int other_stop;
+
+static void *other_server_main(void *arg)
+{
+    tk_http_server_run(arg, &other_stop);
+    return NULL;
+}
+
+/* Issue 13: each server has its own watch list. A second orders server in the process, started
+ * and freed while a stream of the first is open, leaves that stream fed (a process-wide list was
+ * cleared by the second server's listener when it stopped, and the stream went silent). */
+static void events_survive_another_server(void **state)
+{
+    (void)state;
+    tko_user_t u = tko_user_new();
+    char order[TK_UUID_LEN + 1];
+    new_order(&u, order);
+    sse_t s;
+    sse_open(&s, order, u.cookie);
+    json_t *first = sse_next(&s, "status", WAIT_MS);
+    assert_non_null(first);
+    assert_string_equal(str(first, "status"), "created");
+    json_decref(first);
+
+    tk_err_t err = {0};
+    tk_http_server_t *other = tk_http_server_new(0, 1, &err);
+    assert_non_null(other);
+    tk_orders_routes(other);
+    other_stop = 0;
+    pthread_t tid;
+    pthread_create(&tid, NULL, other_server_main, other);
+    usleep(500 * 1000); /* its listener runs */
+    other_stop = 1;
+    pthread_join(tid, NULL);
+    tk_http_server_free(other);
+
+    delete_order(&u, order);
+    json_t *last = sse_next(&s, "status", WAIT_MS);
+    assert_non_null(last);
+    assert_string_equal(str(last, "status"), "cancelled");
+    json_decref(last);
+    sse_close(&s);
+    free(u.cookie);
+}
+
 /* payment:created completes the order: the stream ends with complete. */
 static void events_until_complete(void **state)
 {
@@ -384,4 +430,5 @@ static void events_opened_during_change(void **state)
 
 TK_TEST_MAIN(setup, tko_teardown, cmocka_unit_test(events_errors),
              cmocka_unit_test(events_until_cancelled), cmocka_unit_test(events_until_complete),
-             cmocka_unit_test(events_opened_during_change))
+             cmocka_unit_test(events_opened_during_change),
+             cmocka_unit_test(events_survive_another_server))

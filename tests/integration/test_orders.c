@@ -28,6 +28,7 @@
 #include "ev_order.h"
 #include "ev_payment.h"
 #include "ev_ticket.h"
+#include "orders_context.h"
 #include "orders_read.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
@@ -48,10 +49,9 @@ static int setup(void **state)
 {
     (void)state;
     setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
-    static const tko_context_t contexts[] = {{"orders", tk_orders_projectors}, {NULL, NULL}};
-    static void (*const routes[])(tk_http_server_t *) = {tk_orders_routes, NULL};
+    static const tk_context_t *const contexts[] = {&tk_orders_context, NULL};
     tk_err_t err = {0};
-    if (tko_serve(contexts, routes) != 0 || (db = tk_pg_connect("orders", &err)) == NULL)
+    if (tko_serve(contexts) != 0 || (db = tk_pg_connect("orders", &err)) == NULL)
         return -1;
     return 0;
 }

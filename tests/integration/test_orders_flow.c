@@ -25,7 +25,9 @@
 #include "ev_catalog.h"
 #include "ev_envelope.h"
 #include "ev_payment.h"
+#include "orders_context.h"
 #include "orders_read.h"
+#include "tickets_context.h"
 #include "tickets_read.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -40,10 +42,8 @@
 static int setup(void **state)
 {
     (void)state;
-    static const tko_context_t contexts[] = {
-        {"tickets", tk_tickets_projectors}, {"orders", tk_orders_projectors}, {NULL, NULL}};
-    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes, NULL};
-    return tko_serve(contexts, routes);
+    static const tk_context_t *const contexts[] = {&tk_tickets_context, &tk_orders_context, NULL};
+    return tko_serve(contexts);
 }
 
 /* ------------------------------------------------------------------ helpers */

@@ -151,25 +151,26 @@ void tko_projector_release(const char *context, const char *name)
     pthread_create(&projector_threads[i], NULL, run_projector, (void *)(uintptr_t)i);
 }
 
-void tko_context_start(const char *context, const tk_projector_spec_t *const *list)
+void tko_context_start(const tk_context_t *ctx)
 {
     tk_err_t err = {0};
-    if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(context, &err)) == NULL)
+    if (nrelays == MAX_CONTEXTS || (relays[nrelays] = tk_relay_new(ctx->database, &err)) == NULL)
         die("tk_relay_new", err.message);
     pthread_create(&threads[nthreads++], NULL, run_relay, relays[nrelays++]);
-    tko_projectors_start(context, list);
+    tko_projectors_start(ctx);
 }
 
-void tko_projectors_start(const char *context, const tk_projector_spec_t *const *list)
+void tko_projectors_start(const tk_context_t *ctx)
 {
     tk_err_t err = {0};
-    for (size_t i = 0; list[i] != NULL; i++) {
+    const tk_projector_spec_t *spec;
+    for (size_t i = 0; (spec = tk_context_projector(ctx, i)) != NULL; i++) {
         if (nprojectors == MAX_PROJECTORS)
             die("tko_context_start", "too many projectors");
         tk_projector_spec_t *s = &specs[nprojectors];
-        *s = *list[i];
-        s->name = tko_projection_name(list[i]->name);
-        position_at_end(context, s->name, s->topics);
+        *s = *spec;
+        s->name = tko_projection_name(spec->name);
+        position_at_end(ctx->database, s->name, s->topics);
         if ((projectors[nprojectors] = tk_projector_new(s, &err)) == NULL)
             die("tk_projector_new", err.message);
         projector_stop[nprojectors] = 0;
@@ -220,18 +221,24 @@ json_int_t tko_num(const json_t *obj, const char *key)
     return json_integer_value(json_object_get(obj, key));
 }
 
-int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *))
+int tko_serve(const tk_context_t *const *contexts)
 {
+    static void (*routes[MAX_CONTEXTS + 1])(tk_http_server_t *);
+    size_t n = 0;
     tk_test_require_stack();
     tk_err_t err = {0};
     if (tk_kafka_topics_create(&err) != 0) {
         fprintf(stderr, "setup: %s\n", err.message);
         return -1;
     }
-    for (const tko_context_t *c = contexts; c->name != NULL; c++)
-        tko_private_database(c->name);
-    for (const tko_context_t *c = contexts; c->name != NULL; c++)
-        tko_context_start(c->name, c->projectors);
+    for (size_t i = 0; contexts[i] != NULL; i++)
+        tko_private_database(contexts[i]->name);
+    for (size_t i = 0; contexts[i] != NULL && n < MAX_CONTEXTS; i++) {
+        tko_context_start(contexts[i]);
+        if (contexts[i]->routes != NULL)
+            routes[n++] = contexts[i]->routes;
+    }
+    routes[n] = NULL;
     tk_test_server_start(routes);
     return 0;
 }

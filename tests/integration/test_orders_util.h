@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "tk/ids.h"
+#include "tk/context.h"
 #include "tk/projector.h"
 #include "tk_test.h"
 
@@ -26,14 +27,14 @@
 void tko_private_database(const char *context);
 
 /**
- * @brief Start @p context's relay and a private copy of each spec in @p specs (NULL-terminated):
- *        name "<name>_<run id>", offsets stored at the topics' current ends. Threads run until
- *        tko_stop_all. Fails the process on error.
+ * @brief Start @p ctx's relay and a private copy of each of its projectors (projections, then
+ *        reactions): name "<name>_<run id>", offsets stored at the topics' current ends. Threads
+ *        run until tko_stop_all. Fails the process on error.
  */
-void tko_context_start(const char *context, const tk_projector_spec_t *const *specs);
+void tko_context_start(const tk_context_t *ctx);
 
 /** @brief tko_context_start without the relay: the test runs (and stops) that one itself. */
-void tko_projectors_start(const char *context, const tk_projector_spec_t *const *specs);
+void tko_projectors_start(const tk_context_t *ctx);
 
 /** @brief Stop @p context's projector @p name ("reactions") as a crashed or stalled process
  *         would: its offsets stay in PostgreSQL. tko_projector_release starts it again from them.
@@ -47,18 +48,13 @@ const char *tko_projection_name(const char *name);
 /** @brief Stop and free every relay and projector tko_context_start started. */
 void tko_stop_all(void);
 
-/** @brief A context a suite runs in-process: its name and its projector specs (NULL-ended). */
-typedef struct tko_context {
-    const char *name;
-    const tk_projector_spec_t *const *projectors;
-} tko_context_t;
-
 /**
  * @brief The usual group setup of a context suite: the stack's environment and topics, then each
- *        of @p contexts ({NULL} ends) on its private database with its relay and projectors, then
- *        the test server with @p routes (NULL-ended). @return 0, or -1 with the reason printed.
+ *        of @p contexts (NULL-ended, borrowed) on its private database with its relay and
+ *        projectors, then the test server with their routes. @return 0, or -1 with the reason
+ *        printed.
  */
-int tko_serve(const tko_context_t *contexts, void (*const *routes)(tk_http_server_t *));
+int tko_serve(const tk_context_t *const *contexts);
 
 /** @brief The group teardown matching tko_serve (a cmocka fixture). */
 int tko_teardown(void **state);

@@ -22,6 +22,7 @@
 #include "ev_envelope.h"
 #include "ev_order.h"
 #include "payments.h"
+#include "payments_context.h"
 #include "payments_read.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"

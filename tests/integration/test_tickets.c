@@ -25,6 +25,7 @@
 #include "ev_envelope.h"
 #include "ev_order.h"
 #include "tickets.h"
+#include "tickets_context.h"
 #include "tickets_read.h"
 #include "tk/cfg.h"
 #include "tk/command.h"
@@ -42,9 +43,8 @@
 static int setup(void **state)
 {
     (void)state;
-    static const tko_context_t contexts[] = {{"tickets", tk_tickets_projectors}, {NULL, NULL}};
-    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, NULL};
-    return tko_serve(contexts, routes);
+    static const tk_context_t *const contexts[] = {&tk_tickets_context, NULL};
+    return tko_serve(contexts);
 }
 
 /* ------------------------------------------------------------------ helpers */

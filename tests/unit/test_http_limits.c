@@ -94,8 +94,9 @@ static void stream(tk_http_req_t *req)
     tk_http_reply_sse(req, channel, "event: hello\ndata: {}\n\n");
 }
 
-static int probe_orders(tk_http_req_t *req, tk_err_t *err)
+static int probe_orders(tk_http_req_t *req, void *ud, tk_err_t *err)
 {
+    (void)ud;
     PGconn *c = tk_http_db(req, "orders", err);
     if (c == NULL)
         return err->code;
@@ -131,7 +132,7 @@ static void start(int workers, const char *const *env)
     tk_http_route(srv, "GET", "/api/fast/x", fast, 0);
     tk_http_route(srv, "POST", "/api/echo", echo, 0);
     tk_http_route(srv, "GET", "/api/streams/:id", stream, 0);
-    tk_http_readiness(srv, "db_orders", probe_orders);
+    tk_http_readiness(srv, "db_orders", probe_orders, NULL);
     srv_port = tk_http_server_port(srv);
     srv_stop = 0;
     gate_set(true);

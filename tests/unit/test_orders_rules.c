@@ -72,11 +72,10 @@ static void cancel_rule(void **state)
 {
     (void)state;
     tk_err_t err = {0};
-    tk_order_t created = order(EV_ORDER_CREATED), awaiting = order(EV_ORDER_AWAITING_PAYMENT),
-               complete = order(EV_ORDER_COMPLETE), cancelled = order(EV_ORDER_CANCELLED);
+    tk_order_t created = order(EV_ORDER_CREATED), complete = order(EV_ORDER_COMPLETE),
+               cancelled = order(EV_ORDER_CANCELLED);
     assert_int_equal(tk_order_decide_cancel(&created, OWNER, &err), 1);
     assert_int_equal(tk_order_decide_cancel(&created, NULL, &err), 1); /* the system */
-    assert_int_equal(tk_order_decide_cancel(&awaiting, OWNER, &err), 1);
     assert_int_equal(tk_order_decide_cancel(&cancelled, OWNER, &err), 0);
     assert_int_equal(tk_order_decide_cancel(&complete, OWNER, &err), TK_EINVAL);
     assert_string_equal(err.message, "Cannot cancel a completed order");
@@ -89,10 +88,9 @@ static void cancel_rule(void **state)
 static void complete_rule(void **state)
 {
     (void)state;
-    tk_order_t created = order(EV_ORDER_CREATED), awaiting = order(EV_ORDER_AWAITING_PAYMENT),
-               complete = order(EV_ORDER_COMPLETE), cancelled = order(EV_ORDER_CANCELLED);
+    tk_order_t created = order(EV_ORDER_CREATED), complete = order(EV_ORDER_COMPLETE),
+               cancelled = order(EV_ORDER_CANCELLED);
     assert_true(tk_order_decide_complete(&created));
-    assert_true(tk_order_decide_complete(&awaiting));
     assert_false(tk_order_decide_complete(&complete));
     assert_false(tk_order_decide_complete(&cancelled));
 }
@@ -112,14 +110,14 @@ static void expiry(void **state)
 static void order_json(void **state)
 {
     (void)state;
-    tk_order_t o = order(EV_ORDER_AWAITING_PAYMENT);
+    tk_order_t o = order(EV_ORDER_COMPLETE);
     tk_order_ticket_t t = {.price_cents = 1999, .version = 2};
     strcpy(t.id, TICKET);
     strcpy(t.title, "concert");
     json_t *j = tk_order_to_json(&o, &t);
     char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     assert_string_equal(text, "{\"id\":\"44444444-4444-4444-8444-444444444444\",\"userId\":\"" OWNER
-                              "\",\"status\":\"awaiting:payment\",\"expiresAt\":"
+                              "\",\"status\":\"complete\",\"expiresAt\":"
                               "\"2030-01-01T00:15:00.000Z\",\"version\":1,\"ticket\":{\"id\":"
                               "\"" TICKET "\",\"title\":\"concert\",\"price\":19.99,"
                               "\"version\":2}}");

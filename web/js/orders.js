@@ -90,7 +90,7 @@ export async function orderPage(main, [id], ctx, signal) {
       }
       shown = order.status;
     }
-    const open = order.status === 'created' || order.status === 'awaiting:payment';
+    const open = order.status === 'created';
     timer.hidden = bar.hidden = !open;
     if (open && typeof secondsLeft === 'number') {
       if (total === null || secondsLeft > total) total = Math.max(secondsLeft, 1);

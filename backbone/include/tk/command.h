@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "tk/err.h"
+#include "tk/http.h"
 #include "tk/tx.h"
 
 /* Attempts of one command before a retryable conflict is returned to the caller. */
@@ -40,6 +41,14 @@ typedef int tk_command_body_t(tk_tx_t *tx, void *arg, tk_err_t *err);
  */
 int tk_command_run(PGconn *conn, const char *correlation_id, tk_command_body_t *body, void *arg,
                    tk_err_t *err);
+
+/**
+ * @brief tk_command_run for a REST command: on the worker's connection to the database of the
+ *        request's route (tk_http_route_ud, a database name), with the request id as the
+ *        correlation id. Worker routes only.
+ * @return 0 when committed; else the error with err set, for the caller to reply.
+ */
+int tk_command_run_for(tk_http_req_t *req, tk_command_body_t *body, void *arg, tk_err_t *err);
 
 /**
  * @brief For a body whose optimistic check (`UPDATE ... WHERE id = $1 AND version = $2`)

@@ -24,12 +24,6 @@ typedef struct tk_tx tk_tx_t;
 PGconn *tk_tx_conn(tk_tx_t *tx);
 
 /**
- * @brief The request id (or, in a projector, the incoming event's correlationid).
- * Ownership: borrowed, valid during the call. Thread: the transaction's.
- */
-const char *tk_tx_correlation_id(tk_tx_t *tx);
-
-/**
  * @brief Build an event envelope (ev_envelope_init: fresh id, now, this transaction's correlation
  *        id), encode it and insert it into `outbox` with topic ev_topic_of(type), key = @p subject
  *        and the headers ce_type, ce_id, ce_schemaversion.

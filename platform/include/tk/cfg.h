@@ -94,8 +94,9 @@ const tk_cfg_t *tk_cfg(void);
 /**
  * @brief The libpq connection string for @p context's database ("auth", "tickets", ...):
  *        DATABASE_URL_<CONTEXT> when set, else DATABASE_URL with the database tk_<context>.
- * @return 0 and keyword/value pairs in @p keys/@p vals (borrowed, static or env storage) for
- *         PQconnectdbParams(expand_dbname=1); TK_EINVAL for an unknown context.
+ * @return 0 and keyword/value pairs in @p keys/@p vals (borrowed: static, env or thread-local
+ *         storage valid until this thread's next call) for PQconnectdbParams(expand_dbname=1);
+ *         TK_EINVAL for a malformed name (not [a-z_]{1,32}).
  */
 int tk_cfg_pg_params(const char *context, const char *keys[3], const char *vals[3]);
 

@@ -57,6 +57,14 @@ tk_http_server_t *tk_http_server_new(int port, int workers, tk_err_t *err);
 void tk_http_route(tk_http_server_t *srv, const char *method, const char *pattern,
                    tk_http_handler_fn handler, unsigned flags);
 
+/** @brief tk_http_route with user data @p ud (borrowed, must outlive the server), which the
+ *         handler reads with tk_http_route_ud. */
+void tk_http_route_with(tk_http_server_t *srv, const char *method, const char *pattern,
+                        tk_http_handler_fn handler, void *ud, unsigned flags);
+
+/** @brief The user data of the route @p req matched (tk_http_route_with), or NULL. */
+void *tk_http_route_ud(const tk_http_req_t *req);
+
 /**
  * @brief A source of GET /metrics lines. Called on the event loop: it must not block (read
  *        atomics, or return a text sampled elsewhere).
@@ -70,12 +78,14 @@ typedef char *tk_http_metrics_fn(void *ud);
  */
 void tk_http_metrics(tk_http_server_t *srv, tk_http_metrics_fn *fn, void *ud);
 
+/** A readiness probe: 0 when ready, else a TK_E* with err set. @p ud as registered. */
+typedef int tk_http_probe_fn(tk_http_req_t *req, void *ud, tk_err_t *err);
+
 /**
  * @brief Register a readiness probe run by GET /readyz on a worker (e.g. check a database).
- *        Returns 0 when ready. Up to 8 probes. @p name borrowed (literal).
+ *        Up to 8 probes. @p name borrowed (literal); @p ud borrowed, must outlive the server.
  */
-void tk_http_readiness(tk_http_server_t *srv, const char *name,
-                       int (*probe)(tk_http_req_t *req, tk_err_t *err));
+void tk_http_readiness(tk_http_server_t *srv, const char *name, tk_http_probe_fn *probe, void *ud);
 
 /** @brief Serve until *@p stop becomes non-zero (checked every 100 ms). Thread: the caller's. */
 int tk_http_server_run(tk_http_server_t *srv, volatile int *stop);
@@ -88,7 +98,6 @@ void tk_http_server_free(tk_http_server_t *srv);
 
 /* ---- request accessors: all borrowed, valid until the handler returns ---- */
 
-const char *tk_http_method(const tk_http_req_t *req);
 const char *tk_http_path(const tk_http_req_t *req);
 /** @brief A ":name" capture of the route, or NULL. */
 const char *tk_http_param(const tk_http_req_t *req, const char *name);
@@ -229,10 +238,13 @@ long tk_http_sse_channel_count(tk_http_server_t *srv, const char *channel);
 /**
  * @brief Run @p fn(srv, arg, stop) in a thread for the server's lifetime: started by
  *        tk_http_server_run, asked to stop (*stop = 1) and joined when the run ends. Used by
- *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed.
+ *        contexts for listeners that feed event streams. Up to 4. @p arg borrowed; when
+ *        @p free_arg is not NULL the server owns it and tk_http_server_free calls free_arg(arg)
+ *        once no worker or background thread can use it any more.
  */
 void tk_http_background(tk_http_server_t *srv,
-                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg);
+                        void (*fn)(tk_http_server_t *srv, void *arg, atomic_int *stop), void *arg,
+                        void (*free_arg)(void *arg));
 
 /** @brief HTTP status for a TK_E* code (the one mapping table). */
 int tk_http_status_of(int code);

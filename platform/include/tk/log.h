@@ -13,9 +13,7 @@
 
 typedef enum { TK_LOG_DEBUG, TK_LOG_INFO, TK_LOG_WARN, TK_LOG_ERROR } tk_log_level_t;
 
-/** @brief Minimum level printed; from TK_LOG_LEVEL (debug|info|warn|error) at first use.
- *         Thread: any (an atomic). */
-void tk_log_set_level(tk_log_level_t level);
+/* The minimum level printed comes from TK_LOG_LEVEL (debug|info|warn|error) at first use. */
 
 /**
  * @brief Log @p msg with optional extra members given as a JSON object text without braces,

@@ -18,13 +18,12 @@
  * offset (exactly once); a lost race with a concurrent DELETE is a retryable conflict that the
  * loop runs again on the winner's state.
  */
-#include "orders_read.h"
+#include "orders.h"
 
 #include <string.h>
 
 #include "ev_catalog.h"
 #include "ev_payment.h"
-#include "orders.h"
 
 static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {

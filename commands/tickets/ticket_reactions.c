@@ -15,13 +15,12 @@
  * An order for a ticket this context does not know is not for us (TK_APPLY_SKIP): the topic is
  * shared, and orders only accepts tickets it replicated from here, so it cannot be a lost update.
  */
-#include "tickets_read.h"
+#include "tickets.h"
 
 #include <string.h>
 
 #include "ev_catalog.h"
 #include "ev_order.h"
-#include "tickets.h"
 
 static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {

@@ -1,0 +1,47 @@
+/*
+ * rows.h - the shapes every store and query handler repeated around libpq (issue 13): load one
+ * row by its uuid id, run a query on the route's database and answer its failure, check a page
+ * cursor, and answer a result as a JSON array.
+ */
+#ifndef TK_ROWS_H
+#define TK_ROWS_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "tk/err.h"
+#include "tk/http.h"
+
+/**
+ * @brief The one row that @p sql (one parameter, $1 = @p id) finds, for a load by id: an id that
+ *        is not a uuid and a missing row are both TK_ENOTFOUND "Not Found".
+ * @param prepared run through tk_pg_exec_prepared (a hot path) rather than tk_pg_exec.
+ * @return owned (PQclear) with exactly one row; NULL with err set.
+ * Thread: the connection's.
+ */
+PGresult *tk_row_by_id(PGconn *conn, const char *sql, bool prepared, const char *id, tk_err_t *err);
+
+/**
+ * @brief Run @p sql with @p params on the database of the route (tk_http_route_ud, a database
+ *        name); on failure reply the error. Worker routes only.
+ * @return owned (PQclear), or NULL after replying.
+ */
+PGresult *tk_rows_or_respond(tk_http_req_t *req, const char *sql, int nparams,
+                             const char *const *params);
+
+/** @brief tk_rows_or_respond on @p database (borrowed) rather than the route's. */
+PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const char *sql,
+                                int nparams, const char *const *params);
+
+/**
+ * @brief A page cursor must name a row that @p sql (with @p params) finds: false after replying
+ *        400 {"field":"cursor","message":"Invalid cursor"} or the query's error.
+ */
+bool tk_rows_cursor_or_respond(tk_http_req_t *req, const char *sql, int nparams,
+                               const char *const *params);
+
+/** @brief Reply 200 with the JSON array of @p row_json for every row of @p res, and clear it. */
+void tk_rows_reply(tk_http_req_t *req, PGresult *res, json_t *(*row_json)(const PGresult *, int));
+
+#endif

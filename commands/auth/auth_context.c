@@ -1,0 +1,19 @@
+/*
+ * auth_context.c - the auth context's descriptor (tk/context.h): its database, routes and
+ * readiness probe. No projectors: other contexts learn of users through the session token.
+ */
+#include "auth.h"
+
+void tk_auth_routes(tk_http_server_t *srv)
+{
+    tk_auth_command_routes(srv, tk_auth_context.database);
+}
+
+const tk_context_t tk_auth_context = {
+    .name = "auth",
+    .database = "auth",
+    .routes = tk_auth_routes,
+    .probes = TK_CONTEXT_DB_PROBES("auth"),
+    .migrations = "auth",
+    .has_outbox = true,
+};
