@@ -91,8 +91,13 @@ def new_order(buyer, base_url, ticket_id):
 
 
 def pay(buyer, base_url, order_id, token):
-    return buyer.post(f"{base_url}/api/payments", json={"token": token, "orderId": order_id},
-                      timeout=TIMEOUT)
+    """POST /api/payments; again while the payments context has not seen the order yet (404:
+    its replica follows order:created through Kafka, late on a loaded machine)."""
+    def attempt():
+        r = buyer.post(f"{base_url}/api/payments", json={"token": token, "orderId": order_id},
+                       timeout=TIMEOUT)
+        return None if r.status_code == 404 else r
+    return eventually(attempt, f"order {order_id} known to payments")
 
 
 def get_order(buyer, base_url, order_id):
