@@ -96,8 +96,8 @@ def pay(buyer, base_url, order_id, token):
     def attempt():
         r = buyer.post(f"{base_url}/api/payments", json={"token": token, "orderId": order_id},
                        timeout=TIMEOUT)
-        return None if r.status_code == 404 else r
-    return eventually(attempt, f"order {order_id} known to payments")
+        return None if r.status_code == 404 else [r]  # a Response of 4xx/5xx is falsy
+    return eventually(attempt, f"order {order_id} known to payments")[0]
 
 
 def get_order(buyer, base_url, order_id):
