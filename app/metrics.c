@@ -3,6 +3,10 @@
  * (DESIGN.md section 6):
  *
  *   tk_dead_letters{context="orders"}                                  rows of dead_letters
+ *   tk_relay_dead_letters{context="orders"}   of which outbox rows Kafka refused for good (the
+ *                                             relays serve no HTTP: their alert is here)
+ *   tk_expiration_dead_letters   records in the topic expiration.deadletter (the scheduler's
+ *                                dead letters: high - low watermark over its partitions)
  *   tk_consumer_lag{group="orders.order_view",topic="orders",partition="3"}
  *       high watermark (from the broker) - next offset stored in projection_offsets
  *       (the log's low watermark for a partition the projector never stored)
@@ -13,6 +17,7 @@
  */
 #include "app.h"
 #include "tk/backoff.h"
+#include "ev_catalog.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
@@ -84,12 +89,15 @@ static int partitions_of(const struct rd_kafka_metadata *md, const char *topic)
 }
 
 static void sample_context(struct tk_app_metrics *m, const tk_context_t *c,
-                           const struct rd_kafka_metadata *md, sbuf_t *dl, sbuf_t *lag)
+                           const struct rd_kafka_metadata *md, sbuf_t *dl, sbuf_t *rdl, sbuf_t *lag)
 {
     tk_err_t err = {0};
     PGconn *db = tk_pg_connect(c->database, &err);
-    PGresult *count =
-        db ? tk_pg_exec(db, "SELECT count(*) FROM dead_letters", 0, NULL, &err) : NULL;
+    PGresult *count = db ? tk_pg_exec(db,
+                                      "SELECT count(*), count(*) FILTER (WHERE projection = "
+                                      "'relay') FROM dead_letters",
+                                      0, NULL, &err)
+                         : NULL;
     PGresult *offsets = db ? tk_pg_exec(db,
                                         "SELECT projection, topic, partition, next_offset "
                                         "FROM projection_offsets",
@@ -100,6 +108,8 @@ static void sample_context(struct tk_app_metrics *m, const tk_context_t *c,
         goto out;
     }
     add(dl, "tk_dead_letters{context=\"%s\"} %s\n", c->name, PQgetvalue(count, 0, 0));
+    if (c->has_outbox)
+        add(rdl, "tk_relay_dead_letters{context=\"%s\"} %s\n", c->name, PQgetvalue(count, 0, 1));
     const tk_projector_spec_t *s;
     for (size_t j = 0; (s = tk_context_projector(c, j)) != NULL; j++) {
         for (size_t t = 0; s->topics[t] != NULL; t++) {
@@ -122,9 +132,30 @@ out:
     PQfinish(db);
 }
 
+/* The scheduler keeps no database: its dead letters are the records of their topic. */
+static void sample_expiration(struct tk_app_metrics *m, const struct rd_kafka_metadata *md,
+                              sbuf_t *out)
+{
+    int n = partitions_of(md, EV_TOPIC_EXPIRATION_DEAD);
+    long long depth = 0;
+    for (int part = 0; part < n; part++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(m->rk, EV_TOPIC_EXPIRATION_DEAD, part, &lo, &hi,
+                                             TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return; /* a partial sum would under-report: leave the line out */
+        depth += hi > lo ? hi - lo : 0;
+    }
+    if (n > 0)
+        add(out,
+            "# HELP tk_expiration_dead_letters Records in the topic %s (the expiration "
+            "scheduler's dead letters).\n"
+            "# TYPE tk_expiration_dead_letters gauge\ntk_expiration_dead_letters %lld\n",
+            EV_TOPIC_EXPIRATION_DEAD, depth);
+}
+
 static void sample(struct tk_app_metrics *m)
 {
-    sbuf_t dl = {0}, lag = {0}, all = {0};
+    sbuf_t dl = {0}, rdl = {0}, lag = {0}, exp = {0}, all = {0};
     const struct rd_kafka_metadata *md = NULL;
     if (rd_kafka_metadata(m->rk, 1, NULL, &md, TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         md = NULL;
@@ -134,19 +165,26 @@ static void sample(struct tk_app_metrics *m)
         if (m->only != NULL && m->only != *c)
             continue;
         if (tk_context_projector(*c, 0) != NULL || (*c)->has_outbox)
-            sample_context(m, *c, md, &dl, &lag);
+            sample_context(m, *c, md, &dl, &rdl, &lag);
     }
-    if (md != NULL)
+    if (md != NULL) {
+        sample_expiration(m, md, &exp);
         rd_kafka_metadata_destroy(md);
+    }
     add(&all,
         "# HELP tk_dead_letters Records parked in a context's dead_letters table.\n"
         "# TYPE tk_dead_letters gauge\n%s"
+        "# HELP tk_relay_dead_letters Outbox rows Kafka refused for good, parked in a "
+        "context's dead_letters table by its relay.\n"
+        "# TYPE tk_relay_dead_letters gauge\n%s"
         "# HELP tk_consumer_lag Records of a partition its projector has not applied yet "
         "(broker high watermark - stored offset).\n"
-        "# TYPE tk_consumer_lag gauge\n%s",
-        dl.s ? dl.s : "", lag.s ? lag.s : "");
+        "# TYPE tk_consumer_lag gauge\n%s%s",
+        dl.s ? dl.s : "", rdl.s ? rdl.s : "", lag.s ? lag.s : "", exp.s ? exp.s : "");
     free(dl.s);
+    free(rdl.s);
     free(lag.s);
+    free(exp.s);
     pthread_mutex_lock(&m->mu);
     free(m->text);
     m->text = all.s;

@@ -29,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <h2o/http1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,42 @@ int tk_http_server_port(const tk_http_server_t *srv)
     return srv->port;
 }
 
+static int shut_conn(h2o_req_t *req, void *cbdata)
+{
+    (void)cbdata;
+    int fd = tk_http__socket_fd_of(req);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    return 0;
+}
+
+/* Entries still linked to h2o's context timeouts (a closing connection's, for up to 1 s). */
+static bool ctx_timeouts_linked(tk_http_server_t *srv)
+{
+    h2o_timeout_t *t[] = {&srv->ctx.zero_timeout, &srv->ctx.one_sec_timeout,
+                          &srv->ctx.hundred_ms_timeout, &srv->ctx.handshake_timeout,
+                          &srv->ctx.http1.req_timeout};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (!h2o_linklist_is_empty(&t[i]->_entries))
+            return true;
+    return false;
+}
+
+/* At stop, connections still open (idle keep-alive ones, or a request past the drain): h2o's
+ * context cannot be disposed while one of them, or a timeout entry of one being closed, is
+ * linked (h2o_timeout_dispose asserts: SIGTERM with a keep-alive client aborted the process).
+ * Shutting their sockets down makes h2o see the end of each and close it itself; the loop runs
+ * until nothing is left (bounded: h2o's longest context timer here is 1 s). */
+static void close_conns(tk_http_server_t *srv)
+{
+    h2o_context_request_shutdown(&srv->ctx);
+    if (H2O_HTTP1_CALLBACKS.foreach_request != NULL)
+        H2O_HTTP1_CALLBACKS.foreach_request(&srv->ctx, shut_conn, NULL);
+    int64_t deadline = tk_mono_ms() + 3000;
+    while ((conns_count(srv) > 0 || ctx_timeouts_linked(srv)) && tk_mono_ms() < deadline)
+        h2o_evloop_run(srv->loop, 10);
+}
+
 int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
 {
     tk_http__lanes_start(srv);
@@ -338,6 +375,7 @@ int tk_http_server_run(tk_http_server_t *srv, volatile int *stop)
     while ((atomic_load(&srv->in_flight) > 0 || atomic_load(&srv->sse_open) > 0) &&
            tk_mono_ms() < deadline)
         h2o_evloop_run(srv->loop, 50);
+    close_conns(srv);
     atomic_store(&srv->bg_stop, 1);
     for (size_t i = 0; i < srv->nbg; i++)
         pthread_join(srv->bg[i].tid, NULL);

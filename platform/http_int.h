@@ -265,4 +265,7 @@ void tk_http__sse_end_all(tk_http_server_t *srv);
 /* ---- http_metrics.c ---- */
 void tk_http__metrics(tk_http_req_t *r);
 
+/** @brief The socket of @p req's connection, or -1 (http_request.c). */
+int tk_http__socket_fd_of(h2o_req_t *req);
+
 #endif

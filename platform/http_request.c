@@ -441,7 +441,7 @@ static void on_req_dispose(void *p)
     }
 }
 
-static int socket_fd_of(h2o_req_t *req)
+int tk_http__socket_fd_of(h2o_req_t *req)
 {
     if (req->conn == NULL || req->conn->callbacks->get_socket == NULL)
         return -1;
@@ -456,7 +456,7 @@ static tk_http_req_t *request_new(tk_http_server_t *srv, h2o_req_t *req)
     r->h2o = req;
     r->started_ms = tk_mono_ms();
     r->deadline_ms = r->started_ms + srv->limits.deadline_ms;
-    r->fd = socket_fd_of(req);
+    r->fd = tk_http__socket_fd_of(req);
     r->sse_slot = -1;
     r->ref = h2o_mem_alloc_shared(&req->pool, sizeof(*r->ref), on_req_dispose);
     r->ref->r = r;

@@ -16,13 +16,17 @@
 #                            protocol-level cases the ingress would absorb (HTTP/2, raw framing)
 #   SECURITY_LOG_DIR         the roles' logs (<role>.log: one JSON object per line)
 #   SECURITY_TICKETING_BIN   the binary, for tests that start a process of their own
+#   SECURITY_FAKE_STRIPE     the fault-injecting Stripe the payments servers call (FAKE_STRIPE_BIN,
+#                            tests/support/fake_stripe.h), with its /__fake/ control endpoints
+#   SECURITY_STRIPE_WEBHOOK_SECRET  the servers' STRIPE_WEBHOOK_SECRET (to sign webhook deliveries)
 # With a topology already running, its processes keep their own limits (tests that depend on the
 # small ones skip themselves when /metrics or the limits say otherwise is not checkable).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${1:?usage: tests/security/run.sh BINARY}
+bin=${1:?usage: tests/security/run.sh BINARY [FAKE_STRIPE_BIN]}
 bin=$(readlink -f "$bin")
+fake_stripe_bin=${2:-}
 # shellcheck source=/dev/null
 . "$root/scripts/env.sh"
 
@@ -41,18 +45,41 @@ while IFS='=' read -r name value; do
 done < <(env)
 
 started=0
+fake_pid=""
 stop_topology() {
   if [ "$started" = 1 ]; then
     started=0
     bash "$root/scripts/topology.sh" stop || return $?
   fi
 }
-trap 'stop_topology || true' EXIT
+stop_fake_stripe() {
+  if [ -n "$fake_pid" ]; then
+    kill -TERM "$fake_pid" 2>/dev/null || true
+    wait "$fake_pid" 2>/dev/null || true
+    fake_pid=""
+  fi
+}
+trap 'stop_topology || true; stop_fake_stripe' EXIT
 
 if bash "$root/scripts/topology.sh" status >/dev/null 2>&1; then
   echo "security: a topology is already running: using it (its own limits apply)"
 else
   started=1
+  # Stripe is the fault-injecting fake (item 4: "charge, then time out"), its answers awaited
+  # 1 s, and the webhook endpoint on with a secret the tests sign with.
+  if [ -n "$fake_stripe_bin" ]; then
+    fake_out=$(mktemp)
+    "$fake_stripe_bin" >"$fake_out" &
+    fake_pid=$!
+    for _ in $(seq 50); do [ -s "$fake_out" ] && break; sleep 0.1; done
+    SECURITY_FAKE_STRIPE=$(head -n 1 "$fake_out")
+    rm -f "$fake_out"
+    [ -n "$SECURITY_FAKE_STRIPE" ] || { echo "security: $fake_stripe_bin did not start" >&2; exit 1; }
+    export SECURITY_FAKE_STRIPE STRIPE_API_BASE=$SECURITY_FAKE_STRIPE STRIPE_TIMEOUT_MS=1000 \
+      STRIPE_MAX_ATTEMPTS=2 STRIPE_BACKOFF_MS=50 STRIPE_BACKOFF_MAX_MS=100
+    export SECURITY_STRIPE_WEBHOOK_SECRET=whsec_security_suite_$$
+    export STRIPE_WEBHOOK_SECRET=$SECURITY_STRIPE_WEBHOOK_SECRET
+  fi
   bash "$root/scripts/topology.sh" start --bin "$bin" --isolated --window 30
 fi
 # shellcheck source=/dev/null
@@ -71,4 +98,5 @@ t0=$(date +%s)
 (cd "$here" && "$venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 .) || rc=1
 echo "security: pytest took $(($(date +%s) - t0)) s"
 stop_topology || rc=1
+stop_fake_stripe
 exit $rc

@@ -1,4 +1,4 @@
-"""Issue 11, the HTTP/platform layer: items 1, 2, 5, 6, 7, 9, 10 and 14, and issue 19 item 2.
+"""Issue 11, the HTTP/platform layer: items 1, 2, 5, 6, 7, 9 and 10, and issue 19 item 2.
 
   item 1   HTTP/2 refused (prior knowledge, h2c), a stream reset mid-request harmless
   item 2   a flood of abandoned slow requests does not starve anyone; full queue -> 503 + Retry-After
@@ -8,7 +8,7 @@
   item 9   log lines stay one JSON object each, whatever the path and X-Request-Id; ids bounded
   item 10  /readyz of a server whose database never answers turns red within the connect timeout
   19.2     `ticketing run` answers /readyz from probes of its databases and broker
-  item 14  (atomics) has no black-box symptom; the --sanitize runs of the C suite cover it.
+  item 14  (atomics): see test_payments_and_records.py (SIGTERM under load, the log level).
 The C tests (tests/unit/test_http_limits.c, test_http_body.c, test_log.c,
 tests/integration/test_pg_bounds.c) prove the same bounds one by one, under ASan in CI.
 """

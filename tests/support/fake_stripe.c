@@ -193,6 +193,8 @@ static void sleep_ms(int ms)
         ;
 }
 
+static void clear_locked(tk_fake_stripe_t *fs);
+
 /* ------------------------------------------------------------------ request handling */
 
 typedef struct request {
@@ -396,6 +398,30 @@ static int search(tk_fake_stripe_t *fs, const char *path, const char *query, cha
     return 200;
 }
 
+/* The control endpoints of a fake run as its own process (fake_stripe_main.c), for tests that
+ * drive it over HTTP (tests/security): not recorded, not Stripe's. Locked. Returns status. */
+static int control(tk_fake_stripe_t *fs, const char *path, json_t *form, char **body)
+{
+    json_t *res = NULL;
+    if (strcmp(path, "/__fake/charge_timeout") == 0) {
+        const char *ms = field(form, "ms");
+        fs->pi_delay_ms = ms ? atoi(ms) : 0;
+        res = json_pack("{s:i}", "ms", fs->pi_delay_ms);
+    } else if (strcmp(path, "/__fake/reset") == 0) {
+        clear_locked(fs);
+        res = json_object();
+    } else if (strcmp(path, "/__fake/state") == 0) {
+        res = json_pack("{s:O, s:O, s:O}", "requests", fs->requests, "created", fs->created,
+                        "intents", fs->intents);
+    } else {
+        *body = error_body("invalid_request_error", NULL, "Unknown control path");
+        return 404;
+    }
+    *body = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    return 200;
+}
+
 static void handle(tk_fake_stripe_t *fs, int fd)
 {
     request_t rq = {0};
@@ -404,6 +430,17 @@ static void handle(tk_fake_stripe_t *fs, int fd)
         return;
     }
     json_t *form = form_parse(rq.body);
+    if (strncmp(rq.path, "/__fake/", 8) == 0) {
+        char *cbody = NULL;
+        pthread_mutex_lock(&fs->mu);
+        int cstatus = control(fs, rq.path, form, &cbody);
+        pthread_mutex_unlock(&fs->mu);
+        respond(fd, cstatus, cbody, false);
+        free(cbody);
+        json_decref(form);
+        free(rq.body);
+        return;
+    }
     json_t *rec = json_pack("{s:s, s:s, s:s, s:O, s:b, s:s}", "path", rq.path, "idempotency_key",
                             rq.key, "authorization", rq.auth, "form", form, "replayed", 0, "method",
                             rq.get ? "GET" : "POST");

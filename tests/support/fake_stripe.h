@@ -24,6 +24,12 @@
  * Lookups: GET /v1/payment_intents/search?query=metadata['attempt_id']:'<id>' answers the intents
  * created with that metadata, immediately (no index lag).
  *
+ * Run as a process (tk_fake_stripe, fake_stripe_main.c), it is driven over HTTP instead:
+ *   POST /__fake/charge_timeout  form ms=N      tk_fake_stripe_charge_timeout(N)
+ *   POST /__fake/reset                          tk_fake_stripe_reset
+ *   GET  /__fake/state   {"requests": [...as tk_fake_stripe_requests], "created": {path: n},
+ *                         "intents": {pi id: {"refunded": bool, "object": PaymentIntent}}}
+ *
  * Thread: the control functions may be called from any thread while the server runs.
  */
 #ifndef TK_FAKE_STRIPE_H

@@ -564,6 +564,32 @@ static void connections_are_bounded(void **state)
     stop(conns_env);
 }
 
+/* Stopping while clients keep their connections open (one idle after a response, one that never
+ * sent a byte): the server closes them and frees itself. It used to abort in h2o's
+ * h2o_timeout_dispose, the connections' timers still linked (SIGTERM of `serve` under load). */
+static void stop_with_open_connections(void **state)
+{
+    (void)state;
+    start(2, NULL);
+    char buf[4096];
+    int kept = send_get("/healthz", NULL); /* HTTP/1.1: kept alive after the response */
+    read_response(kept, buf, sizeof(buf), 3000);
+    assert_int_equal(status_of(buf), 200);
+    int silent = dial();
+    usleep(100 * 1000);
+    int64_t t0 = now_ms();
+    stop(NULL);
+    assert_true(now_ms() - t0 < 5000);
+    /* Both were closed by the server: end of stream, not a hang. */
+    struct timeval tv = {2, 0};
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? kept : silent;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_true(recv(fd, buf, sizeof(buf), 0) <= 0);
+        close(fd);
+    }
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -680,6 +706,7 @@ int main(void)
         cmocka_unit_test(body_limits_and_nul_bytes),
         cmocka_unit_test(event_streams_are_bounded),
         cmocka_unit_test(connections_are_bounded),
+        cmocka_unit_test(stop_with_open_connections),
         cmocka_unit_test(accept_without_descriptors_does_not_spin),
         cmocka_unit_test(readyz_turns_red_when_the_database_never_answers),
     };
