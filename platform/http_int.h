@@ -216,6 +216,7 @@ struct tk_http_req {
 
     json_t *json;
     bool user_checked, authenticated;
+    bool auth_unavailable; /* the revocation check could not reach the auth database */
     tk_session_user_t user;
 
     bool replied;

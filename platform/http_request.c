@@ -323,7 +323,9 @@ json_t *tk_http_body_or_respond(tk_http_req_t *r)
 
 /* Sign-out revokes a session in the auth database (DESIGN.md section 9): a token with a jti is
  * checked there, from a worker; where that cannot be done (the loop thread, the database
- * unreachable) the request is anonymous - fail closed. Tokens without a jti cannot be revoked. */
+ * unreachable) the request is anonymous - fail closed. Tokens without a jti cannot be revoked.
+ * An unreachable database is remembered, so that a route that needs the user answers 503 (try
+ * again) rather than 401 (which a client reads as "signed out"). */
 static bool session_revoked(tk_http_req_t *r)
 {
     if (r->user.jti[0] == '\0')
@@ -336,6 +338,7 @@ static bool session_revoked(tk_http_req_t *r)
                "\"request_id\":\"%s\",\"error\":\"%.200s\"", r->request_id, err.message);
         if (auth != NULL)
             tk_http_db_discard(r, "auth");
+        r->auth_unavailable = r->worker != NULL;
     }
     return rc != 0;
 }
@@ -367,8 +370,12 @@ const tk_session_user_t *tk_http_user(const tk_http_req_t *rc)
 const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *r)
 {
     const tk_session_user_t *u = tk_http_user(r);
-    if (u == NULL)
+    if (u == NULL && r->auth_unavailable) {
+        tk_http_set_retry_after(r, 1);
+        tk_http__reply_message(r, 503, NULL, "Service unavailable");
+    } else if (u == NULL) {
         tk_http__reply_message(r, 401, NULL, "Not authorized");
+    }
     return u;
 }
 

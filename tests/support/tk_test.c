@@ -257,7 +257,12 @@ char *tk_test_fake_session(const char *user_id, const char *email)
     char claims[512];
     snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"%s\",\"iat\":%lld}", user_id,
              email, (long long)(tk_now_ms() / 1000));
-    char *token = tk_session_sign_claims(claims, NULL);
+    return tk_test_session_cookie(claims);
+}
+
+char *tk_test_session_cookie(const char *claims_json)
+{
+    char *token = tk_session_sign_claims(claims_json, NULL);
     char inner[2048];
     snprintf(inner, sizeof(inner), "{\"jwt\":\"%s\"}", token);
     free(token);

@@ -57,6 +57,9 @@ void tk_test_http_ex(const char *method, const char *path, const char *body, con
 /** @brief The "session=..." part of a Set-Cookie value, for sending back. Owned. */
 char *tk_test_cookie_of(const tk_test_resp_t *r);
 
+/** @brief A "session=..." cookie whose JWT carries @p claims_json, signed with JWT_KEY. Owned. */
+char *tk_test_session_cookie(const char *claims_json);
+
 /** @brief A session cookie for a made-up user (the original's test helper). Owned. */
 char *tk_test_fake_session(const char *user_id, const char *email);
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include "tk/backoff.h"
 #include "tk/ids.h"
 
@@ -58,12 +60,6 @@ static void a_nap_ends_on_stop(void **state)
     assert_false(tk_nap(30, NULL));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(doubles_up_to_the_cap_never_past_it),
-        cmocka_unit_test(caps_that_are_not_powers_of_two),
-        cmocka_unit_test(a_nap_ends_on_stop),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(doubles_up_to_the_cap_never_past_it),
+             cmocka_unit_test(caps_that_are_not_powers_of_two),
+             cmocka_unit_test(a_nap_ends_on_stop))

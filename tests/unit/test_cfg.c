@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,11 +72,5 @@ static void values_are_read_and_defaults_come_back(void **state)
     assert_int_equal(tk_cfg()->prune_every_ms, 60000);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(malformed_bounds_are_refused),
-        cmocka_unit_test(values_are_read_and_defaults_come_back),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(malformed_bounds_are_refused),
+             cmocka_unit_test(values_are_read_and_defaults_come_back))

@@ -22,6 +22,7 @@
 
 #include "tk/http.h"
 #include "tk/ids.h"
+#include "tk/cfg.h"
 #include "tk_test.h"
 
 static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -88,6 +89,14 @@ static void parking(tk_http_req_t *req)
     tk_http_reply_json(req, 200, json_pack("{s:i}", "resumed", tk_http_resumed(req)));
 }
 
+/* Needs the signed-in user: the revocation check runs on this worker. */
+static void mine(tk_http_req_t *req)
+{
+    const tk_session_user_t *u = tk_http_user_or_respond(req);
+    if (u != NULL)
+        tk_http_reply_json(req, 200, json_pack("{s:s}", "id", u->id));
+}
+
 static tk_http_server_t *srv_of_routes;
 
 static void routes(tk_http_server_t *srv)
@@ -99,12 +108,15 @@ static void routes(tk_http_server_t *srv)
     tk_http_route(srv, "GET", "/by-id/:id", by_id, TK_ROUTE_INLINE);
     tk_http_route(srv, "GET", "/stream/:id", stream, 0);
     tk_http_route(srv, "GET", "/park", parking, 0);
+    tk_http_route(srv, "GET", "/mine", mine, 0);
 }
 
 static int setup(void **state)
 {
     (void)state;
     setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
+    /* An auth database that cannot be reached: the revocation check fails (port 1 refuses). */
+    setenv("DATABASE_URL_AUTH", "postgresql://postgres@127.0.0.1:1/tk_auth?connect_timeout=1", 1);
     static void (*const registrars[])(tk_http_server_t *) = {routes, NULL};
     tk_test_server_start(registrars);
     return 0;
@@ -306,7 +318,35 @@ static void parked_requests_hold_no_worker(void **state)
     }
 }
 
+/* The auth database is down (setup): a signed-in request whose revocation cannot be checked is
+ * told to try again (503 + Retry-After), not that it is signed out (401); an anonymous one still
+ * gets 401. */
+static void unreachable_auth_database_is_503_not_401(void **state)
+{
+    (void)state;
+    char id[TK_UUID_LEN + 1], jti[TK_UUID_LEN + 1], claims[256];
+    tk_uuid_new(id);
+    tk_uuid_new(jti);
+    snprintf(claims, sizeof(claims),
+             "{\"id\":\"%s\",\"email\":\"a@b.c\",\"iat\":%lld,\"jti\":\"%s\"}", id,
+             (long long)(tk_now_ms() / 1000), jti);
+    tk_err_t err = {0};
+    assert_int_equal(tk_cfg_load(0, &err), 0); /* JWT_KEY for signing, as the server has it */
+    char *cookie = tk_test_session_cookie(claims);
+    tk_test_resp_t r;
+    tk_test_http("GET", "/mine", NULL, cookie, &r);
+    assert_int_equal(r.status, 503);
+    assert_true(r.retry_after >= 1);
+    assert_string_equal(message_of(&r), "Service unavailable");
+    tk_test_resp_release(&r);
+    tk_test_http("GET", "/mine", NULL, NULL, &r);
+    assert_int_equal(r.status, 401);
+    tk_test_resp_release(&r);
+    free(cookie);
+}
+
 TK_TEST_MAIN(setup, tk_test_server_teardown, cmocka_unit_test(routes_and_captures),
              cmocka_unit_test(bad_bodies), cmocka_unit_test(health_and_metrics),
              cmocka_unit_test(client_leaves_mid_request), cmocka_unit_test(sse_streams),
-             cmocka_unit_test(parked_requests_hold_no_worker))
+             cmocka_unit_test(parked_requests_hold_no_worker),
+             cmocka_unit_test(unreachable_auth_database_is_503_not_401))

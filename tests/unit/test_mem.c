@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "tk_test_main.h"
 #include <stdlib.h>
 
 #include "tk/mem.h"
@@ -31,10 +33,4 @@ static void grows_by_doubling_and_keeps_the_elements(void **state)
     free(v);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(grows_by_doubling_and_keeps_the_elements),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(grows_by_doubling_and_keeps_the_elements))
