@@ -312,6 +312,21 @@ int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *
     return rc != 0 ? rc : TK_APPLY_OK;
 }
 
+int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
+{
+    const bb_totals_t *t = ud;
+    ev_ticket_t ticket;
+    int rc = ev_ticket_created_from_json(env->data, &ticket, err);
+    if (rc != 0)
+        return rc;
+    char sql[200], cents[24];
+    snprintf(cents, sizeof(cents), "%lld", (long long)ticket.price_cents);
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", t->table);
+    const char *p[] = {t->projection, cents};
+    return tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
+}
+
 void bb_project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms)
 {
     int64_t deadline = tk_mono_ms() + timeout_ms;

@@ -110,6 +110,19 @@ void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, 
  */
 int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
 
+/** The table and row of a bb_totals_apply read model. */
+typedef struct bb_totals {
+    const char *table;      /* (projection text, count bigint, sum bigint) */
+    const char *projection; /* the row this projection counts in */
+} bb_totals_t;
+
+/**
+ * @brief A deliberately non-idempotent toy read model (an apply callback; @p ud is a
+ *        bb_totals_t, borrowed): adds one to count and the ticket:created price to sum, so any
+ *        double application shows.
+ */
+int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
+
 /** @brief Poll @p p until @p done(arg) holds; fail the test after @p timeout_ms. Batch failures
  *         are allowed: the projector retries them. */
 void bb_project_until(tk_projector_t *p, bool (*done)(void *), void *arg, int timeout_ms);

@@ -43,22 +43,6 @@
 static char replica[80], totals[80];
 static PGconn *db;
 
-/* Non-idempotent on purpose: count and sum of prices, so any double application shows. */
-static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
-{
-    const char *projection = ud;
-    ev_ticket_t ticket;
-    int rc = ev_ticket_created_from_json(env->data, &ticket, err);
-    if (rc != 0)
-        return rc;
-    char sql[200], cents[24];
-    snprintf(cents, sizeof(cents), "%lld", (long long)ticket.price_cents);
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", totals);
-    const char *p[] = {projection, cents};
-    return tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err);
-}
-
 static int64_t version_of(const char *id)
 {
     char sql[160];
@@ -273,7 +257,8 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
     bb_exec(db, sql, 1, pn);
 
     const char *topics[] = {topic, NULL};
-    tk_projector_spec_t spec = spec_of(name, topics, sum_apply, name);
+    bb_totals_t tot = {totals, name};
+    tk_projector_spec_t spec = spec_of(name, topics, bb_totals_apply, &tot);
     tk_err_t err = {0};
     bb_loop_t r = {.projector = tk_projector_new(&spec, &err)};
     assert_non_null(r.projector);

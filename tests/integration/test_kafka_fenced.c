@@ -69,24 +69,7 @@ static void rogue_join(const char *group, const char *topic)
     rd_kafka_destroy(rk);
 }
 
-/* ---- a toy projection: count and sum of ticket prices (a double application shows) ---------- */
-
-static int count_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
-{
-    const char *projection = ud;
-    ev_ticket_t t;
-    int rc = ev_ticket_created_from_json(env->data, &t, err);
-    if (rc != 0)
-        return rc;
-    char sql[200], cents[24];
-    snprintf(cents, sizeof(cents), "%lld", (long long)t.price_cents);
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", counts);
-    const char *p[] = {projection, cents};
-    if ((rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err)) != 0)
-        return rc;
-    return TK_APPLY_OK;
-}
+/* ---- tickets for the toy projection (bb_totals_apply: count and sum, doubles show) --------- */
 
 static void publish_tickets(const char *topic, int from, int to)
 {
@@ -128,6 +111,7 @@ struct member {
     volatile int stop;
     volatile int ended; /* run returned */
     int rc;
+    bb_totals_t totals; /* the projector's ud */
 };
 
 static void *member_main(void *arg)
@@ -144,10 +128,11 @@ static void member_start(struct member *m, const char *name, const char *topic)
     tk_projector_spec_t spec = {.context = CONTEXT,
                                 .name = name,
                                 .topics = topics,
-                                .apply = count_apply,
-                                .ud = (void *)name};
+                                .apply = bb_totals_apply,
+                                .ud = &m->totals};
     tk_err_t err = {0};
     memset(m, 0, sizeof(*m));
+    m->totals = (bb_totals_t){counts, name};
     m->p = tk_projector_new(&spec, &err);
     if (m->p == NULL)
         print_error("tk_projector_new: %s\n", err.message);

@@ -13,6 +13,7 @@
  * client's retry finds the stored answer of the first execution.
  */
 #include "fake_stripe.h"
+#include "tk/ids.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,17 +75,6 @@ typedef struct conn {
 
 /* ------------------------------------------------------------------ small helpers */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [s, s+n) ('+' is a space) into a new string. */
 static char *form_decode(const char *s, size_t n)
 {
@@ -93,8 +83,9 @@ static char *form_decode(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             out[j++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (s[i] == '%' && i + 2 < n && tk_hex_value(s[i + 1]) >= 0 &&
+                   tk_hex_value(s[i + 2]) >= 0) {
+            out[j++] = (char)(tk_hex_value(s[i + 1]) * 16 + tk_hex_value(s[i + 2]));
             i += 2;
         } else {
             out[j++] = s[i];
