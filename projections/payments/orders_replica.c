@@ -37,11 +37,12 @@ static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err
     const char *status = ev_order_status_name(o->status);
     const char *params[] = {o->id, o->user_id, cents, status ? status : "created", o->expires_at};
     int64_t inserted = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO orders_replica (id, user_id, price_cents, status, version, "
-                       "expires_at) VALUES ($1, $2, $3::bigint, $4, 0, $5::timestamptz) "
-                       "ON CONFLICT (id) DO NOTHING",
-                       5, params, &inserted, err);
+    int rc =
+        tk_pg_run_prepared(tk_tx_conn(tx),
+                           "INSERT INTO orders_replica (id, user_id, price_cents, status, version, "
+                           "expires_at) VALUES ($1, $2, $3::bigint, $4, 0, $5::timestamptz) "
+                           "ON CONFLICT (id) DO NOTHING",
+                           5, params, &inserted, err);
     if (rc != 0)
         return rc;
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
@@ -54,10 +55,10 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
     snprintf(version, sizeof(version), "%lld", (long long)o->version);
     const char *params[] = {o->id, ev_order_status_name(status), version};
     int64_t updated = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE orders_replica SET status = $2, version = $3::integer "
-                       "WHERE id = $1 AND version = $3::integer - 1",
-                       3, params, &updated, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
+                                "UPDATE orders_replica SET status = $2, version = $3::integer "
+                                "WHERE id = $1 AND version = $3::integer - 1",
+                                3, params, &updated, err);
     if (rc != 0)
         return rc;
     if (updated == 1) {
@@ -66,8 +67,8 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
             return rc;
         return TK_APPLY_OK;
     }
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx), "SELECT version FROM orders_replica WHERE id = $1",
-                               1, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        tk_tx_conn(tx), "SELECT version FROM orders_replica WHERE id = $1", 1, params, err);
     if (res == NULL)
         return err->code;
     int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
