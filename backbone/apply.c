@@ -26,6 +26,7 @@
  */
 #include "apply_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,10 @@ static const char SQL_DEDUPE_SET[] =
     "SELECT $1, u.id, u.topic, u.part, u.off "
     "FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS u(id, topic, part, off) "
     "ON CONFLICT DO NOTHING RETURNING event_id";
+/* Batches smaller than this are decoded on the loop's thread alone: a thread start would cost
+ * more than it saves. */
+#define DECODE_SPLIT_MIN 256
+
 static const char SQL_DEDUPE_ONE[] =
     "INSERT INTO processed_events (projection, event_id, topic, partition, \"offset\") "
     "VALUES ($1, $2, $3, $4::int, $5::bigint) ON CONFLICT DO NOTHING";
@@ -314,6 +319,43 @@ out:
     return rc;
 }
 
+/* Envelopes of recs[from, to) into envs; ok false when one is undecodable. */
+typedef struct decode_range {
+    const tk_rec_t *recs;
+    ev_envelope_t *envs;
+    int from, to;
+    bool ok;
+} decode_range_t;
+
+static void *decode_range(void *arg)
+{
+    decode_range_t *r = arg;
+    r->ok = true;
+    for (int i = r->from; i < r->to && r->ok; i++) {
+        tk_err_t derr = {0};
+        r->ok =
+            ev_envelope_decode(r->recs[i].m->payload, r->recs[i].m->len, &r->envs[i], &derr) == 0;
+    }
+    return NULL;
+}
+
+/* Decode every record of the batch; false when one is undecodable (the careful path says which).
+ * Why a second thread for a large batch: parsing JSON is most of the loop's own CPU time, and
+ * while it runs PostgreSQL waits for the batch, so the other core would idle. */
+static bool decode_all(const tk_rec_t *recs, ev_envelope_t *envs, int n)
+{
+    decode_range_t head = {recs, envs, 0, n / 2, false}, tail = {recs, envs, n / 2, n, false};
+    pthread_t helper;
+    if (n < DECODE_SPLIT_MIN || pthread_create(&helper, NULL, decode_range, &tail) != 0) {
+        head.to = n;
+        decode_range(&head);
+        return head.ok;
+    }
+    decode_range(&head);
+    pthread_join(helper, NULL);
+    return head.ok && tail.ok;
+}
+
 /* Returns 0 when every record was OK or SKIP (outcomes set), 1 when the careful path must redo
  * the batch (the caller rolls back to the savepoint), or a negative code that fails the batch. */
 static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int n, tk_err_t *err)
@@ -324,12 +366,9 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
     PGresult *res = NULL;
     int rc = 0;
 
-    for (int i = 0; i < n; i++) {
-        tk_err_t derr = {0};
-        if (ev_envelope_decode(recs[i].m->payload, recs[i].m->len, &envs[i], &derr) != 0) {
-            rc = 1;
-            goto out;
-        }
+    if (!decode_all(recs, envs, n)) {
+        rc = 1;
+        goto out;
     }
     if (!spec->idempotent) {
         ids = id_array(envs, n);
