@@ -92,10 +92,9 @@ say "starting the roles (serve, project, relay) and a trivial h2o server"
 "$BUILD/bench/http/bench_h2o_trivial" "$TRIVIAL_PORT" & pids+=($!)
 # The bench's users each place more orders than the per-user open-order cap (ORDERS_OPEN_MAX,
 # 10) allows in a phase, so the bench lifts it (it measures throughput, not the cap).
-# HTTP_WORKERS = the client count (unless set): each worker holds one transaction at a time,
-# and commits that
-# wait for the WAL flush together share it (group commit), as pgbench's clients do. The default
-# (8 per lane) suits several serve processes sharing one PostgreSQL's connections.
+# HTTP_WORKERS = the client count (unless set): each worker holds one transaction at a time, and
+# commits that wait for the WAL flush together share it (group commit), as pgbench's clients do.
+# The default (8 per lane) suits several serve processes sharing one PostgreSQL's connections.
 PORT=$HTTP_PORT TK_LOG_LEVEL=warn ORDERS_OPEN_MAX=1000000 HTTP_WORKERS=$WORKERS "$TK" serve all \
   2>>"$LOG" & serve_pid=$!
 TK_LOG_LEVEL=warn "$TK" project all 2>>"$LOG" & project_pid=$!
