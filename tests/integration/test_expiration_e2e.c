@@ -128,13 +128,8 @@ static int setup(void **state)
     if (tk_cfg()->expiration_window_seconds != 3)
         return -1;
     fake = tk_fake_stripe_start();
-    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                      .api_key = "sk_test_fake_key",
-                                      .connect_timeout_ms = 1000,
-                                      .timeout_ms = 2000,
-                                      .max_attempts = 3,
-                                      .backoff_base_ms = 20,
-                                      .backoff_max_ms = 100};
+    fake_opts = tk_fake_stripe_options(fake);
+    fake_opts.timeout_ms = 2000;
     tk_stripe_options_override(&fake_opts);
     tk_err_t err = {0};
     if (tk_kafka_topics_create(&err) != 0) {
@@ -395,9 +390,7 @@ static void paid_just_in_time_with_relay_down_completes(void **state)
     wait_order(&buyer, id, "created");
 
     payments_relay_start();
-    json_t *env = tk_test_watch_expect(payments, "payment:created", payment_id, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(payments, "payment:created", payment_id, WAIT_MS));
     wait_order(&buyer, id, "complete");
     wait_ticket(ticket, id);
     assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 2000), 0);
@@ -433,9 +426,7 @@ static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 
     xt_thread_t *sched = xt_thread_start(&opts);
-    json_t *env = tk_test_watch_expect(payments, "payment:expired", id, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(payments, "payment:expired", id, WAIT_MS));
     wait_order(&buyer, id, "cancelled");
     wait_ticket(ticket, "");
     /* Once the window closed the answer stays the same. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ev_envelope.h"
@@ -184,6 +185,18 @@ void xt_publish_order_created(rd_kafka_t *rk, const char *topic, const char *id,
     produce(rk, topic, id, payload);
     free(payload);
     ev_envelope_release(&env);
+}
+
+void xt_publish_orders(const char *topic, int n, char (*ids)[TK_UUID_LEN + 1], int64_t *due,
+                       int64_t start_ms, int64_t spread_ms)
+{
+    rd_kafka_t *p = xt_producer();
+    for (int i = 0; i < n; i++) {
+        xt_uuid(ids[i]);
+        due[i] = start_ms + (int64_t)i * spread_ms / n;
+        xt_publish_order_created(p, topic, ids[i], due[i], NULL);
+    }
+    xt_producer_free(p);
 }
 
 void xt_publish_raw(rd_kafka_t *rk, const char *topic, const char *key, const char *value)
@@ -399,6 +412,30 @@ pid_t xt_child_start(const xt_names_t *n)
         _exit(127);
     }
     return pid;
+}
+
+int xt_child_stop(pid_t pid)
+{
+    int status = 0;
+    if (kill(pid, SIGTERM) != 0 || waitpid(pid, &status, 0) != pid)
+        die("xt_child_stop", "no such child");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void xt_run_start(xt_run_t *r, int partitions, bool thread)
+{
+    xt_create(&r->names, partitions);
+    r->opts = xt_opts(&r->names);
+    r->sched = thread ? xt_thread_start(&r->opts) : NULL;
+    r->col = xt_collector_new(r->names.expirations);
+}
+
+int xt_run_stop(xt_run_t *r)
+{
+    xt_collector_free(r->col);
+    int rc = r->sched != NULL ? xt_thread_stop(r->sched) : 0;
+    xt_delete(&r->names);
+    return rc;
 }
 
 static volatile int child_stop;

@@ -222,20 +222,15 @@ static bool expires(const xt_names_t *names, xt_collector_t *col)
 static void fenced_expiration_stages_start_over(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 3);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
-    assert_true(expires(&names, col)); /* both stages run */
+    xt_run_t x;
+    xt_run_start(&x, 3, true);
+    assert_true(expires(&x.names, x.col)); /* both stages run */
 
-    rogue_join(names.delay_group, names.delay);
-    rogue_join(names.intake_group, names.orders);
+    rogue_join(x.names.delay_group, x.names.delay);
+    rogue_join(x.names.intake_group, x.names.orders);
     /* Both stages were fenced: the order goes through only when each starts over. */
-    bool ok = expires(&names, col);
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    bool ok = expires(&x.names, x.col);
+    assert_int_equal(xt_run_stop(&x), 0);
     assert_true(ok);
 }
 

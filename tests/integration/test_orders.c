@@ -772,9 +772,7 @@ static void raw_expiration_does_not_cancel(void **state)
 
     /* The payment accepted before expiresAt arrives late: the order completes. */
     tko_publish_paid(order);
-    json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(w, "order:completed", order, WAIT_MS));
     wait_status(&u, order, "complete");
     free(u.cookie);
     tk_test_watch_free(w);

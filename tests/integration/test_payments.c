@@ -92,10 +92,7 @@ static void cancelled_order_is_400(void **state)
     order_changed("order:cancelled", f.order, f.ticket, 1);
     assert_true(wait_replica(f.order, "cancelled/1"));
     assert_true(wait_processed(last_event)); /* P8: consumed, offset stored */
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Cannot pay for an cancelled order");
-    tk_test_resp_release(&r);
+    pay_expect(&f, "tok_visa", 400, "Cannot pay for an cancelled order");
     assert_int_equal(payments_of(f.order), 0);
     fixture_free(&f);
 }
@@ -133,9 +130,7 @@ static void valid_payment_is_201_with_payment_and_event(void **state)
     assert_int_equal(json_integer_value(json_object_get(env, "aggregateversion")), 0);
     json_decref(env);
 
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Order already paid");
-    tk_test_resp_release(&r);
+    pay_expect(&f, "tok_visa", 400, "Order already paid");
     assert_int_equal(payments_of(f.order), 1);
     fixture_free(&f);
     tk_test_watch_free(w);
@@ -147,9 +142,7 @@ static void payment_method_id_is_accepted(void **state)
     (void)state;
     struct fixture f;
     fixture_new(&f, 4550);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 201, NULL);
     assert_int_equal(payments_of(f.order), 1);
     fixture_free(&f);
 }
@@ -178,10 +171,7 @@ static void replica_follows_versions(void **state)
     assert_true(wait_replica(f.order, "complete/1"));
     assert_string_equal(query1("SELECT price_cents FROM orders_replica WHERE id = $1", f.order),
                         "2000");
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Order already paid");
-    tk_test_resp_release(&r);
+    pay_expect(&f, "tok_visa", 400, "Order already paid");
     fixture_free(&f);
 }
 
@@ -204,11 +194,8 @@ static void cancellation_after_payment_refunds(void **state)
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     struct fixture f;
     fixture_new(&f, 3000);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
+    pay_created(&f, "tok_visa", payment_id);
 
     order_changed("order:cancelled", f.order, f.ticket, 1);
     struct refunded_wait rw = {f.order};

@@ -235,3 +235,27 @@ static void fixture_free(struct fixture *f)
 {
     free(f->cookie);
 }
+
+/* POST /api/payments for @p f with @p token must answer @p status and, when @p message is not
+ * NULL, that first error message. */
+static void pay_expect(const struct fixture *f, const char *token, long status, const char *message)
+{
+    tk_test_resp_t r;
+    assert_int_equal(pay(f->cookie, token, f->order, &r), status);
+    if (message != NULL)
+        assert_string_equal(first_message(&r), message);
+    tk_test_resp_release(&r);
+}
+
+/* POST /api/payments for @p f with @p token must create a payment (201): its id, a UUID, into
+ * @p payment_id. */
+static void pay_created(const struct fixture *f, const char *token,
+                        char payment_id[TK_UUID_LEN + 1])
+{
+    tk_test_resp_t r;
+    assert_int_equal(pay(f->cookie, token, f->order, &r), 201);
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    assert_true(tk_uuid_valid(id));
+    strcpy(payment_id, id);
+    tk_test_resp_release(&r);
+}

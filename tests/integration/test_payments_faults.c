@@ -28,13 +28,7 @@ static int setup(void **state)
     (void)state;
     setenv("STRIPE_WEBHOOK_SECRET", WHSEC, 1);
     fake = tk_fake_stripe_start();
-    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                      .api_key = "sk_test_fake_key",
-                                      .connect_timeout_ms = 1000,
-                                      .timeout_ms = 1000,
-                                      .max_attempts = 3,
-                                      .backoff_base_ms = 20,
-                                      .backoff_max_ms = 100};
+    fake_opts = tk_fake_stripe_options(fake);
     tk_stripe_options_override(&fake_opts);
     return payments_start();
 }
@@ -55,11 +49,6 @@ static int before_each(void **state)
     return 0;
 }
 
-static const char *form_field(json_t *rec, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
-}
-
 /* P4 with the request checked: amount = price x 100, usd, confirmed, the order in metadata. */
 static void charge_carries_amount_currency_and_order(void **state)
 {
@@ -67,18 +56,15 @@ static void charge_carries_amount_currency_and_order(void **state)
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     struct fixture f;
     fixture_new(&f, 1999); /* price 19.99 */
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
+    pay_created(&f, "tok_visa", payment_id);
 
     json_t *rec = tk_fake_stripe_last(fake, PI);
     assert_non_null(rec);
-    assert_string_equal(form_field(rec, "amount"), "1999");
-    assert_string_equal(form_field(rec, "currency"), "usd");
-    assert_string_equal(form_field(rec, "confirm"), "true");
-    assert_string_equal(form_field(rec, "metadata[order_id]"), f.order);
+    assert_string_equal(tk_fake_stripe_form(rec, "amount"), "1999");
+    assert_string_equal(tk_fake_stripe_form(rec, "currency"), "usd");
+    assert_string_equal(tk_fake_stripe_form(rec, "confirm"), "true");
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), f.order);
     assert_string_equal(json_string_value(json_object_get(rec, "authorization")),
                         "Bearer sk_test_fake_key");
     char prefix[128];
@@ -107,9 +93,7 @@ static void timeout_then_success_is_one_charge(void **state)
     struct fixture f;
     fixture_new(&f, 2500);
     tk_fake_stripe_delay(fake, PI, 1, 2500);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 201, NULL);
     json_t *rec = tk_fake_stripe_last(fake, PI);
     const char *key = json_string_value(json_object_get(rec, "idempotency_key"));
     assert_int_equal(tk_fake_stripe_count(fake, PI, key), 2);
@@ -129,22 +113,18 @@ static void server_errors_until_retries_run_out(void **state)
     struct fixture f;
     fixture_new(&f, 2000);
     tk_fake_stripe_fail(fake, PI, 100, 500);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 502);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 502, NULL);
     assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 3);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
     assert_int_equal(payments_of(f.order), 0);
 
     tk_fake_stripe_reset(fake);
     tk_fake_stripe_fail(fake, NULL, 100, 429);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 503);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 503, NULL);
     assert_int_equal(payments_of(f.order), 0);
 
     tk_fake_stripe_reset(fake);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 201, NULL);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     assert_int_equal(payments_of(f.order), 1);
     fixture_free(&f);
@@ -158,21 +138,13 @@ static void decline_is_400_and_another_card_may_pay(void **state)
     struct fixture f;
     fixture_new(&f, 2000);
     tk_fake_stripe_decline(fake, 1, "Your card has insufficient funds.");
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 400, "Your card has insufficient funds.");
     assert_int_equal(payments_of(f.order), 0);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
-    tk_test_resp_release(&r);
-    assert_int_equal(pay(f.cookie, "tok_chargeDeclined", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card was declined.");
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_visa", 400, "Your card has insufficient funds.");
+    pay_expect(&f, "tok_chargeDeclined", 400, "Your card was declined.");
     assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
 
-    assert_int_equal(pay(f.cookie, "pm_card_mastercard", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(&f, "pm_card_mastercard", 201, NULL);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     assert_int_equal(payments_of(f.order), 1);
     fixture_free(&f);
@@ -230,9 +202,7 @@ static void concurrent_payments_charge_once(void **state)
     assert_int_equal(paid, RACERS - 1);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     assert_int_equal(payments_of(f.order), 1);
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(w, "payment:created", payment_id, 20000));
     assert_int_equal(tk_test_watch_count(w, "payment:created", NULL, 1500), 0);
     fixture_free(&f);
     tk_test_watch_free(w);
@@ -250,24 +220,21 @@ static void *pay_in_thread(void *arg)
     return NULL;
 }
 
-/* The order is cancelled while the charge is in flight: the charge is refunded, recorded and
- * published as payment:refunded, and the client gets 'Cannot pay for an cancelled order'. */
-static void cancelled_while_charging_is_refunded(void **state)
+/* Pay for @p f in a thread while Stripe holds its answer (charged, not yet answered), cancel the
+ * order meanwhile and wait for the replica to see it, then let Stripe answer: the client gets
+ * 400 'Cannot pay for an cancelled order'. */
+static void cancel_while_charging(const struct fixture *f)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     tk_stripe_options_t o = fake_opts;
     o.timeout_ms = 30000; /* the held answer must not time out */
     tk_stripe_options_override(&o);
-    struct fixture f;
-    fixture_new(&f, 2000);
     tk_fake_stripe_hold(fake, true);
-    struct pay_async a = {.f = &f};
+    struct pay_async a = {.f = f};
     pthread_t t;
     pthread_create(&t, NULL, pay_in_thread, &a);
     assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000)); /* charged, answer held */
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    assert_true(wait_replica(f->order, "cancelled/1"));
     tk_fake_stripe_hold(fake, false);
     pthread_join(t, NULL);
     tk_stripe_options_override(&fake_opts);
@@ -275,10 +242,21 @@ static void cancelled_while_charging_is_refunded(void **state)
     assert_int_equal(a.resp.status, 400);
     assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
     tk_test_resp_release(&a.resp);
+}
+
+/* The order is cancelled while the charge is in flight: the charge is refunded, recorded and
+ * published as payment:refunded, and the client gets 'Cannot pay for an cancelled order'. */
+static void cancelled_while_charging_is_refunded(void **state)
+{
+    (void)state;
+    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    struct fixture f;
+    fixture_new(&f, 2000);
+    cancel_while_charging(&f);
     assert_int_equal(payments_of(f.order), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
     json_t *rec = tk_fake_stripe_last(fake, RE);
-    assert_string_equal(form_field(rec, "payment_intent"), "pi_fake_1");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), "pi_fake_1");
     json_decref(rec);
     assert_string_equal(query1("SELECT status || ' ' || reason || ' ' || stripe_id FROM refunds "
                                "WHERE order_id = $1",
@@ -323,26 +301,10 @@ static void refund_refused_twice_then_accepted_once(void **state)
 {
     (void)state;
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    tk_stripe_options_t o = fake_opts;
-    o.timeout_ms = 30000;
-    tk_stripe_options_override(&o);
     struct fixture f;
     fixture_new(&f, 2000);
-    tk_fake_stripe_hold(fake, true);
     tk_fake_stripe_fail(fake, RE, 2, 400); /* two refusals, each final for its call */
-    struct pay_async a = {.f = &f};
-    pthread_t t;
-    pthread_create(&t, NULL, pay_in_thread, &a);
-    assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000));
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
-    tk_fake_stripe_hold(fake, false);
-    pthread_join(t, NULL);
-    tk_stripe_options_override(&fake_opts);
-
-    assert_int_equal(a.resp.status, 400);
-    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
-    tk_test_resp_release(&a.resp);
+    cancel_while_charging(&f);
     /* Refused once by now (the request's own attempt): pending, and counted as failed. */
     assert_string_equal(query1("SELECT status FROM refunds WHERE order_id = $1", f.order),
                         "pending");
@@ -361,9 +323,7 @@ static void refund_refused_twice_then_accepted_once(void **state)
                         "3 true");
     char refund_payment[TK_UUID_LEN + 1];
     strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f.order));
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", refund_payment, 20000);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(w, "payment:refunded", refund_payment, 20000));
     assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 2000), 0);
     struct metric_wait none = {"tk_payments_refunds_pending 0\n"};
     assert_true(tk_test_eventually(metrics_show, &none, 5000));
@@ -380,11 +340,8 @@ static void cancellation_after_payment_refunds_once(void **state)
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     struct fixture f;
     fixture_new(&f, 2000);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
+    pay_created(&f, "pm_card_visa", payment_id);
     order_changed("order:cancelled", f.order, f.ticket, 1);
     order_changed("order:cancelled", f.order, f.ticket, 1);
     assert_true(wait_processed(last_event));
@@ -459,10 +416,12 @@ static void charge_then_timeout_retries_never_charge_twice(void **state)
         {
             if (strcmp(json_string_value(json_object_get(rec, "path")), PI) != 0 ||
                 json_is_true(json_object_get(rec, "replayed")) ||
-                strcmp(form_field(rec, "metadata[order_id]"), f[i].order) != 0)
+                strcmp(tk_fake_stripe_form(rec, "metadata[order_id]"), f[i].order) != 0)
                 continue;
-            charged_first += strncmp(form_field(rec, "payment_method"), "pm_card_first_", 14) == 0;
-            charged_retry += strncmp(form_field(rec, "payment_method"), "pm_card_retry_", 14) == 0;
+            charged_first +=
+                strncmp(tk_fake_stripe_form(rec, "payment_method"), "pm_card_first_", 14) == 0;
+            charged_retry +=
+                strncmp(tk_fake_stripe_form(rec, "payment_method"), "pm_card_retry_", 14) == 0;
         }
         assert_int_equal(charged_first, 1);
         assert_int_equal(charged_retry, 0);
@@ -582,9 +541,7 @@ static void signed_webhook_settles_a_lost_charge(void **state)
                         "succeeded");
     char payment_id[TK_UUID_LEN + 1];
     strcpy(payment_id, query1("SELECT id FROM payments WHERE order_id = $1", f.order));
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(w, "payment:created", payment_id, 20000));
     /* Delivered again (Stripe retries deliveries): nothing changes. */
     assert_int_equal(post_webhook(body, sig, &r), 200);
     assert_int_equal(payments_of(f.order), 1);
@@ -664,9 +621,7 @@ static void lost_charge_of_a_cancelled_order_is_refunded(void **state)
         "order cancelled pi_fake_2");
     assert_int_equal(tk_fake_stripe_refunded(fake, "pi_fake_2"), 1);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", NULL, 20000);
-    assert_non_null(env);
-    json_decref(env);
+    assert_true(tk_test_watch_saw(w, "payment:refunded", NULL, 20000));
     assert_int_equal(post_webhook(body, sig, &r), 200); /* redelivered: nothing more */
     assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);

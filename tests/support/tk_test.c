@@ -362,6 +362,13 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
     return next_match(w, type, subject, tk_mono_ms() + timeout_ms);
 }
 
+bool tk_test_watch_saw(tk_test_watch_t *w, const char *type, const char *subject, int timeout_ms)
+{
+    json_t *env = tk_test_watch_expect(w, type, subject, timeout_ms);
+    json_decref(env);
+    return env != NULL;
+}
+
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms)
 {
     int n = 0;

@@ -76,6 +76,10 @@ void tk_test_watch_free(tk_test_watch_t *w);
 json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
                              int timeout_ms);
 
+/** @brief tk_test_watch_expect for a test that needs only to know the event came: @return whether
+ *         it did within @p timeout_ms (the envelope is released). */
+bool tk_test_watch_saw(tk_test_watch_t *w, const char *type, const char *subject, int timeout_ms);
+
 /** @brief Count events of @p type/@p subject seen within @p window_ms (e.g. to prove "once"). */
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms);
 

@@ -32,13 +32,10 @@ static int group_setup(void **state)
 {
     (void)state;
     fake = tk_fake_stripe_start();
-    opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                 .api_key = KEY,
-                                 .connect_timeout_ms = 1000,
-                                 .timeout_ms = 1000,
-                                 .max_attempts = 3,
-                                 .backoff_base_ms = 10,
-                                 .backoff_max_ms = 40};
+    opts = tk_fake_stripe_options(fake);
+    opts.api_key = KEY;
+    opts.backoff_base_ms = 10;
+    opts.backoff_max_ms = 40;
     return 0;
 }
 
@@ -54,11 +51,6 @@ static int setup(void **state)
     (void)state;
     tk_fake_stripe_reset(fake);
     return 0;
-}
-
-static const char *form_field(json_t *rec, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
 }
 
 static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
@@ -88,12 +80,12 @@ static void charge_sends_a_confirmed_payment_intent(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "authorization")), "Bearer " KEY);
     assert_string_equal(json_string_value(json_object_get(rec, "idempotency_key")),
                         "order-1-charge");
-    assert_string_equal(form_field(rec, "amount"), "1999");
-    assert_string_equal(form_field(rec, "currency"), "usd");
-    assert_string_equal(form_field(rec, "confirm"), "true");
-    assert_string_equal(form_field(rec, "payment_method"), "pm_card_visa");
-    assert_string_equal(form_field(rec, "payment_method_types[0]"), "card");
-    assert_string_equal(form_field(rec, "metadata[order_id]"), req.order_id);
+    assert_string_equal(tk_fake_stripe_form(rec, "amount"), "1999");
+    assert_string_equal(tk_fake_stripe_form(rec, "currency"), "usd");
+    assert_string_equal(tk_fake_stripe_form(rec, "confirm"), "true");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_method"), "pm_card_visa");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_method_types[0]"), "card");
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), req.order_id);
     json_decref(rec);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 }
@@ -109,11 +101,11 @@ static void token_is_turned_into_a_payment_method(void **state)
     assert_int_equal(out.attempts, 2);
     json_t *pm = tk_fake_stripe_last(fake, PM);
     json_t *pi = tk_fake_stripe_last(fake, PI);
-    assert_string_equal(form_field(pm, "type"), "card");
-    assert_string_equal(form_field(pm, "card[token]"), "tok_visa");
+    assert_string_equal(tk_fake_stripe_form(pm, "type"), "card");
+    assert_string_equal(tk_fake_stripe_form(pm, "card[token]"), "tok_visa");
     assert_string_equal(json_string_value(json_object_get(pm, "idempotency_key")),
                         "order-2-charge-pm");
-    assert_true(strncmp(form_field(pi, "payment_method"), "pm_fake_", 8) == 0);
+    assert_true(strncmp(tk_fake_stripe_form(pi, "payment_method"), "pm_fake_", 8) == 0);
     assert_string_equal(json_string_value(json_object_get(pi, "idempotency_key")),
                         "order-2-charge");
     json_decref(pm);
@@ -311,7 +303,7 @@ static void lost_charge_is_found_by_attempt(void **state)
     tk_fake_stripe_charge_timeout(fake, 0);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1); /* charged, answer lost */
     json_t *rec = tk_fake_stripe_last(fake, PI);
-    assert_string_equal(form_field(rec, "metadata[attempt_id]"), req.attempt_id);
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[attempt_id]"), req.attempt_id);
     json_decref(rec);
 
     assert_int_equal(tk_stripe_find_intent(&opts, req.attempt_id, &found, &err), 1);
@@ -349,8 +341,8 @@ static void refund_once_per_key(void **state)
     assert_true(strncmp(a.id, "re_fake_", 8) == 0);
     assert_string_equal(a.status, "succeeded");
     json_t *rec = tk_fake_stripe_last(fake, RE);
-    assert_string_equal(form_field(rec, "payment_intent"), charge.id);
-    assert_string_equal(form_field(rec, "metadata[reason]"), "order cancelled");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), charge.id);
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[reason]"), "order cancelled");
     json_decref(rec);
     assert_int_equal(tk_stripe_refund(&opts, &rr, &b, &err), 0);
     assert_string_equal(a.id, b.id);
