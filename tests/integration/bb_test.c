@@ -316,7 +316,9 @@ int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *e
 {
     const bb_totals_t *t = ud;
     ev_ticket_t ticket;
-    int rc = ev_ticket_created_from_json(env->data, &ticket, err);
+    int rc = strcmp(env->type, "ticket:updated") == 0
+                 ? ev_ticket_updated_from_json(env->data, &ticket, err)
+                 : ev_ticket_created_from_json(env->data, &ticket, err);
     if (rc != 0)
         return rc;
     char sql[200], cents[24];

@@ -118,8 +118,8 @@ typedef struct bb_totals {
 
 /**
  * @brief A deliberately non-idempotent toy read model (an apply callback; @p ud is a
- *        bb_totals_t, borrowed): adds one to count and the ticket:created price to sum, so any
- *        double application shows.
+ *        bb_totals_t, borrowed): adds one to count and the ticket's price (ticket:updated, else
+ *        ticket:created) to sum, so any double application shows.
  */
 int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
 

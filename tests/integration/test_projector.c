@@ -45,36 +45,25 @@ static PGconn *db;
 /* ---- the toy projections --------------------------------------------------------------------- */
 
 struct toy {
-    const char *projection;
-    const char *totals;
-    int sleep_us;  /* per event, to stretch batches (the kill test) */
-    int fail_call; /* the apply call that fails with a retryable conflict, 0 = none */
-    bool emit;     /* emit user:registered for each applied event */
+    bb_totals_t sums; /* the table and row bb_totals_apply counts in */
+    int sleep_us;     /* per event, to stretch batches (the kill test) */
+    int fail_call;    /* the apply call that fails with a retryable conflict, 0 = none */
+    bool emit;        /* emit user:registered for each applied event */
     int calls;
 };
 
-/* Sum of the prices and number of events: a deliberately non-idempotent read model, so any
- * double application shows. */
+/* bb_totals_apply (count and sum of the prices: doubles show), stretched, failing or emitting
+ * as the toy says. */
 static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
     struct toy *t = ud;
-    ev_ticket_t ticket;
     t->calls++;
     if (t->sleep_us > 0)
         usleep((useconds_t)t->sleep_us);
     if (t->fail_call > 0 && t->calls == t->fail_call)
         return tk_command_stale(err, "toy", env->subject); /* transient: the batch is retried */
-    int rc = strcmp(env->type, "ticket:created") == 0
-                 ? ev_ticket_created_from_json(env->data, &ticket, err)
-                 : ev_ticket_updated_from_json(env->data, &ticket, err);
+    int rc = bb_totals_apply(tx, env, &t->sums, err);
     if (rc != 0)
-        return rc;
-    char sql[200], cents[24];
-    snprintf(cents, sizeof(cents), "%lld", (long long)ticket.price_cents);
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", t->totals);
-    const char *p[] = {t->projection, cents};
-    if ((rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err)) != 0)
         return rc;
     if (t->emit) {
         ev_user_registered_t u = {0};
@@ -182,7 +171,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
 
     /* The reference: one uninterrupted run. */
     start_totals(u);
-    struct toy tu = {.projection = u, .totals = totals};
+    struct toy tu = {.sums = {totals, u}};
     tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
     struct count_goal gu = {u, N};
     bb_project_until(pu, count_reached, &gu, 60000);
@@ -213,7 +202,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     assert_true(at_kill < N);
 
     /* Restart (same projection, same group): it resumes from the stored offsets. */
-    struct toy tk2 = {.projection = k, .totals = totals};
+    struct toy tk2 = {.sums = {totals, k}};
     tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
     gk.want = N;
     bb_project_until(pk, count_reached, &gk, 60000);
@@ -239,8 +228,8 @@ static void two_members_share_the_partitions(void **state)
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
     start_totals(name);
-    struct toy toys[2] = {{.projection = name, .totals = totals, .sleep_us = 2000},
-                          {.projection = name, .totals = totals, .sleep_us = 2000}};
+    struct toy toys[2] = {{.sums = {totals, name}, .sleep_us = 2000},
+                          {.sums = {totals, name}, .sleep_us = 2000}};
     bb_loop_t members[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         members[i].projector = projector(name, topic, sum_apply, &toys[i]);
@@ -271,7 +260,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     publish_tickets(topic, N);
 
     start_totals(name);
-    struct toy t = {.projection = name, .totals = totals, .sleep_us = 200};
+    struct toy t = {.sums = {totals, name}, .sleep_us = 200};
     setenv("PGAPPNAME", app, 1); /* names the projector's first connection only */
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
     unsetenv("PGAPPNAME");
@@ -319,7 +308,7 @@ static void duplicates_apply_once_and_failures_replay(void **state)
 
     start_totals(d);
     /* The third apply fails with a retryable conflict: that batch rolls back and is replayed. */
-    struct toy t = {.projection = d, .totals = totals, .emit = true, .fail_call = 3};
+    struct toy t = {.sums = {totals, d}, .emit = true, .fail_call = 3};
     tk_projector_t *p = projector(d, topic, sum_apply, &t);
     struct count_goal g = {d, 3};
     bb_project_until(p, count_reached, &g, 30000);
@@ -372,7 +361,7 @@ static void poison_records_are_dead_lettered(void **state)
     rd_kafka_destroy(producer);
 
     start_totals(name);
-    struct toy t = {.projection = name, .totals = totals};
+    struct toy t = {.sums = {totals, name}};
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
     struct count_goal g = {name, 2};
     bb_project_until(p, count_reached, &g, 30000);
@@ -502,7 +491,7 @@ static int child_project(const char *topic, const char *name, const char *table)
     tk_err_t err = {0};
     if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err) != 0)
         return 2;
-    struct toy t = {.projection = name, .totals = table, .sleep_us = 1000};
+    struct toy t = {.sums = {table, name}, .sleep_us = 1000};
     const char *topics[] = {topic, NULL};
     tk_projector_spec_t spec = {
         .context = CONTEXT, .name = name, .topics = topics, .apply = sum_apply, .ud = &t};
