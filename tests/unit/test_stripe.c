@@ -62,6 +62,13 @@ static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
                                     .idempotency_key = key};
 }
 
+/* tk_stripe_charge of charge_req(@p payment, @p key) with the fake's options. */
+static int charge(const char *payment, const char *key, tk_stripe_charge_t *out, tk_err_t *err)
+{
+    tk_stripe_charge_req_t req = charge_req(payment, key);
+    return tk_stripe_charge(&opts, &req, out, err);
+}
+
 static void charge_sends_a_confirmed_payment_intent(void **state)
 {
     (void)state;
@@ -94,10 +101,9 @@ static void charge_sends_a_confirmed_payment_intent(void **state)
 static void token_is_turned_into_a_payment_method(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("tok_visa", "order-2-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("tok_visa", "order-2-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 2);
     json_t *pm = tk_fake_stripe_last(fake, PM);
     json_t *pi = tk_fake_stripe_last(fake, PI);
@@ -117,10 +123,9 @@ static void timeout_then_success_charges_once(void **state)
 {
     (void)state;
     tk_fake_stripe_delay(fake, PI, 1, 2500);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-3-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-3-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 2);
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-3-charge"), 2);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
@@ -130,42 +135,54 @@ static void timeout_then_success_charges_once(void **state)
     assert_string_equal(out.id, "pi_fake_1");
 }
 
-static void server_errors_until_retries_run_out(void **state)
-{
-    (void)state;
-    tk_fake_stripe_fail(fake, PI, 10, 500);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-4-charge");
-    tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EBADGATEWAY);
-    assert_int_equal(out.attempts, 3);
-    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-4-charge"), 3);
-    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
-    assert_string_equal(out.id, "");
-}
+/* Stripe fails the next @p n requests to @p path (NULL: any path) with @p status: the client
+ * retries with the same key, 3 attempts at most, and charges at most once. */
+struct retry_case {
+    const char *path;
+    int n, status;
+    const char *key;
+    int rc, attempts;
+    int sent, created; /* requests with the key, PaymentIntents made */
+};
 
-static void server_errors_then_success(void **state)
-{
-    (void)state;
-    tk_fake_stripe_fail(fake, PI, 2, 503);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-5-charge");
-    tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
-    assert_int_equal(out.attempts, 3);
-    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-5-charge"), 3);
-    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-}
+static const struct retry_case server_errors_until_retries_run_out = {.path = PI,
+                                                                      .n = 10,
+                                                                      .status = 500,
+                                                                      .key = "order-4-charge",
+                                                                      .rc = TK_EBADGATEWAY,
+                                                                      .attempts = 3,
+                                                                      .sent = 3,
+                                                                      .created = 0};
+static const struct retry_case server_errors_then_success = {.path = PI,
+                                                             .n = 2,
+                                                             .status = 503,
+                                                             .key = "order-5-charge",
+                                                             .rc = 0,
+                                                             .attempts = 3,
+                                                             .sent = 3,
+                                                             .created = 1};
+static const struct retry_case rate_limited_until_retries_run_out_is_unavailable = {
+    .path = NULL,
+    .n = 10,
+    .status = 429,
+    .key = "order-6-charge",
+    .rc = TK_EUNAVAIL,
+    .attempts = 3,
+    .sent = 3,
+    .created = 0};
 
-static void rate_limited_until_retries_run_out_is_unavailable(void **state)
+static void retried_charge(void **state)
 {
-    (void)state;
-    tk_fake_stripe_fail(fake, NULL, 10, 429);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-6-charge");
+    const struct retry_case *c = *state;
+    tk_fake_stripe_fail(fake, c->path, c->n, c->status);
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EUNAVAIL);
-    assert_int_equal(out.attempts, 3);
+    assert_int_equal(charge("pm_card_visa", c->key, &out, &err), c->rc);
+    assert_int_equal(out.attempts, c->attempts);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, c->key), c->sent);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), c->created);
+    if (c->rc != 0)
+        assert_string_equal(out.id, "");
 }
 
 static void decline_is_einval_with_stripes_message_and_no_retry(void **state)
@@ -189,10 +206,9 @@ static void decline_is_einval_with_stripes_message_and_no_retry(void **state)
 static void declined_test_token(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("tok_chargeDeclined", "order-8-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_int_equal(charge("tok_chargeDeclined", "order-8-charge", &out, &err), TK_EINVAL);
     assert_string_equal(err.message, "Your card was declined.");
     assert_null(strstr(err.message, "tok_"));
 }
@@ -458,9 +474,12 @@ TK_TEST_MAIN(group_setup, group_teardown,
              cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
              cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
              cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-             cmocka_unit_test_setup(server_errors_until_retries_run_out, setup),
-             cmocka_unit_test_setup(server_errors_then_success, setup),
-             cmocka_unit_test_setup(rate_limited_until_retries_run_out_is_unavailable, setup),
+             TK_TEST_CASE("server_errors_until_retries_run_out", retried_charge, setup,
+                          &server_errors_until_retries_run_out),
+             TK_TEST_CASE("server_errors_then_success", retried_charge, setup,
+                          &server_errors_then_success),
+             TK_TEST_CASE("rate_limited_until_retries_run_out_is_unavailable", retried_charge,
+                          setup, &rate_limited_until_retries_run_out_is_unavailable),
              cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
              cmocka_unit_test_setup(declined_test_token, setup),
              cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
