@@ -312,6 +312,51 @@ int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *
     return rc != 0 ? rc : TK_APPLY_OK;
 }
 
+/* bbtest.<prefix>_<unique> into @p name, created by @p columns. */
+static void toy_table(PGconn *db, const char *prefix, const char *columns, char *name, size_t size)
+{
+    char unique[48], sql[256];
+    bb_unique(prefix, unique, sizeof(unique));
+    snprintf(name, size, "bbtest.%s", unique);
+    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (%s)", name, columns);
+    bb_exec(db, sql, 0, NULL);
+}
+
+void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size)
+{
+    toy_table(db, prefix, "projection text PRIMARY KEY, count bigint NOT NULL, sum bigint NOT NULL",
+              name, size);
+}
+
+void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size)
+{
+    toy_table(db, prefix, "id uuid PRIMARY KEY, version int NOT NULL", name, size);
+}
+
+void bb_totals_start(PGconn *db, const char *table, const char *projection)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", table);
+    const char *p[] = {projection};
+    bb_exec(db, sql, 1, p);
+}
+
+int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, const char *column)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, table);
+    const char *p[] = {projection};
+    return bb_scalar(db, sql, 1, p);
+}
+
+void bb_drop_table(PGconn *db, const char *table)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+    bb_exec(db, sql, 0, NULL);
+}
+
 int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
     const bb_totals_t *t = ud;

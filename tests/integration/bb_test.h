@@ -103,6 +103,23 @@ char *bb_ticket_event(const char *type, const char *subject, int64_t version, in
 /** @brief Produce bb_ticket_event(created/updated by @p version, price 100) keyed by @p id. */
 void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version);
 
+/*
+ * The toy read models' tables, private to one run: bbtest.<prefix>_<unique> (the bbtest schema is
+ * made when missing). Each exits the process on a database error, as bb_exec.
+ */
+/** @brief Create a bb_totals_apply table (projection text primary key, count, sum); its name into
+ *         @p name. */
+void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size);
+/** @brief Create a bb_replica_apply table (id uuid primary key, version int); its name into
+ *         @p name. */
+void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size);
+/** @brief A row for @p projection in the totals table @p table: count 0, sum 0. */
+void bb_totals_start(PGconn *db, const char *table, const char *projection);
+/** @brief The @p column ("count" or "sum") of @p projection's row in @p table. */
+int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, const char *column);
+/** @brief DROP TABLE IF EXISTS @p table. */
+void bb_drop_table(PGconn *db, const char *table);
+
 /**
  * @brief A toy replica following versions (an apply callback; @p ud is the name of a table
  *        (id text primary key, version bigint)): stored == v - 1 applies, v <= stored skips, a

@@ -232,10 +232,7 @@ static void cli_lists_shows_and_drops(void **state)
 
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, totals);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(db, totals, projection, column);
 }
 
 static int64_t remembered(const char *projection)
@@ -248,13 +245,11 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
 {
     (void)state;
     enum { WAVES = 6, PER_WAVE = 500 };
-    char topic[64], name[64], sql[200];
+    char topic[64], name[64];
     bb_unique("bbtest_prune", topic, sizeof(topic));
     bb_unique("pr", name, sizeof(name));
     bb_topic(topic, 1);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", totals);
-    const char *pn[] = {name};
-    bb_exec(db, sql, 1, pn);
+    bb_totals_start(db, totals, name);
 
     const char *topics[] = {topic, NULL};
     bb_totals_t tot = {totals, name};
@@ -336,29 +331,17 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
     db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(replica, sizeof(replica), "bbtest.dlreplica_%s", suffix);
-    snprintf(totals, sizeof(totals), "bbtest.dltotals_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
-             replica);
-    bb_exec(db, sql, 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             totals);
-    bb_exec(db, sql, 0, NULL);
+    bb_replica_create(db, "dlreplica", replica, sizeof(replica));
+    bb_totals_create(db, "dltotals", totals, sizeof(totals));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s, %s", replica, totals);
-    bb_exec(db, sql, 0, NULL);
+    bb_drop_table(db, replica);
+    bb_drop_table(db, totals);
     PQfinish(db);
     return 0;
 }

@@ -99,10 +99,7 @@ static void publish_tickets(const char *topic, int from, int to)
 
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, counts);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(db, counts, projection, column);
 }
 
 struct member {
@@ -169,13 +166,11 @@ static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
 {
     (void)state;
     enum { N1 = 300, N2 = 200 };
-    char topic[64], name[64], group[192], sql[200];
+    char topic[64], name[64], group[192];
     bb_unique("bbtest_fenced", topic, sizeof(topic));
     bb_unique("f", name, sizeof(name));
     bb_topic(topic, 3);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", counts);
-    const char *p[] = {name};
-    bb_exec(db, sql, 1, p);
+    bb_totals_start(db, counts, name);
     tk_projector_group_name(CONTEXT, name, group, sizeof(group));
 
     publish_tickets(topic, 1, N1);
@@ -237,25 +232,15 @@ static void fenced_expiration_stages_start_over(void **state)
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
     db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(counts, sizeof(counts), "bbtest.fenced_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             counts);
-    bb_exec(db, sql, 0, NULL);
+    bb_totals_create(db, "fenced", counts, sizeof(counts));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", counts);
-    bb_exec(db, sql, 0, NULL);
+    bb_drop_table(db, counts);
     PQfinish(db);
     return 0;
 }

@@ -103,20 +103,9 @@ static void publish_tickets(const char *topic, int n)
     rd_kafka_destroy(producer);
 }
 
-static void start_totals(const char *projection)
-{
-    char sql[200];
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", totals);
-    const char *p[] = {projection};
-    bb_exec(db, sql, 1, p);
-}
-
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, totals);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(db, totals, projection, column);
 }
 
 static tk_projector_t *projector(const char *name, const char *topic,
@@ -170,7 +159,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     const int64_t sum = (int64_t)N * (N + 1) / 2;
 
     /* The reference: one uninterrupted run. */
-    start_totals(u);
+    bb_totals_start(db, totals, u);
     struct toy tu = {.sums = {totals, u}};
     tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
     struct count_goal gu = {u, N};
@@ -180,7 +169,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     assert_int_equal(total(u, "sum"), sum);
 
     /* The victim: a child process applying slowly, killed -9 inside a batch's transaction. */
-    start_totals(k);
+    bb_totals_start(db, totals, k);
     char env_kv[128];
     snprintf(env_kv, sizeof(env_kv), "PGAPPNAME=%s", app);
     char *argv[] = {"test_projector", "--child-project", topic, k, totals, NULL};
@@ -227,7 +216,7 @@ static void two_members_share_the_partitions(void **state)
     publish_tickets(topic, N);
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
-    start_totals(name);
+    bb_totals_start(db, totals, name);
     struct toy toys[2] = {{.sums = {totals, name}, .sleep_us = 2000},
                           {.sums = {totals, name}, .sleep_us = 2000}};
     bb_loop_t members[2] = {{0}};
@@ -259,7 +248,7 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     bb_topic(topic, 2);
     publish_tickets(topic, N);
 
-    start_totals(name);
+    bb_totals_start(db, totals, name);
     struct toy t = {.sums = {totals, name}, .sleep_us = 200};
     setenv("PGAPPNAME", app, 1); /* names the projector's first connection only */
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
@@ -306,7 +295,7 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    start_totals(d);
+    bb_totals_start(db, totals, d);
     /* The third apply fails with a retryable conflict: that batch rolls back and is replayed. */
     struct toy t = {.sums = {totals, d}, .emit = true, .fail_call = 3};
     tk_projector_t *p = projector(d, topic, sum_apply, &t);
@@ -360,7 +349,7 @@ static void poison_records_are_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    start_totals(name);
+    bb_totals_start(db, totals, name);
     struct toy t = {.sums = {totals, name}};
     tk_projector_t *p = projector(name, topic, sum_apply, &t);
     struct count_goal g = {name, 2};
@@ -458,29 +447,17 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
     db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(totals, sizeof(totals), "bbtest.totals_%s", suffix);
-    snprintf(replica, sizeof(replica), "bbtest.replica_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             totals);
-    bb_exec(db, sql, 0, NULL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
-             replica);
-    bb_exec(db, sql, 0, NULL);
+    bb_totals_create(db, "totals", totals, sizeof(totals));
+    bb_replica_create(db, "replica", replica, sizeof(replica));
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s, %s", totals, replica);
-    bb_exec(db, sql, 0, NULL);
+    bb_drop_table(db, totals);
+    bb_drop_table(db, replica);
     PQfinish(db);
     return 0;
 }
