@@ -154,6 +154,35 @@ static void stop(const char *const *env)
     }
 }
 
+/* The server of one test, as cmocka fixtures: SERVER_TEST(test, workers, env) starts it with
+ * start(workers, env) before the test and stops it after, failed or not. */
+struct server_conf {
+    int workers;
+    const char *const *env;
+};
+
+static int server_up(void **state)
+{
+    const struct server_conf *c = *state;
+    start(c->workers, c->env);
+    return 0;
+}
+
+static int server_down(void **state)
+{
+    const struct server_conf *c = *state;
+    stop(c->env);
+    return 0;
+}
+
+#define SERVER_TEST(test, workers, env)                                                            \
+    {                                                                                              \
+#test, test, server_up, server_down, (void *)&(const struct server_conf)                   \
+        {                                                                                          \
+            workers, env                                                                           \
+        }                                                                                          \
+    }
+
 /* ------------------------------------------------------------------ raw client */
 
 static int64_t now_ms(void)
@@ -298,7 +327,6 @@ static size_t h2_attack(char *out, const char *path)
 static void http2_is_refused(void **state)
 {
     (void)state;
-    start(2, h2_env);
     char buf[4096], frames[512];
 
     /* The preface, a request that waits for a worker, and its reset: answered as HTTP/1.1. */
@@ -323,7 +351,6 @@ static void http2_is_refused(void **state)
     assert_int_equal(status_of(buf), 200);
 
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
-    stop(h2_env);
 }
 
 static const char *const deadline_env[] = {"HTTP_DEADLINE_MS=500", NULL};
@@ -333,7 +360,6 @@ static const char *const deadline_env[] = {"HTTP_DEADLINE_MS=500", NULL};
 static void deadline_answers_and_lifetime(void **state)
 {
     (void)state;
-    start(1, deadline_env);
     char buf[4096];
     gate_set(false);
     int a = send_get("/api/slow/1", NULL);
@@ -360,7 +386,6 @@ static void deadline_answers_and_lifetime(void **state)
     close(a);
     close(b);
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
-    stop(deadline_env);
 }
 
 /* ------------------------------------------------------------------ bounded work */
@@ -370,7 +395,6 @@ static const char *const lanes_env[] = {"HTTP_QUEUE_MAX=2", "HTTP_DEADLINE_MS=30
 static void lanes_and_bounded_queue(void **state)
 {
     (void)state;
-    start(1, lanes_env);
     char buf[4096];
     gate_set(false);
     int fds[3];
@@ -397,7 +421,6 @@ static void lanes_and_bounded_queue(void **state)
         close(fds[i]);
     }
     assert_int_equal(runs_get(), 3);
-    stop(lanes_env);
 }
 
 static const char *const gone_env[] = {"HTTP_QUEUE_MAX=64", "HTTP_DEADLINE_MS=30000", NULL};
@@ -405,7 +428,6 @@ static const char *const gone_env[] = {"HTTP_QUEUE_MAX=64", "HTTP_DEADLINE_MS=30
 static void queued_work_of_gone_clients_is_dropped(void **state)
 {
     (void)state;
-    start(1, gone_env);
     char buf[4096];
     gate_set(false);
     int a = send_get("/api/slow/0", NULL);
@@ -422,17 +444,32 @@ static void queued_work_of_gone_clients_is_dropped(void **state)
     close(a);
     usleep(300 * 1000);
     assert_int_equal(runs_get(), 1); /* none of the 20 ran */
-    stop(gone_env);
 }
 
 /* ------------------------------------------------------------------ bodies */
 
 static const char *const body_env[] = {NULL};
 
+/* POST /api/echo with the @p len bytes of @p body (NULs too) on a connection of its own: the
+ * response into @p buf, its status returned. */
+static int post_echo(const char *body, size_t len, char *buf, size_t cap)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     len);
+    int fd = dial();
+    send_all(fd, req, (size_t)n);
+    send_all(fd, body, len);
+    read_response(fd, buf, cap, 3000);
+    close(fd);
+    return status_of(buf);
+}
+
 static void body_limits_and_nul_bytes(void **state)
 {
     (void)state;
-    start(2, body_env);
     char buf[4096];
 
     /* 413 from the declared length alone: no body byte is ever sent. */
@@ -450,31 +487,11 @@ static void body_limits_and_nul_bytes(void **state)
 
     /* A body with a NUL byte: parsed with its full length (400), never past the copy. */
     static const char nul_body[] = "{\"a\":\"x\0y\"}";
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     sizeof(nul_body) - 1);
-    fd = dial();
-    send_all(fd, req, (size_t)n);
-    send_all(fd, nul_body, sizeof(nul_body) - 1);
-    read_response(fd, buf, sizeof(buf), 3000);
-    close(fd);
-    assert_int_equal(status_of(buf), 400);
+    assert_int_equal(post_echo(nul_body, sizeof(nul_body) - 1, buf, sizeof(buf)), 400);
 
     /* The whole body is kept: a NUL after a complete object is trailing garbage, not the end. */
     static const char trailing[] = "{\"a\":1}\0{\"b\":2}";
-    n = snprintf(req, sizeof(req),
-                 "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 sizeof(trailing) - 1);
-    fd = dial();
-    send_all(fd, req, (size_t)n);
-    send_all(fd, trailing, sizeof(trailing) - 1);
-    read_response(fd, buf, sizeof(buf), 3000);
-    close(fd);
-    assert_int_equal(status_of(buf), 400);
-    stop(body_env);
+    assert_int_equal(post_echo(trailing, sizeof(trailing) - 1, buf, sizeof(buf)), 400);
 }
 
 /* ------------------------------------------------------------------ event streams */
@@ -502,7 +519,6 @@ static bool channel_drained(void *arg)
 static void event_streams_are_bounded(void **state)
 {
     (void)state;
-    start(2, sse_env);
     char buf[4096];
     char *alice = tk_test_fake_session("0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b", "a@x.io");
     char *bob = tk_test_fake_session("1b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b", "b@x.io");
@@ -537,7 +553,6 @@ static void event_streams_are_bounded(void **state)
     free(alice);
     free(bob);
     free(carol);
-    stop(sse_env);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -547,7 +562,6 @@ static const char *const conns_env[] = {"HTTP_MAX_CONNECTIONS=4", NULL};
 static void connections_are_bounded(void **state)
 {
     (void)state;
-    start(2, conns_env);
     char buf[4096];
     int idle[4];
     for (int i = 0; i < 4; i++)
@@ -561,7 +575,6 @@ static void connections_are_bounded(void **state)
     close(fd);
     for (int i = 1; i < 4; i++)
         close(idle[i]);
-    stop(conns_env);
 }
 
 /* Stopping while clients keep their connections open (one idle after a response, one that never
@@ -609,7 +622,6 @@ static const char *const emfile_env[] = {"HTTP_MAX_CONNECTIONS=1000", NULL};
 static void accept_without_descriptors_does_not_spin(void **state)
 {
     (void)state;
-    start(1, emfile_env);
     char buf[4096];
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
     struct rlimit old, low;
@@ -662,7 +674,6 @@ static void accept_without_descriptors_does_not_spin(void **state)
     }
     /* Descriptors back: the server accepts again. */
     assert_int_equal(get_status("/healthz", NULL, 3000, buf, sizeof(buf)), 200);
-    stop(emfile_env);
 }
 
 /* ------------------------------------------------------------------ readiness */
@@ -699,15 +710,15 @@ int main(void)
     tk_err_t err = {0};
     tk_cfg_load(0, &err);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(http2_is_refused),
-        cmocka_unit_test(deadline_answers_and_lifetime),
-        cmocka_unit_test(lanes_and_bounded_queue),
-        cmocka_unit_test(queued_work_of_gone_clients_is_dropped),
-        cmocka_unit_test(body_limits_and_nul_bytes),
-        cmocka_unit_test(event_streams_are_bounded),
-        cmocka_unit_test(connections_are_bounded),
+        SERVER_TEST(http2_is_refused, 2, h2_env),
+        SERVER_TEST(deadline_answers_and_lifetime, 1, deadline_env),
+        SERVER_TEST(lanes_and_bounded_queue, 1, lanes_env),
+        SERVER_TEST(queued_work_of_gone_clients_is_dropped, 1, gone_env),
+        SERVER_TEST(body_limits_and_nul_bytes, 2, body_env),
+        SERVER_TEST(event_streams_are_bounded, 2, sse_env),
+        SERVER_TEST(connections_are_bounded, 2, conns_env),
         cmocka_unit_test(stop_with_open_connections),
-        cmocka_unit_test(accept_without_descriptors_does_not_spin),
+        SERVER_TEST(accept_without_descriptors_does_not_spin, 1, emfile_env),
         cmocka_unit_test(readyz_turns_red_when_the_database_never_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
