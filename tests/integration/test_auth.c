@@ -110,12 +110,6 @@ static void signed_up(char *email, size_t cap)
     tk_test_resp_release(&r);
 }
 
-static const char *first_message(const tk_test_resp_t *r)
-{
-    json_t *errors = json_object_get(r->json, "errors");
-    return json_string_value(json_object_get(json_array_get(errors, 0), "message"));
-}
-
 /* A1, A6, and the user:registered event on the broker. */
 static void signup_returns_201_with_cookie_and_event(void **state)
 {
@@ -162,13 +156,13 @@ static void signup_validation(void **state)
     (void)state;
     tk_test_resp_t r;
     assert_int_equal(signup("alskdflaskjfd", "password", &r), 400);
-    assert_string_equal(first_message(&r), "Email must be valid");
+    assert_string_equal(tk_test_first_message(&r), "Email must be valid");
     tk_test_resp_release(&r);
 
     char email[64];
     unique_email(email, sizeof(email));
     assert_int_equal(signup(email, "p", &r), 400);
-    assert_string_equal(first_message(&r), "Password must be between 4 and 20 characters");
+    assert_string_equal(tk_test_first_message(&r), "Password must be between 4 and 20 characters");
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(r.json, "errors"), 0), "field")),
                         "password");
@@ -178,22 +172,16 @@ static void signup_validation(void **state)
     assert_int_equal(signup(email, "123456789012345678901", &r), 400);
     tk_test_resp_release(&r);
 
-    tk_test_http("POST", "/api/users/signup", "{\"email\":\"test@test.com\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "{\"password\":\"alskjdf\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"email\":\"test@test.com\"}", NULL,
+                                400, NULL));
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"password\":\"alskjdf\"}", NULL,
+                                400, NULL));
     tk_test_http("POST", "/api/users/signup", "{\"email\":5,\"password\":[1]}", NULL, &r);
     assert_int_equal(r.status, 400);
     assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 2);
     tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "{\"email\":", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "[1,2]", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"email\":", NULL, 400, NULL));
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "[1,2]", NULL, 400, NULL));
 }
 
 /* A5, case-insensitively. */
@@ -204,7 +192,7 @@ static void duplicate_email_is_refused(void **state)
     signed_up(email, sizeof(email));
     tk_test_resp_t r;
     assert_int_equal(signup(email, "password", &r), 400);
-    assert_string_equal(first_message(&r), "Email in use");
+    assert_string_equal(tk_test_first_message(&r), "Email in use");
     tk_test_resp_release(&r);
     for (char *p = email; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
@@ -257,10 +245,8 @@ static void signin_cases(void **state)
     unique_email(email, sizeof(email));
     tk_test_resp_t r;
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"password\"}", email);
-    tk_test_http("POST", "/api/users/signin", body, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(first_message(&r), "Invalid credentials");
-    tk_test_resp_release(&r);
+    assert_true(
+        tk_test_http_is("POST", "/api/users/signin", body, NULL, 400, "Invalid credentials"));
 
     assert_int_equal(signup(email, "password", &r), 201);
     tk_test_resp_release(&r);
@@ -277,10 +263,8 @@ static void signin_cases(void **state)
     assert_string_equal(json_string_value(json_object_get(r.json, "email")), email);
     tk_test_resp_release(&r);
 
-    tk_test_http("POST", "/api/users/signin", "{\"email\":\"a@b.com\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(first_message(&r), "You must supply a password");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signin", "{\"email\":\"a@b.com\"}", NULL, 400,
+                                "You must supply a password"));
 }
 
 /* A10: the exact clearing string. */
@@ -361,7 +345,7 @@ static void assert_throttled(const tk_test_resp_t *r, int window)
 {
     assert_int_equal(r->status, 429);
     assert_true(r->retry_after >= 1 && r->retry_after <= window);
-    assert_non_null(strstr(first_message(r), "Too many failed sign-ins"));
+    assert_non_null(strstr(tk_test_first_message(r), "Too many failed sign-ins"));
     assert_null(r->set_cookie);
 }
 

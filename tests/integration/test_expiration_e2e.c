@@ -356,7 +356,7 @@ static void order_and_pay_just_in_time(const tko_user_t *u, const char *title,
             return;
         }
         assert_int_equal(status, 400);
-        assert_string_equal(tko_first_message(&r), "Order has expired");
+        assert_string_equal(tk_test_first_message(&r), "Order has expired");
         tk_test_resp_release(&r);
         assert_int_equal(tk_fake_stripe_created(fake, PI), charged);
         fprintf(stderr, "paid %d ms before expiresAt: decided too late; a larger margin\n",
@@ -420,7 +420,7 @@ static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
     sleep_until(due + 50);
     tk_test_resp_t r;
     assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
-    assert_string_equal(tko_first_message(&r), "Order has expired");
+    assert_string_equal(tk_test_first_message(&r), "Order has expired");
     tk_test_resp_release(&r);
     assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);

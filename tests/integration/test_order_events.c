@@ -213,10 +213,7 @@ static void delete_order(const tko_user_t *u, const char *order)
 {
     char path[128];
     snprintf(path, sizeof(path), "/api/orders/%s", order);
-    tk_test_resp_t r;
-    tk_test_http("DELETE", path, NULL, u->cookie, &r);
-    assert_int_equal(r.status, 204);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("DELETE", path, NULL, u->cookie, 204, NULL));
 }
 
 static const char *str(const json_t *o, const char *k)
@@ -273,24 +270,13 @@ static void events_errors(void **state)
     char order[TK_UUID_LEN + 1], unknown[TK_UUID_LEN + 1], path[128];
     new_order(&u, order);
     tk_uuid_new(unknown);
-    tk_test_resp_t r;
 
     snprintf(path, sizeof(path), "/api/orders/%s/events", order);
-    tk_test_http("GET", path, NULL, NULL, &r);
-    assert_int_equal(r.status, 401);
-    assert_string_equal(tko_first_message(&r), "Not authorized");
-    tk_test_resp_release(&r);
-    tk_test_http("GET", path, NULL, other.cookie, &r);
-    assert_int_equal(r.status, 401);
-    tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders/not-a-uuid/events", NULL, u.cookie, &r);
-    assert_int_equal(r.status, 404);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, NULL, 401, "Not authorized"));
+    assert_true(tk_test_http_is("GET", path, NULL, other.cookie, 401, NULL));
+    assert_true(tk_test_http_is("GET", "/api/orders/not-a-uuid/events", NULL, u.cookie, 404, NULL));
     snprintf(path, sizeof(path), "/api/orders/%s/events", unknown);
-    tk_test_http("GET", path, NULL, u.cookie, &r);
-    assert_int_equal(r.status, 404);
-    assert_string_equal(tko_first_message(&r), "Not Found");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, u.cookie, 404, "Not Found"));
     free(u.cookie);
     free(other.cookie);
 }

@@ -212,10 +212,8 @@ static void place_errors(void **state)
     tk_test_resp_release(&r);
     const char *bodies[] = {"{}", "{\"ticketId\":\"\"}", "{\"ticketId\":5}"};
     for (size_t i = 0; i < 3; i++) {
-        tk_test_http("POST", "/api/orders", bodies[i], u.cookie, &r);
-        assert_int_equal(r.status, 400);
-        assert_string_equal(tko_first_message(&r), "TicketId must be provided");
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("POST", "/api/orders", bodies[i], u.cookie, 400,
+                                    "TicketId must be provided"));
     }
     free(u.cookie);
 }
@@ -267,7 +265,7 @@ static void place_reserves_and_publishes(void **state)
     tk_test_resp_t r2; /* O2 */
     place(&b, ticket, &r2);
     assert_int_equal(r2.status, 400);
-    assert_string_equal(tko_first_message(&r2), "Ticket is already reserved");
+    assert_string_equal(tk_test_first_message(&r2), "Ticket is already reserved");
     tk_test_resp_release(&r2);
     place(&a, ticket, &r2); /* the holder too */
     assert_int_equal(r2.status, 400);
@@ -367,13 +365,8 @@ static void order_list_is_bounded(void **state)
     assert_int_equal(json_array_size(r.json), 3);
     tk_test_resp_release(&r);
     tko_user_t other = tko_user_new(); /* a cursor must be one of the caller's orders */
-    tk_test_http("GET", path, NULL, other.cookie, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Invalid cursor");
-    tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders?limit=0", NULL, u.cookie, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, other.cookie, 400, "Invalid cursor"));
+    assert_true(tk_test_http_is("GET", "/api/orders?limit=0", NULL, u.cookie, 400, NULL));
     setenv("LIST_DEFAULT_LIMIT", "100", 1);
     assert_int_equal(tk_cfg_load(0, NULL), 0);
     free(u.cookie);
@@ -433,7 +426,7 @@ static void open_orders_are_capped(void **state)
     place(&u, t[last], &r);
     assert_int_equal(r.status, 429);
     assert_true(r.retry_after > 800 && r.retry_after <= 900); /* the window is 900 s */
-    assert_non_null(strstr(tko_first_message(&r), "Too many open orders"));
+    assert_non_null(strstr(tk_test_first_message(&r), "Too many open orders"));
     tk_test_resp_release(&r);
     place(&other, t[last], &r); /* another user still can */
     assert_int_equal(r.status, 201);
@@ -612,9 +605,7 @@ static void list_and_show(void **state)
     order_request("GET", &one, "nope", &r);
     assert_int_equal(r.status, 404);
     tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders", NULL, NULL, &r);
-    assert_int_equal(r.status, 401);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", "/api/orders", NULL, NULL, 401, NULL));
     free(one.cookie);
     free(two.cookie);
 }
@@ -694,7 +685,7 @@ static void payment_completes(void **state)
     tk_test_resp_t r;
     order_request("DELETE", &u, order, &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Cannot cancel a completed order");
+    assert_string_equal(tk_test_first_message(&r), "Cannot cancel a completed order");
     tk_test_resp_release(&r);
     place(&other, ticket, &r); /* complete still reserves */
     assert_int_equal(r.status, 400);
@@ -803,7 +794,7 @@ static void *race_worker(void *arg)
         tk_test_resp_t r;
         place(&u, s->race->ticket, &r);
         s->race->status[i] = r.status;
-        const char *m = r.status == 400 ? tko_first_message(&r) : NULL;
+        const char *m = r.status == 400 ? tk_test_first_message(&r) : NULL;
         snprintf(s->race->message[i], sizeof(s->race->message[i]), "%s", m ? m : "");
         tk_test_resp_release(&r);
         free(u.cookie);

@@ -209,12 +209,6 @@ static long pay(const char *cookie, const char *token, const char *order_id, tk_
     return r->status;
 }
 
-static const char *first_message(const tk_test_resp_t *r)
-{
-    json_t *errors = json_object_get(r->json, "errors");
-    return json_string_value(json_object_get(json_array_get(errors, 0), "message"));
-}
-
 /* A fresh user with a fresh order of @p price_cents, replicated (created/0). */
 struct fixture {
     char user[TK_UUID_LEN + 1];
@@ -243,7 +237,7 @@ static void pay_expect(const struct fixture *f, const char *token, long status, 
     tk_test_resp_t r;
     assert_int_equal(pay(f->cookie, token, f->order, &r), status);
     if (message != NULL)
-        assert_string_equal(first_message(&r), message);
+        assert_string_equal(tk_test_first_message(&r), message);
     tk_test_resp_release(&r);
 }
 

@@ -166,7 +166,7 @@ static void *race(void *arg)
     rc->status = pay(rc->f->cookie, "tok_visa", rc->f->order, &r);
     const char *id = json_string_value(json_object_get(r.json, "id"));
     snprintf(rc->id, sizeof(rc->id), "%s", id ? id : "");
-    const char *m = r.status == 400 ? first_message(&r) : NULL;
+    const char *m = r.status == 400 ? tk_test_first_message(&r) : NULL;
     snprintf(rc->message, sizeof(rc->message), "%s", m ? m : "");
     tk_test_resp_release(&r);
     return NULL;
@@ -240,7 +240,7 @@ static void cancel_while_charging(const struct fixture *f)
     tk_stripe_options_override(&fake_opts);
 
     assert_int_equal(a.resp.status, 400);
-    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
+    assert_string_equal(tk_test_first_message(&a.resp), "Cannot pay for an cancelled order");
     tk_test_resp_release(&a.resp);
 }
 
@@ -547,7 +547,7 @@ static void signed_webhook_settles_a_lost_charge(void **state)
     assert_int_equal(payments_of(f.order), 1);
     tk_test_resp_t pr;
     assert_int_equal(pay(f.cookie, "tok_visa_other", f.order, &pr), 400);
-    assert_string_equal(first_message(&pr), "Order already paid");
+    assert_string_equal(tk_test_first_message(&pr), "Order already paid");
     tk_test_resp_release(&pr);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     free(body);

@@ -147,7 +147,7 @@ static void create_requires_auth(void **state)
     tk_test_http("POST", "/api/tickets", "{}", NULL, &r);
     assert_int_not_equal(r.status, 404);
     assert_int_equal(r.status, 401);
-    assert_string_equal(tko_first_message(&r), "Not authorized");
+    assert_string_equal(tk_test_first_message(&r), "Not authorized");
     tk_test_resp_release(&r);
 
     tko_user_t u = tko_user_new();
@@ -176,15 +176,12 @@ static void create_validation(void **state)
         tk_test_resp_t r;
         tk_test_http("POST", "/api/tickets", cases[i].body, u.cookie, &r);
         assert_int_equal(r.status, 400);
-        assert_string_equal(tko_first_message(&r), cases[i].message);
+        assert_string_equal(tk_test_first_message(&r), cases[i].message);
         assert_string_equal(tko_str(json_array_get(json_object_get(r.json, "errors"), 0), "field"),
                             cases[i].field);
         tk_test_resp_release(&r);
     }
-    tk_test_resp_t r;
-    tk_test_http("POST", "/api/tickets", "{\"title\":", u.cookie, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/tickets", "{\"title\":", u.cookie, 400, NULL));
     free(u.cookie);
 }
 
@@ -263,15 +260,10 @@ static void show_unknown_is_404(void **state)
     tk_uuid_new(id);
     const char *paths[] = {"/api/tickets/%s", "/api/tickets/%s/history"};
     for (size_t i = 0; i < 2; i++) {
-        tk_test_resp_t r;
         snprintf(path, sizeof(path), paths[i], id);
-        tk_test_http("GET", path, NULL, NULL, &r);
-        assert_int_equal(r.status, 404);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", path, NULL, NULL, 404, NULL));
         snprintf(path, sizeof(path), paths[i], "5f1a2b3c4d5e6f7a8b9c0d1e");
-        tk_test_http("GET", path, NULL, NULL, &r);
-        assert_int_equal(r.status, 404);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", path, NULL, NULL, 404, NULL));
     }
 }
 
@@ -302,11 +294,11 @@ static void update_errors(void **state)
     tk_test_resp_release(&r);
     put_ticket(&owner, id, "{\"title\":\"\",\"price\":20}", &r); /* T14 */
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Title is required");
+    assert_string_equal(tk_test_first_message(&r), "Title is required");
     tk_test_resp_release(&r);
     put_ticket(&owner, id, "{\"title\":\"alskdfjj\",\"price\":-10}", &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Price must be greater than 0");
+    assert_string_equal(tk_test_first_message(&r), "Price must be greater than 0");
     tk_test_resp_release(&r);
 
     /* None of these changed the ticket. */
@@ -447,7 +439,7 @@ static void reserve_and_release(void **state)
     tk_test_resp_t r;
     put_ticket(&owner, id, "{\"title\":\"new\",\"price\":10}", &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Cannot edit a reserved ticket");
+    assert_string_equal(tk_test_first_message(&r), "Cannot edit a reserved ticket");
     tk_test_resp_release(&r);
     tko_user_t stranger = tko_user_new();
     put_ticket(&stranger, id, "{\"title\":\"new\",\"price\":10}", &r);
@@ -621,17 +613,12 @@ static void pagination(void **state)
     const char *bad[] = {"/api/tickets?limit=0", "/api/tickets?limit=abc",
                          "/api/tickets?limit=1001", "/api/tickets?cursor=nope"};
     for (size_t i = 0; i < 4; i++) {
-        tk_test_http("GET", bad[i], NULL, NULL, &r);
-        assert_int_equal(r.status, 400);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", bad[i], NULL, NULL, 400, NULL));
     }
     char unknown[TK_UUID_LEN + 1];
     tk_uuid_new(unknown);
     snprintf(path, sizeof(path), "/api/tickets?cursor=%s", unknown);
-    tk_test_http("GET", path, NULL, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Invalid cursor");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, NULL, 400, "Invalid cursor"));
     free(u.cookie);
 }
 
@@ -659,10 +646,8 @@ static void bare_list_is_bounded(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(r.json), 6);
     tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/tickets?limit=7", NULL, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "limit must be an integer between 1 and 6");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", "/api/tickets?limit=7", NULL, NULL, 400,
+                                "limit must be an integer between 1 and 6"));
     setenv("LIST_DEFAULT_LIMIT", "100", 1);
     setenv("LIST_MAX_LIMIT", "1000", 1);
     assert_int_equal(tk_cfg_load(0, NULL), 0);

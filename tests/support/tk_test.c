@@ -198,6 +198,26 @@ void tk_test_http(const char *method, const char *path, const char *body, const 
     tk_test_http_ex(method, path, body, cookie, NULL, out);
 }
 
+const char *tk_test_first_message(const tk_test_resp_t *r)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(r->json, "errors"), 0), "message"));
+}
+
+bool tk_test_http_is(const char *method, const char *path, const char *body, const char *cookie,
+                     long status, const char *message)
+{
+    tk_test_resp_t r;
+    tk_test_http(method, path, body, cookie, &r);
+    const char *got = tk_test_first_message(&r);
+    bool ok = r.status == status && (message == NULL || (got != NULL && strcmp(got, message) == 0));
+    if (!ok)
+        fprintf(stderr, "%s %s: %ld %s, want %ld %s\n", method, path, r.status,
+                r.body ? r.body : "", status, message ? message : "");
+    tk_test_resp_release(&r);
+    return ok;
+}
+
 void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
                      const char *header, tk_test_resp_t *out)
 {

@@ -54,6 +54,17 @@ void tk_test_resp_release(tk_test_resp_t *r);
 void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
                      const char *header, tk_test_resp_t *out);
 
+/** @brief The message of the first error of a contract error body, or NULL. Borrowed from @p r. */
+const char *tk_test_first_message(const tk_test_resp_t *r);
+
+/**
+ * @brief One request (tk_test_http) whose answer must have @p status and, when @p message is not
+ *        NULL, that first error message. @return whether it did; when not, what came is printed
+ *        (for assert_true at the caller's line).
+ */
+bool tk_test_http_is(const char *method, const char *path, const char *body, const char *cookie,
+                     long status, const char *message);
+
 /** @brief The "session=..." part of a Set-Cookie value, for sending back. Owned. */
 char *tk_test_cookie_of(const tk_test_resp_t *r);
 
