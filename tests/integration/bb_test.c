@@ -145,28 +145,6 @@ bool bb_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
     }
 }
 
-static int partitions_of(rd_kafka_t *rk, const char *topic)
-{
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int n = -1;
-    for (int attempt = 0; attempt < 50 && n <= 0; attempt++) {
-        if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                n = md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-        }
-        if (n <= 0) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    rd_kafka_topic_destroy(t);
-    if (n <= 0)
-        die("metadata", topic);
-    return n;
-}
-
 bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
 {
     tk_err_t err = {0};
@@ -175,26 +153,7 @@ bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
     bb_reader_t *r = calloc(1, sizeof(*r));
     if ((r->rk = tk_kafka_consumer_new(group, &err)) == NULL)
         die("consumer", err.message);
-    int n = partitions_of(r->rk, topic);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++) {
-        int64_t lo = 0, hi = 0;
-        /* A broker just started may refuse a moment (coordinator or leader loading). */
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int attempt = 0; !from_beginning && attempt < 50; attempt++) {
-            if ((e = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000)) == 0)
-                break;
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        if (!from_beginning && e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("watermarks", topic);
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-            from_beginning ? RD_KAFKA_OFFSET_BEGINNING : hi;
-    }
-    if (rd_kafka_assign(r->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("assign", topic);
-    rd_kafka_topic_partition_list_destroy(l);
+    tk_test_assign(r->rk, topic, !from_beginning);
     return r;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 void tk_test_require_stack(void)
@@ -318,27 +319,66 @@ static rd_kafka_t *client(rd_kafka_type_t type)
     return rk;
 }
 
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int partitions_of(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    for (int attempt = 0; attempt < 50 && n <= 0; attempt++) {
+        if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                n = md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (n <= 0)
+            nap_ms(100);
+    }
+    rd_kafka_topic_destroy(t);
+    if (n <= 0) {
+        fprintf(stderr, "no metadata for topic %s (did `ticketing topics` run?)\n", topic);
+        exit(1);
+    }
+    return n;
+}
+
+void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end)
+{
+    int n = partitions_of(rk, topic);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++) {
+        int64_t lo = 0, hi = 0;
+        /* A broker just started may refuse a moment (coordinator or leader loading). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0; from_end && attempt < 50; attempt++) {
+            if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000)) == 0)
+                break;
+            nap_ms(200);
+        }
+        if (from_end && e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "no watermarks for topic %s: %s\n", topic, rd_kafka_err2str(e));
+            exit(1);
+        }
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+            from_end ? hi : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (rd_kafka_assign(rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "cannot assign topic %s\n", topic);
+        exit(1);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 tk_test_watch_t *tk_test_watch_new(const char *topic)
 {
     tk_test_watch_t *w = tk_mem_zalloc(sizeof(*w));
     w->rk = client(RD_KAFKA_CONSUMER);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(w->rk, topic, NULL);
-    if (rd_kafka_metadata(w->rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
-        fprintf(stderr, "no metadata for topic %s (did `ticketing topics` run?)\n", topic);
-        exit(1);
-    }
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int64_t lo = 0, hi = 0;
-        rd_kafka_query_watermark_offsets(w->rk, topic, i, &lo, &hi, 10000);
-        rd_kafka_topic_partition_list_add(parts, topic, i)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_assign(w->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    tk_test_assign(w->rk, topic, true);
     return w;
 }
 

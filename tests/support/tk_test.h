@@ -7,6 +7,7 @@
 #define TK_TEST_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -73,6 +74,14 @@ char *tk_test_session_cookie(const char *claims_json);
 
 /** @brief A session cookie for a made-up user (the original's test helper). Owned. */
 char *tk_test_fake_session(const char *user_id, const char *email);
+
+/**
+ * @brief Assign the consumer @p rk every partition of @p topic, each at its beginning or, with
+ *        @p from_end, at its current end (records produced later are read). A broker just
+ *        started may answer late: metadata and watermarks are asked again for some seconds.
+ *        Exits the process when the topic has no partitions or the broker never answers.
+ */
+void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end);
 
 typedef struct tk_test_watch tk_test_watch_t;
 
