@@ -209,16 +209,19 @@ static long pay(const char *cookie, const char *token, const char *order_id, tk_
     return r->status;
 }
 
-/* A fresh user with a fresh order of @p price_cents, replicated (created/0). */
+/* A fresh user with a fresh order of @p price_cents, replicated (created/0), and a watch of the
+ * payments topic opened before the order was. */
 struct fixture {
     char user[TK_UUID_LEN + 1];
     char order[TK_UUID_LEN + 1];
     char ticket[TK_UUID_LEN + 1];
     char *cookie;
+    tk_test_watch_t *w;
 };
 
 static void fixture_new(struct fixture *f, int64_t price_cents)
 {
+    f->w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     tk_uuid_new(f->user);
     f->cookie = session_of(f->user);
     order_created(f->user, price_cents, f->order, f->ticket);
@@ -228,7 +231,35 @@ static void fixture_new(struct fixture *f, int64_t price_cents)
 static void fixture_free(struct fixture *f)
 {
     free(f->cookie);
+    tk_test_watch_free(f->w);
 }
+
+/* The fixture as cmocka's per-test setup and teardown: ORDER_TEST(test, price_cents) runs test
+ * with *state = a fixture of that price, freed after the test, failed or not. */
+static int order_setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    fixture_new(f, *(const int64_t *)*state);
+    *state = f;
+    return 0;
+}
+
+static int order_teardown(void **state)
+{
+    fixture_free(*state);
+    free(*state);
+    return 0;
+}
+
+#define ORDER_TEST_SETUP(test, setup, price_cents)                                                 \
+    {                                                                                              \
+#test, test, setup, order_teardown, (void *)&(const int64_t)                               \
+        {                                                                                          \
+            price_cents                                                                            \
+        }                                                                                          \
+    }
+#define ORDER_TEST(test, price_cents) ORDER_TEST_SETUP(test, order_setup, price_cents)
 
 /* POST /api/payments for @p f with @p token must answer @p status and, when @p message is not
  * NULL, that first error message. */
