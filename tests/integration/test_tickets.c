@@ -80,6 +80,25 @@ static json_t *get_ticket(const char *id)
     return j;
 }
 
+/* A ticket of @p owner priced 30, in the view at version 0. */
+static void new_listed_ticket(const tko_user_t *owner, const char *title, char id[TK_UUID_LEN + 1])
+{
+    create_ticket(owner, title, 30, id);
+    wait_view(id, 0);
+}
+
+/* No ticket:updated of @p id comes on @p w within @p window_ms, and its view stays at
+ * @p version, reserved by @p order. */
+static void stays_held(tk_test_watch_t *w, const char *id, int window_ms, json_int_t version,
+                       const char *order)
+{
+    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, window_ms), 0);
+    json_t *t = get_ticket(id);
+    assert_int_equal(tko_num(t, "version"), version);
+    assert_string_equal(tko_str(t, "orderId"), order);
+    json_decref(t);
+}
+
 static bool is_unlisted(void *arg)
 {
     return !tko_ticket_listed(arg);
@@ -413,8 +432,7 @@ static void reserve_and_release(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1], other_order[TK_UUID_LEN + 1];
-    create_ticket(&owner, "reserve me", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "reserve me", id);
     assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
@@ -515,8 +533,7 @@ static void new_order_overtakes_old_cancel(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
-    create_ticket(&owner, "contested", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "contested", id);
     tk_uuid_new(a);
     tk_uuid_new(b);
     publish_order_created(a, id, NULL);
@@ -526,11 +543,7 @@ static void new_order_overtakes_old_cancel(void **state)
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
     publish_order_ref("order:cancelled", a, 1, id);
     /* A's cancel is not B's: no change, so the view stays at version 2, held by B. */
-    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, 2500), 0);
-    json_t *t = get_ticket(id);
-    assert_int_equal(tko_num(t, "version"), 2);
-    assert_string_equal(tko_str(t, "orderId"), b);
-    json_decref(t);
+    stays_held(w, id, 2500, 2, b);
     tk_test_watch_free(w);
     free(owner.cookie);
 }
@@ -542,8 +555,7 @@ static void stale_order_arrives_late(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], old[TK_UUID_LEN + 1], now[TK_UUID_LEN + 1];
-    create_ticket(&owner, "lagging", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "lagging", id);
     tk_uuid_new(old);
     tk_uuid_new(now);
     publish_order_created(now, id, NULL);
@@ -553,11 +565,7 @@ static void stale_order_arrives_late(void **state)
     publish_order_created(old, id, NULL);
     publish_order_ref("order:cancelled", old, 1, id);
     event_time_ms = 0;
-    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, 3000), 0);
-    json_t *t = get_ticket(id);
-    assert_int_equal(tko_num(t, "version"), 1);
-    assert_string_equal(tko_str(t, "orderId"), now);
-    json_decref(t);
+    stays_held(w, id, 3000, 1, now);
     tk_test_watch_free(w);
     free(owner.cookie);
 }
