@@ -402,15 +402,12 @@ static void open_orders_are_capped(void **state)
     char t[N][TK_UUID_LEN + 1];
     for (int i = 0; i < N; i++)
         new_ticket(t[i], "capped", 100);
-    pthread_t th[N];
     struct open_race a[N];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N; i++)
         a[i] = (struct open_race){&u, t[i], 0};
-        pthread_create(&th[i], NULL, race_place, &a[i]);
-    }
+    tk_test_run_threads(race_place, a, sizeof(a[0]), N);
     int placed_n = 0, refused = 0, first = -1, last = -1;
     for (int i = 0; i < N; i++) {
-        pthread_join(th[i], NULL);
         if (a[i].status == 201) {
             placed_n++;
             first = first < 0 ? i : first;
@@ -811,15 +808,11 @@ static void concurrent_orders_one_winner(void **state)
     static struct race race;
     memset(&race, 0, sizeof(race));
     race.ticket = ticket;
-    pthread_t t[RACE_THREADS];
     struct race_slice slices[RACE_THREADS];
-    for (int i = 0; i < RACE_THREADS; i++) {
+    for (int i = 0; i < RACE_THREADS; i++)
         slices[i] =
             (struct race_slice){&race, i * RACERS / RACE_THREADS, (i + 1) * RACERS / RACE_THREADS};
-        pthread_create(&t[i], NULL, race_worker, &slices[i]);
-    }
-    for (int i = 0; i < RACE_THREADS; i++)
-        pthread_join(t[i], NULL);
+    tk_test_run_threads(race_worker, slices, sizeof(slices[0]), RACE_THREADS);
     int created = 0, refused = 0;
     for (int i = 0; i < RACERS; i++) {
         created += race.status[i] == 201;

@@ -170,13 +170,9 @@ static void concurrent_payments_charge_once(void **state)
 {
     struct fixture *f = *state;
     struct racer racers[RACERS];
-    pthread_t t[RACERS];
-    for (int i = 0; i < RACERS; i++) {
-        racers[i] = (struct racer){.f = f};
-        pthread_create(&t[i], NULL, race, &racers[i]);
-    }
     for (int i = 0; i < RACERS; i++)
-        pthread_join(t[i], NULL);
+        racers[i] = (struct racer){.f = f};
+    tk_test_run_threads(race, racers, sizeof(racers[0]), RACERS);
     int created = 0, paid = 0;
     const char *payment_id = NULL;
     for (int i = 0; i < RACERS; i++) {

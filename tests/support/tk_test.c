@@ -491,3 +491,16 @@ void tk_test_publish_event(const char *type, const char *subject, int64_t versio
     tk_test_publish(ev_topic_of(type), subject, text);
     free(text);
 }
+
+void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n)
+{
+    pthread_t *t = tk_mem_zalloc((size_t)n * sizeof(*t));
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * size) != 0) {
+            fprintf(stderr, "tk_test_run_threads: cannot start thread %d\n", i);
+            exit(1);
+        }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+}

@@ -118,6 +118,13 @@ void tk_test_publish_event(const char *type, const char *subject, int64_t versio
 /** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json);
 
+/**
+ * @brief Run @p fn on each of @p n arguments at once, one thread each, and wait for all: the
+ *        i-th thread gets (char *)@p args + i * @p size (an array of n structs of @p size).
+ *        Exits the process when a thread cannot be made.
+ */
+void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n);
+
 /** @brief Poll @p fn every 50 ms until it returns true or @p timeout_ms passes. */
 bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 

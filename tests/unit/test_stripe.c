@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "fake_stripe.h"
+#include "tk_test.h"
 #include "tk/cfg.h"
 #include "tk/stripe.h"
 
@@ -290,11 +291,7 @@ static void concurrent_same_key_is_one_intent(void **state)
 {
     (void)state;
     struct racer r[10];
-    pthread_t t[10];
-    for (int i = 0; i < 10; i++)
-        pthread_create(&t[i], NULL, race, &r[i]);
-    for (int i = 0; i < 10; i++)
-        pthread_join(t[i], NULL);
+    tk_test_run_threads(race, r, sizeof(r[0]), 10);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(r[i].rc, 0);
         assert_string_equal(r[i].out.id, r[0].out.id);
