@@ -177,6 +177,28 @@ static void place_ok(const tko_user_t *u, const char *ticket_id, char id[TK_UUID
     tk_test_resp_release(&r);
 }
 
+/* A new user's order, placed for a new ticket, and a watch of the orders topic opened first. */
+struct placed {
+    tk_test_watch_t *w;
+    tko_user_t u;
+    char ticket[TK_UUID_LEN + 1];
+    char order[TK_UUID_LEN + 1];
+};
+
+static void placed_start(struct placed *p, const char *title, int64_t cents)
+{
+    p->w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    p->u = tko_user_new();
+    new_ticket(p->ticket, title, cents);
+    place_ok(&p->u, p->ticket, p->order);
+}
+
+static void placed_end(struct placed *p)
+{
+    free(p->u.cookie);
+    tk_test_watch_free(p->w);
+}
+
 static void order_request(const char *method, const tko_user_t *u, const char *id,
                           tk_test_resp_t *r)
 {
@@ -705,37 +727,33 @@ static void payment_completes(void **state)
 static void expiration_cancels_once(void **state)
 {
     (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
-    tko_user_t u = tko_user_new();
-    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
-    new_ticket(ticket, "expire", 900);
-    place_ok(&u, ticket, order);
+    struct placed p;
+    placed_start(&p, "expire", 900);
 
     ev_payment_expired_t e = {0};
-    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
+    snprintf(e.order_id, sizeof(e.order_id), "%s", p.order);
     char *text =
-        tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
-    json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
+        tk_test_event_text("payment:expired", p.order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
+    json_t *env = tk_test_watch_expect(p.w, "order:cancelled", p.order, WAIT_MS); /* O16 */
     assert_non_null(env);
-    assert_string_equal(tko_str(json_object_get(env, "data"), "id"), order);
+    assert_string_equal(tko_str(json_object_get(env, "data"), "id"), p.order);
     assert_int_equal(tko_num(json_object_get(env, "data"), "version"), 1);
     json_decref(env);
-    wait_status(&u, order, "cancelled"); /* O15 */
+    wait_status(&p.u, p.order, "cancelled"); /* O15 */
 
     /* O17: the same record again, and a second one, change nothing. */
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
     free(text);
-    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
+    text = tk_test_event_text("payment:expired", p.order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
     free(text);
-    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+    assert_int_equal(tk_test_watch_count(p.w, "order:cancelled", p.order, 3000), 0);
     tk_test_resp_t r;
-    order_request("GET", &u, order, &r);
+    order_request("GET", &p.u, p.order, &r);
     assert_int_equal(tko_num(r.json, "version"), 1);
     tk_test_resp_release(&r);
-    free(u.cookie);
-    tk_test_watch_free(w);
+    placed_end(&p);
 }
 
 /* Issue 12: the scheduler's expiration:complete alone never cancels an order; only the payments
@@ -744,26 +762,22 @@ static void expiration_cancels_once(void **state)
 static void raw_expiration_does_not_cancel(void **state)
 {
     (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
-    tko_user_t u = tko_user_new();
-    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
-    new_ticket(ticket, "expire-raw", 900);
-    place_ok(&u, ticket, order);
+    struct placed p;
+    placed_start(&p, "expire-raw", 900);
 
     ev_expiration_complete_t e = {0};
-    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = tk_test_event_text("expiration:complete", order, 0,
+    snprintf(e.order_id, sizeof(e.order_id), "%s", p.order);
+    char *text = tk_test_event_text("expiration:complete", p.order, 0,
                                     ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    tk_test_publish(EV_TOPIC_EXPIRATIONS, p.order, text);
     free(text);
-    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+    assert_int_equal(tk_test_watch_count(p.w, "order:cancelled", p.order, 3000), 0);
 
     /* The payment accepted before expiresAt arrives late: the order completes. */
-    tko_publish_paid(order);
-    assert_true(tk_test_watch_saw(w, "order:completed", order, WAIT_MS));
-    wait_status(&u, order, "complete");
-    free(u.cookie);
-    tk_test_watch_free(w);
+    tko_publish_paid(p.order);
+    assert_true(tk_test_watch_saw(p.w, "order:completed", p.order, WAIT_MS));
+    wait_status(&p.u, p.order, "complete");
+    placed_end(&p);
 }
 
 /* ------------------------------------------------------------------ the reservation rule */
