@@ -293,6 +293,45 @@ void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size)
     toy_table(db, prefix, "id uuid PRIMARY KEY, version int NOT NULL", name, size);
 }
 
+void bb_fresh_topic(const char *what, char topic[64], char name[64], int partitions)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "bbtest_%s", what);
+    bb_unique(prefix, topic, 64);
+    bb_unique(what, name, 64);
+    bb_topic(topic, partitions);
+}
+
+rd_kafka_t *bb_producer(void)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *p = tk_kafka_producer_new(&err);
+    if (p == NULL)
+        die("producer", err.message);
+    return p;
+}
+
+bb_toys_t bb_toys;
+
+int bb_toys_setup(void **state)
+{
+    (void)state;
+    bb_toys.db = bb_connect("tickets");
+    bb_totals_create(bb_toys.db, "toytotals", bb_toys.totals, sizeof(bb_toys.totals));
+    bb_replica_create(bb_toys.db, "toyreplica", bb_toys.replica, sizeof(bb_toys.replica));
+    return 0;
+}
+
+int bb_toys_teardown(void **state)
+{
+    (void)state;
+    bb_drop_table(bb_toys.db, bb_toys.totals);
+    bb_drop_table(bb_toys.db, bb_toys.replica);
+    PQfinish(bb_toys.db);
+    bb_toys.db = NULL;
+    return 0;
+}
+
 void bb_totals_start(PGconn *db, const char *table, const char *projection)
 {
     char sql[200];

@@ -100,6 +100,13 @@ void bb_reader_free(bb_reader_t *r);
 char *bb_ticket_event(const char *type, const char *subject, int64_t version, int64_t cents,
                       size_t *len);
 
+/** @brief A fresh topic "bbtest_<what>_<unique>" of @p partitions partitions (bb_topic) into
+ *         @p topic, and a projection name "<what>_<unique>" into @p name. */
+void bb_fresh_topic(const char *what, char topic[64], char name[64], int partitions);
+
+/** @brief A producer (tk_kafka_producer_new); exits on failure. Owned: rd_kafka_destroy. */
+rd_kafka_t *bb_producer(void);
+
 /** @brief Produce bb_ticket_event(created/updated by @p version, price 100) keyed by @p id. */
 void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version);
 
@@ -113,6 +120,20 @@ void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size);
 /** @brief Create a bb_replica_apply table (id uuid primary key, version int); its name into
  *         @p name. */
 void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size);
+/*
+ * The toy tables of the projector suites as cmocka group fixtures: bb_toys_setup connects to the
+ * tickets database and makes a totals and a replica table; bb_toys_teardown drops both and
+ * disconnects. The suite reads them from bb_toys.
+ */
+typedef struct bb_toys {
+    PGconn *db;
+    char totals[80];  /* bb_totals_apply's table */
+    char replica[80]; /* bb_replica_apply's table */
+} bb_toys_t;
+extern bb_toys_t bb_toys;
+int bb_toys_setup(void **state);
+int bb_toys_teardown(void **state);
+
 /** @brief A row for @p projection in the totals table @p table: count 0, sum 0. */
 void bb_totals_start(PGconn *db, const char *table, const char *projection);
 /** @brief The @p column ("count" or "sum") of @p projection's row in @p table. */

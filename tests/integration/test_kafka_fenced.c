@@ -35,8 +35,6 @@
 #define WAIT_MS 60000
 
 static char instance[64]; /* TK_INSTANCE_ID of this process: every member is static */
-static char counts[80];   /* bbtest.fenced_xxx (projection, count, sum) */
-static PGconn *db;
 
 /* ---- a rogue member: same group, same group.instance.id ------------------------------------- */
 
@@ -73,9 +71,8 @@ static void rogue_join(const char *group, const char *topic)
 
 static void publish_tickets(const char *topic, int from, int to)
 {
+    rd_kafka_t *producer = bb_producer();
     tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
     for (int i = from; i <= to; i++) {
         ev_ticket_t t = {0};
         ev_envelope_t env;
@@ -99,7 +96,7 @@ static void publish_tickets(const char *topic, int from, int to)
 
 static int64_t total(const char *projection, const char *column)
 {
-    return bb_totals_get(db, counts, projection, column);
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
 }
 
 struct member {
@@ -129,7 +126,7 @@ static void member_start(struct member *m, const char *name, const char *topic)
                                 .ud = &m->totals};
     tk_err_t err = {0};
     memset(m, 0, sizeof(*m));
-    m->totals = (bb_totals_t){counts, name};
+    m->totals = (bb_totals_t){bb_toys.totals, name};
     m->p = tk_projector_new(&spec, &err);
     if (m->p == NULL)
         print_error("tk_projector_new: %s\n", err.message);
@@ -167,10 +164,8 @@ static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
     (void)state;
     enum { N1 = 300, N2 = 200 };
     char topic[64], name[64], group[192];
-    bb_unique("bbtest_fenced", topic, sizeof(topic));
-    bb_unique("f", name, sizeof(name));
-    bb_topic(topic, 3);
-    bb_totals_start(db, counts, name);
+    bb_fresh_topic("fenced", topic, name, 3);
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
     tk_projector_group_name(CONTEXT, name, group, sizeof(group));
 
     publish_tickets(topic, 1, N1);
@@ -229,22 +224,6 @@ static void fenced_expiration_stages_start_over(void **state)
     assert_true(ok);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    db = bb_connect(CONTEXT);
-    bb_totals_create(db, "fenced", counts, sizeof(counts));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    bb_drop_table(db, counts);
-    PQfinish(db);
-    return 0;
-}
-
 int main(void)
 {
     /* Every member of this process is static, under an instance id of its own. */
@@ -256,5 +235,5 @@ int main(void)
         cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
         cmocka_unit_test(fenced_expiration_stages_start_over),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, bb_toys_setup, bb_toys_teardown);
 }

@@ -38,10 +38,6 @@
 #define CONTEXT "tickets"
 #define GAP_TIMEOUT_MS "1500"
 
-static char totals[80];  /* bbtest.totals_xxx (projection, count, sum): one row per projection */
-static char replica[80]; /* bbtest.replica_xxx (id, version): the gap test's replica */
-static PGconn *db;
-
 /* ---- the toy projections --------------------------------------------------------------------- */
 
 struct toy {
@@ -88,9 +84,7 @@ static void publish(rd_kafka_t *producer, const char *topic, const char *key, co
 /* n ticket:created events of fresh tickets priced 1..n: the sum is n(n+1)/2. */
 static void publish_tickets(const char *topic, int n)
 {
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = bb_producer();
     for (int i = 1; i <= n; i++) {
         char id[TK_UUID_LEN + 1];
         size_t len = 0;
@@ -105,7 +99,7 @@ static void publish_tickets(const char *topic, int n)
 
 static int64_t total(const char *projection, const char *column)
 {
-    return bb_totals_get(db, totals, projection, column);
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
 }
 
 static tk_projector_t *projector(const char *name, const char *topic,
@@ -134,10 +128,36 @@ static bool count_reached(void *arg)
     return total(g->projection, "count") >= g->want;
 }
 
+/* Poll @p p until @p name's count reaches @p want, for @p timeout_ms at most. */
+static void project_count(tk_projector_t *p, const char *name, int64_t want, int timeout_ms)
+{
+    struct count_goal g = {name, want};
+    bb_project_until(p, count_reached, &g, timeout_ms);
+}
+
+/* A projector named @p name of @p topic applying the toy @p t, which counts in @p name's row of
+ * the totals table (made at count 0, sum 0). */
+static tk_projector_t *toy_projector(struct toy *t, const char *name, const char *topic)
+{
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
+    t->sums = (bb_totals_t){bb_toys.totals, name};
+    return projector(name, topic, sum_apply, t);
+}
+
+/* The dead letters of projection @p name that match the SQL condition @p where ("": all). */
+static int64_t dead_letters(const char *name, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM dead_letters WHERE projection = $1%s%s",
+             where[0] ? " AND " : "", where);
+    const char *p[] = {name};
+    return bb_scalar(bb_toys.db, sql, 1, p);
+}
+
 static int64_t stored_offset(const char *projection, const char *topic)
 {
     const char *p[] = {projection, topic};
-    return bb_scalar(db,
+    return bb_scalar(bb_toys.db,
                      "SELECT sum(next_offset) FROM projection_offsets WHERE projection = $1 AND "
                      "topic = $2",
                      2, p);
@@ -159,26 +179,24 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     const int64_t sum = (int64_t)N * (N + 1) / 2;
 
     /* The reference: one uninterrupted run. */
-    bb_totals_start(db, totals, u);
-    struct toy tu = {.sums = {totals, u}};
-    tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
-    struct count_goal gu = {u, N};
-    bb_project_until(pu, count_reached, &gu, 60000);
+    struct toy tu = {0};
+    tk_projector_t *pu = toy_projector(&tu, u, topic);
+    project_count(pu, u, N, 60000);
     tk_projector_free(pu);
     assert_int_equal(total(u, "count"), N);
     assert_int_equal(total(u, "sum"), sum);
 
     /* The victim: a child process applying slowly, killed -9 inside a batch's transaction. */
-    bb_totals_start(db, totals, k);
+    bb_totals_start(bb_toys.db, bb_toys.totals, k);
     char env_kv[128];
     snprintf(env_kv, sizeof(env_kv), "PGAPPNAME=%s", app);
-    char *argv[] = {"test_projector", "--child-project", topic, k, totals, NULL};
+    char *argv[] = {"test_projector", "--child-project", topic, k, bb_toys.totals, NULL};
     pid_t pid = bb_spawn_self(argv, env_kv);
     struct count_goal gk = {k, 600};
     assert_true(bb_eventually(count_reached, &gk, 45000));
     const char *ap[] = {app};
     int64_t deadline = tk_mono_ms() + 10000;
-    while (bb_scalar(db,
+    while (bb_scalar(bb_toys.db,
                      "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND "
                      "xact_start IS NOT NULL",
                      1, ap) == 0)
@@ -191,7 +209,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     assert_true(at_kill < N);
 
     /* Restart (same projection, same group): it resumes from the stored offsets. */
-    struct toy tk2 = {.sums = {totals, k}};
+    struct toy tk2 = {.sums = {bb_toys.totals, k}};
     tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
     gk.want = N;
     bb_project_until(pk, count_reached, &gk, 60000);
@@ -210,15 +228,13 @@ static void two_members_share_the_partitions(void **state)
     (void)state;
     enum { N = 2000 };
     char topic[64], name[64];
-    bb_unique("bbtest_group", topic, sizeof(topic));
-    bb_unique("m", name, sizeof(name));
-    bb_topic(topic, 4);
+    bb_fresh_topic("group", topic, name, 4);
     publish_tickets(topic, N);
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
-    bb_totals_start(db, totals, name);
-    struct toy toys[2] = {{.sums = {totals, name}, .sleep_us = 2000},
-                          {.sums = {totals, name}, .sleep_us = 2000}};
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
+    struct toy toys[2] = {{.sums = {bb_toys.totals, name}, .sleep_us = 2000},
+                          {.sums = {bb_toys.totals, name}, .sleep_us = 2000}};
     bb_loop_t members[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         members[i].projector = projector(name, topic, sum_apply, &toys[i]);
@@ -248,22 +264,19 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     bb_topic(topic, 2);
     publish_tickets(topic, N);
 
-    bb_totals_start(db, totals, name);
-    struct toy t = {.sums = {totals, name}, .sleep_us = 200};
+    struct toy t = {.sleep_us = 200};
     setenv("PGAPPNAME", app, 1); /* names the projector's first connection only */
-    tk_projector_t *p = projector(name, topic, sum_apply, &t);
+    tk_projector_t *p = toy_projector(&t, name, topic);
     unsetenv("PGAPPNAME");
-    struct count_goal g = {name, 300};
-    bb_project_until(p, count_reached, &g, 30000);
+    project_count(p, name, 300, 30000);
     /* Kill its session; the next batch fails, rolls back, reconnects and replays. */
     const char *ap[] = {app};
-    assert_int_equal(bb_scalar(db,
+    assert_int_equal(bb_scalar(bb_toys.db,
                                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                "WHERE application_name = $1",
                                1, ap),
                      1);
-    g.want = N;
-    bb_project_until(p, count_reached, &g, 60000);
+    project_count(p, name, N, 60000);
     int applied = 0;
     tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
@@ -277,12 +290,8 @@ static void duplicates_apply_once_and_failures_replay(void **state)
 {
     (void)state;
     char topic[64], d[64], e[3][TK_UUID_LEN + 1];
-    bb_unique("bbtest_dup", topic, sizeof(topic));
-    bb_unique("d", d, sizeof(d));
-    bb_topic(topic, 1);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    bb_fresh_topic("dup", topic, d, 1);
+    rd_kafka_t *producer = bb_producer();
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
         tk_uuid_new(e[i]);
@@ -295,13 +304,12 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    bb_totals_start(db, totals, d);
     /* The third apply fails with a retryable conflict: that batch rolls back and is replayed. */
-    struct toy t = {.sums = {totals, d}, .emit = true, .fail_call = 3};
-    tk_projector_t *p = projector(d, topic, sum_apply, &t);
-    struct count_goal g = {d, 3};
-    bb_project_until(p, count_reached, &g, 30000);
+    struct toy t = {.emit = true, .fail_call = 3};
+    tk_projector_t *p = toy_projector(&t, d, topic);
+    project_count(p, d, 3, 30000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
     assert_int_equal(total(d, "count"), 3);
@@ -310,16 +318,18 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     assert_int_equal(stored_offset(d, topic), 4);
     const char *pp[] = {d};
     assert_int_equal(
-        bb_scalar(db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, pp), 3);
+        bb_scalar(bb_toys.db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, pp),
+        3);
     /* Follow-up events: one per applied event, committed with the offsets. */
     for (int i = 0; i < 3; i++) {
         const char *k[] = {e[i]};
-        assert_int_equal(bb_scalar(db,
+        assert_int_equal(bb_scalar(bb_toys.db,
                                    "SELECT count(*) FROM outbox WHERE key = $1 AND topic = 'users' "
                                    "AND headers->>'ce_type' = 'user:registered'",
                                    1, k),
                          1);
-        bb_exec(db, "DELETE FROM outbox WHERE key = $1", 1, k); /* test data: keep it off Kafka */
+        bb_exec(bb_toys.db, "DELETE FROM outbox WHERE key = $1", 1,
+                k); /* test data: keep it off Kafka */
     }
 }
 
@@ -329,14 +339,10 @@ static void poison_records_are_dead_lettered(void **state)
     static const char junk[] = "not json {";
     static const char bad_utf8[] = "\xff\xfe{\"id\":1}";
     char topic[64], name[64], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
-    bb_unique("bbtest_poison", topic, sizeof(topic));
-    bb_unique("p", name, sizeof(name));
-    bb_topic(topic, 1);
+    bb_fresh_topic("poison", topic, name, 1);
     tk_uuid_new(a);
     tk_uuid_new(b);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = bb_producer();
     size_t len = 0;
     char *pa = bb_ticket_event("ticket:created", a, 0, 700, &len);
     publish(producer, topic, "poison", junk, strlen(junk));
@@ -349,31 +355,20 @@ static void poison_records_are_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    bb_totals_start(db, totals, name);
-    struct toy t = {.sums = {totals, name}};
-    tk_projector_t *p = projector(name, topic, sum_apply, &t);
-    struct count_goal g = {name, 2};
-    bb_project_until(p, count_reached, &g, 30000);
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, 2, 30000);
     tk_projector_free(p);
     assert_int_equal(total(name, "sum"), 750);
     assert_int_equal(stored_offset(name, topic), 4);
-    const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "error LIKE 'undecodable%'",
-                               1, pp),
-                     2);
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 0 AND payload = convert_to('not json {', 'UTF8') "
-                               "AND key = convert_to('poison', 'UTF8')",
-                               1, pp),
+    assert_int_equal(dead_letters(name, "error LIKE 'undecodable%'"), 2);
+    assert_int_equal(dead_letters(name,
+                                  "\"offset\" = 0 AND payload = convert_to('not json {', 'UTF8') "
+                                  "AND key = convert_to('poison', 'UTF8')"),
                      1);
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 2 AND payload = '\\xfffe7b226964223a317d'::bytea "
-                               "AND key IS NULL",
-                               1, pp),
+    assert_int_equal(dead_letters(name,
+                                  "\"offset\" = 2 AND payload = '\\xfffe7b226964223a317d'::bytea "
+                                  "AND key IS NULL"),
                      1);
 }
 
@@ -384,23 +379,19 @@ struct gap_goal {
 static bool replica_has(void *arg)
 {
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = $1", replica);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = $1", bb_toys.replica);
     const char *p[] = {((struct gap_goal *)arg)->id};
-    return bb_scalar(db, sql, 1, p) == 1;
+    return bb_scalar(bb_toys.db, sql, 1, p) == 1;
 }
 
 static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
 {
     (void)state;
     char topic[64], name[64], x[TK_UUID_LEN + 1], y[TK_UUID_LEN + 1];
-    bb_unique("bbtest_gap", topic, sizeof(topic));
-    bb_unique("g", name, sizeof(name));
-    bb_topic(topic, 1);
+    bb_fresh_topic("gap", topic, name, 1);
     tk_uuid_new(x);
     tk_uuid_new(y);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = bb_producer();
     /* x: v0, v1, v3 (v2 never comes); then y: v0, behind x's gap in the same partition. */
     struct {
         const char *type, *id;
@@ -418,7 +409,7 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    tk_projector_t *p = projector(name, topic, bb_replica_apply, replica);
+    tk_projector_t *p = projector(name, topic, bb_replica_apply, bb_toys.replica);
     struct gap_goal g = {y};
     int64_t t0 = tk_mono_ms();
     bb_project_until(p, replica_has, &g, 30000);
@@ -428,39 +419,15 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
                   (long long)waited);
 
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", bb_toys.replica);
     const char *px[] = {x};
-    assert_int_equal(bb_scalar(db, sql, 1, px), 1); /* v3 never applied */
-    const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 2 AND error LIKE 'version gap%'",
-                               1, pp),
-                     1);
-    assert_int_equal(
-        bb_scalar(db, "SELECT count(*) FROM dead_letters WHERE projection = $1", 1, pp), 1);
+    assert_int_equal(bb_scalar(bb_toys.db, sql, 1, px), 1); /* v3 never applied */
+    assert_int_equal(dead_letters(name, "\"offset\" = 2 AND error LIKE 'version gap%'"), 1);
+    assert_int_equal(dead_letters(name, ""), 1);
     assert_int_equal(stored_offset(name, topic), 4);
 }
 
 /* ---- setup and the child --------------------------------------------------------------------- */
-
-static int setup(void **state)
-{
-    (void)state;
-    db = bb_connect(CONTEXT);
-    bb_totals_create(db, "totals", totals, sizeof(totals));
-    bb_replica_create(db, "replica", replica, sizeof(replica));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    bb_drop_table(db, totals);
-    bb_drop_table(db, replica);
-    PQfinish(db);
-    return 0;
-}
 
 /* The victim of the kill test: project topic into the totals table slowly, until killed. */
 static int child_project(const char *topic, const char *name, const char *table)
@@ -497,5 +464,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(poison_records_are_dead_lettered),
         cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, bb_toys_setup, bb_toys_teardown);
 }
