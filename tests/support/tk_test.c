@@ -13,7 +13,10 @@
 #include "tk/pg.h"
 #include "tk/session.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -503,4 +506,19 @@ void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n)
     for (int i = 0; i < n; i++)
         pthread_join(t[i], NULL);
     free(t);
+}
+
+int tk_test_silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 16) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &alen) != 0) {
+        fprintf(stderr, "tk_test_silent_listener: no socket\n");
+        exit(1);
+    }
+    *port = ntohs(addr.sin_port);
+    return fd;
 }

@@ -125,6 +125,13 @@ void tk_test_publish(const char *topic, const char *key, const char *envelope_js
  */
 void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n);
 
+/**
+ * @brief A TCP listener on 127.0.0.1 that never accepts: a client connects, and no server ever
+ *        answers (a database that hangs in its handshake). @return its descriptor (close it),
+ *        its port into @p port. Exits the process when the socket cannot be made.
+ */
+int tk_test_silent_listener(int *port);
+
 /** @brief Poll @p fn every 50 ms until it returns true or @p timeout_ms passes. */
 bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 

@@ -682,16 +682,10 @@ static void readyz_turns_red_when_the_database_never_answers(void **state)
 {
     (void)state;
     /* A listener that never accepts: TCP connects, PostgreSQL's handshake never comes. */
-    int hole = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hole, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(hole, 16), 0);
-    socklen_t alen = sizeof(addr);
-    getsockname(hole, (struct sockaddr *)&addr, &alen);
+    int port = 0;
+    int hole = tk_test_silent_listener(&port);
     static char url[128];
-    snprintf(url, sizeof(url), "DATABASE_URL_ORDERS=postgresql://postgres@127.0.0.1:%d/x",
-             ntohs(addr.sin_port));
+    snprintf(url, sizeof(url), "DATABASE_URL_ORDERS=postgresql://postgres@127.0.0.1:%d/x", port);
     const char *env[] = {url, "PG_CONNECT_TIMEOUT_S=1", "HTTP_DEADLINE_MS=15000", NULL};
     start(1, env);
     char buf[4096];
