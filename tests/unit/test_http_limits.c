@@ -287,6 +287,17 @@ static bool runs_reach(void *arg)
     return runs_get() >= *(int *)arg;
 }
 
+/* Close the gate and send GET @p path: a worker has taken it and waits at the gate on return.
+ * The connection's descriptor. */
+static int hold_a_worker(const char *path)
+{
+    gate_set(false);
+    int fd = send_get(path, NULL);
+    int one = 1;
+    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    return fd;
+}
+
 /* ------------------------------------------------------------------ HTTP/2 and lifetimes */
 
 static const char *const h2_env[] = {NULL};
@@ -361,10 +372,7 @@ static void deadline_answers_and_lifetime(void **state)
 {
     (void)state;
     char buf[4096];
-    gate_set(false);
-    int a = send_get("/api/slow/1", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    int a = hold_a_worker("/api/slow/1");
     int b = send_get("/api/slow/2", NULL); /* queued behind a */
     int64_t t0 = now_ms();
     read_response(a, buf, sizeof(buf), 5000);
@@ -396,11 +404,8 @@ static void lanes_and_bounded_queue(void **state)
 {
     (void)state;
     char buf[4096];
-    gate_set(false);
     int fds[3];
-    fds[0] = send_get("/api/slow/0", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    fds[0] = hold_a_worker("/api/slow/0");
     fds[1] = send_get("/api/slow/1", NULL);
     fds[2] = send_get("/api/slow/2", NULL);
     usleep(100 * 1000);
@@ -429,10 +434,7 @@ static void queued_work_of_gone_clients_is_dropped(void **state)
 {
     (void)state;
     char buf[4096];
-    gate_set(false);
-    int a = send_get("/api/slow/0", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    int a = hold_a_worker("/api/slow/0");
     for (int i = 0; i < 20; i++) {
         int fd = send_get("/api/slow/9", NULL);
         close(fd); /* the client leaves while its request waits in the queue */
