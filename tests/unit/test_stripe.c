@@ -54,12 +54,14 @@ static int setup(void **state)
     return 0;
 }
 
+#define ORDER_ID "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b" /* every charge_req's order */
+
 static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
 {
     return (tk_stripe_charge_req_t){.amount = 1999,
                                     .currency = "usd",
                                     .payment = payment,
-                                    .order_id = "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b",
+                                    .order_id = ORDER_ID,
                                     .idempotency_key = key};
 }
 
@@ -73,10 +75,9 @@ static int charge(const char *payment, const char *key, tk_stripe_charge_t *out,
 static void charge_sends_a_confirmed_payment_intent(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-1-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-1-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 1);
     assert_true(strncmp(out.id, "pi_fake_", 8) == 0);
     assert_string_equal(out.status, "succeeded");
@@ -93,7 +94,7 @@ static void charge_sends_a_confirmed_payment_intent(void **state)
     assert_string_equal(tk_fake_stripe_form(rec, "confirm"), "true");
     assert_string_equal(tk_fake_stripe_form(rec, "payment_method"), "pm_card_visa");
     assert_string_equal(tk_fake_stripe_form(rec, "payment_method_types[0]"), "card");
-    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), req.order_id);
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), ORDER_ID);
     json_decref(rec);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 }
@@ -338,13 +339,12 @@ static void lost_charge_is_found_by_attempt(void **state)
 static void refund_once_per_key(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-13-charge");
-    tk_stripe_charge_t charge;
+    tk_stripe_charge_t paid;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &charge, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-13-charge", &paid, &err), 0);
 
-    tk_stripe_refund_req_t rr = {.payment_intent = charge.id,
-                                 .order_id = req.order_id,
+    tk_stripe_refund_req_t rr = {.payment_intent = paid.id,
+                                 .order_id = ORDER_ID,
                                  .reason = "order cancelled",
                                  .idempotency_key = "order-13-refund"};
     tk_stripe_refund_t a, b;
@@ -354,7 +354,7 @@ static void refund_once_per_key(void **state)
     assert_true(strncmp(a.id, "re_fake_", 8) == 0);
     assert_string_equal(a.status, "succeeded");
     json_t *rec = tk_fake_stripe_last(fake, RE);
-    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), charge.id);
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), paid.id);
     assert_string_equal(tk_fake_stripe_form(rec, "metadata[reason]"), "order cancelled");
     json_decref(rec);
     assert_int_equal(tk_stripe_refund(&opts, &rr, &b, &err), 0);
