@@ -139,39 +139,18 @@ static void timeout_then_success_charges_once(void **state)
 
 /* Stripe fails the next @p n requests to @p path (NULL: any path) with @p status: the client
  * retries with the same key, 3 attempts at most, and charges at most once. */
-struct retry_case {
-    const char *path;
+static const struct retry_case {
+    const char *name;
+    const char *path; /* the fault: the next n requests to path (NULL: any) answer status */
     int n, status;
     const char *key;
-    int rc, attempts;
-    int sent, created; /* requests with the key, PaymentIntents made */
+    int rc, attempts, sent, created; /* sent: requests with the key; created: PaymentIntents */
+} retry_cases[] = {
+    {"server_errors_until_retries_run_out", PI, 10, 500, "order-4-charge", TK_EBADGATEWAY, 3, 3, 0},
+    {"server_errors_then_success", PI, 2, 503, "order-5-charge", 0, 3, 3, 1},
+    {"rate_limited_until_retries_run_out_is_unavailable", NULL, 10, 429, "order-6-charge",
+     TK_EUNAVAIL, 3, 3, 0},
 };
-
-static const struct retry_case server_errors_until_retries_run_out = {.path = PI,
-                                                                      .n = 10,
-                                                                      .status = 500,
-                                                                      .key = "order-4-charge",
-                                                                      .rc = TK_EBADGATEWAY,
-                                                                      .attempts = 3,
-                                                                      .sent = 3,
-                                                                      .created = 0};
-static const struct retry_case server_errors_then_success = {.path = PI,
-                                                             .n = 2,
-                                                             .status = 503,
-                                                             .key = "order-5-charge",
-                                                             .rc = 0,
-                                                             .attempts = 3,
-                                                             .sent = 3,
-                                                             .created = 1};
-static const struct retry_case rate_limited_until_retries_run_out_is_unavailable = {
-    .path = NULL,
-    .n = 10,
-    .status = 429,
-    .key = "order-6-charge",
-    .rc = TK_EUNAVAIL,
-    .attempts = 3,
-    .sent = 3,
-    .created = 0};
 
 static void retried_charge(void **state)
 {
@@ -471,12 +450,9 @@ TK_TEST_MAIN(group_setup, group_teardown,
              cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
              cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
              cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-             TK_TEST_CASE("server_errors_until_retries_run_out", retried_charge, setup,
-                          &server_errors_until_retries_run_out),
-             TK_TEST_CASE("server_errors_then_success", retried_charge, setup,
-                          &server_errors_then_success),
-             TK_TEST_CASE("rate_limited_until_retries_run_out_is_unavailable", retried_charge,
-                          setup, &rate_limited_until_retries_run_out_is_unavailable),
+             TK_TEST_CASE(retry_cases[0].name, retried_charge, setup, &retry_cases[0]),
+             TK_TEST_CASE(retry_cases[1].name, retried_charge, setup, &retry_cases[1]),
+             TK_TEST_CASE(retry_cases[2].name, retried_charge, setup, &retry_cases[2]),
              cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
              cmocka_unit_test_setup(declined_test_token, setup),
              cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
