@@ -313,9 +313,10 @@ rd_kafka_t *bb_producer(void)
 
 bb_toys_t bb_toys;
 
-int bb_toys_setup(void **state)
+int bb_toys_open(const char *dbname)
 {
-    (void)state;
+    bb_require_stack(true);
+    bb_private_database("tickets", dbname);
     bb_toys.db = bb_connect("tickets");
     bb_totals_create(bb_toys.db, "toytotals", bb_toys.totals, sizeof(bb_toys.totals));
     bb_replica_create(bb_toys.db, "toyreplica", bb_toys.replica, sizeof(bb_toys.replica));

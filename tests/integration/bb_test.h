@@ -121,9 +121,11 @@ void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size);
  *         @p name. */
 void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size);
 /*
- * The toy tables of the projector suites as cmocka group fixtures: bb_toys_setup connects to the
- * tickets database and makes a totals and a replica table; bb_toys_teardown drops both and
- * disconnects. The suite reads them from bb_toys.
+ * The world of the projector suites, opened by their cmocka group setup: bb_toys_open loads the
+ * stack's configuration (bb_require_stack), points the tickets context at the private database
+ * @p dbname (bb_private_database: call it before any thread starts) and makes a totals and a
+ * replica table there; bb_toys_teardown (the group teardown) drops both and disconnects. The
+ * suite reads them from bb_toys. @return 0 (exits the process on a setup error).
  */
 typedef struct bb_toys {
     PGconn *db;
@@ -131,7 +133,7 @@ typedef struct bb_toys {
     char replica[80]; /* bb_replica_apply's table */
 } bb_toys_t;
 extern bb_toys_t bb_toys;
-int bb_toys_setup(void **state);
+int bb_toys_open(const char *dbname);
 int bb_toys_teardown(void **state);
 
 /** @brief A row for @p projection in the totals table @p table: count 0, sum 0. */

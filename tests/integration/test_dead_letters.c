@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -322,19 +324,17 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
 
 /* ---- setup ----------------------------------------------------------------------------------- */
 
-int main(void)
+static int setup(void **state)
 {
+    (void)state;
     setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
     setenv("PROCESSED_EVENTS_PRUNE_MS", "200", 1);
     char keep[16];
     snprintf(keep, sizeof(keep), "%d", KEEP_OFFSETS);
     setenv("PROCESSED_EVENTS_KEEP_OFFSETS", keep, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_dead_letters");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(retry_redrives_in_aggregate_order),
-        cmocka_unit_test(cli_lists_shows_and_drops),
-        cmocka_unit_test(processed_events_stay_bounded_and_duplicates_are_refused),
-    };
-    return cmocka_run_group_tests(tests, bb_toys_setup, bb_toys_teardown);
+    return bb_toys_open("tk_bbtest_dead_letters");
 }
+
+TK_TEST_MAIN(setup, bb_toys_teardown, cmocka_unit_test(retry_redrives_in_aggregate_order),
+             cmocka_unit_test(cli_lists_shows_and_drops),
+             cmocka_unit_test(processed_events_stay_bounded_and_duplicates_are_refused))

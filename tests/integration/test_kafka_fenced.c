@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,16 +226,15 @@ static void fenced_expiration_stages_start_over(void **state)
     assert_true(ok);
 }
 
-int main(void)
+static int setup(void **state)
 {
+    (void)state;
     /* Every member of this process is static, under an instance id of its own. */
     bb_unique("bbtest-fenced", instance, sizeof(instance));
     setenv("TK_INSTANCE_ID", instance, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_fenced");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
-        cmocka_unit_test(fenced_expiration_stages_start_over),
-    };
-    return cmocka_run_group_tests(tests, bb_toys_setup, bb_toys_teardown);
+    return bb_toys_open("tk_bbtest_fenced");
 }
+
+TK_TEST_MAIN(setup, bb_toys_teardown,
+             cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
+             cmocka_unit_test(fenced_expiration_stages_start_over))

@@ -429,6 +429,13 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
 
 /* ---- setup and the child --------------------------------------------------------------------- */
 
+static int setup(void **state)
+{
+    (void)state;
+    setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
+    return bb_toys_open("tk_bbtest_projector");
+}
+
 /* The victim of the kill test: project topic into the totals table slowly, until killed. */
 static int child_project(const char *topic, const char *name, const char *table)
 {
@@ -453,9 +460,6 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child-project") == 0)
         return child_project(argv[2], argv[3], argv[4]);
-    setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_projector");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_projector_ends_like_an_uninterrupted_one),
         cmocka_unit_test(lost_database_connection_rolls_back_and_replays),
@@ -464,5 +468,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(poison_records_are_dead_lettered),
         cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
     };
-    return cmocka_run_group_tests(tests, bb_toys_setup, bb_toys_teardown);
+    return cmocka_run_group_tests(tests, setup, bb_toys_teardown);
 }
