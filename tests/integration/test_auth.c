@@ -116,6 +116,19 @@ static void signed_up(char *email, size_t cap)
     assert_true(signup_is(email, "password", 201, NULL));
 }
 
+/* A new account (password "password", e-mail into @p email): its session cookie (owned), from a
+ * SameSite=Lax Set-Cookie. */
+static char *new_session(char *email, size_t cap)
+{
+    unique_email(email, cap);
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    assert_non_null(strstr(r.set_cookie, "samesite=lax"));
+    char *cookie = tk_test_cookie_of(&r);
+    tk_test_resp_release(&r);
+    return cookie;
+}
+
 /* A1, A6, and the user:registered event on the broker. */
 static void signup_returns_201_with_cookie_and_event(void **state)
 {
@@ -280,11 +293,8 @@ static void currentuser_cases(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    char *cookie = new_session(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    char *cookie = tk_test_cookie_of(&r);
-    tk_test_resp_release(&r);
 
     tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
     assert_int_equal(r.status, 200);
@@ -517,12 +527,8 @@ static void signout_revokes_session(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    char *cookie = new_session(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    assert_non_null(strstr(r.set_cookie, "samesite=lax"));
-    char *cookie = tk_test_cookie_of(&r);
-    tk_test_resp_release(&r);
     tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
     assert_false(json_is_null(json_object_get(r.json, "currentUser")));
     tk_test_resp_release(&r);

@@ -27,13 +27,6 @@
 static char ids[N][TK_UUID_LEN + 1];
 static int64_t due[N];
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_test_require_stack();
-    return 0;
-}
-
 static int64_t due_of(const char *id)
 {
     for (int i = 0; i < N; i++)
@@ -158,5 +151,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_order_expires_once_or_more_across_a_kill_9),
         cmocka_unit_test(intake_takeover_before_commit_fires_each_order_once),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, tk_test_stack_setup, NULL);
 }

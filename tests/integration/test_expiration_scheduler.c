@@ -27,13 +27,6 @@
 
 #define WAIT_MS 60000
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_test_require_stack();
-    return 0;
-}
-
 /* Due in 2 s: each order gets an expiration:complete, built after its due time, carrying the
  * order id as subject, key and data, version 0 and the order's correlation id. */
 static void due_orders_fire_after_due_time(void **state)
@@ -368,7 +361,7 @@ static void status_reports_pending_and_lateness(void **state)
     assert_int_equal(xt_run_stop(&x), 0);
 }
 
-TK_TEST_MAIN(setup, NULL, cmocka_unit_test(due_orders_fire_after_due_time),
+TK_TEST_MAIN(tk_test_stack_setup, NULL, cmocka_unit_test(due_orders_fire_after_due_time),
              cmocka_unit_test(past_due_fires_at_once),
              cmocka_unit_test(other_events_and_garbage_are_skipped),
              cmocka_unit_test(window_change_in_both_directions),

@@ -43,6 +43,13 @@ void tk_test_require_stack(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int tk_test_stack_setup(void **state)
+{
+    (void)state;
+    tk_test_require_stack();
+    return 0;
+}
+
 static void setup_failed(const char *what, const char *detail)
 {
     fprintf(stderr, "test setup: %s: %s\n", what, detail ? detail : "");

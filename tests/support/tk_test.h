@@ -15,6 +15,8 @@
 
 /** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
 void tk_test_require_stack(void);
+/** @brief tk_test_require_stack as a cmocka group setup. */
+int tk_test_stack_setup(void **state);
 
 /**
  * @brief Point @p context at the private database @p dbname on DATABASE_URL's server: create it
