@@ -302,15 +302,6 @@ void bb_fresh_topic(const char *what, char topic[64], char name[64], int partiti
     bb_topic(topic, partitions);
 }
 
-rd_kafka_t *bb_producer(void)
-{
-    tk_err_t err = {0};
-    rd_kafka_t *p = tk_kafka_producer_new(&err);
-    if (p == NULL)
-        die("producer", err.message);
-    return p;
-}
-
 bb_toys_t bb_toys;
 
 int bb_toys_open(const char *dbname)

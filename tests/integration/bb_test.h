@@ -104,9 +104,6 @@ char *bb_ticket_event(const char *type, const char *subject, int64_t version, in
  *         @p topic, and a projection name "<what>_<unique>" into @p name. */
 void bb_fresh_topic(const char *what, char topic[64], char name[64], int partitions);
 
-/** @brief A producer (tk_kafka_producer_new); exits on failure. Owned: rd_kafka_destroy. */
-rd_kafka_t *bb_producer(void);
-
 /** @brief Produce bb_ticket_event(created/updated by @p version, price 100) keyed by @p id. */
 void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version);
 

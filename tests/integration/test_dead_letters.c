@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "tk/cfg.h"
@@ -101,7 +102,7 @@ static void retry_redrives_in_aggregate_order(void **state)
     char topic[64], name[64], x[TK_UUID_LEN + 1];
     bb_fresh_topic("dl", topic, name, 1);
     tk_uuid_new(x);
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     /* x: v0, v1, then v3 and v4 behind a gap (v2 comes later): offsets 0..3. */
     int versions[] = {0, 1, 3, 4};
     for (int i = 0; i < 4; i++)

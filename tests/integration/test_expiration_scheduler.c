@@ -38,7 +38,7 @@ static void due_orders_fire_after_due_time(void **state)
 
     char ids[N][TK_UUID_LEN + 1], corr[N][32];
     int64_t due[N];
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     for (int i = 0; i < N; i++) {
         xt_uuid(ids[i]);
         snprintf(corr[i], sizeof(corr[i]), "req-%d", i);
@@ -123,7 +123,7 @@ static void past_due_fires_at_once(void **state)
     while (rd_kafka_msg_partitioner_murmur2(NULL, later, TK_UUID_LEN, 2, NULL, NULL) ==
            rd_kafka_msg_partitioner_murmur2(NULL, past, TK_UUID_LEN, 2, NULL, NULL));
     int64_t later_due = tk_now_ms() + 3600 * 1000;
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     xt_publish_order_created(p, x.names.orders, later, later_due, NULL);
     xt_publish_order_created(p, x.names.orders, past, tk_now_ms() - 60000, NULL);
     xt_producer_free(p);
@@ -194,7 +194,7 @@ static void other_events_and_garbage_are_skipped(void **state)
     xt_uuid(cancelled);
     xt_uuid(created);
     xt_uuid(direct);
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     xt_publish_raw(p, x.names.orders, NULL, "not json at all");
     xt_publish_raw(p, x.names.orders, cancelled, "{\"specversion\":\"1.0\"}");
     {
@@ -278,7 +278,7 @@ static void window_change_in_both_directions(void **state)
     char ids[4][WINDOW_ORDERS][TK_UUID_LEN + 1];
     int64_t due[4];
     int64_t now = tk_now_ms();
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     for (int g = 0; g < 4; g++) {
         due[g] = now + offsets[g];
         for (int i = 0; i < WINDOW_ORDERS; i++) {
@@ -313,7 +313,7 @@ static void status_reports_pending_and_lateness(void **state)
     tk_err_t err = {0};
 
     /* No scheduler yet: three delay records, due a minute ago, are pending and overdue. */
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     char ids[3][TK_UUID_LEN + 1];
     int64_t due = tk_now_ms() - 60000;
     for (int i = 0; i < 3; i++) {

@@ -3,6 +3,7 @@
  * message rather than returning errors: a broken harness must never look like a passing test.
  */
 #include "test_expiration_util.h"
+#include "tk_test.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -143,15 +144,6 @@ tk_expiration_opts_t xt_opts(const xt_names_t *n)
                                   .delay_group = n->delay_group};
 }
 
-rd_kafka_t *xt_producer(void)
-{
-    tk_err_t err = {0};
-    rd_kafka_t *rk = tk_kafka_producer_new(&err);
-    if (rk == NULL)
-        die("producer", err.message);
-    return rk;
-}
-
 void xt_producer_free(rd_kafka_t *rk)
 {
     if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -190,7 +182,7 @@ void xt_publish_order_created(rd_kafka_t *rk, const char *topic, const char *id,
 void xt_publish_orders(const char *topic, int n, char (*ids)[TK_UUID_LEN + 1], int64_t *due,
                        int64_t start_ms, int64_t spread_ms)
 {
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     for (int i = 0; i < n; i++) {
         xt_uuid(ids[i]);
         due[i] = start_ms + (int64_t)i * spread_ms / n;
@@ -254,19 +246,7 @@ xt_collector_t *xt_collector_new(const char *topic)
     if ((c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL)
         die("collector", errstr);
     rd_kafka_poll_set_consumer(c->rk);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
-    if (rd_kafka_metadata(c->rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0)
-        die("collector", "no metadata for the topic");
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_assign(c->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    tk_test_assign(c->rk, topic, false);
     rehash(c);
     return c;
 }

@@ -37,9 +37,7 @@ void xt_group_start_at_end(const char *group, const char *topic);
 /** @brief Options pointing the scheduler at @p n (borrowed). */
 tk_expiration_opts_t xt_opts(const xt_names_t *n);
 
-/** @brief A producer (tk_kafka_producer_new); exits on failure. Owned: xt_producer_free. */
-rd_kafka_t *xt_producer(void);
-/** @brief Flush (all acked, or exit) and destroy. */
+/** @brief Flush a producer (tk_test_producer, tk_test.h: all acked, or exit) and destroy it. */
 void xt_producer_free(rd_kafka_t *rk);
 
 /**

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "test_expiration_util.h"
@@ -73,7 +74,7 @@ static void rogue_join(const char *group, const char *topic)
 
 static void publish_tickets(const char *topic, int from, int to)
 {
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     tk_err_t err = {0};
     for (int i = from; i <= to; i++) {
         ev_ticket_t t = {0};
@@ -202,7 +203,7 @@ static bool expires(const xt_names_t *names, xt_collector_t *col)
 {
     char id[TK_UUID_LEN + 1];
     xt_uuid(id);
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     xt_publish_order_created(p, names->orders, id, tk_now_ms() + 1000, NULL);
     xt_producer_free(p);
     int64_t deadline = tk_mono_ms() + WAIT_MS;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "ev_user.h"
@@ -84,7 +85,7 @@ static void publish(rd_kafka_t *producer, const char *topic, const char *key, co
 /* n ticket:created events of fresh tickets priced 1..n: the sum is n(n+1)/2. */
 static void publish_tickets(const char *topic, int n)
 {
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     for (int i = 1; i <= n; i++) {
         char id[TK_UUID_LEN + 1];
         size_t len = 0;
@@ -291,7 +292,7 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     (void)state;
     char topic[64], d[64], e[3][TK_UUID_LEN + 1];
     bb_fresh_topic("dup", topic, d, 1);
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
         tk_uuid_new(e[i]);
@@ -342,7 +343,7 @@ static void poison_records_are_dead_lettered(void **state)
     bb_fresh_topic("poison", topic, name, 1);
     tk_uuid_new(a);
     tk_uuid_new(b);
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     size_t len = 0;
     char *pa = bb_ticket_event("ticket:created", a, 0, 700, &len);
     publish(producer, topic, "poison", junk, strlen(junk));
@@ -391,7 +392,7 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
     bb_fresh_topic("gap", topic, name, 1);
     tk_uuid_new(x);
     tk_uuid_new(y);
-    rd_kafka_t *producer = bb_producer();
+    rd_kafka_t *producer = tk_test_producer();
     /* x: v0, v1, v3 (v2 never comes); then y: v0, behind x's gap in the same partition. */
     struct {
         const char *type, *id;

@@ -8,6 +8,7 @@
 #include "ev_envelope.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
+#include "tk/kafka.h"
 #include "tk/mem.h"
 #include "tk/migrate.h"
 #include "tk/pg.h"
@@ -449,6 +450,17 @@ int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subjec
         json_decref(env);
     }
     return n;
+}
+
+rd_kafka_t *tk_test_producer(void)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *p = tk_kafka_producer_new(&err);
+    if (p == NULL) {
+        fprintf(stderr, "producer: %s\n", err.message);
+        exit(1);
+    }
+    return p;
 }
 
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json)

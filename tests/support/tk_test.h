@@ -117,6 +117,10 @@ char *tk_test_event_text(const char *type, const char *subject, int64_t version,
 void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
                            char *id_out);
 
+/** @brief A producer (tk_kafka_producer_new); exits the process on failure. Owned:
+ *         rd_kafka_destroy. */
+rd_kafka_t *tk_test_producer(void);
+
 /** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json);
 
