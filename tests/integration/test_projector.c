@@ -341,12 +341,8 @@ static void poison_in_a_large_batch_is_dead_lettered(void **state)
     (void)state;
     enum { GOOD = 600 };
     char topic[64], name[64], id[TK_UUID_LEN + 1];
-    bb_unique("bbtest_poison_big", topic, sizeof(topic));
-    bb_unique("p", name, sizeof(name));
-    bb_topic(topic, 1);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    bb_fresh_topic("poison_big", topic, name, 1);
+    rd_kafka_t *producer = tk_test_producer();
     for (int i = 0; i < GOOD; i++) {
         if (i == 10 || i == 500) /* one in each half of the batch */
             publish(producer, topic, "poison", "{\"half\":", 9);
@@ -359,19 +355,13 @@ static void poison_in_a_large_batch_is_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    start_totals(name);
-    struct toy t = {.projection = name, .totals = totals};
-    tk_projector_t *p = projector(name, topic, sum_apply, &t);
-    struct count_goal g = {name, GOOD};
-    bb_project_until(p, count_reached, &g, 60000);
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, GOOD, 60000);
     tk_projector_free(p);
     assert_int_equal(total(name, "sum"), GOOD);
     assert_int_equal(stored_offset(name, topic), GOOD + 2);
-    const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)",
-                               1, pp),
+    assert_int_equal(dead_letters(name, "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)"),
                      2);
 }
 
