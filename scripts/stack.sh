@@ -65,18 +65,11 @@ our_pid() {
 
 # kill_wait PID NAME: SIGTERM, up to STOP_TIMEOUT s for it to exit, then SIGKILL; fails if it stays.
 kill_wait() {
-  local pid=$1 name=$2 i
+  local pid=$1 name=$2
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  err "$name (pid $pid) still running after ${STOP_TIMEOUT}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
+  wait_gone_or_kill "$STOP_TIMEOUT" "$name=$pid"
+  wait_gone 5 "$pid"
+  alive "$pid" || return 0
   err "$name (pid $pid) survived SIGKILL"
   return 1
 }
@@ -107,6 +100,31 @@ service_failed() {
   kill_wait "$2" "$3" || true
   rm -f "$4"
   return 1
+}
+
+# service_wait LABEL PID PIDFILE SECONDS PROBE WHERE TIMEOUT_MSG LOG [FIRST_LOG]: wait for a
+# service started in the background (kafka, stripe-mock) to answer. Every 0.2 s: PROBE (a function)
+# true -> "LABEL: up on WHERE (pid, ms)", 0; the process gone -> the tail of FIRST_LOG (10 lines,
+# when not empty) and of LOG, the pid file removed, 1; SECONDS passed -> service_failed, 1.
+service_wait() {
+  local label=$1 pid=$2 pidfile=$3 seconds=$4 probe=$5 where=$6 timeout_msg=$7 log=$8 first=${9:-}
+  local t0 i
+  t0=$(now_ms)
+  for ((i = 0; i < seconds * 5; i++)); do
+    if ! alive "$pid"; then
+      err "$label: the process exited during start-up"
+      if [ -n "$first" ] && [ -s "$first" ]; then log_tail "$first" 10; fi
+      log_tail "$log"
+      rm -f "$pidfile"
+      return 1
+    fi
+    if "$probe"; then
+      say "$label: up on $where (pid $pid, $(($(now_ms) - t0)) ms)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  service_failed "$log" "$pid" "$label" "$pidfile" "$label: $timeout_msg"
 }
 
 # Runs a command as the postgres OS user (PostgreSQL refuses to run as root), from / so that a cwd
@@ -360,26 +378,11 @@ kafka_launch() {
 kafka_answers() { tk_kraft_answers "$TK_KAFKA_PORT" 1; }
 
 kafka_wait() {
-  local t0 i
   [ "$KAFKA_WAIT" = 1 ] || return 0
   command -v kcat >/dev/null || die "kafka: kcat not found (run scripts/setup.sh)"
-  t0=$(now_ms)
-  for ((i = 0; i < KAFKA_START_TIMEOUT * 4; i++)); do
-    if ! alive "$KAFKA_PID"; then
-      err "kafka: the broker exited during start-up"
-      if [ -s "$KAFKA_DIR/console.log" ]; then log_tail "$KAFKA_DIR/console.log" 10; fi
-      log_tail "$KAFKA_DIR/server.log"
-      rm -f "$KAFKA_PIDFILE"
-      return 1
-    fi
-    if kafka_answers; then
-      say "kafka: up on 127.0.0.1:$TK_KAFKA_PORT (pid $KAFKA_PID, $(($(now_ms) - t0)) ms)"
-      return 0
-    fi
-    sleep 0.25
-  done
-  service_failed "$KAFKA_DIR/server.log" "$KAFKA_PID" kafka "$KAFKA_PIDFILE" \
-    "kafka: no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)"
+  service_wait kafka "$KAFKA_PID" "$KAFKA_PIDFILE" "$KAFKA_START_TIMEOUT" kafka_answers \
+    "127.0.0.1:$TK_KAFKA_PORT" "no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)" \
+    "$KAFKA_DIR/server.log" "$KAFKA_DIR/console.log"
 }
 
 kafka_stop() { service_stop kafka kafka_pid "$KAFKA_PIDFILE" kafka; }
@@ -436,24 +439,10 @@ stripe_launch() {
 }
 
 stripe_wait() {
-  local t0 i
   [ "$STRIPE_WAIT" = 1 ] || return 0
-  t0=$(now_ms)
-  for ((i = 0; i < STRIPE_START_TIMEOUT * 5; i++)); do
-    if ! alive "$STRIPE_PID"; then
-      err "stripe: stripe-mock exited during start-up"
-      log_tail "$STRIPE_DIR/stripe-mock.log"
-      rm -f "$STRIPE_PIDFILE"
-      return 1
-    fi
-    if stripe_answers; then
-      say "stripe: up on http://127.0.0.1:$TK_STRIPE_PORT (pid $STRIPE_PID, $(($(now_ms) - t0)) ms)"
-      return 0
-    fi
-    sleep 0.2
-  done
-  service_failed "$STRIPE_DIR/stripe-mock.log" "$STRIPE_PID" stripe-mock "$STRIPE_PIDFILE" \
-    "stripe: no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s"
+  service_wait stripe "$STRIPE_PID" "$STRIPE_PIDFILE" "$STRIPE_START_TIMEOUT" stripe_answers \
+    "http://127.0.0.1:$TK_STRIPE_PORT" "no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s" \
+    "$STRIPE_DIR/stripe-mock.log"
 }
 
 stripe_stop() { service_stop stripe stripe_pid "$STRIPE_PIDFILE" stripe-mock; }
