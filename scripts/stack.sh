@@ -127,6 +127,23 @@ service_wait() {
   service_failed "$log" "$pid" "$label" "$pidfile" "$label: $timeout_msg"
 }
 
+# service_status LABEL PID_FN PROBE WHERE DATA WAITING: the line `status` prints for a service:
+# down (1); up when PROBE answers, with DATA (its folder) when not empty (0); else starting,
+# WAITING saying what it does not do yet (1).
+service_status() {
+  local label=$1 pid_fn=$2 probe=$3 where=$4 data=$5 waiting=$6 pid
+  if ! pid=$("$pid_fn"); then
+    printf '%-7s down\n' "$label"
+    return 1
+  fi
+  if "$probe"; then
+    printf '%-7s up      pid %-8s %s%s\n' "$label" "$pid" "$where" "${data:+  data $data}"
+    return 0
+  fi
+  printf '%-7s starting pid %-7s %s (%s)\n' "$label" "$pid" "$where" "$waiting"
+  return 1
+}
+
 # Runs a command as the postgres OS user (PostgreSQL refuses to run as root), from / so that a cwd
 # the postgres user cannot read (e.g. under /root) does not break pg_ctl's own path lookup.
 as_pg() {
@@ -299,18 +316,8 @@ pg_stop() {
 }
 
 pg_status() {
-  local pid
   pg_locate
-  if pid=$(pg_pid); then
-    if pg_ready; then
-      printf '%-7s up      pid %-8s 127.0.0.1:%s  data %s\n' pg "$pid" "$PGPORT_TK" "$PG_DATA"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s 127.0.0.1:%s (not accepting connections yet)\n' pg "$pid" "$PGPORT_TK"
-    return 1
-  fi
-  printf '%-7s down\n' pg
-  return 1
+  service_status pg pg_pid pg_ready "127.0.0.1:$PGPORT_TK" "$PG_DATA" "not accepting connections yet"
 }
 
 # ---- Kafka ----------------------------------------------------------------------------------------
@@ -388,17 +395,8 @@ kafka_wait() {
 kafka_stop() { service_stop kafka kafka_pid "$KAFKA_PIDFILE" kafka; }
 
 kafka_status() {
-  local pid
-  if pid=$(kafka_pid); then
-    if kafka_answers; then
-      printf '%-7s up      pid %-8s 127.0.0.1:%s  data %s\n' kafka "$pid" "$TK_KAFKA_PORT" "$KAFKA_DIR/data"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s 127.0.0.1:%s (no metadata answer yet)\n' kafka "$pid" "$TK_KAFKA_PORT"
-    return 1
-  fi
-  printf '%-7s down\n' kafka
-  return 1
+  service_status kafka kafka_pid kafka_answers "127.0.0.1:$TK_KAFKA_PORT" "$KAFKA_DIR/data" \
+    "no metadata answer yet"
 }
 
 # ---- stripe-mock ----------------------------------------------------------------------------------
@@ -448,17 +446,7 @@ stripe_wait() {
 stripe_stop() { service_stop stripe stripe_pid "$STRIPE_PIDFILE" stripe-mock; }
 
 stripe_status() {
-  local pid
-  if pid=$(stripe_pid); then
-    if stripe_answers; then
-      printf '%-7s up      pid %-8s http://127.0.0.1:%s\n' stripe "$pid" "$TK_STRIPE_PORT"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s http://127.0.0.1:%s (no answer yet)\n' stripe "$pid" "$TK_STRIPE_PORT"
-    return 1
-  fi
-  printf '%-7s down\n' stripe
-  return 1
+  service_status stripe stripe_pid stripe_answers "http://127.0.0.1:$TK_STRIPE_PORT" "" "no answer yet"
 }
 
 # ---- commands -------------------------------------------------------------------------------------
