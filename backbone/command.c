@@ -35,6 +35,17 @@ int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id)
                       aggregate ? aggregate : "aggregate", id ? id : "");
 }
 
+int tk_command_write(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
+                     const char *const *params, const char *aggregate, tk_err_t *err)
+{
+    int64_t affected = 0;
+    int rc = prepared ? tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &affected, err)
+                      : tk_pg_run(tk_tx_conn(tx), sql, nparams, params, &affected, err);
+    if (rc != 0)
+        return rc;
+    return affected == 0 ? tk_command_stale(err, aggregate, params[0]) : 0;
+}
+
 /* Sleep about 5 ms * 2^attempt, +-50 %, so contending writers spread out. */
 static void backoff(int attempt)
 {
