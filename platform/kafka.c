@@ -276,6 +276,18 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
     return consumer_new(group_id, true, cb, opaque, settings, err);
 }
 
+int tk_kafka_subscribe(rd_kafka_t *rk, const char *topic, tk_err_t *err)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EINTERNAL, topic, "subscribe to %s: %s", topic,
+                          rd_kafka_err2str(e));
+    return 0;
+}
+
 rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
                                        void *opaque, tk_err_t *err)
 {

@@ -642,7 +642,6 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
 {
     int rc = 0;
     struct delay *d = tk_mem_zalloc(sizeof(*d));
-    rd_kafka_topic_partition_list_t *topics = NULL;
 
     d->cfg = cfg;
     if ((d->producer = tk_expiration__producer_new(NULL, cfg->expirations_topic, cfg->delay_topic,
@@ -652,14 +651,8 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, cfg->delay_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = tk_err_set(err, TK_EINTERNAL, cfg->delay_topic, "subscribe to %s: %s",
-                        cfg->delay_topic, rd_kafka_err2str(e));
+    if ((rc = tk_kafka_subscribe(d->consumer, cfg->delay_topic, err)) != 0)
         goto out;
-    }
     while (!*stop) {
         if ((rc = turn(d, err)) != 0)
             goto out;
@@ -674,8 +667,6 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
         }
     }
 out:
-    if (topics != NULL)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (d->consumer != NULL) {
         rd_kafka_consumer_close(d->consumer); /* runs on_rebalance (revoke) */
         rd_kafka_destroy(d->consumer);

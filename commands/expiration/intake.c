@@ -227,7 +227,6 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
 {
     int rc = 0;
     struct intake *in = tk_mem_zalloc(sizeof(*in));
-    rd_kafka_topic_partition_list_t *topics = NULL;
 
     in->cfg = cfg;
     in->offsets = rd_kafka_topic_partition_list_new(8);
@@ -238,14 +237,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, cfg->orders_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->consumer, topics);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = tk_err_set(err, TK_EINTERNAL, cfg->orders_topic, "subscribe to %s: %s",
-                        cfg->orders_topic, rd_kafka_err2str(e));
+    if ((rc = tk_kafka_subscribe(in->consumer, cfg->orders_topic, err)) != 0)
         goto out;
-    }
     while (!*stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(in->consumer, POLL_MS);
         while (m != NULL) {
@@ -285,8 +278,6 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
         }
     }
 out:
-    if (topics != NULL)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (in->producer != NULL && rc != 0)
         abandon(in); /* before the close's revoke, which would commit it */
     if (in->consumer != NULL) {

@@ -101,6 +101,13 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
                                         void *opaque, const char *const *settings, tk_err_t *err);
 
 /**
+ * @brief Subscribe consumer @p rk to @p topic (the group's partitions come with rebalances).
+ * @return 0; TK_EINTERNAL with err (field: the topic) when librdkafka refuses.
+ * Ownership: all borrowed. Thread: the consumer's.
+ */
+int tk_kafka_subscribe(rd_kafka_t *rk, const char *topic, tk_err_t *err);
+
+/**
  * @brief Whether consumer @p rk is dead for good: librdkafka raised a fatal error on it. The one
  *        seen in practice is a static member fenced by another with the same group.instance.id
  *        (FENCED_INSTANCE_ID, e.g. after a broker restart left the group coordinator with a newer
