@@ -27,6 +27,7 @@
 
 #include "tk/ids.h"
 #include "tk/pg.h"
+#include "tk/projector.h"
 #include "tx_int.h"
 
 int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id)
@@ -44,6 +45,17 @@ int tk_command_write(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
     if (rc != 0)
         return rc;
     return affected == 0 ? tk_command_stale(err, aggregate, params[0]) : 0;
+}
+
+int tk_command_reaction_result(int rc, tk_err_t *err)
+{
+    if (rc == 1)
+        return TK_APPLY_OK;
+    if (rc == 0 || rc == TK_ENOTFOUND) {
+        tk_err_clear(err);
+        return TK_APPLY_SKIP;
+    }
+    return rc;
 }
 
 /* Sleep about 5 ms * 2^attempt, +-50 %, so contending writers spread out. */

@@ -71,4 +71,13 @@ int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id);
 int tk_command_write(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
                      const char *const *params, const char *aggregate, tk_err_t *err);
 
+/**
+ * @brief A reaction's apply result (tk/projector.h) from the result of the command it ran:
+ *        1 (the command changed its aggregate) TK_APPLY_OK; 0 (already done: a no-op) and
+ *        TK_ENOTFOUND (an aggregate that is not ours) TK_APPLY_SKIP, with err cleared; any other
+ *        negative code as it is (the batch fails).
+ * Thread: any; pure.
+ */
+int tk_command_reaction_result(int rc, tk_err_t *err);
+
 #endif
