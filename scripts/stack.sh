@@ -323,8 +323,7 @@ pg_status() {
 # ---- Kafka ----------------------------------------------------------------------------------------
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
-KAFKA_WAIT=0
-KAFKA_PID=""
+KAFKA_PID="" # set by kafka_launch (started or found running): what kafka_wait waits for
 
 kafka_pid() { our_pid "$KAFKA_PIDFILE" java "$KAFKA_PROPS"; }
 
@@ -356,7 +355,6 @@ kafka_launch() {
     say "kafka: already running (pid $pid, 127.0.0.1:$TK_KAFKA_PORT)"
     echo "$pid" >"$KAFKA_PIDFILE"
     KAFKA_PID=$pid
-    KAFKA_WAIT=1
     return 0
   fi
   for p in "$TK_KAFKA_PORT" "$TK_KAFKA_CONTROLLER_PORT"; do
@@ -377,7 +375,6 @@ kafka_launch() {
     -cp "$home/libs/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_DIR/console.log" 2>&1 </dev/null 9>&- &
   KAFKA_PID=$!
   echo "$KAFKA_PID" >"$KAFKA_PIDFILE"
-  KAFKA_WAIT=1
 }
 
 # True when the broker answers a metadata request and lists itself (so it is registered and
@@ -385,7 +382,7 @@ kafka_launch() {
 kafka_answers() { tk_kraft_answers "$TK_KAFKA_PORT" 1; }
 
 kafka_wait() {
-  [ "$KAFKA_WAIT" = 1 ] || return 0
+  [ -n "$KAFKA_PID" ] || return 0 # not launched
   command -v kcat >/dev/null || die "kafka: kcat not found (run scripts/setup.sh)"
   service_wait kafka "$KAFKA_PID" "$KAFKA_PIDFILE" "$KAFKA_START_TIMEOUT" kafka_answers \
     "127.0.0.1:$TK_KAFKA_PORT" "no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)" \
@@ -402,8 +399,7 @@ kafka_status() {
 # ---- stripe-mock ----------------------------------------------------------------------------------
 STRIPE_BIN="$TK_CACHE/bin/stripe-mock"
 STRIPE_PIDFILE="$STRIPE_DIR/stripe-mock.pid"
-STRIPE_WAIT=0
-STRIPE_PID=""
+STRIPE_PID="" # set by stripe_launch (started or found running): what stripe_wait waits for
 
 # stripe-mock runs in $STRIPE_DIR, which tells this clone's from another's (same binary).
 stripe_pid() { our_pid "$STRIPE_PIDFILE" stripe-mock "$STRIPE_BIN" "$STRIPE_DIR"; }
@@ -420,7 +416,6 @@ stripe_launch() {
     say "stripe: already running (pid $pid, http://127.0.0.1:$TK_STRIPE_PORT)"
     echo "$pid" >"$STRIPE_PIDFILE"
     STRIPE_PID=$pid
-    STRIPE_WAIT=1
     return 0
   fi
   if port_open "$TK_STRIPE_PORT"; then
@@ -433,11 +428,10 @@ stripe_launch() {
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"
-  STRIPE_WAIT=1
 }
 
 stripe_wait() {
-  [ "$STRIPE_WAIT" = 1 ] || return 0
+  [ -n "$STRIPE_PID" ] || return 0 # not launched
   service_wait stripe "$STRIPE_PID" "$STRIPE_PIDFILE" "$STRIPE_START_TIMEOUT" stripe_answers \
     "http://127.0.0.1:$TK_STRIPE_PORT" "no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s" \
     "$STRIPE_DIR/stripe-mock.log"
