@@ -36,12 +36,11 @@ int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id)
                       aggregate ? aggregate : "aggregate", id ? id : "");
 }
 
-int tk_command_write(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                     const char *const *params, const char *aggregate, tk_err_t *err)
+int tk_command_write(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                     const char *aggregate, tk_err_t *err)
 {
     int64_t affected = 0;
-    int rc = prepared ? tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &affected, err)
-                      : tk_pg_run(tk_tx_conn(tx), sql, nparams, params, &affected, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &affected, err);
     if (rc != 0)
         return rc;
     return affected == 0 ? tk_command_stale(err, aggregate, params[0]) : 0;
@@ -83,7 +82,7 @@ static int attempt_once(PGconn *conn, const char *correlation_id, tk_command_bod
     if (rc > 0) /* not a contract value: treat as a bug rather than commit half a decision */
         rc = tk_err_set(err, TK_EINTERNAL, "", "command body returned %d", rc);
     if (rc == 0)
-        rc = tk_pg_commit(conn, err);
+        rc = tk_tx__commit(conn, tx.emitted, NULL, err);
     if (rc != 0) {
         tk_pg_rollback(conn, NULL);
         if (tk_pg_broken(conn) && rc != TK_EUNAVAIL)

@@ -12,25 +12,22 @@
 #include "tk/pg.h"
 #include "tk/projector.h"
 
-int tk_replica_insert(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                      const char *const *params, tk_err_t *err)
+int tk_replica_insert(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                      tk_err_t *err)
 {
     int64_t inserted = 0;
-    int rc = prepared ? tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &inserted, err)
-                      : tk_pg_run(tk_tx_conn(tx), sql, nparams, params, &inserted, err);
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &inserted, err);
     if (rc != 0)
         return rc;
     return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
 }
 
-int tk_replica_update(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                      const char *const *params, const char *table, const char *what,
-                      int64_t version, tk_err_t *err)
+int tk_replica_update(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                      const char *table, const char *what, int64_t version, tk_err_t *err)
 {
     PGconn *conn = tk_tx_conn(tx);
     int64_t updated = 0;
-    int rc = prepared ? tk_pg_run_prepared(conn, sql, nparams, params, &updated, err)
-                      : tk_pg_run(conn, sql, nparams, params, &updated, err);
+    int rc = tk_pg_run_prepared(conn, sql, nparams, params, &updated, err);
     if (rc != 0)
         return rc;
     if (updated == 1)
@@ -38,8 +35,7 @@ int tk_replica_update(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
     /* No row moved: a redelivery (the row is at or past this version) or a gap. */
     char select[128];
     snprintf(select, sizeof(select), "SELECT version FROM %s WHERE id = $1", table);
-    PGresult *res = prepared ? tk_pg_exec_prepared(conn, select, 1, params, err)
-                             : tk_pg_exec(conn, select, 1, params, err);
+    PGresult *res = tk_pg_exec_prepared(conn, select, 1, params, err);
     if (res == NULL)
         return err->code;
     int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;

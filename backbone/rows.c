@@ -35,7 +35,7 @@ PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const 
 {
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, database, &err);
-    PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, nparams, params, &err);
+    PGresult *res = db == NULL ? NULL : tk_pg_exec_prepared(db, sql, nparams, params, &err);
     if (res == NULL)
         tk_http_reply_error(req, &err);
     return res;

@@ -215,7 +215,11 @@ listen_addresses = '127.0.0.1'
 port = $PGPORT_TK
 unix_socket_directories = '$PG_ROOT/run'
 max_connections = 200
-shared_buffers = 128MB
+shared_buffers = 256MB
+# Checkpoints no more often than a busy run needs: after each one, the first write of every page
+# logs the whole page (full_page_writes), so frequent checkpoints multiply the WAL of a backlog.
+max_wal_size = 4GB
+checkpoint_timeout = 15min
 # Durability stays on: the tests check that an accepted command survives a crash.
 fsync = on
 synchronous_commit = on

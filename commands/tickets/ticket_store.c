@@ -76,7 +76,7 @@ int tk_tickets_write(tk_tx_t *tx, const tk_ticket_t *next, tk_err_t *err)
     snprintf(expected, sizeof(expected), "%lld", (long long)(next->version - 1));
     const char *params[] = {next->id, expected, next->title, cents,
                             next->order_id[0] != '\0' ? next->order_id : NULL};
-    int rc = tk_command_write(tx, true,
+    int rc = tk_command_write(tx,
                               "UPDATE tickets SET title = $3, price_cents = $4::bigint, "
                               "order_id = $5, version = version + 1 "
                               "WHERE id = $1 AND version = $2::integer",

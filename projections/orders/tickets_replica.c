@@ -28,7 +28,7 @@ static int apply_created(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
     char cents[24];
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     const char *params[] = {t->id, t->title, cents};
-    return tk_replica_insert(tx, true,
+    return tk_replica_insert(tx,
                              "INSERT INTO tickets_replica (id, title, price_cents, version) "
                              "VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (id) DO NOTHING",
                              3, params, err);
@@ -40,7 +40,7 @@ static int apply_updated(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     snprintf(version, sizeof(version), "%lld", (long long)t->version);
     const char *params[] = {t->id, t->title, cents, version};
-    return tk_replica_update(tx, true,
+    return tk_replica_update(tx,
                              "UPDATE tickets_replica SET title = $2, price_cents = $3::bigint, "
                              "version = $4::integer WHERE id = $1 AND version = $4::integer - 1",
                              4, params, "tickets_replica", "ticket", t->version, err);

@@ -35,7 +35,7 @@ static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err
     snprintf(cents, sizeof(cents), "%lld", (long long)o->ticket.price_cents);
     const char *status = ev_order_status_name(o->status);
     const char *params[] = {o->id, o->user_id, cents, status ? status : "created", o->expires_at};
-    return tk_replica_insert(tx, false,
+    return tk_replica_insert(tx,
                              "INSERT INTO orders_replica (id, user_id, price_cents, status, "
                              "version, expires_at) VALUES ($1, $2, $3::bigint, $4, 0, "
                              "$5::timestamptz) ON CONFLICT (id) DO NOTHING",
@@ -48,7 +48,7 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
     char version[24];
     snprintf(version, sizeof(version), "%lld", (long long)o->version);
     const char *params[] = {o->id, ev_order_status_name(status), version};
-    int rc = tk_replica_update(tx, false,
+    int rc = tk_replica_update(tx,
                                "UPDATE orders_replica SET status = $2, version = $3::integer "
                                "WHERE id = $1 AND version = $3::integer - 1",
                                3, params, "orders_replica", "order", o->version, err);

@@ -345,6 +345,47 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     }
 }
 
+/* The same in a batch large enough to be decoded on two threads (apply.c decode_all): a poison
+ * record in either half sends the batch record by record, and every good record counts once. */
+static void poison_in_a_large_batch_is_dead_lettered(void **state)
+{
+    (void)state;
+    enum { GOOD = 600 };
+    char topic[64], name[64], id[TK_UUID_LEN + 1];
+    bb_unique("bbtest_poison_big", topic, sizeof(topic));
+    bb_unique("p", name, sizeof(name));
+    bb_topic(topic, 1);
+    tk_err_t err = {0};
+    rd_kafka_t *producer = tk_kafka_producer_new(&err);
+    assert_non_null(producer);
+    for (int i = 0; i < GOOD; i++) {
+        if (i == 10 || i == 500) /* one in each half of the batch */
+            publish(producer, topic, "poison", "{\"half\":", 9);
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *ev = bb_ticket_event("ticket:created", id, 0, 1, &len);
+        publish(producer, topic, id, ev, len);
+        free(ev);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    start_totals(name);
+    struct toy t = {.projection = name, .totals = totals};
+    tk_projector_t *p = projector(name, topic, sum_apply, &t);
+    struct count_goal g = {name, GOOD};
+    bb_project_until(p, count_reached, &g, 60000);
+    tk_projector_free(p);
+    assert_int_equal(total(name, "sum"), GOOD);
+    assert_int_equal(stored_offset(name, topic), GOOD + 2);
+    const char *pp[] = {name};
+    assert_int_equal(bb_scalar(db,
+                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
+                               "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)",
+                               1, pp),
+                     2);
+}
+
 static void poison_records_are_dead_lettered(void **state)
 {
     (void)state;
@@ -529,6 +570,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(two_members_share_the_partitions),
         cmocka_unit_test(duplicates_apply_once_and_failures_replay),
         cmocka_unit_test(poison_records_are_dead_lettered),
+        cmocka_unit_test(poison_in_a_large_batch_is_dead_lettered),
         cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,7 +7,6 @@
 #define TK_COMMAND_H
 
 #include <libpq-fe.h>
-#include <stdbool.h>
 
 #include "tk/err.h"
 #include "tk/http.h"
@@ -62,14 +61,14 @@ int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id);
 /**
  * @brief A body's write of its aggregate's new state with the optimistic check: @p sql is an
  *        `UPDATE ... version = version + 1 WHERE id = $1 AND version = $2`, with @p nparams
- *        @p params (params[0] the aggregate's id). No row updated is tk_command_stale.
- * @param prepared run through tk_pg_run_prepared (a hot path) rather than tk_pg_run.
+ *        @p params (params[0] the aggregate's id), as a prepared statement (a hot path). No row
+ *        updated is tk_command_stale.
  * @param aggregate borrowed, for the conflict's message ("ticket", "order").
  * @return 0; TK_ECONFLICT (retryable) when another transaction moved the row first; another
  *         negative TK_E* with err set. Thread: the transaction's.
  */
-int tk_command_write(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                     const char *const *params, const char *aggregate, tk_err_t *err);
+int tk_command_write(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                     const char *aggregate, tk_err_t *err);
 
 /**
  * @brief A reaction's apply result (tk/projector.h) from the result of the command it ran:

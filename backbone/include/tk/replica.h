@@ -14,25 +14,23 @@
 #ifndef TK_REPLICA_H
 #define TK_REPLICA_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "tk/err.h"
 #include "tk/tx.h"
 
 /**
- * @brief Insert a replica row on its creation event.
+ * @brief Insert a replica row on its creation event (a prepared statement: a hot path).
  * @param sql an INSERT ... ON CONFLICT (id) DO NOTHING, with @p nparams @p params (borrowed).
- * @param prepared run through tk_pg_run_prepared (a hot path) rather than tk_pg_run.
  * @return TK_APPLY_OK (inserted) or TK_APPLY_SKIP (the row was there: a redelivery); a negative
  *         TK_E* with err set.
  * Thread: the transaction's.
  */
-int tk_replica_insert(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                      const char *const *params, tk_err_t *err);
+int tk_replica_insert(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                      tk_err_t *err);
 
 /**
- * @brief Move a replica row to an event's @p version.
+ * @brief Move a replica row to an event's @p version (prepared statements: a hot path).
  * @param sql an UPDATE that sets version = @p version WHERE id = $1 AND version = @p version - 1,
  *        with @p nparams @p params (borrowed; params[0] is the row's id).
  * @param table the replica's table, where the stored version is read when @p sql changed no row
@@ -42,8 +40,7 @@ int tk_replica_insert(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
  *         TK_ECONFLICT (a gap); a negative TK_E* with err set.
  * Thread: the transaction's.
  */
-int tk_replica_update(tk_tx_t *tx, bool prepared, const char *sql, int nparams,
-                      const char *const *params, const char *table, const char *what,
-                      int64_t version, tk_err_t *err);
+int tk_replica_update(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                      const char *table, const char *what, int64_t version, tk_err_t *err);
 
 #endif
