@@ -57,8 +57,12 @@ bool tk_rows_cursor_or_respond(tk_http_req_t *req, const char *sql, int nparams,
     return known;
 }
 
-void tk_rows_reply(tk_http_req_t *req, PGresult *res, json_t *(*row_json)(const PGresult *, int))
+void tk_rows_list_or_respond(tk_http_req_t *req, const char *sql, int nparams,
+                             const char *const *params, json_t *(*row_json)(const PGresult *, int))
 {
+    PGresult *res = tk_rows_or_respond(req, sql, nparams, params);
+    if (res == NULL)
+        return;
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         json_array_append_new(list, row_json(res, i));

@@ -142,15 +142,12 @@ static int write_status(tk_tx_t *tx, const tk_order_t *next, const char *type, t
     char expected[24];
     snprintf(expected, sizeof(expected), "%lld", (long long)(next->version - 1));
     const char *params[] = {next->id, expected, ev_order_status_name(next->status)};
-    int64_t affected = 0;
-    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
-                                "UPDATE orders SET status = $3, version = version + 1 "
-                                "WHERE id = $1 AND version = $2::integer",
-                                3, params, &affected, err);
+    int rc = tk_command_write(tx,
+                              "UPDATE orders SET status = $3, version = version + 1 "
+                              "WHERE id = $1 AND version = $2::integer",
+                              3, params, "order", err);
     if (rc != 0)
         return rc;
-    if (affected == 0)
-        return tk_command_stale(err, "order", next->id);
     ev_order_ref_t ev = {.version = next->version};
     memcpy(ev.id, next->id, sizeof(ev.id));
     memcpy(ev.ticket.id, next->ticket_id, sizeof(ev.ticket.id));

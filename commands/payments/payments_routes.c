@@ -209,11 +209,9 @@ static int pay_locked(tk_http_req_t *req, PGconn *db, const tk_session_user_t *u
 
 static void create_payment(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = tk_http_user_or_respond(req);
+    json_t *body = NULL;
+    const tk_session_user_t *user = tk_http_user_body_or_respond(req, &body);
     if (user == NULL)
-        return;
-    json_t *body = tk_http_body_or_respond(req);
-    if (body == NULL)
         return;
     tk_err_t err = {0};
     tk_payment_request_t pr;
