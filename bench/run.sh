@@ -253,7 +253,7 @@ R[relay_skipped]=$(( EVENTS > published ? EVENTS - published : 0 ))
 say "ceiling: ProducerPerformance, $EVENTS records of 600 bytes, acks=all, idempotence"
 pperf=$("${JAVA_TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
   --num-records "$EVENTS" --record-size 600 --throughput -1 --producer-props \
-  bootstrap.servers="$KAFKA_BROKERS" acks=all enable.idempotence=true linger.ms=5 2>>"$LOG" | tail -1)
+  bootstrap.servers="$KAFKA_BROKERS" acks=all enable.idempotence=true linger.ms=0 2>>"$LOG" | tail -1)
 echo "$pperf" >>"$LOG"
 R[kafka_producer_per_s]=$(sed -n 's/.* records sent, \([0-9]*\)[0-9.]* records\/sec.*/\1/p' <<<"$pperf")
 "${JAVA_TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --delete \

@@ -12,7 +12,7 @@
 #     order:created at once, is shown apart (bounded by librdkafka's queue limits);
 #   - intake throughput (order:created -> delay records) as a ratio of the ceiling measured in the
 #     same run: Kafka's own ProducerPerformance writing N records of the delay record's size with
-#     the producer settings of platform/kafka.c (acks=all, idempotence, linger.ms=5).
+#     the producer settings of platform/kafka.c (acks=all, idempotence, linger.ms=0).
 # Needs the stack (scripts/stack.sh start) and a build: BUILD (default build-bench) is configured
 # and built here if missing. Private topics are deleted afterwards.
 set -euo pipefail
@@ -63,7 +63,7 @@ TOPIC="xt.perf.$(date +%s).$$"
 PERF="$("${JAVA_TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$TOPIC" \
   --num-records "$N" --record-size "${big[record_bytes]}" --throughput -1 \
   --producer-props bootstrap.servers="$KAFKA_BROKERS" acks=all enable.idempotence=true \
-  linger.ms=5 2>>"$LOG" | tail -1)"
+  linger.ms=0 2>>"$LOG" | tail -1)"
 "${JAVA_TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
   --delete --topic "$TOPIC" >>"$LOG" 2>&1 || true
 CEILING="$(sed -n 's/.* records sent, \([0-9]*\)[0-9.]* records\/sec.*/\1/p' <<<"$PERF")"
