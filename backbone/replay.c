@@ -68,7 +68,8 @@
 #define DEFAULT_WAIT_MS 30000
 #define IDLE_LIMIT_MS 60000 /* no record although some are due: the broker is gone */
 #define PROGRESS_EVERY_MS 200
-#define NAME_MAX_LEN 38 /* "replaced_" + name + "_YYYYmmddHHMMSS" fits an identifier (63) */
+#define FOLD_WRITE_EVERY 32768 /* records between two writes of a fold (each one COPY) */
+#define NAME_MAX_LEN 38        /* "replaced_" + name + "_YYYYmmddHHMMSS" fits an identifier (63) */
 
 /* The backbone tables apply might touch: copied so that its writes stay in the sandbox. */
 static const char *const backbone_tables[] = {"outbox", "processed_events", "projection_offsets",
@@ -99,6 +100,8 @@ typedef struct replay {
     const char *phase;
     int64_t started_ms, first_ms, last_progress_ms;
     int64_t done, total;
+    tk_apply_fold_t *fold; /* spec->fold's state, or NULL: records go through apply */
+    int64_t unwritten;     /* records folded since the fold's last write */
 } replay_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -486,7 +489,22 @@ static int on_dead(void *ud, const rd_kafka_message_t *m, const char *why, int64
     return 0;
 }
 
-/* One transaction of records through the live loop's rules (apply.c). */
+/* One write of the fold in its own transaction; final: everything it holds. */
+static int fold_write(replay_t *r, bool final, tk_err_t *err)
+{
+    int rc = tk_pg_begin(r->rep, err);
+    if (rc == 0)
+        rc = tk_apply__fold_write(r->fold, r->rep, final, err);
+    if (rc == 0)
+        rc = tk_pg_commit(r->rep, err);
+    if (rc != 0)
+        tk_pg_rollback(r->rep, NULL);
+    r->unwritten = 0;
+    return rc;
+}
+
+/* Records through the live loop's rules (apply.c): in memory through the fold, with a write every
+ * FOLD_WRITE_EVERY records, else one transaction through apply. */
 static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
 {
     tk_rec_t *recs = tk_mem_zalloc((size_t)n * sizeof(*recs));
@@ -496,11 +514,18 @@ static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *
     int64_t dead_before = r->out->dead_letters;
     char first_before[sizeof(r->out->first_dead_letter)];
     memcpy(first_before, r->out->first_dead_letter, sizeof(first_before));
-    int rc = tk_pg_begin(r->rep, err);
-    if (rc == 0)
-        rc = tk_apply__batch(r->rep, r->spec, recs, n, &hooks, err);
-    if (rc == 0)
-        rc = tk_pg_commit(r->rep, err);
+    int rc = 0;
+    if (r->fold != NULL) {
+        rc = tk_apply__fold_batch(r->fold, recs, n, &hooks, err);
+        if (rc == 0 && (r->unwritten += n) >= FOLD_WRITE_EVERY)
+            rc = fold_write(r, false, err);
+    } else {
+        rc = tk_pg_begin(r->rep, err);
+        if (rc == 0)
+            rc = tk_apply__batch(r->rep, r->spec, recs, n, &hooks, err);
+        if (rc == 0)
+            rc = tk_pg_commit(r->rep, err);
+    }
     if (rc != 0) {
         tk_pg_rollback(r->rep, NULL);
         r->out->dead_letters = dead_before; /* nothing of this batch happened */
@@ -877,6 +902,9 @@ static int lock_verify_swap(replay_t *r, tk_err_t *err)
     if ((rc = consume(r, "catch-up", err)) != 0)
         goto out;
     r->out->behind = live_behind(r);
+    /* The fold's last write: the records up to the live offsets are all in it now. */
+    if (r->fold != NULL && (rc = fold_write(r, true, err)) != 0)
+        goto out;
     progress(r, "verify", true);
     if ((rc = compare(r, err)) != 0)
         goto out;
@@ -933,6 +961,8 @@ int tk_replay_run(const tk_projector_spec_t *spec, const tk_replay_opts_t *opts,
     r.started_ms = tk_mono_ms();
     snprintf(r.schema, sizeof(r.schema), "replay_%s", spec->name);
 
+    if (spec->fold != NULL)
+        r.fold = tk_apply__fold_new(spec);
     progress(&r, "prepare", true);
     if ((rc = connect_all(&r, err)) != 0 || (rc = load_partitions(&r, err)) != 0)
         goto out;
@@ -956,6 +986,7 @@ out:
     }
     PQfinish(r.rep);
     PQfinish(r.ctl); /* releases the advisory lock */
+    tk_apply__fold_free(r.fold);
     for (size_t i = 0; i < r.nparts; i++)
         free(r.parts[i].topic);
     free(r.parts);
