@@ -967,8 +967,10 @@ int tk_replay_run(const tk_projector_spec_t *spec, const tk_replay_opts_t *opts,
     r.started_ms = tk_mono_ms();
     snprintf(r.schema, sizeof(r.schema), "replay_%s", spec->name);
 
-    if (spec->fold != NULL)
+    if (spec->fold != NULL) {
         r.fold = tk_apply__fold_new(spec);
+        out->folded = true;
+    }
     progress(&r, "prepare", true);
     if ((rc = connect_all(&r, err)) != 0 || (rc = load_partitions(&r, err)) != 0)
         goto out;

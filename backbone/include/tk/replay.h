@@ -60,6 +60,7 @@ typedef struct tk_replay_table {
 
 typedef struct tk_replay_result {
     bool to_live;         /* the rebuild read to the live offsets (TK_REPLAY_TO_LIVE or AUTO) */
+    bool folded;          /* rebuilt through the spec's fold (in memory, bulk writes), not apply */
     int64_t records;      /* records read and applied or skipped */
     int64_t applied;      /* apply returned TK_APPLY_OK */
     int64_t skipped;      /* TK_APPLY_SKIP, or an event id seen before */
