@@ -279,7 +279,24 @@ static void view_fold_end(void *state, void *ud)
 
 /* view_apply in memory: the upsert guarded by version, the history insert of a new (ticket,
  * version). Nothing changes before every step that can fail has passed. */
-static int view_fold_add(void *state, const ev_envelope_t *env, void *ud, tk_err_t *err)
+/* The history row's text, on a worker thread (encoding is most of a fold's work). */
+static void *view_fold_prepare(const ev_envelope_t *env, void *ud)
+{
+    (void)ud;
+    char *text = NULL;
+    if (strcmp(env->type, "ticket:created") != 0 && strcmp(env->type, "ticket:updated") != 0)
+        return NULL;
+    return ev_envelope_encode(env, &text, NULL, NULL) == 0 ? text : NULL;
+}
+
+static void view_fold_release(void *prepared, void *ud)
+{
+    (void)ud;
+    free(prepared);
+}
+
+static int view_fold_add(void *state, const ev_envelope_t *env, void **prepared, void *ud,
+                         tk_err_t *err)
 {
     (void)ud;
     fold_t *f = state;
@@ -304,8 +321,12 @@ static int view_fold_add(void *state, const ev_envelope_t *env, void *ud, tk_err
     hk.version = t.version;
     char *text = NULL;
     bool new_version = tk_fold_keys_find(f->versions, &hk) < 0;
-    if (new_version && (rc = ev_envelope_encode(env, &text, NULL, err)) != 0)
+    if (new_version && prepared != NULL && *prepared != NULL) {
+        text = *prepared; /* taken */
+        *prepared = NULL;
+    } else if (new_version && (rc = ev_envelope_encode(env, &text, NULL, err)) != 0) {
         return rc;
+    }
 
     bool changed = false, added = false;
     int64_t i = tk_fold_keys_add(f->tickets, hk.ticket, &added);
@@ -392,6 +413,8 @@ static int view_fold_write(void *state, tk_tx_t *tx, bool final, void *ud, tk_er
 
 static const tk_projector_fold_t view_fold = {
     .begin = view_fold_begin,
+    .prepare = view_fold_prepare,
+    .release = view_fold_release,
     .add = view_fold_add,
     .write = view_fold_write,
     .end = view_fold_end,

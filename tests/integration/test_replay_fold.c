@@ -221,9 +221,10 @@ static void *totals_begin(void *ud)
     return s;
 }
 
-static int totals_add(void *state, const ev_envelope_t *ev, void *ud, tk_err_t *err)
+static int totals_add(void *state, const ev_envelope_t *ev, void **prepared, void *ud,
+                      tk_err_t *err)
 {
-    (void)ud;
+    (void)ud, (void)prepared;
     totals_t *s = state;
     ev_ticket_t t;
     uint8_t key[16];

@@ -42,12 +42,22 @@ typedef struct tk_projector_fold {
     /** A new, empty state. Ownership: the caller's, released with end. */
     void *(*begin)(void *ud);
     /**
+     * Optional: the part of add that needs no state, such as encoding a row's text, run ahead
+     * for many events at once on worker threads: thread-safe, no side effects. Returns an owned
+     * value for add (NULL: nothing prepared, add does the work itself).
+     * @param env borrowed, valid for the call.
+     */
+    void *(*prepare)(const ev_envelope_t *env, void *ud);
+    /** Free a prepared value that add did not take; required with prepare. */
+    void (*release)(void *prepared, void *ud);
+    /**
      * Fold one event into @p state, in log order (per partition). Returns TK_APPLY_OK or
      * TK_APPLY_SKIP as apply would (counts only); TK_APPLY_RETRY (a version gap) or a negative
      * TK_E* with err set, as apply would, and then @p state must be as before the call: the
-     * record is dead-lettered. @param env borrowed, valid for the call.
+     * record is dead-lettered. @param env borrowed, valid for the call. @param prepared points
+     * at prepare's value for this event (or NULL); add may take it by setting *prepared = NULL.
      */
-    int (*add)(void *state, const ev_envelope_t *env, void *ud, tk_err_t *err);
+    int (*add)(void *state, const ev_envelope_t *env, void **prepared, void *ud, tk_err_t *err);
     /**
      * Write into the spec's tables (empty at the first call; unqualified names, the search_path
      * points at the rebuild's copies) inside the open transaction of @p tx; no tk_tx_emit. With
