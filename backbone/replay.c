@@ -37,6 +37,13 @@
  * record). The replay session also commits with synchronous_commit off: until the swap its work
  * is disposable.
  *
+ * A spec with a fold (tk_projector_fold_t) is rebuilt in memory instead, with the same rules
+ * (tk_apply__fold_batch): no statement per record, a write (COPY) every FOLD_WRITE_EVERY records
+ * of what the fold holds final, and its last write inside the lock, after the last record and
+ * before the comparison. The profile it answers: through apply, each event cost a dedupe row, two
+ * upserts' JSON parsing and B-tree inserts in PostgreSQL; folded, the time left is decoding and
+ * encoding envelopes in this process, spread over threads.
+ *
  * Why readers see no downtime: the swap is one transaction. A query sees the old table until the
  * COMMIT and the new one after it; ALTER TABLE waits for running queries (lock_timeout bounds the
  * wait) and queues new ones behind it for the few milliseconds of the renames.
