@@ -383,6 +383,8 @@ struct tk_apply_fold {
     const tk_projector_spec_t *spec; /* borrowed */
     void *state;                     /* the projection's, owned */
     tk_fold_keys_t *ids;             /* event ids accepted: the rebuild's processed_events */
+    struct folded *batch;            /* the decoded records of a batch, kept for the next one */
+    size_t capbatch;
 };
 
 tk_apply_fold_t *tk_apply__fold_new(const tk_projector_spec_t *spec)
@@ -400,6 +402,7 @@ void tk_apply__fold_free(tk_apply_fold_t *f)
         return;
     f->spec->fold->end(f->state, f->spec->ud);
     tk_fold_keys_free(f->ids);
+    free(f->batch);
     free(f);
 }
 
@@ -516,7 +519,10 @@ int tk_apply__fold_batch(tk_apply_fold_t *f, tk_rec_t *recs, int n, const tk_app
     if (n <= 0)
         return 0;
     const tk_projector_fold_t *fold = f->spec->fold;
-    folded_t *x = tk_mem_zalloc((size_t)n * sizeof(*x));
+    /* Reused: a fresh array of megabytes per batch costs page faults and heap consolidation. */
+    f->batch = tk_mem_grow(f->batch, &f->capbatch, (size_t)n, sizeof(*f->batch));
+    folded_t *x = f->batch;
+    memset(x, 0, (size_t)n * sizeof(*x));
     fold_decode_all(f->spec, recs, x, n);
     /* Per-aggregate order, as in careful(): nothing of a held partition may pass its held
      * record. The held ones are listed (few: replay never holds), so a chunk of 100k records
@@ -544,7 +550,6 @@ int tk_apply__fold_batch(tk_apply_fold_t *f, tk_rec_t *recs, int n, const tk_app
         ev_envelope_release(&x[i].env);
     }
     free(held);
-    free(x);
     return rc;
 }
 
