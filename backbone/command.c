@@ -60,7 +60,7 @@ static int attempt_once(PGconn *conn, const char *correlation_id, tk_command_bod
     if (rc > 0) /* not a contract value: treat as a bug rather than commit half a decision */
         rc = tk_err_set(err, TK_EINTERNAL, "", "command body returned %d", rc);
     if (rc == 0)
-        rc = tk_pg_commit(conn, err);
+        rc = tk_tx__commit(conn, tx.emitted, NULL, err);
     if (rc != 0) {
         tk_pg_rollback(conn, NULL);
         if (tk_pg_broken(conn) && rc != TK_EUNAVAIL)

@@ -9,8 +9,10 @@
  * apply events idempotently. "Covered" is then one indexed read of the read model, valid in any
  * process and across `ticketing replay` (a rebuilt model has the same versions).
  *
- * Why the projector only NOTIFYs: a trigger on projection_offsets (common/002) announces every
- * committed batch with the projection's name; the notification says "look again", the versions
+ * Why the projector only NOTIFYs: every committed batch that stored offsets is announced with the
+ * projection's name, right after its COMMIT in the same round trip (tk_tx__commit; not from a
+ * trigger inside the transaction, which would serialize every notifying commit of the cluster:
+ * common/004); the notification says "look again", the versions
  * in the read model say whether the wait is over. A lost notification (the listening connection
  * broke) can only delay an answer to its bound, never make it wrong.
  *

@@ -105,6 +105,7 @@ static int try_one(PGconn *c, const tk_projector_spec_t *spec, PGresult *rows, i
 {
     const char *id = PQgetvalue(rows, r, 0);
     ev_envelope_t env = {0};
+    tk_tx_t tx;
     tk_err_t derr = {0}, aerr = {0};
     size_t len = 0;
     char *payload = unhex(PQgetvalue(rows, r, 5), &len);
@@ -138,9 +139,8 @@ static int try_one(PGconn *c, const tk_projector_spec_t *spec, PGresult *rows, i
                         "\"offset\") VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                         5, pe, &n, err)) != 0)
         goto out;
+    tk_tx__init(&tx, c, env.correlationid);
     if (n == 1) {
-        tk_tx_t tx;
-        tk_tx__init(&tx, c, env.correlationid);
         int a = spec->apply(&tx, &env, spec->ud, &aerr);
         if (a == TK_APPLY_RETRY) {
             snprintf(why, whysz, "version gap: %s %s version %lld still waits", env.type,
@@ -155,7 +155,7 @@ static int try_one(PGconn *c, const tk_projector_spec_t *spec, PGresult *rows, i
         }
     }
     if ((rc = tk_pg_run(c, "DELETE FROM dead_letters WHERE id = $1", 1, pid, NULL, err)) != 0 ||
-        (rc = tk_pg_commit(c, err)) != 0)
+        (rc = tk_tx__commit(c, tk_tx_emitted(&tx), NULL, err)) != 0)
         goto out;
     *outcome = TRY_APPLIED;
 out:

@@ -63,6 +63,7 @@
 #include "tk/mem.h"
 #include "tk/pg.h"
 #include "apply_int.h"
+#include "tx_int.h"
 #include "tk/prune.h"
 
 #define MAX_BATCH 2000
@@ -347,7 +348,7 @@ static int on_dead(void *ud, const rd_kafka_message_t *m, const char *why, int64
 
 /* ---- a batch --------------------------------------------------------------------------------- */
 
-static int store_offsets(tk_projector_t *p, tk_err_t *err)
+static int store_offsets(tk_projector_t *p, bool *stored, tk_err_t *err)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < p->nparts; i++)
@@ -367,6 +368,7 @@ static int store_offsets(tk_projector_t *p, tk_err_t *err)
                                 "next_offset = GREATEST(projection_offsets.next_offset, "
                                 "EXCLUDED.next_offset), updated_at = now()",
                                 4, params, NULL, err);
+        *stored = rc == 0;
         free(topics);
         free(partitions);
         free(nexts);
@@ -449,7 +451,12 @@ static int apply_batch(tk_projector_t *p, rd_kafka_message_t **msgs, int n, int 
         t->advanced = true;
         count++;
     }
-    if ((rc = store_offsets(p, err)) != 0 || (rc = tk_pg_commit(p->conn, err)) != 0)
+    int emitted = 0;
+    for (int i = 0; i < nrecs; i++)
+        emitted += recs[i].emitted;
+    bool stored = false; /* offsets written: waiting queries are told (tk_consistency) */
+    if ((rc = store_offsets(p, &stored, err)) != 0 ||
+        (rc = tk_tx__commit(p->conn, emitted, stored ? p->name : NULL, err)) != 0)
         goto out;
     open = false;
     for (size_t i = 0; i < p->nparts; i++) {

@@ -84,6 +84,7 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
+#include "tx_int.h"
 
 #define BATCH_ROWS 500
 #define STR_(x) #x
@@ -156,7 +157,7 @@ static int ensure_lock(tk_relay_t *r, tk_err_t *err)
     if (!got)
         return tk_err_set(err, TK_ECONFLICT, "", "standby: another relay is active on %s",
                           r->context);
-    int rc = tk_pg_run(r->conn, "LISTEN outbox", 0, NULL, NULL, err);
+    int rc = tk_pg_run(r->conn, "LISTEN " TK_TX_OUTBOX_CHANNEL, 0, NULL, NULL, err);
     if (rc != 0)
         return rc;
     r->locked = true;

@@ -15,6 +15,7 @@
 
 #include "ev_catalog.h"
 #include "ev_envelope.h"
+#include "tk/consistency.h"
 #include "tk/kafka.h"
 #include "tk/pg.h"
 
@@ -24,6 +25,17 @@ void tk_tx__init(tk_tx_t *tx, PGconn *conn, const char *correlation_id)
     snprintf(tx->correlation_id, sizeof(tx->correlation_id), "%s",
              correlation_id ? correlation_id : "");
     tx->emitted = 0;
+}
+
+int tk_tx__commit(PGconn *conn, int emitted, const char *projection, tk_err_t *err)
+{
+    tk_pg_notice_t notices[2];
+    int n = 0;
+    if (emitted > 0)
+        notices[n++] = (tk_pg_notice_t){TK_TX_OUTBOX_CHANNEL, NULL};
+    if (projection != NULL)
+        notices[n++] = (tk_pg_notice_t){TK_CONSISTENCY_CHANNEL, projection};
+    return tk_pg_commit_notify(conn, notices, n, err);
 }
 
 PGconn *tk_tx_conn(tk_tx_t *tx)
@@ -69,8 +81,8 @@ int tk_tx_emit(tk_tx_t *tx, const char *type, const char *subject, int64_t aggre
         goto out;
     }
     const char *params[] = {topic, env.subject, payload, headers};
-    /* Prepared once per connection; the NOTIFY that wakes the relay rides on this insert (a
-     * statement trigger), so an event costs one round trip. */
+    /* Prepared once per connection; the relay is woken after the commit (tk_tx__commit), so an
+     * event costs this one round trip. */
     if ((rc = tk_pg_run_prepared(tx->conn,
                                  "INSERT INTO outbox (topic, key, payload, headers) "
                                  "VALUES ($1, $2, $3, $4::jsonb)",

@@ -272,6 +272,10 @@ int ev_envelope_decode(const char *buf, size_t len, ev_envelope_t *out, tk_err_t
         goto out;
     out->data = data;
     data = NULL;
+    if (version == t->version) {
+        out->raw = buf;
+        out->raw_len = len;
+    }
 out:
     json_decref(data);
     json_decref(root);

@@ -35,6 +35,12 @@ typedef struct ev_envelope {
     int64_t aggregateversion;
     char correlationid[64]; /* request id, may be "" */
     json_t *data;           /* owned reference, released by ev_envelope_release */
+    /* The text ev_envelope_decode read, when it is already this envelope's encoding (current
+     * schema version, nothing upcast), so a consumer that stores the event need not encode it
+     * again: borrowed from decode's buffer and valid while that is; NULL otherwise (and for an
+     * envelope built by ev_envelope_init). */
+    const char *raw;
+    size_t raw_len;
 } ev_envelope_t;
 
 /**

@@ -32,6 +32,7 @@
 
 #include "tk/cfg.h"
 #include "tk/mem.h"
+#include "tk/sbuf.h"
 
 #define MAX_PARAMS 16
 
@@ -330,6 +331,43 @@ int tk_pg_commit(PGconn *c, tk_err_t *err)
     if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
         rc = tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back");
     PQclear(res);
+    return rc;
+}
+
+int tk_pg_commit_notify(PGconn *c, const tk_pg_notice_t *notices, int n, tk_err_t *err)
+{
+    if (n <= 0)
+        return tk_pg_commit(c, err);
+    if (c == NULL)
+        return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    /* "COMMIT; SELECT pg_notify('ch', 'payload'), ...": the statements after COMMIT form an
+     * implicit transaction of their own, which writes no WAL and so holds the notify lock only
+     * briefly. */
+    tk_sbuf_t sql = {0};
+    tk_sbuf_puts(&sql, "COMMIT; SELECT ");
+    for (int i = 0; i < n; i++) {
+        char *ch = PQescapeLiteral(c, notices[i].channel, strlen(notices[i].channel));
+        const char *pl = notices[i].payload ? notices[i].payload : "";
+        char *payload = PQescapeLiteral(c, pl, strlen(pl));
+        if (ch != NULL && payload != NULL)
+            tk_sbuf_printf(&sql, "%spg_notify(%s, %s)", i ? ", " : "", ch, payload);
+        PQfreemem(ch);
+        PQfreemem(payload);
+    }
+    int sent = PQsendQuery(c, sql.data);
+    tk_sbuf_free(&sql);
+    if (!sent)
+        return tk_pg_commit(c, err); /* not even sent: COMMIT alone tells what the link is */
+    /* The first result is the COMMIT's; the rest are drained (a failed notification included). */
+    PGresult *commit = checked(c, PQgetResult(c), err);
+    int rc = 0;
+    if (commit == NULL)
+        rc = err ? err->code : TK_EUNAVAIL;
+    else if (strcmp(PQcmdStatus(commit), "ROLLBACK") == 0)
+        rc = tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back");
+    PQclear(commit);
+    for (PGresult *res; (res = PQgetResult(c)) != NULL;)
+        PQclear(res);
     return rc;
 }
 

@@ -117,7 +117,8 @@ static void woken_by_the_projector_commit(void **state)
     assert_int_equal(tk_consistency_wait(&model, &conds, 10000, on_done, &o), 0);
     assert_false(outcome_wait(&o, 300)); /* not covered: it waits */
 
-    /* What a projector's batch does: the row and the offsets, in one transaction. */
+    /* What a projector's batch does: the row and the offsets in one transaction, and the
+     * notification right after its COMMIT. */
     const char *params[] = {id};
     bb_exec(c, "BEGIN", 0, NULL);
     bb_exec(c, "UPDATE ticket_view SET version = 1 WHERE id = $1", 1, params);
@@ -127,7 +128,8 @@ static void woken_by_the_projector_commit(void **state)
             "DO UPDATE SET next_offset = projection_offsets.next_offset + 1",
             0, NULL);
     int64_t committed = tk_mono_ms();
-    bb_exec(c, "COMMIT", 0, NULL);
+    const tk_pg_notice_t applied = {TK_CONSISTENCY_CHANNEL, "ticket_view"}; /* tk_tx__commit */
+    assert_int_equal(tk_pg_commit_notify(c, &applied, 1, &err), 0);
     assert_true(outcome_wait(&o, 5000));
     assert_true(o.covered);
     print_message("woken %lld ms after the commit\n", (long long)(o.at - committed));

@@ -7,7 +7,7 @@
  * read model of ours keeps (id, version) per aggregate, so coverage is read from the read model
  * itself, in any process, with no state shared between the process that ran the command and the
  * one that serves the query. The projectors announce each commit with a PostgreSQL notification
- * (schemas/sql/common/002_projection_notify.sql), which wakes the waiting queries.
+ * (tk_tx__commit, after the projector's COMMIT), which wakes the waiting queries.
  *
  * The token is signed (HMAC-SHA256 with a key derived from JWT_KEY, truncated to 128 bits), so
  * a client can only send back entries the system issued; a bad, forged, expired or oversized

@@ -105,6 +105,25 @@ int tk_pg_begin(PGconn *c, tk_err_t *err);
  */
 int tk_pg_commit(PGconn *c, tk_err_t *err);
 
+/** One NOTIFY for tk_pg_commit_notify: a channel and its payload (both borrowed). */
+typedef struct tk_pg_notice {
+    const char *channel;
+    const char *payload; /* NULL: "" */
+} tk_pg_notice_t;
+
+/**
+ * @brief COMMIT, then NOTIFY each of @p notices (n of them; 0: none), in one round trip: the
+ *        notifications run in their own implicit transaction right after the commit.
+ * Why not NOTIFY inside the transaction (a trigger): PostgreSQL makes a transaction that notifies
+ *        hold a cluster-wide lock from pre-commit to its end, WAL flush included, so notifying
+ *        commits run one at a time and group commit is lost (pgbench in the same run: about half
+ *        the commits per second). A notification is a wake-up hint whose listeners also look on
+ *        their own, so it may come after the commit is visible.
+ * @return as tk_pg_commit: the COMMIT's outcome. A notification that fails afterwards is not the
+ *         commit's failure (the transaction is durable) and is not reported.
+ */
+int tk_pg_commit_notify(PGconn *c, const tk_pg_notice_t *notices, int n, tk_err_t *err);
+
 /**
  * @brief ROLLBACK; a no-op when no transaction is open.
  * @param err may be NULL: rollback is usually called on a path that already carries an error.
