@@ -108,7 +108,9 @@ typedef struct replay {
     int64_t started_ms, first_ms, last_progress_ms;
     int64_t done, total;
     tk_apply_fold_t *fold; /* spec->fold's state, or NULL: records go through apply */
-    int64_t unwritten;     /* records folded since the fold's last write */
+    char **restore;        /* fold: SQL that puts back the indexes set aside, tk_mem_grow */
+    size_t nrestore, caprestore;
+    int64_t unwritten; /* records folded since the fold's last write */
 } replay_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -430,6 +432,63 @@ static int rename_indexes(replay_t *r, const char *table, tk_err_t *err)
     return rc;
 }
 
+/*
+ * The fold path loads each read-model copy in bulk: its indexes (and the constraints they back)
+ * go before the load and come back after the last write, each B-tree built once from sorted keys
+ * instead of one insert per row (COPY of 100k history rows: 2.9 s with the primary key, 1.3 s +
+ * 0.3 s without it and built after). Kept: the names (the live ones, see rename_indexes) and
+ * definitions, so the swap brings the same indexes as before; a duplicate key fails the replay.
+ */
+static int set_aside_indexes(replay_t *r, const char *table, tk_err_t *err)
+{
+    char copy[96];
+    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
+    const char *params[] = {copy};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               "SELECT c.relname, coalesce(con.conname, ''), "
+                               "coalesce(pg_get_constraintdef(con.oid), ''), "
+                               "pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                               "JOIN pg_class c ON c.oid = i.indexrelid "
+                               "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND "
+                               "con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+                               "WHERE i.indrelid = $1::regclass ORDER BY 1",
+                               1, params, err);
+    if (res == NULL)
+        return err->code;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        const char *index = PQgetvalue(res, i, 0), *con = PQgetvalue(res, i, 1);
+        if (!plain_identifier(index, 63) || (con[0] != '\0' && !plain_identifier(con, 63)))
+            continue; /* a name we do not splice: the index stays during the load */
+        char *drop, *back;
+        if (con[0] != '\0') {
+            drop = sqlf("ALTER TABLE %s DROP CONSTRAINT %s", copy, con);
+            back = sqlf("ALTER TABLE %s ADD CONSTRAINT %s %s", copy, con, PQgetvalue(res, i, 2));
+        } else {
+            drop = sqlf("DROP INDEX %s.%s", r->schema, index);
+            back = tk_mem_strdup(PQgetvalue(res, i, 3));
+        }
+        if ((rc = run_owned(r->ctl, drop, err)) == 0) {
+            r->restore =
+                tk_mem_grow(r->restore, &r->caprestore, r->nrestore + 1, sizeof(*r->restore));
+            r->restore[r->nrestore++] = back;
+        } else {
+            free(back);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Put back what set_aside_indexes took (inside the swap's transaction, on ctl). */
+static int restore_indexes(replay_t *r, tk_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < r->nrestore; i++)
+        rc = run(r->ctl, r->restore[i], err);
+    return rc;
+}
+
 static int prepare_schema(replay_t *r, tk_err_t *err)
 {
     int rc = tk_pg_begin(r->ctl, err);
@@ -440,7 +499,8 @@ static int prepare_schema(replay_t *r, tk_err_t *err)
         goto out;
     for (size_t i = 0; r->spec->tables[i] != NULL; i++)
         if ((rc = copy_table(r, r->spec->tables[i], true, err)) != 0 ||
-            (rc = rename_indexes(r, r->spec->tables[i], err)) != 0)
+            (rc = rename_indexes(r, r->spec->tables[i], err)) != 0 ||
+            (r->fold != NULL && (rc = set_aside_indexes(r, r->spec->tables[i], err)) != 0))
             goto out;
     for (size_t i = 0; backbone_tables[i] != NULL; i++)
         if ((rc = copy_table(r, backbone_tables[i], false, err)) != 0)
@@ -916,7 +976,8 @@ static int lock_verify_swap(replay_t *r, tk_err_t *err)
         goto out;
     r->out->behind = live_behind(r);
     /* The fold's last write: the records up to the live offsets are all in it now. */
-    if (r->fold != NULL && (rc = fold_write(r, true, err)) != 0)
+    if (r->fold != NULL &&
+        ((rc = fold_write(r, true, err)) != 0 || (rc = restore_indexes(r, err)) != 0))
         goto out;
     progress(r, "verify", true);
     if ((rc = compare(r, err)) != 0)
@@ -1002,6 +1063,9 @@ out:
     PQfinish(r.rep);
     PQfinish(r.ctl); /* releases the advisory lock */
     tk_apply__fold_free(r.fold);
+    for (size_t i = 0; i < r.nrestore; i++)
+        free(r.restore[i]);
+    free(r.restore);
     for (size_t i = 0; i < r.nparts; i++)
         free(r.parts[i].topic);
     free(r.parts);

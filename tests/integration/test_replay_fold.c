@@ -120,10 +120,22 @@ static void a_folded_replay_equals_the_live_model_built_through_apply(void **sta
     tk_projector_free(live);
     char *live_model = snapshot();
 
+    /* The fold loads without indexes and builds them after: the same ones must come back. */
+    static const char indexes_sql[] =
+        "SELECT string_agg(indexname || ' ' || regexp_replace(indexdef, ' ON \\S+', ''), ',' "
+        "ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public' AND tablename IN "
+        "('ticket_view', 'ticket_history')";
+    char *indexes_before = rt_text(&env, indexes_sql, 0, NULL);
+    assert_non_null(strstr(indexes_before, "ticket_view_pkey"));
+
     assert_non_null(env.spec.fold); /* the tickets view offers the fold */
     tk_replay_result_t folded = replay(&env.spec);
     assert_true(folded.folded);
     char *after_fold = snapshot();
+    char *indexes_after = rt_text(&env, indexes_sql, 0, NULL);
+    assert_string_equal(indexes_before, indexes_after);
+    free(indexes_before);
+    free(indexes_after);
 
     tk_projector_spec_t through_apply = env.spec;
     through_apply.fold = NULL;
