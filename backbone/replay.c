@@ -41,8 +41,9 @@
  * (tk_apply__fold_batch): no statement per record, a write (COPY) every FOLD_WRITE_EVERY records
  * of what the fold holds final, and its last write inside the lock, after the last record and
  * before the comparison. The profile it answers: through apply, each event cost a dedupe row, two
- * upserts' JSON parsing and B-tree inserts in PostgreSQL; folded, the time left is decoding and
- * encoding envelopes in this process, spread over threads.
+ * upserts' JSON parsing and B-tree inserts in PostgreSQL; folded, most of the time left is
+ * decoding envelopes (JSON) in this process, which runs on several threads, and PostgreSQL's COPY
+ * of the history rows.
  *
  * Why readers see no downtime: the swap is one transaction. A query sees the old table until the
  * COMMIT and the new one after it; ALTER TABLE waits for running queries (lock_timeout bounds the
