@@ -18,6 +18,11 @@
  * dumping it was most of the projector's own CPU time in the profile. The history stores each
  * event as the record's own text (ev_envelope_t.raw, the event's encoding as published), which is
  * embedded in the array as a JSON value: no encoding again, no escaping.
+ *
+ * view_fold (for `ticketing replay`, tk_projector_fold_t) is the same model in memory: a map of
+ * ticket -> its latest row (replaced only by a higher version; created_at of the first event),
+ * and a set of (ticket, version) whose first event's history row is kept, COPied in chunks as it
+ * comes (no later event changes it); the view rows are COPied once, at the end.
  */
 #include "tickets_read.h"
 
