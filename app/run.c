@@ -21,19 +21,25 @@
 #define MAX_CONTEXT_WORKERS 8
 
 /* A context's own worker (tk_context_t.worker), restarted with a capped backoff when it fails. */
-static void *context_worker_main(void *arg)
+static int context_worker_life(void *arg, volatile int *stop, tk_backoff_t *delay, tk_err_t *err)
+{
+    (void)delay;
+    const tk_context_t *ctx = arg;
+    return ctx->worker(stop, err);
+}
+
+static void context_worker_failed(void *arg, const tk_err_t *err)
 {
     const tk_context_t *ctx = arg;
+    tk_log(TK_LOG_WARN, "run", "context worker failed, restarting",
+           "\"context\":\"%s\",\"error\":\"%s\"", ctx->name, err->message);
+}
+
+static void *context_worker_main(void *arg)
+{
     tk_backoff_t delay;
     tk_backoff_init(&delay, 200, 5000);
-    while (!tk_app_stop) {
-        tk_err_t err = {0};
-        if (ctx->worker(&tk_app_stop, &err) == 0)
-            continue;
-        tk_log(TK_LOG_WARN, "run", "context worker failed, restarting",
-               "\"context\":\"%s\",\"error\":\"%s\"", ctx->name, err.message);
-        tk_nap(tk_backoff_next(&delay), &tk_app_stop);
-    }
+    tk_supervise(context_worker_life, context_worker_failed, arg, &delay, &tk_app_stop);
     return NULL;
 }
 

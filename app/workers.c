@@ -27,35 +27,42 @@ struct tk_app_workers {
     size_t n;
 };
 
-static void *job_main(void *arg)
+/* One life of a job: make its relay or projector (the database or broker may be down) and run
+ * it until tk_app_stop. Once made, the next failure waits the first delay again. */
+static int job_life(void *arg, volatile int *stop, tk_backoff_t *delay, tk_err_t *err)
 {
     struct job *j = arg;
+    if (j->spec == NULL) {
+        tk_relay_t *relay = tk_relay_new(j->ctx->database, err);
+        if (relay == NULL)
+            return err->code != 0 ? err->code : TK_EINTERNAL;
+        tk_backoff_reset(delay);
+        tk_relay_run(relay, stop);
+        tk_relay_free(relay);
+        return 0;
+    }
+    tk_projector_t *p = tk_projector_new(j->spec, err);
+    if (p == NULL)
+        return err->code != 0 ? err->code : TK_EINTERNAL;
+    tk_backoff_reset(delay);
+    tk_projector_run(p, stop);
+    tk_projector_free(p);
+    return 0;
+}
+
+static void job_failed(void *arg, const tk_err_t *err)
+{
+    struct job *j = arg;
+    tk_log(TK_LOG_WARN, "workers", "cannot start, retrying",
+           "\"context\":\"%s\",\"component\":\"%s\",\"error\":\"%s\"", j->ctx->name,
+           j->spec ? j->spec->name : "relay", err->message);
+}
+
+static void *job_main(void *arg)
+{
     tk_backoff_t delay;
     tk_backoff_init(&delay, 200, 5000);
-    while (!tk_app_stop) {
-        tk_err_t err = {0};
-        if (j->spec == NULL) {
-            tk_relay_t *relay = tk_relay_new(j->ctx->database, &err);
-            if (relay != NULL) {
-                tk_backoff_reset(&delay);
-                tk_relay_run(relay, &tk_app_stop);
-                tk_relay_free(relay);
-                continue;
-            }
-        } else {
-            tk_projector_t *p = tk_projector_new(j->spec, &err);
-            if (p != NULL) {
-                tk_backoff_reset(&delay);
-                tk_projector_run(p, &tk_app_stop);
-                tk_projector_free(p);
-                continue;
-            }
-        }
-        tk_log(TK_LOG_WARN, "workers", "cannot start, retrying",
-               "\"context\":\"%s\",\"component\":\"%s\",\"error\":\"%s\"", j->ctx->name,
-               j->spec ? j->spec->name : "relay", err.message);
-        tk_nap(tk_backoff_next(&delay), &tk_app_stop);
-    }
+    tk_supervise(job_life, job_failed, arg, &delay, &tk_app_stop);
     return NULL;
 }
 

@@ -13,13 +13,14 @@
  *          retryable conflict, db down  -> the whole batch fails (the caller rolls back)
  *
  * Fast path (nearly every batch): SAVEPOINT batch; ONE INSERT ... SELECT unnest($ids) ON
- * CONFLICT DO NOTHING RETURNING dedupes the whole batch; apply runs record after record with no
- * savepoint. If a record is undecodable or apply returns neither OK nor SKIP, ROLLBACK TO
- * SAVEPOINT batch and take the careful path: record by record, each under SAVEPOINT rec with its
- * own processed_events insert, so a failing record is undone alone and dead-lettered or held.
- * Why both give the same outcome: the fast path only commits when every record was OK or SKIP,
- * and for such a batch per-record inserts and the set insert find the same duplicates (the first
- * occurrence of an id in the batch is the fresh one).
+ * CONFLICT DO NOTHING RETURNING dedupes the whole batch (none for an idempotent spec: its apply
+ * finds a repeated event itself, so only repeats within the batch are dropped); apply runs record
+ * after record with no savepoint. If a record is undecodable or apply returns neither OK nor SKIP,
+ * ROLLBACK TO SAVEPOINT batch and take the careful path: record by record, each under SAVEPOINT rec
+ * with its own processed_events insert, so a failing record is undone alone and dead-lettered or
+ * held. Why both give the same outcome: the fast path only commits when every record was OK or
+ * SKIP, and for such a batch per-record inserts and the set insert find the same duplicates (the
+ * first occurrence of an id in the batch is the fresh one).
  *
  * Statements go through tk_pg_exec_prepared: parsed and planned once per connection.
  */
@@ -44,6 +45,10 @@ static const char SQL_DEDUPE_SET[] =
     "SELECT $1, u.id, u.topic, u.part, u.off "
     "FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS u(id, topic, part, off) "
     "ON CONFLICT DO NOTHING RETURNING event_id";
+/* Batches smaller than this are decoded on the loop's thread alone: a thread start would cost
+ * more than it saves. */
+#define DECODE_SPLIT_MIN 256
+
 static const char SQL_DEDUPE_ONE[] =
     "INSERT INTO processed_events (projection, event_id, topic, partition, \"offset\") "
     "VALUES ($1, $2, $3, $4::int, $5::bigint) ON CONFLICT DO NOTHING";
@@ -105,7 +110,9 @@ static int careful_one(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *rec
     snprintf(partition, sizeof(partition), "%d", (int)m->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     const char *params[] = {spec->name, env.id, rd_kafka_topic_name(m->rkt), partition, offset};
-    if ((rc = tk_pg_run_prepared(c, SQL_DEDUPE_ONE, 5, params, &inserted, err)) != 0)
+    if (spec->idempotent)
+        inserted = 1; /* apply itself finds an event it has applied before */
+    else if ((rc = tk_pg_run_prepared(c, SQL_DEDUPE_ONE, 5, params, &inserted, err)) != 0)
         goto out;
     if (inserted == 0) { /* the same event id was applied before */
         rec->outcome = TK_REC_SKIPPED;
@@ -231,11 +238,12 @@ static void position_arrays(const tk_rec_t *recs, int n, char **topics, char **p
     *offsets = o;
 }
 
-/* fresh[i]: envs[i] is the first occurrence in the batch of an id the insert returned. Sorted
- * copies keep this O(n log n) for a batch of thousands. */
+/* fresh[i]: envs[i] is the first occurrence in the batch of an id the insert returned (of any
+ * id when @p res is NULL: an idempotent projection keeps no processed_events). Sorted copies keep
+ * this O(n log n) for a batch of thousands. */
 static void mark_fresh(const ev_envelope_t *envs, int n, PGresult *res, bool *fresh)
 {
-    int nret = PQntuples(res);
+    int nret = res != NULL ? PQntuples(res) : 0;
     const char **returned = tk_mem_zalloc(((size_t)nret + 1) * sizeof(char *));
     for (int k = 0; k < nret; k++)
         returned[k] = PQgetvalue(res, k, 0);
@@ -247,8 +255,8 @@ static void mark_fresh(const ev_envelope_t *envs, int n, PGresult *res, bool *fr
     for (int i = 0; i < n; i++) {
         const char *id = order[i].id;
         bool first = i == 0 || strcmp(order[i - 1].id, id) != 0;
-        fresh[order[i].index] =
-            first && bsearch(&id, returned, (size_t)nret, sizeof(char *), cmp_str) != NULL;
+        fresh[order[i].index] = first && (res == NULL || bsearch(&id, returned, (size_t)nret,
+                                                                 sizeof(char *), cmp_str) != NULL);
     }
     free(order);
     free(returned);
@@ -318,6 +326,43 @@ out:
     return rc;
 }
 
+/* Envelopes of recs[from, to) into envs; ok false when one is undecodable. */
+typedef struct decode_range {
+    const tk_rec_t *recs;
+    ev_envelope_t *envs;
+    int from, to;
+    bool ok;
+} decode_range_t;
+
+static void *decode_range(void *arg)
+{
+    decode_range_t *r = arg;
+    r->ok = true;
+    for (int i = r->from; i < r->to && r->ok; i++) {
+        tk_err_t derr = {0};
+        r->ok =
+            ev_envelope_decode(r->recs[i].m->payload, r->recs[i].m->len, &r->envs[i], &derr) == 0;
+    }
+    return NULL;
+}
+
+/* Decode every record of the batch; false when one is undecodable (the careful path says which).
+ * Why a second thread for a large batch: parsing JSON is most of the loop's own CPU time, and
+ * while it runs PostgreSQL waits for the batch, so the other core would idle. */
+static bool decode_all(const tk_rec_t *recs, ev_envelope_t *envs, int n)
+{
+    decode_range_t head = {recs, envs, 0, n / 2, false}, tail = {recs, envs, n / 2, n, false};
+    pthread_t helper;
+    if (n < DECODE_SPLIT_MIN || pthread_create(&helper, NULL, decode_range, &tail) != 0) {
+        head.to = n;
+        decode_range(&head);
+        return head.ok;
+    }
+    decode_range(&head);
+    pthread_join(helper, NULL);
+    return head.ok && tail.ok;
+}
+
 /* Returns 0 when every record was OK or SKIP (outcomes set), 1 when the careful path must redo
  * the batch (the caller rolls back to the savepoint), or a negative code that fails the batch. */
 static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int n, tk_err_t *err)
@@ -328,19 +373,18 @@ static int fast(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int 
     PGresult *res = NULL;
     int rc = 0;
 
-    for (int i = 0; i < n; i++) {
-        tk_err_t derr = {0};
-        if (ev_envelope_decode(recs[i].m->payload, recs[i].m->len, &envs[i], &derr) != 0) {
-            rc = 1;
+    if (!decode_all(recs, envs, n)) {
+        rc = 1;
+        goto out;
+    }
+    if (!spec->idempotent) {
+        ids = id_array(envs, n);
+        position_arrays(recs, n, &topics, &parts, &offsets);
+        const char *params[] = {spec->name, ids, topics, parts, offsets};
+        if ((res = tk_pg_exec_prepared(c, SQL_DEDUPE_SET, 5, params, err)) == NULL) {
+            rc = err ? err->code : TK_EUNAVAIL;
             goto out;
         }
-    }
-    ids = id_array(envs, n);
-    position_arrays(recs, n, &topics, &parts, &offsets);
-    const char *params[] = {spec->name, ids, topics, parts, offsets};
-    if ((res = tk_pg_exec_prepared(c, SQL_DEDUPE_SET, 5, params, err)) == NULL) {
-        rc = err ? err->code : TK_EUNAVAIL;
-        goto out;
     }
     mark_fresh(envs, n, res, fresh);
     for (int i = 0; i < n; i++) {

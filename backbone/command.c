@@ -27,12 +27,34 @@
 
 #include "tk/ids.h"
 #include "tk/pg.h"
+#include "tk/projector.h"
 #include "tx_int.h"
 
 int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id)
 {
     return tk_err_set(err, TK_ECONFLICT, TK_PG_RETRY_FIELD, "%s %s changed concurrently",
                       aggregate ? aggregate : "aggregate", id ? id : "");
+}
+
+int tk_command_write(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                     const char *aggregate, tk_err_t *err)
+{
+    int64_t affected = 0;
+    int rc = tk_pg_run_prepared(tk_tx_conn(tx), sql, nparams, params, &affected, err);
+    if (rc != 0)
+        return rc;
+    return affected == 0 ? tk_command_stale(err, aggregate, params[0]) : 0;
+}
+
+int tk_command_reaction_result(int rc, tk_err_t *err)
+{
+    if (rc == 1)
+        return TK_APPLY_OK;
+    if (rc == 0 || rc == TK_ENOTFOUND) {
+        tk_err_clear(err);
+        return TK_APPLY_SKIP;
+    }
+    return rc;
 }
 
 /* Sleep about 5 ms * 2^attempt, +-50 %, so contending writers spread out. */

@@ -35,7 +35,7 @@ PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const 
 {
     tk_err_t err = {0};
     PGconn *db = tk_http_db(req, database, &err);
-    PGresult *res = db == NULL ? NULL : tk_pg_exec(db, sql, nparams, params, &err);
+    PGresult *res = db == NULL ? NULL : tk_pg_exec_prepared(db, sql, nparams, params, &err);
     if (res == NULL)
         tk_http_reply_error(req, &err);
     return res;
@@ -57,8 +57,12 @@ bool tk_rows_cursor_or_respond(tk_http_req_t *req, const char *sql, int nparams,
     return known;
 }
 
-void tk_rows_reply(tk_http_req_t *req, PGresult *res, json_t *(*row_json)(const PGresult *, int))
+void tk_rows_list_or_respond(tk_http_req_t *req, const char *sql, int nparams,
+                             const char *const *params, json_t *(*row_json)(const PGresult *, int))
 {
+    PGresult *res = tk_rows_or_respond(req, sql, nparams, params);
+    if (res == NULL)
+        return;
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         json_array_append_new(list, row_json(res, i));

@@ -28,7 +28,7 @@ EVENTS=${BENCH_EVENTS:-200000}
 CONNS=${BENCH_CONNECTIONS:-32}
 HTTP_PORT=${BENCH_HTTP_PORT:-$((PORT + 1))}
 TRIVIAL_PORT=${BENCH_TRIVIAL_PORT:-$((PORT + 2))}
-WORKERS=${HTTP_WORKERS:-8}
+WORKERS=${HTTP_WORKERS:-$CONNS} # the serve's workers per lane, and the GET ceilings' connections
 BUILD=${BUILD:-build/release}
 OUT=var/bench
 BASE=http://127.0.0.1:$HTTP_PORT
@@ -92,7 +92,11 @@ say "starting the roles (serve, project, relay) and a trivial h2o server"
 "$BUILD/bench/http/bench_h2o_trivial" "$TRIVIAL_PORT" & pids+=($!)
 # The bench's users each place more orders than the per-user open-order cap (ORDERS_OPEN_MAX,
 # 10) allows in a phase, so the bench lifts it (it measures throughput, not the cap).
-PORT=$HTTP_PORT TK_LOG_LEVEL=warn ORDERS_OPEN_MAX=1000000 "$TK" serve all 2>>"$LOG" & serve_pid=$!
+# HTTP_WORKERS = the client count (unless set): each worker holds one transaction at a time, and
+# commits that wait for the WAL flush together share it (group commit), as pgbench's clients do.
+# The default (8 per lane) suits several serve processes sharing one PostgreSQL's connections.
+PORT=$HTTP_PORT TK_LOG_LEVEL=warn ORDERS_OPEN_MAX=1000000 HTTP_WORKERS=$WORKERS "$TK" serve all \
+  2>>"$LOG" & serve_pid=$!
 TK_LOG_LEVEL=warn "$TK" project all 2>>"$LOG" & project_pid=$!
 TK_LOG_LEVEL=warn "$TK" relay all 2>>"$LOG" & relay_pid=$!
 pids+=("$serve_pid" "$project_pid" "$relay_pid")

@@ -2,6 +2,7 @@
  * backoff.c - retry delays (see backoff.h). The doubling stops at the cap instead of passing it
  * once (5,000 ms capped after 3,200 ms gives 5,000, never 6,400), and a nap looks at its stop
  * flag every 100 ms at most, so a process asked to stop never sleeps out a long backoff.
+ * tk_supervise is the one restart loop built on them.
  */
 #include "tk/backoff.h"
 
@@ -44,4 +45,16 @@ bool tk_nap(int ms, volatile int *stop)
         sleep_whole(left < SLICE_MS ? left : SLICE_MS);
     }
     return stop != NULL && *stop;
+}
+
+void tk_supervise(tk_life_fn *life, tk_life_failed_fn *failed, void *arg, tk_backoff_t *delay,
+                  volatile int *stop)
+{
+    while (!*stop) {
+        tk_err_t err = {0};
+        if (life(arg, stop, delay, &err) == 0)
+            continue;
+        failed(arg, &err);
+        tk_nap(tk_backoff_next(delay), stop);
+    }
 }

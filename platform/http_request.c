@@ -379,6 +379,15 @@ const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *r)
     return u;
 }
 
+const tk_session_user_t *tk_http_user_body_or_respond(tk_http_req_t *r, json_t **body)
+{
+    *body = NULL;
+    const tk_session_user_t *u = tk_http_user_or_respond(r);
+    if (u == NULL || (*body = tk_http_body_or_respond(r)) == NULL)
+        return NULL;
+    return u;
+}
+
 /* ------------------------------------------------------------------ request objects */
 
 static char *iov_dup(h2o_iovec_t v)

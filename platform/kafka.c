@@ -279,6 +279,41 @@ rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance
     return consumer_new(group_id, true, cb, opaque, settings, err);
 }
 
+bool tk_kafka_cooperative(rd_kafka_t *rk)
+{
+    return strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+}
+
+int tk_kafka_rebalance_apply(rd_kafka_t *rk, bool assign, rd_kafka_topic_partition_list_t *list,
+                             tk_err_t *err)
+{
+    if (tk_kafka_cooperative(rk)) {
+        rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, list)
+                                         : rd_kafka_incremental_unassign(rk, list);
+        if (error == NULL)
+            return 0;
+        int rc = tk_err_set(err, TK_EINTERNAL, NULL, "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return rc;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, assign ? list : NULL);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EINTERNAL, NULL, "%s", rd_kafka_err2str(e));
+    return 0;
+}
+
+int tk_kafka_subscribe(rd_kafka_t *rk, const char *topic, tk_err_t *err)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tk_err_set(err, TK_EINTERNAL, topic, "subscribe to %s: %s", topic,
+                          rd_kafka_err2str(e));
+    return 0;
+}
+
 rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_cb_t *cb,
                                        void *opaque, tk_err_t *err)
 {

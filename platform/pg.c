@@ -319,7 +319,7 @@ int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
 
 int tk_pg_begin(PGconn *c, tk_err_t *err)
 {
-    return tk_pg_run(c, "BEGIN", 0, NULL, NULL, err);
+    return tk_pg_run_script(c, "BEGIN", err); /* one simple Query: nothing to parse and bind */
 }
 
 int tk_pg_commit(PGconn *c, tk_err_t *err)

@@ -386,14 +386,51 @@ static bool key_ok(const char *key)
 
 /* ------------------------------------------------------------------ charge and refund */
 
-/* @p opts, or the configuration's options (tk_stripe_options_default) written to @p dflt. */
-static const tk_stripe_options_t *options_or_default(const tk_stripe_options_t *opts,
-                                                     tk_stripe_options_t *dflt)
+/*
+ * One logical request's state, the same for every call below: the options in force (the caller's,
+ * or the configuration's copied into defaults), the form being built, Stripe's reply, and where
+ * errors go (the caller's err, or local when it passes NULL). request_begin sets it up,
+ * request_next frees the form and the reply for a second call (charge makes two), request_end
+ * frees them whatever happened and passes rc through.
+ */
+typedef struct request {
+    tk_stripe_options_t defaults;
+    const tk_stripe_options_t *opts; /* borrowed: the caller's, or &defaults */
+    form_t form;                     /* owned */
+    json_t *doc;                     /* owned: the last reply */
+    tk_err_t local;
+    tk_err_t *err; /* borrowed: never NULL */
+} request_t;
+
+static void request_begin(request_t *r, const tk_stripe_options_t *opts, tk_err_t *err)
 {
-    if (opts != NULL)
-        return opts;
-    tk_stripe_options_default(dflt);
-    return dflt;
+    memset(r, 0, sizeof(*r));
+    r->err = err != NULL ? err : &r->local;
+    if (opts == NULL) {
+        tk_stripe_options_default(&r->defaults);
+        opts = &r->defaults;
+    }
+    r->opts = opts;
+}
+
+static void request_next(request_t *r)
+{
+    json_decref(r->doc);
+    r->doc = NULL;
+    free(r->form.buf);
+    r->form = (form_t){0};
+}
+
+static int request_end(request_t *r, int rc)
+{
+    request_next(r);
+    return rc;
+}
+
+/* stripe_call with the request's options, form (a GET when it is empty) and reply. */
+static int request_send(request_t *r, const char *path, const char *key, int *attempts)
+{
+    return stripe_call(r->opts, path, r->form.buf, key, &r->doc, attempts, r->err);
 }
 
 /* The id of the object Stripe created (@p what, for the error), copied into @p out. */
@@ -423,16 +460,12 @@ static bool intent_fill(json_t *pi, tk_stripe_charge_t *out)
 int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req_t *req,
                      tk_stripe_charge_t *out, tk_err_t *err)
 {
-    tk_stripe_options_t defaults;
-    form_t form = {0};
-    json_t *doc = NULL;
+    request_t r;
     char amount[32], pm_key[TK_STRIPE_KEY_MAX + 1], pm[TK_STRIPE_ID_MAX + 1];
-    tk_err_t local;
     int rc = 0;
     memset(out, 0, sizeof(*out));
-    if (err == NULL)
-        err = &local;
-    opts = options_or_default(opts, &defaults);
+    request_begin(&r, opts, err);
+    err = r.err;
     if (req->amount <= 0)
         return tk_err_set(err, TK_EINVAL, "amount", "amount must be > 0");
     if (req->currency == NULL || *req->currency == '\0')
@@ -444,38 +477,32 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
 
     copy_str(pm, sizeof(pm), req->payment);
     if (strncmp(req->payment, "tok_", 4) == 0) {
-        form_add(&form, "type", "card");
-        form_add(&form, "card[token]", req->payment);
+        form_add(&r.form, "type", "card");
+        form_add(&r.form, "card[token]", req->payment);
         snprintf(pm_key, sizeof(pm_key), "%s-pm", req->idempotency_key);
-        rc = stripe_call(opts, "/v1/payment_methods", form.buf, pm_key, &doc, &out->attempts, err);
-        if (rc != 0)
+        if ((rc = request_send(&r, "/v1/payment_methods", pm_key, &out->attempts)) != 0)
             goto out;
-        if ((rc = created_id(doc, "payment method", pm, sizeof(pm), err)) != 0)
+        if ((rc = created_id(r.doc, "payment method", pm, sizeof(pm), err)) != 0)
             goto out;
-        json_decref(doc);
-        doc = NULL;
-        free(form.buf);
-        form = (form_t){0};
+        request_next(&r);
     }
     snprintf(amount, sizeof(amount), "%lld", (long long)req->amount);
-    form_add(&form, "amount", amount);
-    form_add(&form, "currency", req->currency);
-    form_add(&form, "confirm", "true");
-    form_add(&form, "payment_method_types[0]", "card");
-    form_add(&form, "payment_method", pm);
+    form_add(&r.form, "amount", amount);
+    form_add(&r.form, "currency", req->currency);
+    form_add(&r.form, "confirm", "true");
+    form_add(&r.form, "payment_method_types[0]", "card");
+    form_add(&r.form, "payment_method", pm);
     if (req->order_id != NULL)
-        form_add(&form, "metadata[order_id]", req->order_id);
+        form_add(&r.form, "metadata[order_id]", req->order_id);
     if (req->attempt_id != NULL)
-        form_add(&form, "metadata[attempt_id]", req->attempt_id);
-    rc = stripe_call(opts, "/v1/payment_intents", form.buf, req->idempotency_key, &doc,
-                     &out->attempts, err);
-    if (rc != 0)
+        form_add(&r.form, "metadata[attempt_id]", req->attempt_id);
+    if ((rc = request_send(&r, "/v1/payment_intents", req->idempotency_key, &out->attempts)) != 0)
         goto out;
-    if (!intent_fill(doc, out)) {
+    if (!intent_fill(r.doc, out)) {
         rc = tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe payment intent without an id");
         goto out;
     }
-    const char *status = json_string_value(json_object_get(doc, "status"));
+    const char *status = json_string_value(json_object_get(r.doc, "status"));
     if (status != NULL &&
         (strcmp(status, "requires_action") == 0 || strcmp(status, "requires_confirmation") == 0 ||
          strcmp(status, "requires_source_action") == 0)) {
@@ -488,44 +515,34 @@ int tk_stripe_charge(const tk_stripe_options_t *opts, const tk_stripe_charge_req
         goto out;
     }
 out:
-    json_decref(doc);
-    free(form.buf);
-    return rc;
+    return request_end(&r, rc);
 }
 
 int tk_stripe_refund(const tk_stripe_options_t *opts, const tk_stripe_refund_req_t *req,
                      tk_stripe_refund_t *out, tk_err_t *err)
 {
-    tk_stripe_options_t defaults;
-    form_t form = {0};
-    json_t *doc = NULL;
-    tk_err_t local;
+    request_t r;
     int rc = 0;
     memset(out, 0, sizeof(*out));
-    if (err == NULL)
-        err = &local;
-    opts = options_or_default(opts, &defaults);
+    request_begin(&r, opts, err);
+    err = r.err;
     if (req->payment_intent == NULL || *req->payment_intent == '\0')
         return tk_err_set(err, TK_EINVAL, "payment_intent", "a payment intent is required");
     if (!key_ok(req->idempotency_key))
         return tk_err_set(err, TK_EINVAL, "idempotency_key", "an idempotency key is required");
-    form_add(&form, "payment_intent", req->payment_intent);
-    form_add(&form, "reason", "requested_by_customer");
+    form_add(&r.form, "payment_intent", req->payment_intent);
+    form_add(&r.form, "reason", "requested_by_customer");
     if (req->order_id != NULL)
-        form_add(&form, "metadata[order_id]", req->order_id);
+        form_add(&r.form, "metadata[order_id]", req->order_id);
     if (req->reason != NULL)
-        form_add(&form, "metadata[reason]", req->reason);
-    rc =
-        stripe_call(opts, "/v1/refunds", form.buf, req->idempotency_key, &doc, &out->attempts, err);
-    if (rc != 0)
+        form_add(&r.form, "metadata[reason]", req->reason);
+    if ((rc = request_send(&r, "/v1/refunds", req->idempotency_key, &out->attempts)) != 0)
         goto out;
-    if ((rc = created_id(doc, "refund", out->id, sizeof(out->id), err)) != 0)
+    if ((rc = created_id(r.doc, "refund", out->id, sizeof(out->id), err)) != 0)
         goto out;
-    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(doc, "status")));
+    copy_str(out->status, sizeof(out->status), json_string_value(json_object_get(r.doc, "status")));
 out:
-    json_decref(doc);
-    free(form.buf);
-    return rc;
+    return request_end(&r, rc);
 }
 
 /* ------------------------------------------------------------------ reconciliation */
@@ -533,29 +550,26 @@ out:
 int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_id,
                           tk_stripe_charge_t *out, tk_err_t *err)
 {
-    tk_stripe_options_t defaults;
-    form_t q = {0};
-    json_t *doc = NULL;
+    request_t r;
     char path[512], query[128];
     int attempts = 0;
     memset(out, 0, sizeof(*out));
-    opts = options_or_default(opts, &defaults);
+    request_begin(&r, opts, err);
     /* Only a UUID goes into the search query: nothing can escape its quotes. */
     if (attempt_id == NULL || strlen(attempt_id) != TK_UUID_LEN || !tk_uuid_valid(attempt_id))
-        return tk_err_set(err, TK_EINVAL, "attempt_id", "attempt id must be a UUID");
+        return tk_err_set(r.err, TK_EINVAL, "attempt_id", "attempt id must be a UUID");
     snprintf(query, sizeof(query), "metadata['attempt_id']:'%s'", attempt_id);
-    form_add(&q, "query", query);
-    snprintf(path, sizeof(path), "/v1/payment_intents/search?%s", q.buf);
-    free(q.buf);
-    int rc = stripe_call(opts, path, NULL, NULL, &doc, &attempts, err);
+    form_add(&r.form, "query", query);
+    snprintf(path, sizeof(path), "/v1/payment_intents/search?%s", r.form.buf);
+    request_next(&r); /* the query is in the path: a GET, no body */
+    int rc = request_send(&r, path, NULL, &attempts);
     out->attempts = attempts;
     if (rc != 0)
-        return rc;
-    json_t *data = json_object_get(doc, "data");
-    if (!json_is_array(data)) {
-        json_decref(doc);
-        return tk_err_set(err, TK_EBADGATEWAY, NULL, "Stripe search: malformed response");
-    }
+        return request_end(&r, rc);
+    json_t *data = json_object_get(r.doc, "data");
+    if (!json_is_array(data))
+        return request_end(
+            &r, tk_err_set(r.err, TK_EBADGATEWAY, NULL, "Stripe search: malformed response"));
     /* One key per attempt makes one intent; prefer a succeeded one if Stripe ever shows more. */
     int found = 0;
     size_t i;
@@ -573,8 +587,7 @@ int tk_stripe_find_intent(const tk_stripe_options_t *opts, const char *attempt_i
         if (intent_fill(pi, out))
             found = 1;
     }
-    json_decref(doc);
-    return found;
+    return request_end(&r, found);
 }
 
 /* ------------------------------------------------------------------ webhooks */

@@ -145,21 +145,15 @@ wait_nodes() {
 
 # signal_wait SIG N...: send SIG to each running node, wait until all exited (SIGKILL at timeout).
 signal_wait() {
-  local sig=$1 n pid pids=() i left
+  local sig=$1 n pid pids=()
   shift
   for n in "$@"; do
     if pid=$(node_pid "$n"); then
       kill "-$sig" "$pid" 2>/dev/null || true
-      pids+=("$pid")
+      pids+=("node $n=$pid")
     fi
   done
-  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
-  for pid in "${pids[@]}"; do
-    if alive "$pid"; then
-      err "pid $pid still running after ${STOP_TIMEOUT}s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
+  wait_gone_or_kill "$STOP_TIMEOUT" "${pids[@]}"
   for n in "$@"; do rm -f "$DIR/node-$n.pid"; done
 }
 

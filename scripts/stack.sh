@@ -65,18 +65,11 @@ our_pid() {
 
 # kill_wait PID NAME: SIGTERM, up to STOP_TIMEOUT s for it to exit, then SIGKILL; fails if it stays.
 kill_wait() {
-  local pid=$1 name=$2 i
+  local pid=$1 name=$2
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  err "$name (pid $pid) still running after ${STOP_TIMEOUT}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
+  wait_gone_or_kill "$STOP_TIMEOUT" "$name=$pid"
+  wait_gone 5 "$pid"
+  alive "$pid" || return 0
   err "$name (pid $pid) survived SIGKILL"
   return 1
 }
@@ -106,6 +99,48 @@ service_failed() {
   log_tail "$1"
   kill_wait "$2" "$3" || true
   rm -f "$4"
+  return 1
+}
+
+# service_wait LABEL PID PIDFILE SECONDS PROBE WHERE TIMEOUT_MSG LOG [FIRST_LOG]: wait for a
+# service started in the background (kafka, stripe-mock) to answer. Every 0.2 s: PROBE (a function)
+# true -> "LABEL: up on WHERE (pid, ms)", 0; the process gone -> the tail of FIRST_LOG (10 lines,
+# when not empty) and of LOG, the pid file removed, 1; SECONDS passed -> service_failed, 1.
+service_wait() {
+  local label=$1 pid=$2 pidfile=$3 seconds=$4 probe=$5 where=$6 timeout_msg=$7 log=$8 first=${9:-}
+  local t0 i
+  t0=$(now_ms)
+  for ((i = 0; i < seconds * 5; i++)); do
+    if ! alive "$pid"; then
+      err "$label: the process exited during start-up"
+      if [ -n "$first" ] && [ -s "$first" ]; then log_tail "$first" 10; fi
+      log_tail "$log"
+      rm -f "$pidfile"
+      return 1
+    fi
+    if "$probe"; then
+      say "$label: up on $where (pid $pid, $(($(now_ms) - t0)) ms)"
+      return 0
+    fi
+    sleep 0.2
+  done
+  service_failed "$log" "$pid" "$label" "$pidfile" "$label: $timeout_msg"
+}
+
+# service_status LABEL PID_FN PROBE WHERE DATA WAITING: the line `status` prints for a service:
+# down (1); up when PROBE answers, with DATA (its folder) when not empty (0); else starting,
+# WAITING saying what it does not do yet (1).
+service_status() {
+  local label=$1 pid_fn=$2 probe=$3 where=$4 data=$5 waiting=$6 pid
+  if ! pid=$("$pid_fn"); then
+    printf '%-7s down\n' "$label"
+    return 1
+  fi
+  if "$probe"; then
+    printf '%-7s up      pid %-8s %s%s\n' "$label" "$pid" "$where" "${data:+  data $data}"
+    return 0
+  fi
+  printf '%-7s starting pid %-7s %s (%s)\n' "$label" "$pid" "$where" "$waiting"
   return 1
 }
 
@@ -180,7 +215,11 @@ listen_addresses = '127.0.0.1'
 port = $PGPORT_TK
 unix_socket_directories = '$PG_ROOT/run'
 max_connections = 200
-shared_buffers = 128MB
+shared_buffers = 256MB
+# Checkpoints no more often than a busy run needs: after each one, the first write of every page
+# logs the whole page (full_page_writes), so frequent checkpoints multiply the WAL of a backlog.
+max_wal_size = 4GB
+checkpoint_timeout = 15min
 # Durability stays on: the tests check that an accepted command survives a crash.
 fsync = on
 synchronous_commit = on
@@ -281,25 +320,14 @@ pg_stop() {
 }
 
 pg_status() {
-  local pid
   pg_locate
-  if pid=$(pg_pid); then
-    if pg_ready; then
-      printf '%-7s up      pid %-8s 127.0.0.1:%s  data %s\n' pg "$pid" "$PGPORT_TK" "$PG_DATA"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s 127.0.0.1:%s (not accepting connections yet)\n' pg "$pid" "$PGPORT_TK"
-    return 1
-  fi
-  printf '%-7s down\n' pg
-  return 1
+  service_status pg pg_pid pg_ready "127.0.0.1:$PGPORT_TK" "$PG_DATA" "not accepting connections yet"
 }
 
 # ---- Kafka ----------------------------------------------------------------------------------------
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
-KAFKA_WAIT=0
-KAFKA_PID=""
+KAFKA_PID="" # set by kafka_launch (started or found running): what kafka_wait waits for
 
 kafka_pid() { our_pid "$KAFKA_PIDFILE" java "$KAFKA_PROPS"; }
 
@@ -331,7 +359,6 @@ kafka_launch() {
     say "kafka: already running (pid $pid, 127.0.0.1:$TK_KAFKA_PORT)"
     echo "$pid" >"$KAFKA_PIDFILE"
     KAFKA_PID=$pid
-    KAFKA_WAIT=1
     return 0
   fi
   for p in "$TK_KAFKA_PORT" "$TK_KAFKA_CONTROLLER_PORT"; do
@@ -352,7 +379,6 @@ kafka_launch() {
     -cp "$home/libs/*" kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_DIR/console.log" 2>&1 </dev/null 9>&- &
   KAFKA_PID=$!
   echo "$KAFKA_PID" >"$KAFKA_PIDFILE"
-  KAFKA_WAIT=1
 }
 
 # True when the broker answers a metadata request and lists itself (so it is registered and
@@ -360,49 +386,24 @@ kafka_launch() {
 kafka_answers() { tk_kraft_answers "$TK_KAFKA_PORT" 1; }
 
 kafka_wait() {
-  local t0 i
-  [ "$KAFKA_WAIT" = 1 ] || return 0
+  [ -n "$KAFKA_PID" ] || return 0 # not launched
   command -v kcat >/dev/null || die "kafka: kcat not found (run scripts/setup.sh)"
-  t0=$(now_ms)
-  for ((i = 0; i < KAFKA_START_TIMEOUT * 4; i++)); do
-    if ! alive "$KAFKA_PID"; then
-      err "kafka: the broker exited during start-up"
-      if [ -s "$KAFKA_DIR/console.log" ]; then log_tail "$KAFKA_DIR/console.log" 10; fi
-      log_tail "$KAFKA_DIR/server.log"
-      rm -f "$KAFKA_PIDFILE"
-      return 1
-    fi
-    if kafka_answers; then
-      say "kafka: up on 127.0.0.1:$TK_KAFKA_PORT (pid $KAFKA_PID, $(($(now_ms) - t0)) ms)"
-      return 0
-    fi
-    sleep 0.25
-  done
-  service_failed "$KAFKA_DIR/server.log" "$KAFKA_PID" kafka "$KAFKA_PIDFILE" \
-    "kafka: no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)"
+  service_wait kafka "$KAFKA_PID" "$KAFKA_PIDFILE" "$KAFKA_START_TIMEOUT" kafka_answers \
+    "127.0.0.1:$TK_KAFKA_PORT" "no metadata answer within ${KAFKA_START_TIMEOUT}s (kcat -b 127.0.0.1:$TK_KAFKA_PORT -L)" \
+    "$KAFKA_DIR/server.log" "$KAFKA_DIR/console.log"
 }
 
 kafka_stop() { service_stop kafka kafka_pid "$KAFKA_PIDFILE" kafka; }
 
 kafka_status() {
-  local pid
-  if pid=$(kafka_pid); then
-    if kafka_answers; then
-      printf '%-7s up      pid %-8s 127.0.0.1:%s  data %s\n' kafka "$pid" "$TK_KAFKA_PORT" "$KAFKA_DIR/data"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s 127.0.0.1:%s (no metadata answer yet)\n' kafka "$pid" "$TK_KAFKA_PORT"
-    return 1
-  fi
-  printf '%-7s down\n' kafka
-  return 1
+  service_status kafka kafka_pid kafka_answers "127.0.0.1:$TK_KAFKA_PORT" "$KAFKA_DIR/data" \
+    "no metadata answer yet"
 }
 
 # ---- stripe-mock ----------------------------------------------------------------------------------
 STRIPE_BIN="$TK_CACHE/bin/stripe-mock"
 STRIPE_PIDFILE="$STRIPE_DIR/stripe-mock.pid"
-STRIPE_WAIT=0
-STRIPE_PID=""
+STRIPE_PID="" # set by stripe_launch (started or found running): what stripe_wait waits for
 
 # stripe-mock runs in $STRIPE_DIR, which tells this clone's from another's (same binary).
 stripe_pid() { our_pid "$STRIPE_PIDFILE" stripe-mock "$STRIPE_BIN" "$STRIPE_DIR"; }
@@ -419,7 +420,6 @@ stripe_launch() {
     say "stripe: already running (pid $pid, http://127.0.0.1:$TK_STRIPE_PORT)"
     echo "$pid" >"$STRIPE_PIDFILE"
     STRIPE_PID=$pid
-    STRIPE_WAIT=1
     return 0
   fi
   if port_open "$TK_STRIPE_PORT"; then
@@ -432,44 +432,19 @@ stripe_launch() {
     >>"$STRIPE_DIR/stripe-mock.log" 2>&1 </dev/null 9>&-) &
   STRIPE_PID=$!
   echo "$STRIPE_PID" >"$STRIPE_PIDFILE"
-  STRIPE_WAIT=1
 }
 
 stripe_wait() {
-  local t0 i
-  [ "$STRIPE_WAIT" = 1 ] || return 0
-  t0=$(now_ms)
-  for ((i = 0; i < STRIPE_START_TIMEOUT * 5; i++)); do
-    if ! alive "$STRIPE_PID"; then
-      err "stripe: stripe-mock exited during start-up"
-      log_tail "$STRIPE_DIR/stripe-mock.log"
-      rm -f "$STRIPE_PIDFILE"
-      return 1
-    fi
-    if stripe_answers; then
-      say "stripe: up on http://127.0.0.1:$TK_STRIPE_PORT (pid $STRIPE_PID, $(($(now_ms) - t0)) ms)"
-      return 0
-    fi
-    sleep 0.2
-  done
-  service_failed "$STRIPE_DIR/stripe-mock.log" "$STRIPE_PID" stripe-mock "$STRIPE_PIDFILE" \
-    "stripe: no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s"
+  [ -n "$STRIPE_PID" ] || return 0 # not launched
+  service_wait stripe "$STRIPE_PID" "$STRIPE_PIDFILE" "$STRIPE_START_TIMEOUT" stripe_answers \
+    "http://127.0.0.1:$TK_STRIPE_PORT" "no answer on http://127.0.0.1:$TK_STRIPE_PORT within ${STRIPE_START_TIMEOUT}s" \
+    "$STRIPE_DIR/stripe-mock.log"
 }
 
 stripe_stop() { service_stop stripe stripe_pid "$STRIPE_PIDFILE" stripe-mock; }
 
 stripe_status() {
-  local pid
-  if pid=$(stripe_pid); then
-    if stripe_answers; then
-      printf '%-7s up      pid %-8s http://127.0.0.1:%s\n' stripe "$pid" "$TK_STRIPE_PORT"
-      return 0
-    fi
-    printf '%-7s starting pid %-7s http://127.0.0.1:%s (no answer yet)\n' stripe "$pid" "$TK_STRIPE_PORT"
-    return 1
-  fi
-  printf '%-7s down\n' stripe
-  return 1
+  service_status stripe stripe_pid stripe_answers "http://127.0.0.1:$TK_STRIPE_PORT" "" "no answer yet"
 }
 
 # ---- commands -------------------------------------------------------------------------------------

@@ -518,22 +518,15 @@ scan_logs() {
 
 # stop_roles ROLE...: SIGTERM to each running one, wait for all, SIGKILL what is left.
 stop_roles() {
-  local role pid pids=() names=() i left
+  local role pid pids=()
   for role in "$@"; do
     if pid=$(pid_of "$role"); then
       kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      names+=("$role")
+      pids+=("$role=$pid")
     fi
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  wait_gone "$STOP_TIMEOUT" "${pids[@]}"
-  for i in "${!pids[@]}"; do
-    if alive "${pids[$i]}"; then
-      err "${names[$i]} (pid ${pids[$i]}) still running after ${STOP_TIMEOUT}s: SIGKILL"
-      kill -KILL "${pids[$i]}" 2>/dev/null || true
-    fi
-  done
+  wait_gone_or_kill "$STOP_TIMEOUT" "${pids[@]}"
   STOPPED=$((STOPPED + ${#pids[@]}))
 }
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "test_expiration_util.h"
+#include "tk_test.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
@@ -107,7 +108,7 @@ int main(int argc, char **argv)
     /* 1. N pending orders, in due order as real orders arrive. */
     struct order *orders = tk_mem_alloc(sizeof(*orders) * (size_t)n);
     int64_t start = tk_now_ms() + lead_s * 1000;
-    rd_kafka_t *prod = xt_producer();
+    rd_kafka_t *prod = tk_test_producer();
     int64_t t0 = tk_mono_ms();
     for (long i = 0; i < n; i++) {
         xt_uuid(orders[i].id);
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
     tk_expiration_opts_t opts = xt_opts(&names);
     xt_collector_t *col = xt_collector_new(names.expirations);
     pid_t child = xt_child_start(&names);
-    rd_kafka_t *meta = xt_producer();
+    rd_kafka_t *meta = tk_test_producer();
     int64_t first = 0, last = 0, give_up = tk_mono_ms() + lead_s * 1000 + 120000;
     while (tk_mono_ms() < give_up) {
         int64_t end = topic_end(meta, names.delay, partitions);

@@ -91,10 +91,11 @@ static int signup_decide(tk_tx_t *tx, void *arg, tk_err_t *err)
 {
     struct signup_cmd *cmd = arg;
     const char *params[] = {cmd->id, cmd->email, cmd->hash};
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx),
-                               "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3) "
-                               "ON CONFLICT DO NOTHING",
-                               3, params, err);
+    PGresult *res =
+        tk_pg_exec_prepared(tk_tx_conn(tx),
+                            "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3) "
+                            "ON CONFLICT DO NOTHING",
+                            3, params, err);
     if (res == NULL)
         return err->code;
     int inserted = atoi(PQcmdTuples(res));
@@ -137,8 +138,9 @@ static void upgrade_hash(tk_http_req_t *req, PGconn *db, const char *id, const c
     char *hash = NULL;
     if (tk_password_hash(password, &hash, &err) == 0) {
         const char *params[] = {id, hash, old_hash};
-        tk_pg_run(db, "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3", 3,
-                  params, NULL, &err);
+        tk_pg_run_prepared(
+            db, "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3", 3,
+            params, NULL, &err);
     }
     if (err.code != 0)
         tk_log(TK_LOG_WARN, "auth", "password hash upgrade failed",
@@ -168,9 +170,9 @@ static void signin(tk_http_req_t *req)
         return;
     }
     const char *params[] = {c.email};
-    PGresult *res =
-        tk_pg_exec(db, "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)",
-                   1, params, &err);
+    PGresult *res = tk_pg_exec_prepared(
+        db, "SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)", 1, params,
+        &err);
     if (res == NULL) {
         tk_http_reply_error(req, &err);
         return;

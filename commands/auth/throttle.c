@@ -59,19 +59,19 @@ int tk_signin_throttle_take(PGconn *db, const char *email, const char *address,
 /* A slot's window: account slots are below $7, address slots from $7 on. */
 #define WINDOW                                                                                     \
     "make_interval(secs => CASE WHEN s.slot < $7::integer THEN $5::integer ELSE $6::integer END)"
-    PGresult *res =
-        tk_pg_exec(db,
-                   "INSERT INTO signin_throttle AS s (slot, key, window_start, failures) VALUES "
-                   "($1::integer, decode($2, 'hex'), now(), 1), "
-                   "($3::integer, decode($4, 'hex'), now(), 1) "
-                   "ON CONFLICT (slot) DO UPDATE SET key = EXCLUDED.key, "
-                   "window_start = CASE WHEN s.window_start + " WINDOW " <= now() "
-                   "THEN now() ELSE s.window_start END, "
-                   "failures = CASE WHEN s.window_start + " WINDOW " <= now() "
-                   "THEN 1 ELSE s.failures + 1 END "
-                   "RETURNING s.slot, s.failures, "
-                   "ceil(extract(epoch FROM s.window_start + " WINDOW " - now()))::integer",
-                   7, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        db,
+        "INSERT INTO signin_throttle AS s (slot, key, window_start, failures) VALUES "
+        "($1::integer, decode($2, 'hex'), now(), 1), "
+        "($3::integer, decode($4, 'hex'), now(), 1) "
+        "ON CONFLICT (slot) DO UPDATE SET key = EXCLUDED.key, "
+        "window_start = CASE WHEN s.window_start + " WINDOW " <= now() "
+        "THEN now() ELSE s.window_start END, "
+        "failures = CASE WHEN s.window_start + " WINDOW " <= now() "
+        "THEN 1 ELSE s.failures + 1 END "
+        "RETURNING s.slot, s.failures, "
+        "ceil(extract(epoch FROM s.window_start + " WINDOW " - now()))::integer",
+        7, params, err);
 #undef WINDOW
     if (res == NULL)
         return err->code;
@@ -101,8 +101,8 @@ int tk_signin_throttle_take(PGconn *db, const char *email, const char *address,
 int tk_signin_throttle_refund(PGconn *db, const tk_signin_throttle_t *t, tk_err_t *err)
 {
     const char *params[] = {t->account_slot, t->address_slot};
-    return tk_pg_run(db,
-                     "UPDATE signin_throttle SET failures = greatest(failures - 1, 0) "
-                     "WHERE slot IN ($1::integer, $2::integer)",
-                     2, params, NULL, err);
+    return tk_pg_run_prepared(db,
+                              "UPDATE signin_throttle SET failures = greatest(failures - 1, 0) "
+                              "WHERE slot IN ($1::integer, $2::integer)",
+                              2, params, NULL, err);
 }

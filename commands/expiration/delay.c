@@ -269,12 +269,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct delay *d = opaque;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-    if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (!cooperative) /* the whole new assignment: what is not in it is not ours to save */
+    bool assign = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (assign) {
+        /* Eager: the whole new assignment, so what is not in it is not ours to save. */
+        if (!tk_kafka_cooperative(rk))
             for (int32_t i = 0; i < d->nparts; i++)
                 if (rd_kafka_topic_partition_list_find(list, d->cfg->delay_topic, i) == NULL)
                     d->parts[i].unsaved = -1;
@@ -294,10 +292,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             p->first = p->count = 0;
             p->epoch++;
         }
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, list);
-        else
-            e = rd_kafka_assign(rk, list);
     } else {
         /* Revoked or lost: resume what we paused, forget the windows and wake-up times. */
         rd_kafka_topic_partition_list_t *paused = rd_kafka_topic_partition_list_new(4);
@@ -317,19 +311,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
         }
         resume_list(d, paused);
         rd_kafka_topic_partition_list_destroy(paused);
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, list);
-        else
-            e = rd_kafka_assign(rk, NULL);
     }
-    if (error != NULL) {
+    tk_err_t why = {0};
+    if (tk_kafka_rebalance_apply(rk, assign, list, &why) != 0) {
         tk_log(TK_LOG_ERROR, "expiration", "delay (un)assign refused", "\"error\":\"%s\"",
-               rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        d->rebalance_failed = 1;
-    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        tk_log(TK_LOG_ERROR, "expiration", "delay (un)assign refused", "\"error\":\"%s\"",
-               rd_kafka_err2str(e));
+               why.message);
         d->rebalance_failed = 1;
     }
 }
@@ -642,7 +628,6 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
 {
     int rc = 0;
     struct delay *d = tk_mem_zalloc(sizeof(*d));
-    rd_kafka_topic_partition_list_t *topics = NULL;
 
     d->cfg = cfg;
     if ((d->producer = tk_expiration__producer_new(NULL, cfg->expirations_topic, cfg->delay_topic,
@@ -652,14 +637,8 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, cfg->delay_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = tk_err_set(err, TK_EINTERNAL, cfg->delay_topic, "subscribe to %s: %s",
-                        cfg->delay_topic, rd_kafka_err2str(e));
+    if ((rc = tk_kafka_subscribe(d->consumer, cfg->delay_topic, err)) != 0)
         goto out;
-    }
     while (!*stop) {
         if ((rc = turn(d, err)) != 0)
             goto out;
@@ -674,8 +653,6 @@ int tk_expiration__delay_run(const tk_expiration__cfg_t *cfg, volatile int *stop
         }
     }
 out:
-    if (topics != NULL)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (d->consumer != NULL) {
         rd_kafka_consumer_close(d->consumer); /* runs on_rebalance (revoke) */
         rd_kafka_destroy(d->consumer);

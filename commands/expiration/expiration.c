@@ -181,24 +181,39 @@ void tk_expiration__txn_abort(rd_kafka_t *producer, bool *open)
 
 typedef int (*stage_fn)(const tk_expiration__cfg_t *cfg, volatile int *stop, tk_err_t *err);
 
+/* A stage (intake or delay) under tk_supervise. */
+struct stage {
+    const char *name;
+    stage_fn fn;
+    const tk_expiration__cfg_t *cfg;
+};
+
+static int stage_life(void *arg, volatile int *stop, tk_backoff_t *delay, tk_err_t *err)
+{
+    const struct stage *st = arg;
+    int64_t started = tk_mono_ms();
+    int rc = st->fn(st->cfg, stop, err);
+    if (rc != 0 && tk_mono_ms() - started > 60000)
+        tk_backoff_reset(delay); /* it had been healthy: start the backoff again */
+    return rc;
+}
+
+static void stage_failed(void *arg, const tk_err_t *err)
+{
+    const struct stage *st = arg;
+    tk_log(TK_LOG_WARN, "expiration", "stage failed, restarting",
+           "\"stage\":\"%s\",\"error\":\"%s\",\"code\":\"%s\"", st->name, err->message,
+           tk_err_name(err->code));
+}
+
 /* Run lives of @p fn until *stop. */
 static void stage_loop(const char *name, stage_fn fn, const tk_expiration__cfg_t *cfg,
                        volatile int *stop)
 {
+    struct stage st = {.name = name, .fn = fn, .cfg = cfg};
     tk_backoff_t delay;
     tk_backoff_init(&delay, 200, 5000);
-    while (!*stop) {
-        tk_err_t err = {0};
-        int64_t started = tk_mono_ms();
-        if (fn(cfg, stop, &err) == 0)
-            continue; /* stopped */
-        tk_log(TK_LOG_WARN, "expiration", "stage failed, restarting",
-               "\"stage\":\"%s\",\"error\":\"%s\",\"code\":\"%s\"", name, err.message,
-               tk_err_name(err.code));
-        if (tk_mono_ms() - started > 60000)
-            tk_backoff_reset(&delay); /* it had been healthy: start the backoff again */
-        tk_nap(tk_backoff_next(&delay), stop);
-    }
+    tk_supervise(stage_life, stage_failed, &st, &delay, stop);
 }
 
 struct intake_thread {

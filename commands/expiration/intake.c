@@ -187,16 +187,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct intake *in = opaque;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-    if (code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, list);
-        else
-            e = rd_kafka_assign(rk, list);
-    } else {
+    bool assign = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (!assign) {
         tk_err_t why = {0};
         if (in->revoke_err != 0 || rd_kafka_assignment_lost(rk)) {
             abandon(in);
@@ -206,19 +198,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t code,
             in->revoke_err = why.code != 0 ? why.code : TK_EUNAVAIL;
             abandon(in);
         }
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, list);
-        else
-            e = rd_kafka_assign(rk, NULL);
     }
-    if (error != NULL) {
+    tk_err_t refused = {0};
+    if (tk_kafka_rebalance_apply(rk, assign, list, &refused) != 0) {
         tk_log(TK_LOG_ERROR, "expiration", "intake (un)assign refused", "\"error\":\"%s\"",
-               rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        in->revoke_err = TK_EINTERNAL;
-    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        tk_log(TK_LOG_ERROR, "expiration", "intake (un)assign refused", "\"error\":\"%s\"",
-               rd_kafka_err2str(e));
+               refused.message);
         in->revoke_err = TK_EINTERNAL;
     }
 }
@@ -227,7 +211,6 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
 {
     int rc = 0;
     struct intake *in = tk_mem_zalloc(sizeof(*in));
-    rd_kafka_topic_partition_list_t *topics = NULL;
 
     in->cfg = cfg;
     in->offsets = rd_kafka_topic_partition_list_new(8);
@@ -238,14 +221,8 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
         rc = err != NULL && err->code != 0 ? err->code : TK_EINTERNAL;
         goto out;
     }
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, cfg->orders_topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->consumer, topics);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = tk_err_set(err, TK_EINTERNAL, cfg->orders_topic, "subscribe to %s: %s",
-                        cfg->orders_topic, rd_kafka_err2str(e));
+    if ((rc = tk_kafka_subscribe(in->consumer, cfg->orders_topic, err)) != 0)
         goto out;
-    }
     while (!*stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(in->consumer, POLL_MS);
         while (m != NULL) {
@@ -285,8 +262,6 @@ int tk_expiration__intake_run(const tk_expiration__cfg_t *cfg, volatile int *sto
         }
     }
 out:
-    if (topics != NULL)
-        rd_kafka_topic_partition_list_destroy(topics);
     if (in->producer != NULL && rc != 0)
         abandon(in); /* before the close's revoke, which would commit it */
     if (in->consumer != NULL) {

@@ -24,6 +24,7 @@
 
 #include "ev_catalog.h"
 #include "ev_payment.h"
+#include "tk/command.h"
 
 static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
@@ -34,23 +35,14 @@ static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_e
         if ((rc = ev_payment_expired_from_json(env->data, &e, err)) != 0)
             return rc;
         rc = tk_orders_cancel(tx, e.order_id, NULL, NULL, err);
-        /* A complete order (TK_EINVAL) stays complete; an unknown one is not ours. */
-        if (rc == 0 || rc == TK_ENOTFOUND || rc == TK_EINVAL) {
-            tk_err_clear(err);
-            return TK_APPLY_SKIP;
-        }
-        return rc == 1 ? TK_APPLY_OK : rc;
+        /* A complete order (TK_EINVAL) stays complete: nothing to do, as for a no-op. */
+        return tk_command_reaction_result(rc == TK_EINVAL ? 0 : rc, err);
     }
     if (strcmp(env->type, "payment:created") == 0) {
         ev_payment_created_t p;
         if ((rc = ev_payment_created_from_json(env->data, &p, err)) != 0)
             return rc;
-        rc = tk_orders_complete(tx, p.order_id, err);
-        if (rc == 0 || rc == TK_ENOTFOUND) {
-            tk_err_clear(err);
-            return TK_APPLY_SKIP;
-        }
-        return rc == 1 ? TK_APPLY_OK : rc;
+        return tk_command_reaction_result(tk_orders_complete(tx, p.order_id, err), err);
     }
     return TK_APPLY_SKIP; /* payment:refunded: nothing to do here */
 }

@@ -34,7 +34,7 @@ int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err)
     PGresult *res = tk_row_by_id(tk_tx_conn(tx),
                                  "SELECT id, user_id, ticket_id, status, " EXPIRES_AT_TEXT
                                  ", version FROM orders WHERE id = $1",
-                                 false, id, err);
+                                 true, id, err);
     if (res == NULL)
         return err->code;
     int rc = 0;
@@ -59,7 +59,7 @@ int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, 
     if (!tk_uuid_valid(id))
         return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
     const char *params[] = {id};
-    PGresult *res = tk_pg_exec(
+    PGresult *res = tk_pg_exec_prepared(
         conn, "SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $1", 1,
         params, err);
     if (res == NULL)
@@ -82,16 +82,16 @@ int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_
     const char *params[] = {user_id};
     /* Serialises one user's POSTs (other users are not blocked), so the count below cannot be
      * read by two transactions that then both insert. */
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))", 1,
-                       params, NULL, err);
+    int rc = tk_pg_run_prepared(
+        tk_tx_conn(tx), "SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))",
+        1, params, NULL, err);
     if (rc != 0)
         return rc;
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx),
-                               "SELECT count(*), coalesce(ceil(extract(epoch FROM "
-                               "min(expires_at) - now())), 1)::bigint FROM orders "
-                               "WHERE user_id = $1 AND status = 'created'",
-                               1, params, err);
+    PGresult *res = tk_pg_exec_prepared(tk_tx_conn(tx),
+                                        "SELECT count(*), coalesce(ceil(extract(epoch FROM "
+                                        "min(expires_at) - now())), 1)::bigint FROM orders "
+                                        "WHERE user_id = $1 AND status = 'created'",
+                                        1, params, err);
     if (res == NULL)
         return err->code;
     long open = strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -116,11 +116,12 @@ int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket,
     snprintf(cents, sizeof(cents), "%lld", (long long)ticket->price_cents);
     const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at, cents};
     int64_t inserted = 0;
-    rc = tk_pg_run(tk_tx_conn(tx),
-                   "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "
-                   "price_cents) VALUES ($1, $2, $3, 'created', $4::timestamptz, 0, $5::bigint) "
-                   "ON CONFLICT DO NOTHING",
-                   5, params, &inserted, err);
+    rc = tk_pg_run_prepared(
+        tk_tx_conn(tx),
+        "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "
+        "price_cents) VALUES ($1, $2, $3, 'created', $4::timestamptz, 0, $5::bigint) "
+        "ON CONFLICT DO NOTHING",
+        5, params, &inserted, err);
     if (rc != 0)
         return rc;
     if (inserted == 0)
@@ -141,15 +142,12 @@ static int write_status(tk_tx_t *tx, const tk_order_t *next, const char *type, t
     char expected[24];
     snprintf(expected, sizeof(expected), "%lld", (long long)(next->version - 1));
     const char *params[] = {next->id, expected, ev_order_status_name(next->status)};
-    int64_t affected = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE orders SET status = $3, version = version + 1 "
-                       "WHERE id = $1 AND version = $2::integer",
-                       3, params, &affected, err);
+    int rc = tk_command_write(tx,
+                              "UPDATE orders SET status = $3, version = version + 1 "
+                              "WHERE id = $1 AND version = $2::integer",
+                              3, params, "order", err);
     if (rc != 0)
         return rc;
-    if (affected == 0)
-        return tk_command_stale(err, "order", next->id);
     ev_order_ref_t ev = {.version = next->version};
     memcpy(ev.id, next->id, sizeof(ev.id));
     memcpy(ev.ticket.id, next->ticket_id, sizeof(ev.ticket.id));

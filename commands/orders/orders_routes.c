@@ -32,11 +32,9 @@ static int place_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 
 static void place_order(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = tk_http_user_or_respond(req);
+    json_t *body = NULL;
+    const tk_session_user_t *user = tk_http_user_body_or_respond(req, &body);
     if (user == NULL)
-        return;
-    json_t *body = tk_http_body_or_respond(req);
-    if (body == NULL)
         return;
     tk_err_t err = {0};
     const char *ticket_id = NULL;

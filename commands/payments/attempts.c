@@ -39,13 +39,14 @@ int tk_payments_attempt_begin(PGconn *db, const char *order_id, const char *key,
     const char *params[] = {fresh, order_id, key};
     /* One attempt per key: a retry with the same token is the same attempt (same id, so the
      * same Stripe parameters, which an idempotent replay requires). */
-    PGresult *res = tk_pg_exec(db,
-                               "INSERT INTO payment_attempts (id, order_id, idempotency_key, "
-                               "status) VALUES ($1, $2, $3, 'pending') "
-                               "ON CONFLICT (idempotency_key) DO UPDATE SET status = "
-                               "CASE WHEN payment_attempts.status = 'succeeded' THEN 'succeeded' "
-                               "ELSE 'pending' END, updated_at = now() RETURNING id",
-                               3, params, err);
+    PGresult *res =
+        tk_pg_exec_prepared(db,
+                            "INSERT INTO payment_attempts (id, order_id, idempotency_key, "
+                            "status) VALUES ($1, $2, $3, 'pending') "
+                            "ON CONFLICT (idempotency_key) DO UPDATE SET status = "
+                            "CASE WHEN payment_attempts.status = 'succeeded' THEN 'succeeded' "
+                            "ELSE 'pending' END, updated_at = now() RETURNING id",
+                            3, params, err);
     if (res == NULL)
         return err->code;
     snprintf(id, TK_UUID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
@@ -57,7 +58,7 @@ int tk_payments_attempt_finish(PGconn *conn, const char *id, bool succeeded, con
                                tk_err_t *err)
 {
     const char *params[] = {id, succeeded ? "succeeded" : "failed", stripe_id};
-    return tk_pg_run(
+    return tk_pg_run_prepared(
         conn,
         "UPDATE payment_attempts SET status = $2, stripe_id = COALESCE($3, stripe_id), "
         "updated_at = now() WHERE id = $1 AND status <> 'succeeded'",
@@ -71,14 +72,14 @@ int tk_payments_attempts_pending(PGconn *db, const char *order_id, int64_t older
     snprintf(age, sizeof(age), "%lld", (long long)older_than_ms);
     snprintf(limit, sizeof(limit), "%d", max);
     const char *params[] = {order_id, age, limit};
-    PGresult *res =
-        tk_pg_exec(db,
-                   "SELECT id, order_id, idempotency_key, "
-                   "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM payment_attempts "
-                   "WHERE status = 'pending' AND ($1::uuid IS NULL OR order_id = $1::uuid) "
-                   "AND updated_at <= now() - make_interval(secs => $2::double precision / 1000) "
-                   "ORDER BY created_at LIMIT $3::integer",
-                   3, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        db,
+        "SELECT id, order_id, idempotency_key, "
+        "(extract(epoch FROM now() - created_at) * 1000)::bigint FROM payment_attempts "
+        "WHERE status = 'pending' AND ($1::uuid IS NULL OR order_id = $1::uuid) "
+        "AND updated_at <= now() - make_interval(secs => $2::double precision / 1000) "
+        "ORDER BY created_at LIMIT $3::integer",
+        3, params, err);
     if (res == NULL)
         return err->code;
     int n = PQntuples(res);
@@ -96,11 +97,11 @@ int tk_payments_attempt_load(PGconn *db, const char *id, tk_payment_attempt_t *o
                              tk_err_t *err)
 {
     const char *params[] = {id};
-    PGresult *res = tk_pg_exec(db,
-                               "SELECT id, order_id, idempotency_key, status, "
-                               "(extract(epoch FROM now() - created_at) * 1000)::bigint "
-                               "FROM payment_attempts WHERE id = $1",
-                               1, params, err);
+    PGresult *res = tk_pg_exec_prepared(db,
+                                        "SELECT id, order_id, idempotency_key, status, "
+                                        "(extract(epoch FROM now() - created_at) * 1000)::bigint "
+                                        "FROM payment_attempts WHERE id = $1",
+                                        1, params, err);
     if (res == NULL)
         return err->code;
     int found = PQntuples(res) == 1;

@@ -38,7 +38,7 @@ int tk_payments_order_load(PGconn *conn, const char *id, bool lock, tk_payment_o
                      lock ? "SELECT " ORDER_COLUMNS " FROM orders_replica "
                             "WHERE id = $1 FOR UPDATE"
                           : "SELECT " ORDER_COLUMNS " FROM orders_replica WHERE id = $1",
-                     false, id, err);
+                     true, id, err);
     if (res == NULL)
         return err->code;
     int rc = 0;
@@ -57,8 +57,8 @@ int tk_payments_find(PGconn *conn, const char *order_id, char stripe_id[TK_STRIP
                      char payment_id[TK_UUID_LEN + 1], tk_err_t *err)
 {
     const char *params[] = {order_id};
-    PGresult *res =
-        tk_pg_exec(conn, "SELECT id, stripe_id FROM payments WHERE order_id = $1", 1, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        conn, "SELECT id, stripe_id FROM payments WHERE order_id = $1", 1, params, err);
     if (res == NULL)
         return err->code;
     int found = PQntuples(res) == 1;
@@ -73,8 +73,8 @@ int tk_payments_find(PGconn *conn, const char *order_id, char stripe_id[TK_STRIP
 int tk_payments_window(PGconn *conn, const char *order_id, tk_err_t *err)
 {
     const char *params[] = {order_id};
-    PGresult *res =
-        tk_pg_exec(conn, "SELECT outcome FROM payment_windows WHERE order_id = $1", 1, params, err);
+    PGresult *res = tk_pg_exec_prepared(
+        conn, "SELECT outcome FROM payment_windows WHERE order_id = $1", 1, params, err);
     if (res == NULL)
         return err->code;
     int w = TK_PAYMENT_WINDOW_OPEN;
@@ -89,9 +89,10 @@ int tk_payments_lock_xact(tk_tx_t *tx, const char *order_id, tk_err_t *err)
 {
     const char *params[] = {order_id};
     /* The key of payments_routes.c's session lock: the two kinds conflict with each other. */
-    return tk_pg_run(tk_tx_conn(tx),
-                     "SELECT pg_advisory_xact_lock(hashtextextended('payments:' || lower($1), 0))",
-                     1, params, NULL, err);
+    return tk_pg_run_prepared(
+        tk_tx_conn(tx),
+        "SELECT pg_advisory_xact_lock(hashtextextended('payments:' || lower($1), 0))", 1, params,
+        NULL, err);
 }
 
 /* Our charge cannot be kept: write its refund intent, and say why. */
@@ -137,17 +138,18 @@ int tk_payments_store(tk_tx_t *tx, const char *order_id, const char *stripe_id,
      * saw it open), unless that lock was lost with a connection; then the decision stands. */
     const char *wparams[] = {o.id};
     int64_t decided = 0;
-    rc = tk_pg_run(c,
-                   "INSERT INTO payment_windows (order_id, outcome) VALUES ($1, 'paid') "
-                   "ON CONFLICT (order_id) DO NOTHING",
-                   1, wparams, &decided, err);
+    rc = tk_pg_run_prepared(c,
+                            "INSERT INTO payment_windows (order_id, outcome) VALUES ($1, 'paid') "
+                            "ON CONFLICT (order_id) DO NOTHING",
+                            1, wparams, &decided, err);
     if (rc != 0)
         return rc;
     if (decided == 0)
         return refuse(tx, &o, stripe_id, out, "order expired", "Order has expired", err);
     const char *params[] = {out->id, o.id, stripe_id};
-    if ((rc = tk_pg_run(c, "INSERT INTO payments (id, order_id, stripe_id) VALUES ($1, $2, $3)", 3,
-                        params, NULL, err)) != 0)
+    if ((rc = tk_pg_run_prepared(
+             c, "INSERT INTO payments (id, order_id, stripe_id) VALUES ($1, $2, $3)", 3, params,
+             NULL, err)) != 0)
         return rc;
     ev_payment_created_t ev = {0};
     snprintf(ev.id, sizeof(ev.id), "%s", out->id);
@@ -163,10 +165,11 @@ int tk_payments_expire(tk_tx_t *tx, const char *order_id, tk_err_t *err)
         return rc;
     const char *params[] = {order_id};
     int64_t closed = 0;
-    rc = tk_pg_run(tk_tx_conn(tx),
-                   "INSERT INTO payment_windows (order_id, outcome) VALUES ($1, 'expired') "
-                   "ON CONFLICT (order_id) DO NOTHING",
-                   1, params, &closed, err);
+    rc =
+        tk_pg_run_prepared(tk_tx_conn(tx),
+                           "INSERT INTO payment_windows (order_id, outcome) VALUES ($1, 'expired') "
+                           "ON CONFLICT (order_id) DO NOTHING",
+                           1, params, &closed, err);
     if (rc != 0 || closed == 0)
         return rc;
     ev_payment_expired_t ev = {0};
@@ -182,10 +185,11 @@ int tk_payments_refund_intent(tk_tx_t *tx, const tk_payment_refund_t *r, tk_err_
     snprintf(version, sizeof(version), "%lld", (long long)r->version);
     const char *params[] = {r->payment_id, r->order_id, r->stripe_id, r->reason, version};
     int64_t inserted = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO refunds (id, order_id, stripe_id, reason, status, version) "
-                       "VALUES ($1, $2, $3, $4, 'pending', $5::integer) "
-                       "ON CONFLICT (order_id, stripe_id) DO NOTHING",
-                       5, params, &inserted, err);
+    int rc =
+        tk_pg_run_prepared(tk_tx_conn(tx),
+                           "INSERT INTO refunds (id, order_id, stripe_id, reason, status, version) "
+                           "VALUES ($1, $2, $3, $4, 'pending', $5::integer) "
+                           "ON CONFLICT (order_id, stripe_id) DO NOTHING",
+                           5, params, &inserted, err);
     return rc != 0 ? rc : (int)inserted;
 }

@@ -68,7 +68,7 @@ int tk_payments_lock(PGconn *db, const char *order_id, int wait_ms, tk_err_t *er
     const char *params[] = {order_id};
     int64_t deadline = tk_mono_ms() + wait_ms;
     for (;;) {
-        PGresult *res = tk_pg_exec(
+        PGresult *res = tk_pg_exec_prepared(
             db, "SELECT pg_try_advisory_lock(hashtextextended('payments:' || lower($1), 0))", 1,
             params, err);
         if (res == NULL)
@@ -89,8 +89,9 @@ void tk_payments_unlock(PGconn *db, const char *order_id)
     const char *params[] = {order_id};
     tk_err_t ignored = {0};
     /* On a broken connection the lock is already gone with the session. */
-    tk_pg_run(db, "SELECT pg_advisory_unlock(hashtextextended('payments:' || lower($1), 0))", 1,
-              params, NULL, &ignored);
+    tk_pg_run_prepared(db,
+                       "SELECT pg_advisory_unlock(hashtextextended('payments:' || lower($1), 0))",
+                       1, params, NULL, &ignored);
 }
 
 struct store_cmd {
@@ -208,11 +209,9 @@ static int pay_locked(tk_http_req_t *req, PGconn *db, const tk_session_user_t *u
 
 static void create_payment(tk_http_req_t *req)
 {
-    const tk_session_user_t *user = tk_http_user_or_respond(req);
+    json_t *body = NULL;
+    const tk_session_user_t *user = tk_http_user_body_or_respond(req, &body);
     if (user == NULL)
-        return;
-    json_t *body = tk_http_body_or_respond(req);
-    if (body == NULL)
         return;
     tk_err_t err = {0};
     tk_payment_request_t pr;

@@ -57,7 +57,7 @@ typedef struct claimed {
 static int claim(PGconn *db, const char *order_id, claimed_t *out, tk_err_t *err)
 {
     const char *params[] = {order_id};
-    PGresult *res = tk_pg_exec(
+    PGresult *res = tk_pg_exec_prepared(
         db,
         "UPDATE refunds SET attempts = attempts + 1, "
         "next_at = now() + interval '120 seconds' "
@@ -92,10 +92,11 @@ static int accepted_body(tk_tx_t *tx, void *arg, tk_err_t *err)
     const struct accepted *a = arg;
     const char *params[] = {a->c->id, a->refund_id};
     int64_t updated = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE refunds SET status = 'succeeded', refund_id = $2, last_error = NULL "
-                       "WHERE id = $1 AND status = 'pending'",
-                       2, params, &updated, err);
+    int rc = tk_pg_run_prepared(
+        tk_tx_conn(tx),
+        "UPDATE refunds SET status = 'succeeded', refund_id = $2, last_error = NULL "
+        "WHERE id = $1 AND status = 'pending'",
+        2, params, &updated, err);
     if (rc != 0 || updated == 0)
         return rc;
     ev_payment_refunded_t ev = {0};
@@ -122,11 +123,12 @@ static int refused(PGconn *db, const claimed_t *c, const tk_err_t *serr, tk_err_
            "\"alert\":\"refund_failed\",\"order_id\":\"%s\",\"stripe_id\":\"%s\",\"code\":\"%s\","
            "\"attempts\":%d,\"retry_in_ms\":%s",
            c->order_id, c->stripe_id, error, c->attempts, wait);
-    return tk_pg_run(db,
-                     "UPDATE refunds SET last_error = $2, "
-                     "next_at = now() + make_interval(secs => $3::double precision / 1000) "
-                     "WHERE id = $1 AND status = 'pending'",
-                     3, params, NULL, err);
+    return tk_pg_run_prepared(
+        db,
+        "UPDATE refunds SET last_error = $2, "
+        "next_at = now() + make_interval(secs => $3::double precision / 1000) "
+        "WHERE id = $1 AND status = 'pending'",
+        3, params, NULL, err);
 }
 
 int tk_payments_refunds_run(PGconn *db, const char *order_id, int max, int *done, tk_err_t *err)
@@ -163,10 +165,11 @@ int tk_payments_refunds_run(PGconn *db, const char *order_id, int max, int *done
 
 int tk_payments_refund_counts(PGconn *db, tk_payment_refund_counts_t *out, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec(db,
-                               "SELECT count(*), count(*) FILTER (WHERE last_error IS NOT NULL) "
-                               "FROM refunds WHERE status = 'pending'",
-                               0, NULL, err);
+    PGresult *res =
+        tk_pg_exec_prepared(db,
+                            "SELECT count(*), count(*) FILTER (WHERE last_error IS NOT NULL) "
+                            "FROM refunds WHERE status = 'pending'",
+                            0, NULL, err);
     if (res == NULL)
         return err->code;
     out->pending = atol(PQgetvalue(res, 0, 0));
@@ -214,8 +217,8 @@ static void reconcile_stale(PGconn *db)
         if (tk_payments_reconcile(db, &a[i], NULL, payment_id, &refund, &err) == TK_EUNAVAIL) {
             /* Still unknown: look again after TK_PAYMENT_ATTEMPT_STALE_MS, not every poll. */
             const char *params[] = {a[i].id};
-            tk_pg_run(db, "UPDATE payment_attempts SET updated_at = now() WHERE id = $1", 1, params,
-                      NULL, &err);
+            tk_pg_run_prepared(db, "UPDATE payment_attempts SET updated_at = now() WHERE id = $1",
+                               1, params, NULL, &err);
         }
         tk_err_clear(&err);
         if (!tk_pg_broken(db))

@@ -21,6 +21,7 @@
 
 #include "ev_catalog.h"
 #include "ev_order.h"
+#include "tk/command.h"
 
 static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
@@ -42,13 +43,7 @@ static int reactions_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_e
     } else {
         return TK_APPLY_SKIP;
     }
-    if (rc == 1)
-        return TK_APPLY_OK;
-    if (rc == 0 || rc == TK_ENOTFOUND) { /* nothing changed, or a ticket that is not ours */
-        tk_err_clear(err);
-        return TK_APPLY_SKIP;
-    }
-    return rc;
+    return tk_command_reaction_result(rc, err); /* 0 or TK_ENOTFOUND (not ours): skipped */
 }
 
 static const char *const reactions_topics[] = {EV_TOPIC_ORDERS, NULL};

@@ -76,16 +76,13 @@ int tk_tickets_write(tk_tx_t *tx, const tk_ticket_t *next, tk_err_t *err)
     snprintf(expected, sizeof(expected), "%lld", (long long)(next->version - 1));
     const char *params[] = {next->id, expected, next->title, cents,
                             next->order_id[0] != '\0' ? next->order_id : NULL};
-    int64_t affected = 0;
-    int rc = tk_pg_run_prepared(
-        tk_tx_conn(tx),
-        "UPDATE tickets SET title = $3, price_cents = $4::bigint, order_id = $5, "
-        "version = version + 1 WHERE id = $1 AND version = $2::integer",
-        5, params, &affected, err);
+    int rc = tk_command_write(tx,
+                              "UPDATE tickets SET title = $3, price_cents = $4::bigint, "
+                              "order_id = $5, version = version + 1 "
+                              "WHERE id = $1 AND version = $2::integer",
+                              5, params, "ticket", err);
     if (rc != 0)
         return rc;
-    if (affected == 0)
-        return tk_command_stale(err, "ticket", next->id);
     ev_ticket_t ev;
     to_event(next, &ev);
     return tk_tx_emit(tx, "ticket:updated", next->id, next->version, ev_ticket_updated_to_json(&ev),

@@ -253,8 +253,8 @@ static int read_views(tk_http_server_t *srv, order_events_t *reg, PGconn *c)
 
     tk_err_t err = {0};
     const char *params[] = {ids};
-    PGresult *res = tk_pg_exec(c, "SELECT " VIEW_COLUMNS " FROM order_view WHERE id = ANY($1)", 1,
-                               params, &err);
+    PGresult *res = tk_pg_exec_prepared(
+        c, "SELECT " VIEW_COLUMNS " FROM order_view WHERE id = ANY($1)", 1, params, &err);
     if (res == NULL) {
         tk_log(TK_LOG_WARN, "order_events", "order_view read failed", "\"error\":\"%s\"",
                err.message);

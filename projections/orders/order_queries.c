@@ -76,14 +76,12 @@ static void list_orders(tk_http_req_t *req)
         !tk_rows_cursor_or_respond(req, "SELECT 1 FROM order_view WHERE id = $1 AND user_id = $2",
                                    2, (const char *[]){params[2], user->id}))
         return;
-    PGresult *res = tk_rows_or_respond(req,
-                                       ORDER_SELECT "WHERE o.user_id = $1 AND ($3::uuid IS NULL OR "
-                                                    "(o.created_at, o.id) > (SELECT created_at, id "
-                                                    "FROM order_view WHERE id = $3::uuid)) "
-                                                    "ORDER BY o.created_at, o.id LIMIT $2::bigint",
-                                       3, params);
-    if (res != NULL)
-        tk_rows_reply(req, res, row_to_json);
+    tk_rows_list_or_respond(req,
+                            ORDER_SELECT "WHERE o.user_id = $1 AND ($3::uuid IS NULL OR "
+                                         "(o.created_at, o.id) > (SELECT created_at, id "
+                                         "FROM order_view WHERE id = $3::uuid)) "
+                                         "ORDER BY o.created_at, o.id LIMIT $2::bigint",
+                            3, params, row_to_json);
 }
 
 PGresult *tk_orders_owned_row_or_respond(tk_http_req_t *req, const char *database, const char *sql,

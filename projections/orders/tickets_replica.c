@@ -17,26 +17,21 @@
 #include "orders_read.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ev_catalog.h"
 #include "ev_ticket.h"
-#include "tk/pg.h"
+#include "tk/replica.h"
 
 static int apply_created(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
 {
     char cents[24];
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     const char *params[] = {t->id, t->title, cents};
-    int64_t inserted = 0;
-    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
-                                "INSERT INTO tickets_replica (id, title, price_cents, version) "
-                                "VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (id) DO NOTHING",
-                                3, params, &inserted, err);
-    if (rc != 0)
-        return rc;
-    return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
+    return tk_replica_insert(tx,
+                             "INSERT INTO tickets_replica (id, title, price_cents, version) "
+                             "VALUES ($1, $2, $3::bigint, 0) ON CONFLICT (id) DO NOTHING",
+                             3, params, err);
 }
 
 static int apply_updated(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
@@ -45,26 +40,10 @@ static int apply_updated(tk_tx_t *tx, const ev_ticket_t *t, tk_err_t *err)
     snprintf(cents, sizeof(cents), "%lld", (long long)t->price_cents);
     snprintf(version, sizeof(version), "%lld", (long long)t->version);
     const char *params[] = {t->id, t->title, cents, version};
-    int64_t updated = 0;
-    int rc = tk_pg_run_prepared(tk_tx_conn(tx),
-                                "UPDATE tickets_replica SET title = $2, price_cents = $3::bigint, "
-                                "version = $4::integer WHERE id = $1 AND version = $4::integer - 1",
-                                4, params, &updated, err);
-    if (rc != 0)
-        return rc;
-    if (updated == 1)
-        return TK_APPLY_OK;
-    PGresult *res = tk_pg_exec_prepared(
-        tk_tx_conn(tx), "SELECT version FROM tickets_replica WHERE id = $1", 1, params, err);
-    if (res == NULL)
-        return err->code;
-    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
-    if (stored >= t->version)
-        return TK_APPLY_SKIP;
-    tk_err_set(err, TK_ECONFLICT, "version", "ticket %s: replica at version %lld, event at %lld",
-               t->id, (long long)stored, (long long)t->version);
-    return TK_APPLY_RETRY;
+    return tk_replica_update(tx,
+                             "UPDATE tickets_replica SET title = $2, price_cents = $3::bigint, "
+                             "version = $4::integer WHERE id = $1 AND version = $4::integer - 1",
+                             4, params, "tickets_replica", "ticket", t->version, err);
 }
 
 static int replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)

@@ -23,12 +23,11 @@
 #include "payments_read.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ev_catalog.h"
 #include "ev_order.h"
-#include "tk/pg.h"
+#include "tk/replica.h"
 
 static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err)
 {
@@ -36,15 +35,11 @@ static int apply_created(tk_tx_t *tx, const ev_order_created_t *o, tk_err_t *err
     snprintf(cents, sizeof(cents), "%lld", (long long)o->ticket.price_cents);
     const char *status = ev_order_status_name(o->status);
     const char *params[] = {o->id, o->user_id, cents, status ? status : "created", o->expires_at};
-    int64_t inserted = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "INSERT INTO orders_replica (id, user_id, price_cents, status, version, "
-                       "expires_at) VALUES ($1, $2, $3::bigint, $4, 0, $5::timestamptz) "
-                       "ON CONFLICT (id) DO NOTHING",
-                       5, params, &inserted, err);
-    if (rc != 0)
-        return rc;
-    return inserted == 1 ? TK_APPLY_OK : TK_APPLY_SKIP;
+    return tk_replica_insert(tx,
+                             "INSERT INTO orders_replica (id, user_id, price_cents, status, "
+                             "version, expires_at) VALUES ($1, $2, $3::bigint, $4, 0, "
+                             "$5::timestamptz) ON CONFLICT (id) DO NOTHING",
+                             5, params, err);
 }
 
 static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t status,
@@ -53,30 +48,17 @@ static int apply_change(tk_tx_t *tx, const ev_order_ref_t *o, ev_order_status_t 
     char version[24];
     snprintf(version, sizeof(version), "%lld", (long long)o->version);
     const char *params[] = {o->id, ev_order_status_name(status), version};
-    int64_t updated = 0;
-    int rc = tk_pg_run(tk_tx_conn(tx),
-                       "UPDATE orders_replica SET status = $2, version = $3::integer "
-                       "WHERE id = $1 AND version = $3::integer - 1",
-                       3, params, &updated, err);
-    if (rc != 0)
+    int rc = tk_replica_update(tx,
+                               "UPDATE orders_replica SET status = $2, version = $3::integer "
+                               "WHERE id = $1 AND version = $3::integer - 1",
+                               3, params, "orders_replica", "order", o->version, err);
+    if (rc != TK_APPLY_OK)
         return rc;
-    if (updated == 1) {
-        if (status == EV_ORDER_CANCELLED && hooks != NULL && hooks->order_cancelled != NULL &&
-            (rc = hooks->order_cancelled(tx, o->id, hooks->ud, err)) < 0)
-            return rc;
-        return TK_APPLY_OK;
-    }
-    PGresult *res = tk_pg_exec(tk_tx_conn(tx), "SELECT version FROM orders_replica WHERE id = $1",
-                               1, params, err);
-    if (res == NULL)
-        return err->code;
-    int64_t stored = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-    PQclear(res);
-    if (stored >= o->version)
-        return TK_APPLY_SKIP;
-    tk_err_set(err, TK_ECONFLICT, "version", "order %s: replica at version %lld, event at %lld",
-               o->id, (long long)stored, (long long)o->version);
-    return TK_APPLY_RETRY;
+    /* The change applied: the write side's policy on it, in this transaction. */
+    if (status == EV_ORDER_CANCELLED && hooks != NULL && hooks->order_cancelled != NULL &&
+        (rc = hooks->order_cancelled(tx, o->id, hooks->ud, err)) < 0)
+        return rc;
+    return TK_APPLY_OK;
 }
 
 int tk_payments_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)

@@ -67,15 +67,13 @@ static void list_tickets(tk_http_req_t *req)
     if (cursor != NULL &&
         !tk_rows_cursor_or_respond(req, "SELECT 1 FROM ticket_view WHERE id = $1", 1, params))
         return;
-    PGresult *res = tk_rows_or_respond(req,
-                                       "SELECT " VIEW_COLUMNS " FROM ticket_view "
-                                       "WHERE order_id IS NULL AND ($1::uuid IS NULL OR "
-                                       "(created_at, id) > (SELECT created_at, id FROM "
-                                       "ticket_view WHERE id = $1::uuid)) "
-                                       "ORDER BY created_at, id LIMIT $2::bigint",
-                                       2, params);
-    if (res != NULL)
-        tk_rows_reply(req, res, row_to_json);
+    tk_rows_list_or_respond(req,
+                            "SELECT " VIEW_COLUMNS " FROM ticket_view "
+                            "WHERE order_id IS NULL AND ($1::uuid IS NULL OR "
+                            "(created_at, id) > (SELECT created_at, id FROM "
+                            "ticket_view WHERE id = $1::uuid)) "
+                            "ORDER BY created_at, id LIMIT $2::bigint",
+                            2, params, row_to_json);
 }
 
 static void show_ticket(tk_http_req_t *req)

@@ -7,7 +7,8 @@
  * and the history keeps one row per version (ON CONFLICT DO NOTHING). Applying an event twice,
  * or an old one after a new one, therefore changes nothing, which is what `ticketing replay`
  * needs to rebuild both tables from offset 0, and what makes a record the relay published twice
- * harmless even before the loop's event-id dedupe.
+ * harmless without the loop's event-id dedupe: the spec says so (idempotent), and no
+ * processed_events row is written for its events.
  *
  * view_apply_set does the same for a whole batch in two statements (the projector's fast path):
  * per ticket, the row of the highest version in the batch (its first occurrence) is upserted
@@ -483,6 +484,7 @@ const tk_projector_spec_t tk_tickets_view_projector = {
     .topics = view_topics,
     .apply = view_apply,
     .apply_set = view_apply_set,
+    .idempotent = true, /* version-gated upsert + history ON CONFLICT DO NOTHING */
     .tables = view_tables,
     .fold = &view_fold,
 };

@@ -11,6 +11,9 @@
 #   port_open PORT        true when something accepts TCP connections on 127.0.0.1:PORT
 #   alive PID             true when process PID exists and is not a zombie
 #   wait_gone SECONDS PID...   waits until none of the PIDs is alive, at most SECONDS
+#   wait_gone_or_kill SECONDS NAME=PID...   wait_gone, then SIGKILL to each one still alive (saying
+#                         "NAME (pid PID) still running after SECONDS s: SIGKILL"); the end of
+#                         every graceful stop
 # It changes no shell option and defines nothing else.
 
 say() { printf '%s: %s\n' "$TK_SCRIPT" "$*"; }
@@ -44,5 +47,19 @@ wait_gone() { # seconds pid...
     for pid in "$@"; do if alive "$pid"; then left=1; fi; done
     [ $left = 1 ] || return 0
     sleep 0.1
+  done
+}
+
+wait_gone_or_kill() { # seconds name=pid...
+  local limit=$1 entry pids=()
+  shift
+  for entry in "$@"; do pids+=("${entry##*=}"); done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  wait_gone "$limit" "${pids[@]}"
+  for entry in "$@"; do
+    if alive "${entry##*=}"; then
+      err "${entry%=*} (pid ${entry##*=}) still running after ${limit}s: SIGKILL"
+      kill -KILL "${entry##*=}" 2>/dev/null || true
+    fi
   done
 }

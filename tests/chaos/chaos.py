@@ -229,18 +229,19 @@ class Faults:
                 self.kill_role("kafka", 0.5)
             elif what == "pg":
                 log("PostgreSQL: fast shutdown, then start")
-                t0 = now_ms()
-                self.sh("scripts/stack.sh", "stop", "pg")
-                time.sleep(1.0)
-                self.sh("scripts/stack.sh", "start", "pg")
-                self.windows.append(("pg", t0, now_ms()))
+                self.stack_outage("pg", 1.0)
             elif what == "stripe":
                 log("stripe-mock: down for 5 s")
-                t0 = now_ms()
-                self.sh("scripts/stack.sh", "stop", "stripe")
-                time.sleep(5)
-                self.sh("scripts/stack.sh", "start", "stripe")
-                self.windows.append(("stripe", t0, now_ms()))
+                self.stack_outage("stripe", 5)
+
+    def stack_outage(self, service, down_s):
+        """Stop a service of the stack (scripts/stack.sh), start it again @down_s later; the
+        outage is recorded in self.windows for the checks."""
+        t0 = now_ms()
+        self.sh("scripts/stack.sh", "stop", service)
+        time.sleep(down_s)
+        self.sh("scripts/stack.sh", "start", service)
+        self.windows.append((service, t0, now_ms()))
 
 
 # ---- after the run: Kafka, the checks --------------------------------------------------------

@@ -23,23 +23,14 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-bash "$root/scripts/setup-py-tools.sh" >/dev/null
-venv="$TK_CACHE/venv"
-
-started=0
-stop_topology() {
-  if [ "$started" = 1 ]; then
-    started=0
-    bash "$root/scripts/topology.sh" stop || return $?
-  fi
-}
-trap 'stop_topology || true' EXIT
-started=1
-bash "$root/scripts/topology.sh" start ${bin:+--bin "$bin"} --isolated --window "$window"
-. "$TK_VAR/topology/env.sh"
+# shellcheck source=tests/support/suite.sh
+. "$root/tests/support/suite.sh"
+suite_venv quiet
+trap 'suite_topology_stop || true' EXIT
+suite_topology_start ${bin:+--bin "$bin"} --window "$window"
 export E2E_BASE_URL=$TOPOLOGY_INGRESS
 export E2E_TICKETING_BIN="${bin:-$(cat "$TK_VAR/topology/bin")}"
 rc=0
 "$venv/bin/python" -u "$here/chaos.py" --window "$window" "${args[@]}" || rc=1
-stop_topology || rc=1
+suite_topology_stop || rc=1
 exit $rc

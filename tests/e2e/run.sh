@@ -20,17 +20,10 @@ bin=$(readlink -f "$bin")
 # shellcheck source=/dev/null
 . "$root/scripts/env.sh"
 
-bash "$root/scripts/setup-py-tools.sh"
-venv="$TK_CACHE/venv"
-
-started=0
-stop_topology() {
-  if [ "$started" = 1 ]; then
-    started=0
-    bash "$root/scripts/topology.sh" stop || return $?
-  fi
-}
-trap 'stop_topology || true' EXIT
+# shellcheck source=tests/support/suite.sh
+. "$root/tests/support/suite.sh"
+suite_venv
+trap 'suite_topology_stop || true' EXIT
 
 if [ -n "${E2E_BASE_URL:-}" ]; then
   echo "e2e: against $E2E_BASE_URL (nothing started here)"
@@ -42,10 +35,7 @@ elif bash "$root/scripts/topology.sh" status >/dev/null 2>&1; then
   base=$TOPOLOGY_INGRESS
   export E2E_TICKETING_BIN="${E2E_TICKETING_BIN:-$bin}"
 else
-  started=1
-  bash "$root/scripts/topology.sh" start --bin "$bin" --isolated --window 5
-  # shellcheck source=/dev/null
-  . "$TK_VAR/topology/env.sh"
+  suite_topology_start --bin "$bin" --window 5
   base=$TOPOLOGY_INGRESS
   export E2E_TICKETING_BIN="${E2E_TICKETING_BIN:-$bin}"
 fi
@@ -88,5 +78,5 @@ if [ "$mode" = schemathesis ] || [ "$mode" = all ]; then
   echo "e2e: schemathesis took $(($(date +%s) - t0)) s"
 fi
 
-stop_topology || rc=1
+suite_topology_stop || rc=1
 exit $rc

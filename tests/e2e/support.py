@@ -18,6 +18,7 @@ import pathlib
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,9 @@ import jsonschema
 import requests
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+import tk_polling  # noqa: E402  (tests/support: shared with tests/security)
+
 BASE_URL = os.environ.get("E2E_BASE_URL", "http://127.0.0.1:8080").rstrip("/")
 TICKETING = os.environ.get("E2E_TICKETING_BIN") or None
 TIMEOUT = float(os.environ.get("E2E_TIMEOUT", "30"))
@@ -46,20 +50,8 @@ TOPIC_OF = {
 
 
 def eventually(fn, what, timeout=TIMEOUT, interval=0.1):
-    """Call fn until it returns a truthy value (returned) or the deadline passes (fails)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except (AssertionError, requests.RequestException) as e:
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what} (last: {last!r})")
-        time.sleep(interval)
+    """tk_polling.eventually with this suite's deadline (E2E_TIMEOUT) by default."""
+    return tk_polling.eventually(fn, what, timeout, interval)
 
 
 class Client:

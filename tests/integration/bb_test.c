@@ -145,28 +145,6 @@ bool bb_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
     }
 }
 
-static int partitions_of(rd_kafka_t *rk, const char *topic)
-{
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int n = -1;
-    for (int attempt = 0; attempt < 50 && n <= 0; attempt++) {
-        if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                n = md->topics[0].partition_cnt;
-            rd_kafka_metadata_destroy(md);
-        }
-        if (n <= 0) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    rd_kafka_topic_destroy(t);
-    if (n <= 0)
-        die("metadata", topic);
-    return n;
-}
-
 bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
 {
     tk_err_t err = {0};
@@ -175,26 +153,7 @@ bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
     bb_reader_t *r = calloc(1, sizeof(*r));
     if ((r->rk = tk_kafka_consumer_new(group, &err)) == NULL)
         die("consumer", err.message);
-    int n = partitions_of(r->rk, topic);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++) {
-        int64_t lo = 0, hi = 0;
-        /* A broker just started may refuse a moment (coordinator or leader loading). */
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int attempt = 0; !from_beginning && attempt < 50; attempt++) {
-            if ((e = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, 10000)) == 0)
-                break;
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        if (!from_beginning && e != RD_KAFKA_RESP_ERR_NO_ERROR)
-            die("watermarks", topic);
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-            from_beginning ? RD_KAFKA_OFFSET_BEGINNING : hi;
-    }
-    if (rd_kafka_assign(r->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("assign", topic);
-    rd_kafka_topic_partition_list_destroy(l);
+    tk_test_assign(r->rk, topic, !from_beginning);
     return r;
 }
 
@@ -312,11 +271,89 @@ int bb_replica_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *
     return rc != 0 ? rc : TK_APPLY_OK;
 }
 
+/* bbtest.<prefix>_<unique> into @p name, created by @p columns. */
+static void toy_table(PGconn *db, const char *prefix, const char *columns, char *name, size_t size)
+{
+    char unique[48], sql[256];
+    bb_unique(prefix, unique, sizeof(unique));
+    snprintf(name, size, "bbtest.%s", unique);
+    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (%s)", name, columns);
+    bb_exec(db, sql, 0, NULL);
+}
+
+void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size)
+{
+    toy_table(db, prefix, "projection text PRIMARY KEY, count bigint NOT NULL, sum bigint NOT NULL",
+              name, size);
+}
+
+void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size)
+{
+    toy_table(db, prefix, "id uuid PRIMARY KEY, version int NOT NULL", name, size);
+}
+
+void bb_fresh_topic(const char *what, char topic[64], char name[64], int partitions)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "bbtest_%s", what);
+    bb_unique(prefix, topic, 64);
+    bb_unique(what, name, 64);
+    bb_topic(topic, partitions);
+}
+
+bb_toys_t bb_toys;
+
+int bb_toys_open(const char *dbname)
+{
+    bb_require_stack(true);
+    bb_private_database("tickets", dbname);
+    bb_toys.db = bb_connect("tickets");
+    bb_totals_create(bb_toys.db, "toytotals", bb_toys.totals, sizeof(bb_toys.totals));
+    bb_replica_create(bb_toys.db, "toyreplica", bb_toys.replica, sizeof(bb_toys.replica));
+    return 0;
+}
+
+int bb_toys_teardown(void **state)
+{
+    (void)state;
+    bb_drop_table(bb_toys.db, bb_toys.totals);
+    bb_drop_table(bb_toys.db, bb_toys.replica);
+    PQfinish(bb_toys.db);
+    bb_toys.db = NULL;
+    return 0;
+}
+
+void bb_totals_start(PGconn *db, const char *table, const char *projection)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", table);
+    const char *p[] = {projection};
+    bb_exec(db, sql, 1, p);
+}
+
+int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, const char *column)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, table);
+    const char *p[] = {projection};
+    return bb_scalar(db, sql, 1, p);
+}
+
+void bb_drop_table(PGconn *db, const char *table)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+    bb_exec(db, sql, 0, NULL);
+}
+
 int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
     const bb_totals_t *t = ud;
     ev_ticket_t ticket;
-    int rc = ev_ticket_created_from_json(env->data, &ticket, err);
+    int rc = strcmp(env->type, "ticket:updated") == 0
+                 ? ev_ticket_updated_from_json(env->data, &ticket, err)
+                 : ev_ticket_created_from_json(env->data, &ticket, err);
     if (rc != 0)
         return rc;
     char sql[200], cents[24];

@@ -100,8 +100,45 @@ void bb_reader_free(bb_reader_t *r);
 char *bb_ticket_event(const char *type, const char *subject, int64_t version, int64_t cents,
                       size_t *len);
 
+/** @brief A fresh topic "bbtest_<what>_<unique>" of @p partitions partitions (bb_topic) into
+ *         @p topic, and a projection name "<what>_<unique>" into @p name. */
+void bb_fresh_topic(const char *what, char topic[64], char name[64], int partitions);
+
 /** @brief Produce bb_ticket_event(created/updated by @p version, price 100) keyed by @p id. */
 void bb_publish_ticket(rd_kafka_t *producer, const char *topic, const char *id, int version);
+
+/*
+ * The toy read models' tables, private to one run: bbtest.<prefix>_<unique> (the bbtest schema is
+ * made when missing). Each exits the process on a database error, as bb_exec.
+ */
+/** @brief Create a bb_totals_apply table (projection text primary key, count, sum); its name into
+ *         @p name. */
+void bb_totals_create(PGconn *db, const char *prefix, char *name, size_t size);
+/** @brief Create a bb_replica_apply table (id uuid primary key, version int); its name into
+ *         @p name. */
+void bb_replica_create(PGconn *db, const char *prefix, char *name, size_t size);
+/*
+ * The world of the projector suites, opened by their cmocka group setup: bb_toys_open loads the
+ * stack's configuration (bb_require_stack), points the tickets context at the private database
+ * @p dbname (bb_private_database: call it before any thread starts) and makes a totals and a
+ * replica table there; bb_toys_teardown (the group teardown) drops both and disconnects. The
+ * suite reads them from bb_toys. @return 0 (exits the process on a setup error).
+ */
+typedef struct bb_toys {
+    PGconn *db;
+    char totals[80];  /* bb_totals_apply's table */
+    char replica[80]; /* bb_replica_apply's table */
+} bb_toys_t;
+extern bb_toys_t bb_toys;
+int bb_toys_open(const char *dbname);
+int bb_toys_teardown(void **state);
+
+/** @brief A row for @p projection in the totals table @p table: count 0, sum 0. */
+void bb_totals_start(PGconn *db, const char *table, const char *projection);
+/** @brief The @p column ("count" or "sum") of @p projection's row in @p table. */
+int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, const char *column);
+/** @brief DROP TABLE IF EXISTS @p table. */
+void bb_drop_table(PGconn *db, const char *table);
 
 /**
  * @brief A toy replica following versions (an apply callback; @p ud is the name of a table
@@ -118,8 +155,8 @@ typedef struct bb_totals {
 
 /**
  * @brief A deliberately non-idempotent toy read model (an apply callback; @p ud is a
- *        bb_totals_t, borrowed): adds one to count and the ticket:created price to sum, so any
- *        double application shows.
+ *        bb_totals_t, borrowed): adds one to count and the ticket's price (ticket:updated, else
+ *        ticket:created) to sum, so any double application shows.
  */
 int bb_totals_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err);
 

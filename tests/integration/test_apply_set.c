@@ -25,6 +25,7 @@
 
 #include "bb_test.h"
 #include "test_replay_util.h"
+#include "tk/pg.h"
 #include "tk/projector.h"
 
 #define TICKETS 20
@@ -118,6 +119,62 @@ static void set_based_apply_equals_one_by_one(void **state)
     free(each);
 }
 
+static int64_t processed_rows(void)
+{
+    const char *p[] = {env.name};
+    return bb_scalar(env.db_conn, "SELECT count(*) FROM processed_events WHERE projection = $1", 1,
+                     p);
+}
+
+/* The tickets view says it is idempotent (tk_projector_spec_t.idempotent): the loop keeps no
+ * processed_events for it, and a redelivered event, newest first, changes nothing. The same log
+ * through the event-id dedupe gives the same tables. */
+static void an_idempotent_view_applies_redeliveries_once_without_processed_events(void **state)
+{
+    (void)state;
+    reset();
+    rt_ticket_t t[10];
+    memset(t, 0, sizeof(t));
+    rt_publish_tickets(&env, t, 10, 2);
+    rt_flush(&env);
+    assert_true(env.spec.idempotent);
+    project(&env.spec);
+    char *first = snapshot();
+    assert_int_equal(processed_rows(), 0);
+
+    /* Every event again, the very records (same ids), newest version first. */
+    PGresult *res = tk_pg_exec(env.db_conn,
+                               "SELECT ticket_id::text, envelope FROM ticket_history "
+                               "ORDER BY version DESC, ticket_id",
+                               0, NULL, NULL);
+    assert_non_null(res);
+    int again = PQntuples(res);
+    assert_true(again >= 30);
+    for (int r = 0; r < again; r++)
+        rt_publish_raw(&env, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+    PQclear(res);
+    rt_flush(&env);
+    int64_t before =
+        bb_scalar(env.db_conn, "SELECT sum(next_offset) FROM projection_offsets", 0, NULL);
+    project(&env.spec);
+    assert_int_equal(
+        bb_scalar(env.db_conn, "SELECT sum(next_offset) FROM projection_offsets", 0, NULL),
+        before + again); /* consumed, */
+    char *redelivered = snapshot();
+    assert_string_equal(redelivered, first); /* and nothing changed */
+
+    reset();
+    tk_projector_spec_t deduped = env.spec;
+    deduped.idempotent = false;
+    project(&deduped);
+    char *through_dedupe = snapshot();
+    assert_string_equal(through_dedupe, first);
+    assert_true(processed_rows() > 0);
+    free(first);
+    free(redelivered);
+    free(through_dedupe);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -125,4 +182,6 @@ static int setup(void **state)
     return 0;
 }
 
-TK_TEST_MAIN(setup, rt_teardown, cmocka_unit_test(set_based_apply_equals_one_by_one))
+TK_TEST_MAIN(
+    setup, rt_teardown, cmocka_unit_test(set_based_apply_equals_one_by_one),
+    cmocka_unit_test(an_idempotent_view_applies_redeliveries_once_without_processed_events))

@@ -101,19 +101,32 @@ static long signup(const char *email, const char *password, tk_test_resp_t *out)
     return out->status;
 }
 
+/* A sign-up must answer @p status and, when @p message is not NULL, that first error message. */
+static bool signup_is(const char *email, const char *password, long status, const char *message)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    return tk_test_http_is("POST", "/api/users/signup", body, NULL, status, message);
+}
+
 /* A fresh account with the password "password": its e-mail into out. */
 static void signed_up(char *email, size_t cap)
 {
-    tk_test_resp_t r;
     unique_email(email, cap);
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 201, NULL));
 }
 
-static const char *first_message(const tk_test_resp_t *r)
+/* A new account (password "password", e-mail into @p email): its session cookie (owned), from a
+ * SameSite=Lax Set-Cookie. */
+static char *new_session(char *email, size_t cap)
 {
-    json_t *errors = json_object_get(r->json, "errors");
-    return json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    unique_email(email, cap);
+    tk_test_resp_t r;
+    assert_int_equal(signup(email, "password", &r), 201);
+    assert_non_null(strstr(r.set_cookie, "samesite=lax"));
+    char *cookie = tk_test_cookie_of(&r);
+    tk_test_resp_release(&r);
+    return cookie;
 }
 
 /* A1, A6, and the user:registered event on the broker. */
@@ -161,39 +174,29 @@ static void signup_validation(void **state)
 {
     (void)state;
     tk_test_resp_t r;
-    assert_int_equal(signup("alskdflaskjfd", "password", &r), 400);
-    assert_string_equal(first_message(&r), "Email must be valid");
-    tk_test_resp_release(&r);
+    assert_true(signup_is("alskdflaskjfd", "password", 400, "Email must be valid"));
 
     char email[64];
     unique_email(email, sizeof(email));
     assert_int_equal(signup(email, "p", &r), 400);
-    assert_string_equal(first_message(&r), "Password must be between 4 and 20 characters");
+    assert_string_equal(tk_test_first_message(&r), "Password must be between 4 and 20 characters");
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(r.json, "errors"), 0), "field")),
                         "password");
     tk_test_resp_release(&r);
-    assert_int_equal(signup(email, "   abc   ", &r), 400); /* trimmed to 3 */
-    tk_test_resp_release(&r);
-    assert_int_equal(signup(email, "123456789012345678901", &r), 400);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "   abc   ", 400, NULL)); /* trimmed to 3 */
+    assert_true(signup_is(email, "123456789012345678901", 400, NULL));
 
-    tk_test_http("POST", "/api/users/signup", "{\"email\":\"test@test.com\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "{\"password\":\"alskjdf\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"email\":\"test@test.com\"}", NULL,
+                                400, NULL));
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"password\":\"alskjdf\"}", NULL,
+                                400, NULL));
     tk_test_http("POST", "/api/users/signup", "{\"email\":5,\"password\":[1]}", NULL, &r);
     assert_int_equal(r.status, 400);
     assert_int_equal(json_array_size(json_object_get(r.json, "errors")), 2);
     tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "{\"email\":", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/users/signup", "[1,2]", NULL, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "{\"email\":", NULL, 400, NULL));
+    assert_true(tk_test_http_is("POST", "/api/users/signup", "[1,2]", NULL, 400, NULL));
 }
 
 /* A5, case-insensitively. */
@@ -202,14 +205,10 @@ static void duplicate_email_is_refused(void **state)
     (void)state;
     char email[64];
     signed_up(email, sizeof(email));
-    tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 400);
-    assert_string_equal(first_message(&r), "Email in use");
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 400, "Email in use"));
     for (char *p = email; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-    assert_int_equal(signup(email, "password", &r), 400);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 400, NULL));
 }
 
 struct race {
@@ -233,15 +232,12 @@ static void concurrent_signups_one_winner(void **state)
     char email[64];
     unique_email(email, sizeof(email));
     enum { N = 20 };
-    pthread_t t[N];
     struct race races[N];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N; i++)
         races[i] = (struct race){email, 0};
-        pthread_create(&t[i], NULL, race_signup, &races[i]);
-    }
+    tk_test_run_threads(race_signup, races, sizeof(races[0]), N);
     int created = 0, refused = 0;
     for (int i = 0; i < N; i++) {
-        pthread_join(t[i], NULL);
         created += races[i].status == 201;
         refused += races[i].status == 400;
     }
@@ -257,13 +253,10 @@ static void signin_cases(void **state)
     unique_email(email, sizeof(email));
     tk_test_resp_t r;
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"password\"}", email);
-    tk_test_http("POST", "/api/users/signin", body, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(first_message(&r), "Invalid credentials");
-    tk_test_resp_release(&r);
+    assert_true(
+        tk_test_http_is("POST", "/api/users/signin", body, NULL, 400, "Invalid credentials"));
 
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 201, NULL));
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"aslkdfjalskdfj\"}", email);
     tk_test_http("POST", "/api/users/signin", body, NULL, &r);
     assert_int_equal(r.status, 400);
@@ -277,10 +270,8 @@ static void signin_cases(void **state)
     assert_string_equal(json_string_value(json_object_get(r.json, "email")), email);
     tk_test_resp_release(&r);
 
-    tk_test_http("POST", "/api/users/signin", "{\"email\":\"a@b.com\"}", NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(first_message(&r), "You must supply a password");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/users/signin", "{\"email\":\"a@b.com\"}", NULL, 400,
+                                "You must supply a password"));
 }
 
 /* A10: the exact clearing string. */
@@ -302,11 +293,8 @@ static void currentuser_cases(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    char *cookie = new_session(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    char *cookie = tk_test_cookie_of(&r);
-    tk_test_resp_release(&r);
 
     tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
     assert_int_equal(r.status, 200);
@@ -361,7 +349,7 @@ static void assert_throttled(const tk_test_resp_t *r, int window)
 {
     assert_int_equal(r->status, 429);
     assert_true(r->retry_after >= 1 && r->retry_after <= window);
-    assert_non_null(strstr(first_message(r), "Too many failed sign-ins"));
+    assert_non_null(strstr(tk_test_first_message(r), "Too many failed sign-ins"));
     assert_null(r->set_cookie);
 }
 
@@ -373,8 +361,7 @@ static void signin_throttled_per_account(void **state)
     char email[64], client[32];
     unique_email(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 201, NULL));
     for (int i = 0; i < ACCOUNT_LIMIT; i++) {
         random_client(client);
         signin_as(email, "wrong-one", client, &r);
@@ -392,8 +379,7 @@ static void signin_throttled_per_account(void **state)
 
     /* Successes are not counted: another account signs in more often than the limit. */
     unique_email(email, sizeof(email));
-    assert_int_equal(signup(email, "password", &r), 201);
-    tk_test_resp_release(&r);
+    assert_true(signup_is(email, "password", 201, NULL));
     for (int i = 0; i < ACCOUNT_LIMIT + 2; i++) {
         signin_as(email, "password", NULL, &r);
         assert_int_equal(r.status, 200);
@@ -453,16 +439,14 @@ static void signin_throttle_exact_under_concurrency(void **state)
     enum { N = 12 };
     char email[64];
     unique_email(email, sizeof(email));
-    pthread_t t[N];
     struct signin_race a[N];
     for (int i = 0; i < N; i++) {
         a[i].email = email;
         random_client(a[i].client);
-        pthread_create(&t[i], NULL, race_signin, &a[i]);
     }
+    tk_test_run_threads(race_signin, a, sizeof(a[0]), N);
     int refused = 0, tried = 0;
     for (int i = 0; i < N; i++) {
-        pthread_join(t[i], NULL);
         refused += a[i].status == 429;
         tried += a[i].status == 400;
     }
@@ -543,12 +527,8 @@ static void signout_revokes_session(void **state)
 {
     (void)state;
     char email[64];
-    unique_email(email, sizeof(email));
+    char *cookie = new_session(email, sizeof(email));
     tk_test_resp_t r;
-    assert_int_equal(signup(email, "password", &r), 201);
-    assert_non_null(strstr(r.set_cookie, "samesite=lax"));
-    char *cookie = tk_test_cookie_of(&r);
-    tk_test_resp_release(&r);
     tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
     assert_false(json_is_null(json_object_get(r.json, "currentUser")));
     tk_test_resp_release(&r);

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "tk/cfg.h"
@@ -40,21 +43,19 @@
 #define GAP_TIMEOUT_MS "1000"
 #define KEEP_OFFSETS 100
 
-static char replica[80], totals[80];
-static PGconn *db;
-
 static int64_t version_of(const char *id)
 {
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT coalesce(max(version), -1) FROM %s WHERE id = $1", replica);
+    snprintf(sql, sizeof(sql), "SELECT coalesce(max(version), -1) FROM %s WHERE id = $1",
+             bb_toys.replica);
     const char *p[] = {id};
-    return bb_scalar(db, sql, 1, p);
+    return bb_scalar(bb_toys.db, sql, 1, p);
 }
 
 static int64_t parked(const char *projection)
 {
     const char *p[] = {projection};
-    return bb_scalar(db, "SELECT count(*) FROM dead_letters WHERE projection = $1", 1, p);
+    return bb_scalar(bb_toys.db, "SELECT count(*) FROM dead_letters WHERE projection = $1", 1, p);
 }
 
 static int64_t attempts_at(const char *projection, int offset)
@@ -62,7 +63,7 @@ static int64_t attempts_at(const char *projection, int offset)
     char off[16];
     snprintf(off, sizeof(off), "%d", offset);
     const char *p[] = {projection, off};
-    return bb_scalar(db,
+    return bb_scalar(bb_toys.db,
                      "SELECT coalesce(max(attempts), 0) FROM dead_letters WHERE projection = $1 "
                      "AND \"offset\" = $2",
                      2, p);
@@ -99,13 +100,9 @@ static void retry_redrives_in_aggregate_order(void **state)
 {
     (void)state;
     char topic[64], name[64], x[TK_UUID_LEN + 1];
-    bb_unique("bbtest_dl", topic, sizeof(topic));
-    bb_unique("dl", name, sizeof(name));
-    bb_topic(topic, 1);
+    bb_fresh_topic("dl", topic, name, 1);
     tk_uuid_new(x);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = tk_test_producer();
     /* x: v0, v1, then v3 and v4 behind a gap (v2 comes later): offsets 0..3. */
     int versions[] = {0, 1, 3, 4};
     for (int i = 0; i < 4; i++)
@@ -113,7 +110,8 @@ static void retry_redrives_in_aggregate_order(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
 
     const char *topics[] = {topic, NULL};
-    tk_projector_spec_t spec = spec_of(name, topics, bb_replica_apply, replica);
+    tk_err_t err = {0};
+    tk_projector_spec_t spec = spec_of(name, topics, bb_replica_apply, bb_toys.replica);
     tk_projector_t *p = tk_projector_new(&spec, &err);
     assert_non_null(p);
     struct goal parked2 = {name, NULL, 2};
@@ -131,7 +129,7 @@ static void retry_redrives_in_aggregate_order(void **state)
     assert_int_equal(attempts_at(name, 2), 2);
     assert_int_equal(attempts_at(name, 3), 1);
     const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
+    assert_int_equal(bb_scalar(bb_toys.db,
                                "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
                                "\"offset\" = 2 AND error LIKE 'retry: version gap%' AND "
                                "last_seen > first_seen",
@@ -152,7 +150,7 @@ static void retry_redrives_in_aggregate_order(void **state)
     assert_int_equal(version_of(x), 4);
     assert_int_equal(parked(name), 0);
     /* Applied exactly once: their event ids are now in processed_events with their positions. */
-    assert_int_equal(bb_scalar(db,
+    assert_int_equal(bb_scalar(bb_toys.db,
                                "SELECT count(*) FROM processed_events WHERE projection = $1 AND "
                                "\"offset\" IN (2, 3)",
                                1, pp),
@@ -178,7 +176,7 @@ static void cli_lists_shows_and_drops(void **state)
     char name[64], out[16384], args[128];
     bb_unique("dlcli", name, sizeof(name));
     const char *p[] = {name};
-    PGresult *res = PQexecParams(db,
+    PGresult *res = PQexecParams(bb_toys.db,
                                  "INSERT INTO dead_letters (projection, topic, partition, "
                                  "\"offset\", key, payload, error) VALUES ($1, 'bbtest_cli', 3, "
                                  "42, 'k', convert_to('not json {', 'UTF8'), 'undecodable: x') "
@@ -200,7 +198,7 @@ static void cli_lists_shows_and_drops(void **state)
     assert_int_equal(run_cli("topics", out, sizeof(out)), 0);
     char want[96];
     snprintf(want, sizeof(want), "tk_dead_letters{context=\"tickets\"} %lld",
-             (long long)bb_scalar(db, "SELECT count(*) FROM dead_letters", 0, NULL));
+             (long long)bb_scalar(bb_toys.db, "SELECT count(*) FROM dead_letters", 0, NULL));
     int port = 0;
     pid_t pid = bb_serve_start(TK_TICKETING_BIN, "tickets", NULL, &port);
     int64_t deadline = tk_mono_ms() + 30000;
@@ -232,32 +230,26 @@ static void cli_lists_shows_and_drops(void **state)
 
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, totals);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
 }
 
 static int64_t remembered(const char *projection)
 {
     const char *p[] = {projection};
-    return bb_scalar(db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, p);
+    return bb_scalar(bb_toys.db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1,
+                     p);
 }
 
 static void processed_events_stay_bounded_and_duplicates_are_refused(void **state)
 {
     (void)state;
     enum { WAVES = 6, PER_WAVE = 500 };
-    char topic[64], name[64], sql[200];
-    bb_unique("bbtest_prune", topic, sizeof(topic));
-    bb_unique("pr", name, sizeof(name));
-    bb_topic(topic, 1);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", totals);
-    const char *pn[] = {name};
-    bb_exec(db, sql, 1, pn);
+    char topic[64], name[64];
+    bb_fresh_topic("prune", topic, name, 1);
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
 
     const char *topics[] = {topic, NULL};
-    bb_totals_t tot = {totals, name};
+    bb_totals_t tot = {bb_toys.totals, name};
     tk_projector_spec_t spec = spec_of(name, topics, bb_totals_apply, &tot);
     tk_err_t err = {0};
     bb_loop_t r = {.projector = tk_projector_new(&spec, &err)};
@@ -317,7 +309,7 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
     snprintf(off, sizeof(off), "%d", WAVES * PER_WAVE + 1);
     const char *po[] = {name, topic, off};
     deadline = tk_mono_ms() + 30000;
-    while (bb_scalar(db,
+    while (bb_scalar(bb_toys.db,
                      "SELECT coalesce(max(next_offset), 0) FROM projection_offsets WHERE "
                      "projection = $1 AND topic = $2",
                      2, po) < WAVES * PER_WAVE + 1) {
@@ -336,46 +328,14 @@ static void processed_events_stay_bounded_and_duplicates_are_refused(void **stat
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
-    db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(replica, sizeof(replica), "bbtest.dlreplica_%s", suffix);
-    snprintf(totals, sizeof(totals), "bbtest.dltotals_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
-             replica);
-    bb_exec(db, sql, 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             totals);
-    bb_exec(db, sql, 0, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s, %s", replica, totals);
-    bb_exec(db, sql, 0, NULL);
-    PQfinish(db);
-    return 0;
-}
-
-int main(void)
-{
     setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
     setenv("PROCESSED_EVENTS_PRUNE_MS", "200", 1);
     char keep[16];
     snprintf(keep, sizeof(keep), "%d", KEEP_OFFSETS);
     setenv("PROCESSED_EVENTS_KEEP_OFFSETS", keep, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_dead_letters");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(retry_redrives_in_aggregate_order),
-        cmocka_unit_test(cli_lists_shows_and_drops),
-        cmocka_unit_test(processed_events_stay_bounded_and_duplicates_are_refused),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return bb_toys_open("tk_bbtest_dead_letters");
 }
+
+TK_TEST_MAIN(setup, bb_toys_teardown, cmocka_unit_test(retry_redrives_in_aggregate_order),
+             cmocka_unit_test(cli_lists_shows_and_drops),
+             cmocka_unit_test(processed_events_stay_bounded_and_duplicates_are_refused))

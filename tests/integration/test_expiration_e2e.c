@@ -120,6 +120,38 @@ static tko_user_t buyer_new(void)
     return u;
 }
 
+/* Per test (*state): a fake Stripe with no faults and no records, a new buyer, and watches of
+ * the expirations, orders and payments topics opened before the test acts; freed by buyer_gone
+ * after the test, failed or not. */
+struct buyer_case {
+    tko_user_t u;
+    tk_test_watch_t *ex, *orders, *payments;
+};
+
+static int a_buyer(void **state)
+{
+    tk_fake_stripe_reset(fake);
+    struct buyer_case *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->u = buyer_new();
+    c->ex = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    c->orders = tk_test_watch_new(EV_TOPIC_ORDERS);
+    c->payments = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    *state = c;
+    return 0;
+}
+
+static int buyer_gone(void **state)
+{
+    struct buyer_case *c = *state;
+    free(c->u.cookie);
+    tk_test_watch_free(c->ex);
+    tk_test_watch_free(c->orders);
+    tk_test_watch_free(c->payments);
+    free(c);
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -128,13 +160,8 @@ static int setup(void **state)
     if (tk_cfg()->expiration_window_seconds != 3)
         return -1;
     fake = tk_fake_stripe_start();
-    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                      .api_key = "sk_test_fake_key",
-                                      .connect_timeout_ms = 1000,
-                                      .timeout_ms = 2000,
-                                      .max_attempts = 3,
-                                      .backoff_base_ms = 20,
-                                      .backoff_max_ms = 100};
+    fake_opts = tk_fake_stripe_options(fake);
+    fake_opts.timeout_ms = 2000;
     tk_stripe_options_override(&fake_opts);
     tk_err_t err = {0};
     if (tk_kafka_topics_create(&err) != 0) {
@@ -239,34 +266,29 @@ static void expect_expiration(tk_test_watch_t *w, const char *order_id, int64_t 
 
 static void unpaid_order_is_cancelled_and_its_ticket_freed(void **state)
 {
-    (void)state;
-    tko_user_t buyer = buyer_new();
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
+    struct buyer_case *c = *state;
+    tko_user_t *buyer = &c->u;
     xt_thread_t *sched = xt_thread_start(&opts);
 
     char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
     int64_t due = 0;
     sell("unpaid", ticket);
-    order(&buyer, ticket, id, &due);
+    order(buyer, ticket, id, &due);
     wait_ticket(ticket, id); /* reserved by the order */
     assert_false(tko_ticket_listed(ticket));
 
-    expect_expiration(w, id, due);
-    wait_order(&buyer, id, "cancelled");
+    expect_expiration(c->ex, id, due);
+    wait_order(buyer, id, "cancelled");
     wait_ticket(ticket, ""); /* free again */
     assert_true(tk_test_eventually(tko_ticket_is_listed, ticket, WAIT_MS));
 
     assert_int_equal(xt_thread_stop(sched), 0);
-    tk_test_watch_free(w);
-    free(buyer.cookie);
 }
 
 static void paid_order_stays_complete(void **state)
 {
-    (void)state;
-    tko_user_t buyer = buyer_new();
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
-    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
+    struct buyer_case *c = *state;
+    tko_user_t *buyer = &c->u;
 
     /* Placed and paid while no scheduler runs, so the payment surely comes first; the scheduler
      * then takes the order in and fires its (by now past due) expiration at once. A companion
@@ -277,25 +299,22 @@ static void paid_order_stays_complete(void **state)
     int64_t due = 0, other_due = 0;
     sell("paid", ticket);
     sell("companion", other_ticket);
-    order(&buyer, ticket, id, &due);
-    order(&buyer, other_ticket, other, &other_due);
+    order(buyer, ticket, id, &due);
+    order(buyer, other_ticket, other, &other_due);
     wait_ticket(ticket, id);
     tko_publish_paid(id);
-    wait_order(&buyer, id, "complete");
+    wait_order(buyer, id, "complete");
 
     xt_thread_t *sched = xt_thread_start(&opts);
-    expect_expiration(w, id, due);
-    wait_order(&buyer, other, "cancelled");
+    expect_expiration(c->ex, id, due);
+    wait_order(buyer, other, "cancelled");
     /* orders ignores it: no order:cancelled, still complete, the ticket still reserved. */
-    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 5000), 0);
-    wait_order(&buyer, id, "complete");
+    assert_int_equal(tk_test_watch_count(c->orders, "order:cancelled", id, 5000), 0);
+    wait_order(buyer, id, "complete");
     wait_ticket(ticket, id);
     assert_false(tko_ticket_listed(ticket));
 
     assert_int_equal(xt_thread_stop(sched), 0);
-    tk_test_watch_free(orders);
-    tk_test_watch_free(w);
-    free(buyer.cookie);
 }
 
 /* ------------------------------------------------------------------ issue 12 */
@@ -361,7 +380,7 @@ static void order_and_pay_just_in_time(const tko_user_t *u, const char *title,
             return;
         }
         assert_int_equal(status, 400);
-        assert_string_equal(tko_first_message(&r), "Order has expired");
+        assert_string_equal(tk_test_first_message(&r), "Order has expired");
         tk_test_resp_release(&r);
         assert_int_equal(tk_fake_stripe_created(fake, PI), charged);
         fprintf(stderr, "paid %d ms before expiresAt: decided too late; a larger margin\n",
@@ -370,46 +389,49 @@ static void order_and_pay_just_in_time(const tko_user_t *u, const char *title,
     fail_msg("no payment accepted even 1.5 s before expiresAt");
 }
 
+/* An order paid just in time (order_and_pay_just_in_time) while the payments relay is down, with
+ * the scheduler running (returned: xt_thread_stop it). */
+struct just_in_time {
+    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1], payment_id[TK_UUID_LEN + 1];
+    int64_t due;
+};
+
+static xt_thread_t *paid_just_in_time_relay_down(tko_user_t *buyer, const char *title,
+                                                 struct just_in_time *j)
+{
+    xt_thread_t *sched = xt_thread_start(&opts);
+    j->due = 0;
+    payments_relay_kill();
+    order_and_pay_just_in_time(buyer, title, j->ticket, j->id, &j->due, j->payment_id);
+    return sched;
+}
+
 /* Paid 100 ms before expiresAt; payment:created held back 10 s (the payments relay is down)
  * while the scheduler fires the expiration: the order ends complete, never cancelled. */
 static void paid_just_in_time_with_relay_down_completes(void **state)
 {
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    tko_user_t buyer = buyer_new();
-    tk_test_watch_t *ex = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
-    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
-    tk_test_watch_t *payments = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    xt_thread_t *sched = xt_thread_start(&opts);
-
-    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1], payment_id[TK_UUID_LEN + 1];
-    int64_t due = 0;
-    payments_relay_kill();
-    order_and_pay_just_in_time(&buyer, "just in time", ticket, id, &due, payment_id);
+    struct buyer_case *c = *state;
+    tko_user_t *buyer = &c->u;
+    struct just_in_time j;
+    xt_thread_t *sched = paid_just_in_time_relay_down(buyer, "just in time", &j);
 
     /* The expiration fires while payment:created waits in the outbox. */
-    expect_expiration(ex, id, due);
+    expect_expiration(c->ex, j.id, j.due);
     int64_t held_until = tk_now_ms() + 10000;
     sleep_until(held_until);
-    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 100), 0);
-    wait_order(&buyer, id, "created");
+    assert_int_equal(tk_test_watch_count(c->orders, "order:cancelled", j.id, 100), 0);
+    wait_order(buyer, j.id, "created");
 
     payments_relay_start();
-    json_t *env = tk_test_watch_expect(payments, "payment:created", payment_id, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
-    wait_order(&buyer, id, "complete");
-    wait_ticket(ticket, id);
-    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 2000), 0);
-    assert_int_equal(tk_test_watch_count(payments, "payment:expired", id, 100), 0);
+    assert_true(tk_test_watch_saw(c->payments, "payment:created", j.payment_id, WAIT_MS));
+    wait_order(buyer, j.id, "complete");
+    wait_ticket(j.ticket, j.id);
+    assert_int_equal(tk_test_watch_count(c->orders, "order:cancelled", j.id, 2000), 0);
+    assert_int_equal(tk_test_watch_count(c->payments, "payment:expired", j.id, 100), 0);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 0);
 
     assert_int_equal(xt_thread_stop(sched), 0);
-    tk_test_watch_free(payments);
-    tk_test_watch_free(orders);
-    tk_test_watch_free(ex);
-    free(buyer.cookie);
 }
 
 /* The scheduler is stalled: the order's window is still open at payments, but its expiresAt has
@@ -417,35 +439,29 @@ static void paid_just_in_time_with_relay_down_completes(void **state)
  * order is cancelled through payment:expired, and still nothing was charged. */
 static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
 {
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    tko_user_t buyer = buyer_new();
-    tk_test_watch_t *payments = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    struct buyer_case *c = *state;
+    tko_user_t *buyer = &c->u;
     char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1];
     int64_t due = 0;
-    order_for_payment(&buyer, "too late", ticket, id, &due);
+    order_for_payment(buyer, "too late", ticket, id, &due);
     sleep_until(due + 50);
     tk_test_resp_t r;
-    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
-    assert_string_equal(tko_first_message(&r), "Order has expired");
+    assert_int_equal(pay(buyer, "tok_visa", id, &r), 400);
+    assert_string_equal(tk_test_first_message(&r), "Order has expired");
     tk_test_resp_release(&r);
     assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 
     xt_thread_t *sched = xt_thread_start(&opts);
-    json_t *env = tk_test_watch_expect(payments, "payment:expired", id, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
-    wait_order(&buyer, id, "cancelled");
+    assert_true(tk_test_watch_saw(c->payments, "payment:expired", id, WAIT_MS));
+    wait_order(buyer, id, "cancelled");
     wait_ticket(ticket, "");
     /* Once the window closed the answer stays the same. */
-    assert_int_equal(pay(&buyer, "tok_visa", id, &r), 400);
+    assert_int_equal(pay(buyer, "tok_visa", id, &r), 400);
     tk_test_resp_release(&r);
     assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 0);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
     assert_int_equal(xt_thread_stop(sched), 0);
-    tk_test_watch_free(payments);
-    free(buyer.cookie);
 }
 
 /* The orders reactions are down while the payment is accepted 100 ms before expiresAt and the
@@ -454,38 +470,33 @@ static void paid_after_expiry_with_scheduler_stalled_is_refused(void **state)
  * arbiter's decision (which is the payment). */
 static void paid_just_in_time_with_orders_projector_delayed_completes(void **state)
 {
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    tko_user_t buyer = buyer_new();
-    tk_test_watch_t *ex = tk_test_watch_new(EV_TOPIC_EXPIRATIONS);
-    tk_test_watch_t *orders = tk_test_watch_new(EV_TOPIC_ORDERS);
-    xt_thread_t *sched = xt_thread_start(&opts);
-
-    char ticket[TK_UUID_LEN + 1], id[TK_UUID_LEN + 1], payment_id[TK_UUID_LEN + 1];
-    int64_t due = 0;
+    struct buyer_case *c = *state;
+    tko_user_t *buyer = &c->u;
     tko_projector_hold("orders", "reactions");
-    payments_relay_kill();
-    order_and_pay_just_in_time(&buyer, "orders late", ticket, id, &due, payment_id);
-    expect_expiration(ex, id, due);
+    struct just_in_time j;
+    xt_thread_t *sched = paid_just_in_time_relay_down(buyer, "orders late", &j);
+    expect_expiration(c->ex, j.id, j.due);
 
     tko_projector_release("orders", "reactions"); /* orders catches up on what it missed */
     sleep_until(tk_now_ms() + 3000);
-    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 100), 0);
-    sleep_until(due + 10000);
+    assert_int_equal(tk_test_watch_count(c->orders, "order:cancelled", j.id, 100), 0);
+    sleep_until(j.due + 10000);
     payments_relay_start();
-    wait_order(&buyer, id, "complete");
-    assert_int_equal(tk_test_watch_count(orders, "order:cancelled", id, 2000), 0);
+    wait_order(buyer, j.id, "complete");
+    assert_int_equal(tk_test_watch_count(c->orders, "order:cancelled", j.id, 2000), 0);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 0);
 
     assert_int_equal(xt_thread_stop(sched), 0);
-    tk_test_watch_free(orders);
-    tk_test_watch_free(ex);
-    free(buyer.cookie);
 }
 
-TK_TEST_MAIN(setup, teardown, cmocka_unit_test(unpaid_order_is_cancelled_and_its_ticket_freed),
-             cmocka_unit_test(paid_order_stays_complete),
-             cmocka_unit_test(paid_just_in_time_with_relay_down_completes),
-             cmocka_unit_test(paid_after_expiry_with_scheduler_stalled_is_refused),
-             cmocka_unit_test(paid_just_in_time_with_orders_projector_delayed_completes))
+TK_TEST_MAIN(setup, teardown,
+             cmocka_unit_test_setup_teardown(unpaid_order_is_cancelled_and_its_ticket_freed,
+                                             a_buyer, buyer_gone),
+             cmocka_unit_test_setup_teardown(paid_order_stays_complete, a_buyer, buyer_gone),
+             cmocka_unit_test_setup_teardown(paid_just_in_time_with_relay_down_completes, a_buyer,
+                                             buyer_gone),
+             cmocka_unit_test_setup_teardown(paid_after_expiry_with_scheduler_stalled_is_refused,
+                                             a_buyer, buyer_gone),
+             cmocka_unit_test_setup_teardown(
+                 paid_just_in_time_with_orders_projector_delayed_completes, a_buyer, buyer_gone))

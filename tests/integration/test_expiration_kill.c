@@ -27,13 +27,6 @@
 static char ids[N][TK_UUID_LEN + 1];
 static int64_t due[N];
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_test_require_stack();
-    return 0;
-}
-
 static int64_t due_of(const char *id)
 {
     for (int i = 0; i < N; i++)
@@ -45,23 +38,15 @@ static int64_t due_of(const char *id)
 static void every_order_expires_once_or_more_across_a_kill_9(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 3);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 3, false);
+    xt_collector_t *col = x.col;
 
-    pid_t first = xt_child_start(&names);
+    pid_t first = xt_child_start(&x.names);
     assert_true(first > 0);
 
     /* Due times spread over 3 s, starting 2 s from now. */
-    rd_kafka_t *p = xt_producer();
-    int64_t start = tk_now_ms() + 2000;
-    for (int i = 0; i < N; i++) {
-        xt_uuid(ids[i]);
-        due[i] = start + (int64_t)i * 3000 / N;
-        xt_publish_order_created(p, names.orders, ids[i], due[i], NULL);
-    }
-    xt_producer_free(p);
+    xt_publish_orders(x.names.orders, N, ids, due, tk_now_ms() + 2000, 3000);
 
     /* Mid-way: some have expired, most are pending. */
     xt_collect(col, 150, WAIT_MS);
@@ -73,7 +58,7 @@ static void every_order_expires_once_or_more_across_a_kill_9(void **state)
     size_t at_kill = xt_distinct(col);
     assert_true(at_kill < N);
 
-    pid_t second = xt_child_start(&names);
+    pid_t second = xt_child_start(&x.names);
     assert_true(second > 0);
     xt_collect(col, N, WAIT_MS);
     assert_int_equal(xt_distinct(col), N);
@@ -96,19 +81,14 @@ static void every_order_expires_once_or_more_across_a_kill_9(void **state)
     tk_err_t err = {0};
     int64_t deadline = tk_mono_ms() + WAIT_MS;
     do {
-        assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+        assert_int_equal(tk_expiration_status_opts(&x.opts, &st, &err), 0);
     } while ((st.pending != 0 || st.intake_lag != 0) && tk_mono_ms() < deadline);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.intake_lag, 0);
 
     /* A clean stop on SIGTERM. */
-    assert_int_equal(kill(second, SIGTERM), 0);
-    assert_int_equal(waitpid(second, &status, 0), second);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-
-    xt_collector_free(col);
-    xt_delete(&names);
+    assert_int_equal(xt_child_stop(second), 0);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 /*
@@ -121,23 +101,16 @@ static void every_order_expires_once_or_more_across_a_kill_9(void **state)
 
 static void exactly_once_across_a_takeover_before_commit(const char *stage)
 {
-    xt_names_t names;
-    xt_create(&names, 3);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 3, false);
+    xt_collector_t *col = x.col;
 
     assert_int_equal(setenv("XT_CRASH_BEFORE_COMMIT", stage, 1), 0);
-    pid_t first = xt_child_start(&names);
+    pid_t first = xt_child_start(&x.names);
     assert_int_equal(unsetenv("XT_CRASH_BEFORE_COMMIT"), 0);
     assert_true(first > 0);
 
-    rd_kafka_t *p = xt_producer();
-    int64_t start = tk_now_ms() + 2000;
-    for (int i = 0; i < TAKEOVER_N; i++) {
-        xt_uuid(ids[i]);
-        due[i] = start + (int64_t)i * 1000 / TAKEOVER_N;
-        xt_publish_order_created(p, names.orders, ids[i], due[i], NULL);
-    }
-    xt_producer_free(p);
+    xt_publish_orders(x.names.orders, TAKEOVER_N, ids, due, tk_now_ms() + 2000, 1000);
 
     /* The first child dies at its first batch of that stage. */
     int status = 0;
@@ -148,7 +121,7 @@ static void exactly_once_across_a_takeover_before_commit(const char *stage)
     assert_int_equal(got, first);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-    pid_t second = xt_child_start(&names);
+    pid_t second = xt_child_start(&x.names);
     assert_true(second > 0);
     xt_collect(col, TAKEOVER_N, WAIT_MS);
     assert_int_equal(xt_distinct(col), TAKEOVER_N);
@@ -161,11 +134,8 @@ static void exactly_once_across_a_takeover_before_commit(const char *stage)
                   TAKEOVER_N);
     assert_int_equal(n, TAKEOVER_N); /* exactly once each */
 
-    assert_int_equal(kill(second, SIGTERM), 0);
-    assert_int_equal(waitpid(second, &status, 0), second);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    xt_collector_free(col);
-    xt_delete(&names);
+    assert_int_equal(xt_child_stop(second), 0);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 static void intake_takeover_before_commit_fires_each_order_once(void **state)
@@ -181,5 +151,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_order_expires_once_or_more_across_a_kill_9),
         cmocka_unit_test(intake_takeover_before_commit_fires_each_order_once),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, tk_test_stack_setup, NULL);
 }

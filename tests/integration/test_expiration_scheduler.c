@@ -27,40 +27,30 @@
 
 #define WAIT_MS 60000
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_test_require_stack();
-    return 0;
-}
-
 /* Due in 2 s: each order gets an expiration:complete, built after its due time, carrying the
  * order id as subject, key and data, version 0 and the order's correlation id. */
 static void due_orders_fire_after_due_time(void **state)
 {
     (void)state;
     enum { N = 5 };
-    xt_names_t names;
-    xt_create(&names, 3);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 3, true);
 
     char ids[N][TK_UUID_LEN + 1], corr[N][32];
     int64_t due[N];
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     for (int i = 0; i < N; i++) {
         xt_uuid(ids[i]);
         snprintf(corr[i], sizeof(corr[i]), "req-%d", i);
         due[i] = tk_now_ms() + 2000;
-        xt_publish_order_created(p, names.orders, ids[i], due[i], corr[i]);
+        xt_publish_order_created(p, x.names.orders, ids[i], due[i], corr[i]);
     }
     xt_producer_free(p);
 
-    xt_collect(col, N, WAIT_MS);
-    assert_int_equal(xt_distinct(col), N);
+    xt_collect(x.col, N, WAIT_MS);
+    assert_int_equal(xt_distinct(x.col), N);
     for (int i = 0; i < N; i++) {
-        const xt_fired_t *f = xt_find(col, ids[i]);
+        const xt_fired_t *f = xt_find(x.col, ids[i]);
         assert_non_null(f);
         assert_true(f->valid);
         assert_int_equal(f->aggregateversion, 0);
@@ -82,7 +72,7 @@ static void due_orders_fire_after_due_time(void **state)
         rd_kafka_poll_set_consumer(c);
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
         for (int i = 0; i < 3; i++)
-            rd_kafka_topic_partition_list_add(l, names.delay, i)->offset =
+            rd_kafka_topic_partition_list_add(l, x.names.delay, i)->offset =
                 RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_assign(c, l);
         rd_kafka_topic_partition_list_destroy(l);
@@ -114,20 +104,15 @@ static void due_orders_fire_after_due_time(void **state)
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
 
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 /* A due time already in the past fires at once, while another partition waits for an hour. */
 static void past_due_fires_at_once(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 2);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 2, true);
 
     /* The hour-long one must sit in the other delay partition: within one partition the past
      * one would wait behind it (see shorter_window_fires_late_behind_head_never_early). */
@@ -138,20 +123,18 @@ static void past_due_fires_at_once(void **state)
     while (rd_kafka_msg_partitioner_murmur2(NULL, later, TK_UUID_LEN, 2, NULL, NULL) ==
            rd_kafka_msg_partitioner_murmur2(NULL, past, TK_UUID_LEN, 2, NULL, NULL));
     int64_t later_due = tk_now_ms() + 3600 * 1000;
-    rd_kafka_t *p = xt_producer();
-    xt_publish_order_created(p, names.orders, later, later_due, NULL);
-    xt_publish_order_created(p, names.orders, past, tk_now_ms() - 60000, NULL);
+    rd_kafka_t *p = tk_test_producer();
+    xt_publish_order_created(p, x.names.orders, later, later_due, NULL);
+    xt_publish_order_created(p, x.names.orders, past, tk_now_ms() - 60000, NULL);
     xt_producer_free(p);
 
-    xt_collect(col, 1, WAIT_MS);
-    assert_non_null(xt_find(col, past));
-    assert_true(xt_find(col, past)->valid);
+    xt_collect(x.col, 1, WAIT_MS);
+    assert_non_null(xt_find(x.col, past));
+    assert_true(xt_find(x.col, past)->valid);
     /* The hour-long one is pending, not fired. */
-    assert_null(xt_find(col, later));
+    assert_null(xt_find(x.col, later));
 
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 /* The records of the dead-letter topic @p topic (one partition), read from the beginning until
@@ -204,18 +187,16 @@ static size_t read_dead_letters(const char *topic, size_t want, char out[][160])
 static void other_events_and_garbage_are_skipped(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 1);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 1, false);
 
     char cancelled[TK_UUID_LEN + 1], created[TK_UUID_LEN + 1], direct[TK_UUID_LEN + 1];
     xt_uuid(cancelled);
     xt_uuid(created);
     xt_uuid(direct);
-    rd_kafka_t *p = xt_producer();
-    xt_publish_raw(p, names.orders, NULL, "not json at all");
-    xt_publish_raw(p, names.orders, cancelled, "{\"specversion\":\"1.0\"}");
+    rd_kafka_t *p = tk_test_producer();
+    xt_publish_raw(p, x.names.orders, NULL, "not json at all");
+    xt_publish_raw(p, x.names.orders, cancelled, "{\"specversion\":\"1.0\"}");
     {
         ev_order_ref_t ref = {.version = 1};
         snprintf(ref.id, sizeof(ref.id), "%s", cancelled);
@@ -226,45 +207,46 @@ static void other_events_and_garbage_are_skipped(void **state)
                                           ev_order_cancelled_to_json(&ref), NULL),
                          0);
         assert_int_equal(ev_envelope_encode(&env, &payload, NULL, NULL), 0);
-        xt_publish_raw(p, names.orders, cancelled, payload);
+        xt_publish_raw(p, x.names.orders, cancelled, payload);
         free(payload);
         ev_envelope_release(&env);
     }
-    xt_publish_order_created(p, names.orders, created, tk_now_ms() - 1000, NULL);
-    xt_publish_raw(p, names.delay, NULL, "{\"orderId\":\"x\"}");
+    xt_publish_order_created(p, x.names.orders, created, tk_now_ms() - 1000, NULL);
+    xt_publish_raw(p, x.names.delay, NULL, "{\"orderId\":\"x\"}");
     char rec[TK_EXPIRATION_RECORD_MAX];
     tk_expiration_record_t r = {.due_ms = tk_now_ms() - 1000};
     snprintf(r.order_id, sizeof(r.order_id), "%s", direct);
     assert_true(tk_expiration_record_encode(&r, rec, sizeof(rec), NULL) > 0);
-    xt_publish_raw(p, names.delay, direct, rec);
+    xt_publish_raw(p, x.names.delay, direct, rec);
     xt_producer_free(p);
 
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collect(col, 2, WAIT_MS);
-    assert_non_null(xt_find(col, created));
-    assert_non_null(xt_find(col, direct));
-    assert_null(xt_find(col, cancelled));
+    x.sched = xt_thread_start(&x.opts);
+    xt_collect(x.col, 2, WAIT_MS);
+    assert_non_null(xt_find(x.col, created));
+    assert_non_null(xt_find(x.col, direct));
+    assert_null(xt_find(x.col, cancelled));
     size_t n = 0;
-    const xt_fired_t *all = xt_collected(col, &n);
+    const xt_fired_t *all = xt_collected(x.col, &n);
     for (size_t i = 0; i < n; i++)
         assert_true(all[i].valid);
-    assert_int_equal(xt_thread_stop(sched), 0);
+    assert_int_equal(xt_thread_stop(x.sched), 0);
+    x.sched = NULL;
 
     /* Both groups committed past the bad records: nothing is left pending. */
     tk_expiration_status_t st;
     tk_err_t err = {0};
-    assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    assert_int_equal(tk_expiration_status_opts(&x.opts, &st, &err), 0);
     assert_int_equal(st.intake_lag, 0);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.heads, 0);
 
     /* The three bad records are kept, nothing else. */
     char dead[4][160];
-    assert_int_equal(read_dead_letters(names.dead, 4, dead), 3);
+    assert_int_equal(read_dead_letters(x.names.dead, 4, dead), 3);
     char want[3][160];
-    snprintf(want[0], 160, "%s|not json at all", names.orders);
-    snprintf(want[1], 160, "%s|{\"specversion\":\"1.0\"}", names.orders);
-    snprintf(want[2], 160, "%s|{\"orderId\":\"x\"}", names.delay);
+    snprintf(want[0], 160, "%s|not json at all", x.names.orders);
+    snprintf(want[1], 160, "%s|{\"specversion\":\"1.0\"}", x.names.orders);
+    snprintf(want[2], 160, "%s|{\"orderId\":\"x\"}", x.names.delay);
     for (int w = 0; w < 3; w++) {
         bool found = false;
         for (int i = 0; i < 3; i++)
@@ -272,8 +254,7 @@ static void other_events_and_garbage_are_skipped(void **state)
         assert_true(found);
     }
 
-    xt_collector_free(col);
-    xt_delete(&names);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 /*
@@ -288,11 +269,8 @@ static void other_events_and_garbage_are_skipped(void **state)
 static void window_change_in_both_directions(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 1);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
+    xt_run_t x;
+    xt_run_start(&x, 1, true);
 
     /* Shortened: 5 orders due in 12 s, then 5 due in 1.5 s; then lengthened: 5 due in 2 s,
      * then 5 due in 4 s. One partition: every record queues behind the ones before. */
@@ -300,20 +278,20 @@ static void window_change_in_both_directions(void **state)
     char ids[4][WINDOW_ORDERS][TK_UUID_LEN + 1];
     int64_t due[4];
     int64_t now = tk_now_ms();
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     for (int g = 0; g < 4; g++) {
         due[g] = now + offsets[g];
         for (int i = 0; i < WINDOW_ORDERS; i++) {
             xt_uuid(ids[g][i]);
-            xt_publish_order_created(p, names.orders, ids[g][i], due[g], NULL);
+            xt_publish_order_created(p, x.names.orders, ids[g][i], due[g], NULL);
         }
     }
     xt_producer_free(p);
 
-    xt_collect(col, 4 * WINDOW_ORDERS, WAIT_MS);
+    xt_collect(x.col, 4 * WINDOW_ORDERS, WAIT_MS);
     for (int g = 0; g < 4; g++)
         for (int i = 0; i < WINDOW_ORDERS; i++) {
-            const xt_fired_t *f = xt_find(col, ids[g][i]);
+            const xt_fired_t *f = xt_find(x.col, ids[g][i]);
             assert_non_null(f);
             if (f->time_ms < due[g] || f->time_ms > due[g] + ON_TIME_MS)
                 print_error("group %d order %d fired %lld ms after its due time\n", g, i,
@@ -322,23 +300,20 @@ static void window_change_in_both_directions(void **state)
             assert_true(f->time_ms <= due[g] + ON_TIME_MS); /* not held behind longer ones */
         }
 
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
 /* tk_expiration_status: pending = the delay group's lag, lateness from the head record. */
 static void status_reports_pending_and_lateness(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 2);
-    tk_expiration_opts_t opts = xt_opts(&names);
+    xt_run_t x;
+    xt_run_start(&x, 2, false);
     tk_expiration_status_t st;
     tk_err_t err = {0};
 
     /* No scheduler yet: three delay records, due a minute ago, are pending and overdue. */
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     char ids[3][TK_UUID_LEN + 1];
     int64_t due = tk_now_ms() - 60000;
     for (int i = 0; i < 3; i++) {
@@ -347,18 +322,18 @@ static void status_reports_pending_and_lateness(void **state)
         xt_uuid(ids[i]);
         snprintf(r.order_id, sizeof(r.order_id), "%.36s", ids[i]);
         assert_true(tk_expiration_record_encode(&r, rec, sizeof(rec), NULL) > 0);
-        xt_publish_raw(p, names.delay, ids[i], rec);
+        xt_publish_raw(p, x.names.delay, ids[i], rec);
     }
     /* And two orders not yet taken in by the intake. */
     char o1[TK_UUID_LEN + 1], o2[TK_UUID_LEN + 1];
     xt_uuid(o1);
     xt_uuid(o2);
     int64_t future = tk_now_ms() + 3600 * 1000;
-    xt_publish_order_created(p, names.orders, o1, future, NULL);
-    xt_publish_order_created(p, names.orders, o2, future, NULL);
+    xt_publish_order_created(p, x.names.orders, o1, future, NULL);
+    xt_publish_order_created(p, x.names.orders, o2, future, NULL);
     xt_producer_free(p);
 
-    assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+    assert_int_equal(tk_expiration_status_opts(&x.opts, &st, &err), 0);
     assert_int_equal(st.pending, 3);
     assert_int_equal(st.intake_lag, 2);
     assert_int_equal(st.partitions, 2);
@@ -366,14 +341,13 @@ static void status_reports_pending_and_lateness(void **state)
     assert_true(st.lateness_ms >= 60000);
 
     /* With the scheduler: the overdue ones fire, the two hour-long ones wait as heads. */
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
-    xt_collect(col, 3, WAIT_MS);
+    x.sched = xt_thread_start(&x.opts);
+    xt_collect(x.col, 3, WAIT_MS);
     for (int i = 0; i < 3; i++)
-        assert_non_null(xt_find(col, ids[i]));
+        assert_non_null(xt_find(x.col, ids[i]));
     int64_t deadline = tk_mono_ms() + WAIT_MS;
     do {
-        assert_int_equal(tk_expiration_status_opts(&opts, &st, &err), 0);
+        assert_int_equal(tk_expiration_status_opts(&x.opts, &st, &err), 0);
     } while ((st.pending < 2 || st.pending > 4 || st.intake_lag != 0) && tk_mono_ms() < deadline);
     /* The two held records, plus the commit marker of each intake transaction that wrote them
      * (pending counts offsets: at most one transaction per record here). */
@@ -382,14 +356,12 @@ static void status_reports_pending_and_lateness(void **state)
     assert_true(st.heads >= 1);
     assert_true(st.lateness_ms < 0); /* nothing overdue: the next head is due in an hour */
     assert_true(st.lateness_ms > -3600 * 1000 - 1);
-    assert_null(xt_find(col, o1));
+    assert_null(xt_find(x.col, o1));
 
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    assert_int_equal(xt_run_stop(&x), 0);
 }
 
-TK_TEST_MAIN(setup, NULL, cmocka_unit_test(due_orders_fire_after_due_time),
+TK_TEST_MAIN(tk_test_stack_setup, NULL, cmocka_unit_test(due_orders_fire_after_due_time),
              cmocka_unit_test(past_due_fires_at_once),
              cmocka_unit_test(other_events_and_garbage_are_skipped),
              cmocka_unit_test(window_change_in_both_directions),

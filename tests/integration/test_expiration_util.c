@@ -3,6 +3,7 @@
  * message rather than returning errors: a broken harness must never look like a passing test.
  */
 #include "test_expiration_util.h"
+#include "tk_test.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ev_envelope.h"
@@ -142,15 +144,6 @@ tk_expiration_opts_t xt_opts(const xt_names_t *n)
                                   .delay_group = n->delay_group};
 }
 
-rd_kafka_t *xt_producer(void)
-{
-    tk_err_t err = {0};
-    rd_kafka_t *rk = tk_kafka_producer_new(&err);
-    if (rk == NULL)
-        die("producer", err.message);
-    return rk;
-}
-
 void xt_producer_free(rd_kafka_t *rk)
 {
     if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -184,6 +177,18 @@ void xt_publish_order_created(rd_kafka_t *rk, const char *topic, const char *id,
     produce(rk, topic, id, payload);
     free(payload);
     ev_envelope_release(&env);
+}
+
+void xt_publish_orders(const char *topic, int n, char (*ids)[TK_UUID_LEN + 1], int64_t *due,
+                       int64_t start_ms, int64_t spread_ms)
+{
+    rd_kafka_t *p = tk_test_producer();
+    for (int i = 0; i < n; i++) {
+        xt_uuid(ids[i]);
+        due[i] = start_ms + (int64_t)i * spread_ms / n;
+        xt_publish_order_created(p, topic, ids[i], due[i], NULL);
+    }
+    xt_producer_free(p);
 }
 
 void xt_publish_raw(rd_kafka_t *rk, const char *topic, const char *key, const char *value)
@@ -241,19 +246,7 @@ xt_collector_t *xt_collector_new(const char *topic)
     if ((c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL)
         die("collector", errstr);
     rd_kafka_poll_set_consumer(c->rk);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
-    if (rd_kafka_metadata(c->rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0)
-        die("collector", "no metadata for the topic");
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_assign(c->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    tk_test_assign(c->rk, topic, false);
     rehash(c);
     return c;
 }
@@ -399,6 +392,30 @@ pid_t xt_child_start(const xt_names_t *n)
         _exit(127);
     }
     return pid;
+}
+
+int xt_child_stop(pid_t pid)
+{
+    int status = 0;
+    if (kill(pid, SIGTERM) != 0 || waitpid(pid, &status, 0) != pid)
+        die("xt_child_stop", "no such child");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void xt_run_start(xt_run_t *r, int partitions, bool thread)
+{
+    xt_create(&r->names, partitions);
+    r->opts = xt_opts(&r->names);
+    r->sched = thread ? xt_thread_start(&r->opts) : NULL;
+    r->col = xt_collector_new(r->names.expirations);
+}
+
+int xt_run_stop(xt_run_t *r)
+{
+    xt_collector_free(r->col);
+    int rc = r->sched != NULL ? xt_thread_stop(r->sched) : 0;
+    xt_delete(&r->names);
+    return rc;
 }
 
 static volatile int child_stop;

@@ -37,9 +37,7 @@ void xt_group_start_at_end(const char *group, const char *topic);
 /** @brief Options pointing the scheduler at @p n (borrowed). */
 tk_expiration_opts_t xt_opts(const xt_names_t *n);
 
-/** @brief A producer (tk_kafka_producer_new); exits on failure. Owned: xt_producer_free. */
-rd_kafka_t *xt_producer(void);
-/** @brief Flush (all acked, or exit) and destroy. */
+/** @brief Flush a producer (tk_test_producer, tk_test.h: all acked, or exit) and destroy it. */
 void xt_producer_free(rd_kafka_t *rk);
 
 /**
@@ -49,6 +47,13 @@ void xt_producer_free(rd_kafka_t *rk);
  */
 void xt_publish_order_created(rd_kafka_t *rk, const char *topic, const char *id, int64_t due_ms,
                               const char *correlation);
+
+/**
+ * @brief Publish @p n order:created on @p topic, with fresh ids (into @p ids) and due times from
+ *        @p start_ms on, spread evenly over @p spread_ms (into @p due); flushed on return.
+ */
+void xt_publish_orders(const char *topic, int n, char (*ids)[TK_UUID_LEN + 1], int64_t *due,
+                       int64_t start_ms, int64_t spread_ms);
 
 /** @brief Enqueue raw bytes with key @p key (may be NULL). Exits on failure. */
 void xt_publish_raw(rd_kafka_t *rk, const char *topic, const char *key, const char *value);
@@ -101,6 +106,30 @@ pid_t xt_child_start(const xt_names_t *n);
  *        otherwise return at once. Call first thing in main().
  */
 void xt_child_main(int argc, char **argv);
+
+/** @brief SIGTERM to a child of xt_child_start, and wait for it. @return its exit status, or
+ *         -1 when it did not exit (killed by a signal). */
+int xt_child_stop(pid_t pid);
+
+/*
+ * The fixture of most scheduler tests: private topics, the scheduler's options on them and a
+ * collector of the expirations topic, with the scheduler in a thread (or started later: by
+ * xt_thread_start on opts into sched, or in a child with xt_child_start on names).
+ */
+typedef struct xt_run {
+    xt_names_t names;
+    tk_expiration_opts_t opts; /* borrows names: the fixture stays where it was started */
+    xt_thread_t *sched;        /* NULL when the scheduler runs elsewhere */
+    xt_collector_t *col;
+} xt_run_t;
+
+/** @brief xt_create(@p partitions), xt_opts, the collector, and the scheduler thread when
+ *         @p thread. */
+void xt_run_start(xt_run_t *r, int partitions, bool thread);
+
+/** @brief Free the collector, stop the scheduler thread (when sched is set) and delete the
+ *         topics. @return xt_thread_stop's result, 0 without a thread. */
+int xt_run_stop(xt_run_t *r);
 
 /** @brief A fresh random UUID in @p out. */
 void xt_uuid(char out[TK_UUID_LEN + 1]);

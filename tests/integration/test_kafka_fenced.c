@@ -16,12 +16,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_main.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "test_expiration_util.h"
@@ -35,8 +38,6 @@
 #define WAIT_MS 60000
 
 static char instance[64]; /* TK_INSTANCE_ID of this process: every member is static */
-static char counts[80];   /* bbtest.fenced_xxx (projection, count, sum) */
-static PGconn *db;
 
 /* ---- a rogue member: same group, same group.instance.id ------------------------------------- */
 
@@ -73,9 +74,8 @@ static void rogue_join(const char *group, const char *topic)
 
 static void publish_tickets(const char *topic, int from, int to)
 {
+    rd_kafka_t *producer = tk_test_producer();
     tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
     for (int i = from; i <= to; i++) {
         ev_ticket_t t = {0};
         ev_envelope_t env;
@@ -99,10 +99,7 @@ static void publish_tickets(const char *topic, int from, int to)
 
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, counts);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
 }
 
 struct member {
@@ -132,7 +129,7 @@ static void member_start(struct member *m, const char *name, const char *topic)
                                 .ud = &m->totals};
     tk_err_t err = {0};
     memset(m, 0, sizeof(*m));
-    m->totals = (bb_totals_t){counts, name};
+    m->totals = (bb_totals_t){bb_toys.totals, name};
     m->p = tk_projector_new(&spec, &err);
     if (m->p == NULL)
         print_error("tk_projector_new: %s\n", err.message);
@@ -169,13 +166,9 @@ static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
 {
     (void)state;
     enum { N1 = 300, N2 = 200 };
-    char topic[64], name[64], group[192], sql[200];
-    bb_unique("bbtest_fenced", topic, sizeof(topic));
-    bb_unique("f", name, sizeof(name));
-    bb_topic(topic, 3);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", counts);
-    const char *p[] = {name};
-    bb_exec(db, sql, 1, p);
+    char topic[64], name[64], group[192];
+    bb_fresh_topic("fenced", topic, name, 3);
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
     tk_projector_group_name(CONTEXT, name, group, sizeof(group));
 
     publish_tickets(topic, 1, N1);
@@ -210,7 +203,7 @@ static bool expires(const xt_names_t *names, xt_collector_t *col)
 {
     char id[TK_UUID_LEN + 1];
     xt_uuid(id);
-    rd_kafka_t *p = xt_producer();
+    rd_kafka_t *p = tk_test_producer();
     xt_publish_order_created(p, names->orders, id, tk_now_ms() + 1000, NULL);
     xt_producer_free(p);
     int64_t deadline = tk_mono_ms() + WAIT_MS;
@@ -222,59 +215,27 @@ static bool expires(const xt_names_t *names, xt_collector_t *col)
 static void fenced_expiration_stages_start_over(void **state)
 {
     (void)state;
-    xt_names_t names;
-    xt_create(&names, 3);
-    tk_expiration_opts_t opts = xt_opts(&names);
-    xt_thread_t *sched = xt_thread_start(&opts);
-    xt_collector_t *col = xt_collector_new(names.expirations);
-    assert_true(expires(&names, col)); /* both stages run */
+    xt_run_t x;
+    xt_run_start(&x, 3, true);
+    assert_true(expires(&x.names, x.col)); /* both stages run */
 
-    rogue_join(names.delay_group, names.delay);
-    rogue_join(names.intake_group, names.orders);
+    rogue_join(x.names.delay_group, x.names.delay);
+    rogue_join(x.names.intake_group, x.names.orders);
     /* Both stages were fenced: the order goes through only when each starts over. */
-    bool ok = expires(&names, col);
-    xt_collector_free(col);
-    assert_int_equal(xt_thread_stop(sched), 0);
-    xt_delete(&names);
+    bool ok = expires(&x.names, x.col);
+    assert_int_equal(xt_run_stop(&x), 0);
     assert_true(ok);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
-    db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(counts, sizeof(counts), "bbtest.fenced_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             counts);
-    bb_exec(db, sql, 0, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", counts);
-    bb_exec(db, sql, 0, NULL);
-    PQfinish(db);
-    return 0;
-}
-
-int main(void)
-{
     /* Every member of this process is static, under an instance id of its own. */
     bb_unique("bbtest-fenced", instance, sizeof(instance));
     setenv("TK_INSTANCE_ID", instance, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_fenced");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
-        cmocka_unit_test(fenced_expiration_stages_start_over),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return bb_toys_open("tk_bbtest_fenced");
 }
+
+TK_TEST_MAIN(setup, bb_toys_teardown,
+             cmocka_unit_test(a_fenced_projector_ends_and_a_new_one_resumes),
+             cmocka_unit_test(fenced_expiration_stages_start_over))

@@ -213,10 +213,7 @@ static void delete_order(const tko_user_t *u, const char *order)
 {
     char path[128];
     snprintf(path, sizeof(path), "/api/orders/%s", order);
-    tk_test_resp_t r;
-    tk_test_http("DELETE", path, NULL, u->cookie, &r);
-    assert_int_equal(r.status, 204);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("DELETE", path, NULL, u->cookie, 204, NULL));
 }
 
 static const char *str(const json_t *o, const char *k)
@@ -229,6 +226,40 @@ static json_int_t num(const json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
+/* The next "status" event of @p s, within WAIT_MS, must say @p status. Its data (owned), for
+ * further checks. */
+static json_t *sse_status(sse_t *s, const char *status)
+{
+    json_t *ev = sse_next(s, "status", WAIT_MS);
+    assert_non_null(ev);
+    assert_string_equal(str(ev, "status"), status);
+    return ev;
+}
+
+/* A new user with a new order, and the order's stream. */
+struct stream {
+    tko_user_t u;
+    char order[TK_UUID_LEN + 1];
+    sse_t s;
+};
+
+/* Open @p st: the stream answers 200, and its first status event, 'created', is returned
+ * (owned). */
+static json_t *stream_start(struct stream *st)
+{
+    st->u = tko_user_new();
+    new_order(&st->u, st->order);
+    sse_open(&st->s, st->order, st->u.cookie);
+    assert_int_equal(st->s.status, 200);
+    return sse_status(&st->s, "created");
+}
+
+static void stream_end(struct stream *st)
+{
+    sse_close(&st->s);
+    free(st->u.cookie);
+}
+
 /* ------------------------------------------------------------------ tests */
 
 /* 401 anonymous and another user's, 404 malformed and unknown: as GET /api/orders/:id. */
@@ -239,24 +270,13 @@ static void events_errors(void **state)
     char order[TK_UUID_LEN + 1], unknown[TK_UUID_LEN + 1], path[128];
     new_order(&u, order);
     tk_uuid_new(unknown);
-    tk_test_resp_t r;
 
     snprintf(path, sizeof(path), "/api/orders/%s/events", order);
-    tk_test_http("GET", path, NULL, NULL, &r);
-    assert_int_equal(r.status, 401);
-    assert_string_equal(tko_first_message(&r), "Not authorized");
-    tk_test_resp_release(&r);
-    tk_test_http("GET", path, NULL, other.cookie, &r);
-    assert_int_equal(r.status, 401);
-    tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders/not-a-uuid/events", NULL, u.cookie, &r);
-    assert_int_equal(r.status, 404);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, NULL, 401, "Not authorized"));
+    assert_true(tk_test_http_is("GET", path, NULL, other.cookie, 401, NULL));
+    assert_true(tk_test_http_is("GET", "/api/orders/not-a-uuid/events", NULL, u.cookie, 404, NULL));
     snprintf(path, sizeof(path), "/api/orders/%s/events", unknown);
-    tk_test_http("GET", path, NULL, u.cookie, &r);
-    assert_int_equal(r.status, 404);
-    assert_string_equal(tko_first_message(&r), "Not Found");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, u.cookie, 404, "Not Found"));
     free(u.cookie);
     free(other.cookie);
 }
@@ -265,54 +285,41 @@ static void events_errors(void **state)
 static void events_until_cancelled(void **state)
 {
     (void)state;
-    tko_user_t u = tko_user_new();
-    char order[TK_UUID_LEN + 1];
-    new_order(&u, order);
-
-    sse_t s;
-    sse_open(&s, order, u.cookie);
-    assert_int_equal(s.status, 200);
-    assert_true(sse_header_has(&s, "content-type: text/event-stream"));
-    json_t *first = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(first);
-    assert_string_equal(str(first, "id"), order);
-    assert_string_equal(str(first, "status"), "created");
+    struct stream st;
+    json_t *first = stream_start(&st);
+    assert_true(sse_header_has(&st.s, "content-type: text/event-stream"));
+    assert_string_equal(str(first, "id"), st.order);
     assert_int_equal(num(first, "version"), 0);
     assert_non_null(str(first, "expiresAt"));
     assert_true(num(first, "secondsLeft") > WINDOW_SECONDS - 60);
     assert_true(num(first, "secondsLeft") <= WINDOW_SECONDS);
     json_decref(first);
 
-    json_t *tick = sse_next(&s, "countdown", WAIT_MS);
+    json_t *tick = sse_next(&st.s, "countdown", WAIT_MS);
     assert_non_null(tick);
-    assert_string_equal(str(tick, "id"), order);
+    assert_string_equal(str(tick, "id"), st.order);
     assert_true(num(tick, "secondsLeft") > WINDOW_SECONDS - 60);
     json_decref(tick);
 
-    delete_order(&u, order);
-    json_t *last = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(last);
-    assert_string_equal(str(last, "status"), "cancelled");
+    delete_order(&st.u, st.order);
+    json_t *last = sse_status(&st.s, "cancelled");
     assert_int_equal(num(last, "version"), 1);
     assert_int_equal(num(last, "secondsLeft"), 0);
     json_decref(last);
-    assert_true(sse_ends(&s, WAIT_MS));
-    assert_null(sse_next(&s, "status", 0)); /* nothing after the terminal status */
-    sse_close(&s);
+    assert_true(sse_ends(&st.s, WAIT_MS));
+    assert_null(sse_next(&st.s, "status", 0)); /* nothing after the terminal status */
+    sse_close(&st.s);
 
     /* A terminal order: its one status event, then the response ends. */
-    sse_open(&s, order, u.cookie);
-    assert_int_equal(s.status, 200);
-    assert_true(sse_header_has(&s, "content-type: text/event-stream"));
-    json_t *only = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(only);
-    assert_string_equal(str(only, "status"), "cancelled");
+    sse_open(&st.s, st.order, st.u.cookie);
+    assert_int_equal(st.s.status, 200);
+    assert_true(sse_header_has(&st.s, "content-type: text/event-stream"));
+    json_t *only = sse_status(&st.s, "cancelled");
     assert_int_equal(num(only, "version"), 1);
     assert_int_equal(num(only, "secondsLeft"), 0); /* no countdown for a closed order */
     json_decref(only);
-    assert_true(sse_ends(&s, WAIT_MS));
-    sse_close(&s);
-    free(u.cookie);
+    assert_true(sse_ends(&st.s, WAIT_MS));
+    stream_end(&st);
 }
 
 static volatile int other_stop;
@@ -329,15 +336,8 @@ static void *other_server_main(void *arg)
 static void events_survive_another_server(void **state)
 {
     (void)state;
-    tko_user_t u = tko_user_new();
-    char order[TK_UUID_LEN + 1];
-    new_order(&u, order);
-    sse_t s;
-    sse_open(&s, order, u.cookie);
-    json_t *first = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(first);
-    assert_string_equal(str(first, "status"), "created");
-    json_decref(first);
+    struct stream st;
+    json_decref(stream_start(&st));
 
     tk_err_t err = {0};
     tk_http_server_t *other = tk_http_server_new(0, 1, &err);
@@ -351,40 +351,25 @@ static void events_survive_another_server(void **state)
     pthread_join(tid, NULL);
     tk_http_server_free(other);
 
-    delete_order(&u, order);
-    json_t *last = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(last);
-    assert_string_equal(str(last, "status"), "cancelled");
-    json_decref(last);
-    sse_close(&s);
-    free(u.cookie);
+    delete_order(&st.u, st.order);
+    json_decref(sse_status(&st.s, "cancelled"));
+    stream_end(&st);
 }
 
 /* payment:created completes the order: the stream ends with complete. */
 static void events_until_complete(void **state)
 {
     (void)state;
-    tko_user_t u = tko_user_new();
-    char order[TK_UUID_LEN + 1];
-    new_order(&u, order);
+    struct stream st;
+    json_decref(stream_start(&st));
 
-    sse_t s;
-    sse_open(&s, order, u.cookie);
-    json_t *first = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(first);
-    assert_string_equal(str(first, "status"), "created");
-    json_decref(first);
+    tko_publish_paid(st.order);
 
-    tko_publish_paid(order);
-
-    json_t *last = sse_next(&s, "status", WAIT_MS);
-    assert_non_null(last);
-    assert_string_equal(str(last, "status"), "complete");
+    json_t *last = sse_status(&st.s, "complete");
     assert_int_equal(num(last, "version"), 1);
     json_decref(last);
-    assert_true(sse_ends(&s, WAIT_MS));
-    sse_close(&s);
-    free(u.cookie);
+    assert_true(sse_ends(&st.s, WAIT_MS));
+    stream_end(&st);
 }
 
 /*
@@ -403,12 +388,7 @@ static void events_opened_during_change(void **state)
     sse_t s[STREAMS];
     for (int i = 0; i < STREAMS / 2; i++)
         sse_open(&s[i], order, u.cookie);
-    char path[128];
-    snprintf(path, sizeof(path), "/api/orders/%s", order);
-    tk_test_resp_t r;
-    tk_test_http("DELETE", path, NULL, u.cookie, &r);
-    assert_int_equal(r.status, 204);
-    tk_test_resp_release(&r);
+    delete_order(&u, order);
     for (int i = STREAMS / 2; i < STREAMS; i++)
         sse_open(&s[i], order, u.cookie);
 

@@ -177,6 +177,28 @@ static void place_ok(const tko_user_t *u, const char *ticket_id, char id[TK_UUID
     tk_test_resp_release(&r);
 }
 
+/* A new user's order, placed for a new ticket, and a watch of the orders topic opened first. */
+struct placed {
+    tk_test_watch_t *w;
+    tko_user_t u;
+    char ticket[TK_UUID_LEN + 1];
+    char order[TK_UUID_LEN + 1];
+};
+
+static void placed_start(struct placed *p, const char *title, int64_t cents)
+{
+    p->w = tk_test_watch_new(EV_TOPIC_ORDERS);
+    p->u = tko_user_new();
+    new_ticket(p->ticket, title, cents);
+    place_ok(&p->u, p->ticket, p->order);
+}
+
+static void placed_end(struct placed *p)
+{
+    free(p->u.cookie);
+    tk_test_watch_free(p->w);
+}
+
 static void order_request(const char *method, const tko_user_t *u, const char *id,
                           tk_test_resp_t *r)
 {
@@ -212,10 +234,8 @@ static void place_errors(void **state)
     tk_test_resp_release(&r);
     const char *bodies[] = {"{}", "{\"ticketId\":\"\"}", "{\"ticketId\":5}"};
     for (size_t i = 0; i < 3; i++) {
-        tk_test_http("POST", "/api/orders", bodies[i], u.cookie, &r);
-        assert_int_equal(r.status, 400);
-        assert_string_equal(tko_first_message(&r), "TicketId must be provided");
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("POST", "/api/orders", bodies[i], u.cookie, 400,
+                                    "TicketId must be provided"));
     }
     free(u.cookie);
 }
@@ -267,7 +287,7 @@ static void place_reserves_and_publishes(void **state)
     tk_test_resp_t r2; /* O2 */
     place(&b, ticket, &r2);
     assert_int_equal(r2.status, 400);
-    assert_string_equal(tko_first_message(&r2), "Ticket is already reserved");
+    assert_string_equal(tk_test_first_message(&r2), "Ticket is already reserved");
     tk_test_resp_release(&r2);
     place(&a, ticket, &r2); /* the holder too */
     assert_int_equal(r2.status, 400);
@@ -367,13 +387,8 @@ static void order_list_is_bounded(void **state)
     assert_int_equal(json_array_size(r.json), 3);
     tk_test_resp_release(&r);
     tko_user_t other = tko_user_new(); /* a cursor must be one of the caller's orders */
-    tk_test_http("GET", path, NULL, other.cookie, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Invalid cursor");
-    tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders?limit=0", NULL, u.cookie, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, other.cookie, 400, "Invalid cursor"));
+    assert_true(tk_test_http_is("GET", "/api/orders?limit=0", NULL, u.cookie, 400, NULL));
     setenv("LIST_DEFAULT_LIMIT", "100", 1);
     assert_int_equal(tk_cfg_load(0, NULL), 0);
     free(u.cookie);
@@ -409,15 +424,12 @@ static void open_orders_are_capped(void **state)
     char t[N][TK_UUID_LEN + 1];
     for (int i = 0; i < N; i++)
         new_ticket(t[i], "capped", 100);
-    pthread_t th[N];
     struct open_race a[N];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N; i++)
         a[i] = (struct open_race){&u, t[i], 0};
-        pthread_create(&th[i], NULL, race_place, &a[i]);
-    }
+    tk_test_run_threads(race_place, a, sizeof(a[0]), N);
     int placed_n = 0, refused = 0, first = -1, last = -1;
     for (int i = 0; i < N; i++) {
-        pthread_join(th[i], NULL);
         if (a[i].status == 201) {
             placed_n++;
             first = first < 0 ? i : first;
@@ -433,7 +445,7 @@ static void open_orders_are_capped(void **state)
     place(&u, t[last], &r);
     assert_int_equal(r.status, 429);
     assert_true(r.retry_after > 800 && r.retry_after <= 900); /* the window is 900 s */
-    assert_non_null(strstr(tko_first_message(&r), "Too many open orders"));
+    assert_non_null(strstr(tk_test_first_message(&r), "Too many open orders"));
     tk_test_resp_release(&r);
     place(&other, t[last], &r); /* another user still can */
     assert_int_equal(r.status, 201);
@@ -612,9 +624,7 @@ static void list_and_show(void **state)
     order_request("GET", &one, "nope", &r);
     assert_int_equal(r.status, 404);
     tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/orders", NULL, NULL, &r);
-    assert_int_equal(r.status, 401);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", "/api/orders", NULL, NULL, 401, NULL));
     free(one.cookie);
     free(two.cookie);
 }
@@ -694,7 +704,7 @@ static void payment_completes(void **state)
     tk_test_resp_t r;
     order_request("DELETE", &u, order, &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Cannot cancel a completed order");
+    assert_string_equal(tk_test_first_message(&r), "Cannot cancel a completed order");
     tk_test_resp_release(&r);
     place(&other, ticket, &r); /* complete still reserves */
     assert_int_equal(r.status, 400);
@@ -717,37 +727,33 @@ static void payment_completes(void **state)
 static void expiration_cancels_once(void **state)
 {
     (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
-    tko_user_t u = tko_user_new();
-    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
-    new_ticket(ticket, "expire", 900);
-    place_ok(&u, ticket, order);
+    struct placed p;
+    placed_start(&p, "expire", 900);
 
     ev_payment_expired_t e = {0};
-    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
+    snprintf(e.order_id, sizeof(e.order_id), "%s", p.order);
     char *text =
-        tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
-    json_t *env = tk_test_watch_expect(w, "order:cancelled", order, WAIT_MS); /* O16 */
+        tk_test_event_text("payment:expired", p.order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
+    json_t *env = tk_test_watch_expect(p.w, "order:cancelled", p.order, WAIT_MS); /* O16 */
     assert_non_null(env);
-    assert_string_equal(tko_str(json_object_get(env, "data"), "id"), order);
+    assert_string_equal(tko_str(json_object_get(env, "data"), "id"), p.order);
     assert_int_equal(tko_num(json_object_get(env, "data"), "version"), 1);
     json_decref(env);
-    wait_status(&u, order, "cancelled"); /* O15 */
+    wait_status(&p.u, p.order, "cancelled"); /* O15 */
 
     /* O17: the same record again, and a second one, change nothing. */
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
     free(text);
-    text = tk_test_event_text("payment:expired", order, 0, ev_payment_expired_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_PAYMENTS, order, text);
+    text = tk_test_event_text("payment:expired", p.order, 0, ev_payment_expired_to_json(&e), NULL);
+    tk_test_publish(EV_TOPIC_PAYMENTS, p.order, text);
     free(text);
-    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+    assert_int_equal(tk_test_watch_count(p.w, "order:cancelled", p.order, 3000), 0);
     tk_test_resp_t r;
-    order_request("GET", &u, order, &r);
+    order_request("GET", &p.u, p.order, &r);
     assert_int_equal(tko_num(r.json, "version"), 1);
     tk_test_resp_release(&r);
-    free(u.cookie);
-    tk_test_watch_free(w);
+    placed_end(&p);
 }
 
 /* Issue 12: the scheduler's expiration:complete alone never cancels an order; only the payments
@@ -756,28 +762,22 @@ static void expiration_cancels_once(void **state)
 static void raw_expiration_does_not_cancel(void **state)
 {
     (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_ORDERS);
-    tko_user_t u = tko_user_new();
-    char ticket[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
-    new_ticket(ticket, "expire-raw", 900);
-    place_ok(&u, ticket, order);
+    struct placed p;
+    placed_start(&p, "expire-raw", 900);
 
     ev_expiration_complete_t e = {0};
-    snprintf(e.order_id, sizeof(e.order_id), "%s", order);
-    char *text = tk_test_event_text("expiration:complete", order, 0,
+    snprintf(e.order_id, sizeof(e.order_id), "%s", p.order);
+    char *text = tk_test_event_text("expiration:complete", p.order, 0,
                                     ev_expiration_complete_to_json(&e), NULL);
-    tk_test_publish(EV_TOPIC_EXPIRATIONS, order, text);
+    tk_test_publish(EV_TOPIC_EXPIRATIONS, p.order, text);
     free(text);
-    assert_int_equal(tk_test_watch_count(w, "order:cancelled", order, 3000), 0);
+    assert_int_equal(tk_test_watch_count(p.w, "order:cancelled", p.order, 3000), 0);
 
     /* The payment accepted before expiresAt arrives late: the order completes. */
-    tko_publish_paid(order);
-    json_t *env = tk_test_watch_expect(w, "order:completed", order, WAIT_MS);
-    assert_non_null(env);
-    json_decref(env);
-    wait_status(&u, order, "complete");
-    free(u.cookie);
-    tk_test_watch_free(w);
+    tko_publish_paid(p.order);
+    assert_true(tk_test_watch_saw(p.w, "order:completed", p.order, WAIT_MS));
+    wait_status(&p.u, p.order, "complete");
+    placed_end(&p);
 }
 
 /* ------------------------------------------------------------------ the reservation rule */
@@ -805,7 +805,7 @@ static void *race_worker(void *arg)
         tk_test_resp_t r;
         place(&u, s->race->ticket, &r);
         s->race->status[i] = r.status;
-        const char *m = r.status == 400 ? tko_first_message(&r) : NULL;
+        const char *m = r.status == 400 ? tk_test_first_message(&r) : NULL;
         snprintf(s->race->message[i], sizeof(s->race->message[i]), "%s", m ? m : "");
         tk_test_resp_release(&r);
         free(u.cookie);
@@ -822,15 +822,11 @@ static void concurrent_orders_one_winner(void **state)
     static struct race race;
     memset(&race, 0, sizeof(race));
     race.ticket = ticket;
-    pthread_t t[RACE_THREADS];
     struct race_slice slices[RACE_THREADS];
-    for (int i = 0; i < RACE_THREADS; i++) {
+    for (int i = 0; i < RACE_THREADS; i++)
         slices[i] =
             (struct race_slice){&race, i * RACERS / RACE_THREADS, (i + 1) * RACERS / RACE_THREADS};
-        pthread_create(&t[i], NULL, race_worker, &slices[i]);
-    }
-    for (int i = 0; i < RACE_THREADS; i++)
-        pthread_join(t[i], NULL);
+    tk_test_run_threads(race_worker, slices, sizeof(slices[0]), RACE_THREADS);
     int created = 0, refused = 0;
     for (int i = 0; i < RACERS; i++) {
         created += race.status[i] == 201;

@@ -205,12 +205,6 @@ tko_user_t tko_user_new(void)
     return u;
 }
 
-const char *tko_first_message(const tk_test_resp_t *r)
-{
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(r->json, "errors"), 0), "message"));
-}
-
 const char *tko_str(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));

@@ -98,9 +98,6 @@ bool tko_wait_ticket(const char *id, json_int_t version, const char *holder, int
  *         payment id, Stripe id "pi_test_..."), as if its charge had just succeeded. */
 void tko_publish_paid(const char *order_id);
 
-/** @brief The first error message of a contract error body, or NULL. Borrowed. */
-const char *tko_first_message(const tk_test_resp_t *r);
-
 /** @brief json_string_value of member @p key, NULL when absent. Borrowed. */
 const char *tko_str(const json_t *obj, const char *key);
 

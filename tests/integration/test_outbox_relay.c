@@ -124,24 +124,15 @@ static int bump_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 static struct agg make_agg(PGconn *c)
 {
     struct agg a;
-    char suffix[48];
-    bb_unique("agg", suffix, sizeof(suffix));
-    snprintf(a.table, sizeof(a.table), "bbtest.%s", suffix);
+    bb_replica_create(c, "agg", a.table, sizeof(a.table));
     tk_uuid_new(a.id);
     tk_uuid_new(a.user);
-    char sql[200];
-    bb_exec(c, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
-             a.table);
-    bb_exec(c, sql, 0, NULL);
     return a;
 }
 
 static void drop_agg(PGconn *c, const struct agg *a)
 {
-    char sql[160];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", a->table);
-    bb_exec(c, sql, 0, NULL);
+    bb_drop_table(c, a->table);
 }
 
 /* ---- background relays ----------------------------------------------------------------------- */

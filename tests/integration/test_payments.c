@@ -47,7 +47,7 @@ static void anonymous_and_invalid_bodies(void **state)
     tk_uuid_new(user);
     tk_test_resp_t r;
     assert_int_equal(pay(NULL, "tok_visa", order, &r), 401);
-    assert_string_equal(first_message(&r), "Not authorized");
+    assert_string_equal(tk_test_first_message(&r), "Not authorized");
     tk_test_resp_release(&r);
 
     char *cookie = session_of(user);
@@ -60,9 +60,8 @@ static void anonymous_and_invalid_bodies(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 1), "field")),
                         "orderId");
     tk_test_resp_release(&r);
-    tk_test_http("POST", "/api/payments", "{\"token\":\"\",\"orderId\":\"x\"}", cookie, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/payments", "{\"token\":\"\",\"orderId\":\"x\"}",
+                                cookie, 400, NULL));
     free(cookie);
 }
 
@@ -86,103 +85,75 @@ static void someone_elses_order_is_401(void **state)
 /* P3, P7, P8: order:cancelled v1 is replicated (and acknowledged once), then paying is 400. */
 static void cancelled_order_is_400(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 2000);
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
+    struct fixture *f = *state;
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    assert_true(wait_replica(f->order, "cancelled/1"));
     assert_true(wait_processed(last_event)); /* P8: consumed, offset stored */
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Cannot pay for an cancelled order");
-    tk_test_resp_release(&r);
-    assert_int_equal(payments_of(f.order), 0);
-    fixture_free(&f);
+    pay_expect(f, "tok_visa", 400, "Cannot pay for an cancelled order");
+    assert_int_equal(payments_of(f->order), 0);
 }
 
 /* P4, P5, P6: 201 {id}, a stored payment, a payment:created event; then 'Order already paid'. */
 static void valid_payment_is_201_with_payment_and_event(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 1000); /* ticket.price 10 */
-    assert_string_equal(query1("SELECT price_cents FROM orders_replica WHERE id = $1", f.order),
+    struct fixture *f = *state;
+    assert_string_equal(query1("SELECT price_cents FROM orders_replica WHERE id = $1", f->order),
                         "1000");
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
-    const char *id = json_string_value(json_object_get(r.json, "id"));
-    assert_true(tk_uuid_valid(id));
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, id);
-    tk_test_resp_release(&r);
+    pay_created(f, "tok_visa", payment_id);
 
-    assert_int_equal(payments_of(f.order), 1);
-    assert_string_equal(query1("SELECT id FROM payments WHERE order_id = $1", f.order), payment_id);
+    assert_int_equal(payments_of(f->order), 1);
+    assert_string_equal(query1("SELECT id FROM payments WHERE order_id = $1", f->order),
+                        payment_id);
     char stripe_id[256];
     snprintf(stripe_id, sizeof(stripe_id), "%s",
-             query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order));
+             query1("SELECT stripe_id FROM payments WHERE order_id = $1", f->order));
     assert_true(strncmp(stripe_id, "pi_", 3) == 0);
 
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
+    json_t *env = tk_test_watch_expect(f->w, "payment:created", payment_id, 20000);
     assert_non_null(env);
     json_t *data = json_object_get(env, "data");
     assert_string_equal(json_string_value(json_object_get(data, "id")), payment_id);
-    assert_string_equal(json_string_value(json_object_get(data, "orderId")), f.order);
+    assert_string_equal(json_string_value(json_object_get(data, "orderId")), f->order);
     assert_string_equal(json_string_value(json_object_get(data, "stripeId")), stripe_id);
     assert_int_equal(json_integer_value(json_object_get(env, "aggregateversion")), 0);
     json_decref(env);
 
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Order already paid");
-    tk_test_resp_release(&r);
-    assert_int_equal(payments_of(f.order), 1);
-    fixture_free(&f);
-    tk_test_watch_free(w);
+    pay_expect(f, "tok_visa", 400, "Order already paid");
+    assert_int_equal(payments_of(f->order), 1);
 }
 
 /* A PaymentMethod id works as the token too. */
 static void payment_method_id_is_accepted(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 4550);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
-    assert_int_equal(payments_of(f.order), 1);
-    fixture_free(&f);
+    struct fixture *f = *state;
+    pay_expect(f, "pm_card_visa", 201, NULL);
+    assert_int_equal(payments_of(f->order), 1);
 }
 
 /* order:completed makes the order paid; duplicates and stale events change nothing. */
 static void replica_follows_versions(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 2000);
+    struct fixture *f = *state;
     /* A duplicate order:created (another event id, same order) is skipped. */
     ev_order_created_t again = {0};
-    strcpy(again.id, f.order);
-    strcpy(again.user_id, f.user);
-    strcpy(again.ticket.id, f.ticket);
+    strcpy(again.id, f->order);
+    strcpy(again.user_id, f->user);
+    strcpy(again.ticket.id, f->ticket);
     tk_time_format(tk_now_ms(), again.expires_at);
     again.ticket.price_cents = 999;
-    publish("order:created", f.order, 0, ev_order_created_to_json(&again));
-    order_changed("order:completed", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "complete/1"));
+    publish("order:created", f->order, 0, ev_order_created_to_json(&again));
+    order_changed("order:completed", f->order, f->ticket, 1);
+    assert_true(wait_replica(f->order, "complete/1"));
     /* A stale cancellation (version 1 again) is consumed and skipped: still complete. */
-    order_changed("order:cancelled", f.order, f.ticket, 1);
+    order_changed("order:cancelled", f->order, f->ticket, 1);
     char stale[TK_UUID_LEN + 1];
     strcpy(stale, last_event);
     assert_true(wait_processed(stale));
-    assert_true(wait_replica(f.order, "complete/1"));
-    assert_string_equal(query1("SELECT price_cents FROM orders_replica WHERE id = $1", f.order),
+    assert_true(wait_replica(f->order, "complete/1"));
+    assert_string_equal(query1("SELECT price_cents FROM orders_replica WHERE id = $1", f->order),
                         "2000");
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Order already paid");
-    tk_test_resp_release(&r);
-    fixture_free(&f);
+    pay_expect(f, "tok_visa", 400, "Order already paid");
 }
 
 struct refunded_wait {
@@ -200,37 +171,29 @@ static bool refund_recorded(void *arg)
  * the replica's reaction refunds it and publishes payment:refunded. */
 static void cancellation_after_payment_refunds(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 3000);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
+    struct fixture *f = *state;
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
+    pay_created(f, "tok_visa", payment_id);
 
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    struct refunded_wait rw = {f.order};
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    struct refunded_wait rw = {f->order};
     assert_true(tk_test_eventually(refund_recorded, &rw, 20000));
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", payment_id, 20000);
+    json_t *env = tk_test_watch_expect(f->w, "payment:refunded", payment_id, 20000);
     assert_non_null(env);
     json_t *data = json_object_get(env, "data");
-    assert_string_equal(json_string_value(json_object_get(data, "orderId")), f.order);
+    assert_string_equal(json_string_value(json_object_get(data, "orderId")), f->order);
     assert_string_equal(json_string_value(json_object_get(data, "reason")), "order cancelled");
     assert_string_equal(json_string_value(json_object_get(data, "stripeId")),
-                        query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order));
+                        query1("SELECT stripe_id FROM payments WHERE order_id = $1", f->order));
     assert_int_equal(json_integer_value(json_object_get(env, "aggregateversion")), 1);
     json_decref(env);
-    assert_int_equal(tk_test_watch_count(w, "payment:refunded", payment_id, 1000), 0);
-    fixture_free(&f);
-    tk_test_watch_free(w);
+    assert_int_equal(tk_test_watch_count(f->w, "payment:refunded", payment_id, 1000), 0);
 }
 
 TK_TEST_MAIN(setup, teardown, cmocka_unit_test(unknown_order_is_404),
              cmocka_unit_test(anonymous_and_invalid_bodies),
-             cmocka_unit_test(someone_elses_order_is_401), cmocka_unit_test(cancelled_order_is_400),
-             cmocka_unit_test(valid_payment_is_201_with_payment_and_event),
-             cmocka_unit_test(payment_method_id_is_accepted),
-             cmocka_unit_test(replica_follows_versions),
-             cmocka_unit_test(cancellation_after_payment_refunds))
+             cmocka_unit_test(someone_elses_order_is_401), ORDER_TEST(cancelled_order_is_400, 2000),
+             ORDER_TEST(valid_payment_is_201_with_payment_and_event, 1000),
+             ORDER_TEST(payment_method_id_is_accepted, 4550),
+             ORDER_TEST(replica_follows_versions, 2000),
+             ORDER_TEST(cancellation_after_payment_refunds, 3000))

@@ -209,22 +209,19 @@ static long pay(const char *cookie, const char *token, const char *order_id, tk_
     return r->status;
 }
 
-static const char *first_message(const tk_test_resp_t *r)
-{
-    json_t *errors = json_object_get(r->json, "errors");
-    return json_string_value(json_object_get(json_array_get(errors, 0), "message"));
-}
-
-/* A fresh user with a fresh order of @p price_cents, replicated (created/0). */
+/* A fresh user with a fresh order of @p price_cents, replicated (created/0), and a watch of the
+ * payments topic opened before the order was. */
 struct fixture {
     char user[TK_UUID_LEN + 1];
     char order[TK_UUID_LEN + 1];
     char ticket[TK_UUID_LEN + 1];
     char *cookie;
+    tk_test_watch_t *w;
 };
 
 static void fixture_new(struct fixture *f, int64_t price_cents)
 {
+    f->w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
     tk_uuid_new(f->user);
     f->cookie = session_of(f->user);
     order_created(f->user, price_cents, f->order, f->ticket);
@@ -234,4 +231,56 @@ static void fixture_new(struct fixture *f, int64_t price_cents)
 static void fixture_free(struct fixture *f)
 {
     free(f->cookie);
+    tk_test_watch_free(f->w);
+}
+
+/* The fixture as cmocka's per-test setup and teardown: ORDER_TEST(test, price_cents) runs test
+ * with *state = a fixture of that price, freed after the test, failed or not. */
+static int order_setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    fixture_new(f, *(const int64_t *)*state);
+    *state = f;
+    return 0;
+}
+
+static int order_teardown(void **state)
+{
+    fixture_free(*state);
+    free(*state);
+    return 0;
+}
+
+#define ORDER_TEST_SETUP(test, setup, price_cents)                                                 \
+    {                                                                                              \
+#test, test, setup, order_teardown, (void *)&(const int64_t)                               \
+        {                                                                                          \
+            price_cents                                                                            \
+        }                                                                                          \
+    }
+#define ORDER_TEST(test, price_cents) ORDER_TEST_SETUP(test, order_setup, price_cents)
+
+/* POST /api/payments for @p f with @p token must answer @p status and, when @p message is not
+ * NULL, that first error message. */
+static void pay_expect(const struct fixture *f, const char *token, long status, const char *message)
+{
+    tk_test_resp_t r;
+    assert_int_equal(pay(f->cookie, token, f->order, &r), status);
+    if (message != NULL)
+        assert_string_equal(tk_test_first_message(&r), message);
+    tk_test_resp_release(&r);
+}
+
+/* POST /api/payments for @p f with @p token must create a payment (201): its id, a UUID, into
+ * @p payment_id. */
+static void pay_created(const struct fixture *f, const char *token,
+                        char payment_id[TK_UUID_LEN + 1])
+{
+    tk_test_resp_t r;
+    assert_int_equal(pay(f->cookie, token, f->order, &r), 201);
+    const char *id = json_string_value(json_object_get(r.json, "id"));
+    assert_true(tk_uuid_valid(id));
+    strcpy(payment_id, id);
+    tk_test_resp_release(&r);
 }

@@ -28,13 +28,7 @@ static int setup(void **state)
     (void)state;
     setenv("STRIPE_WEBHOOK_SECRET", WHSEC, 1);
     fake = tk_fake_stripe_start();
-    fake_opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                      .api_key = "sk_test_fake_key",
-                                      .connect_timeout_ms = 1000,
-                                      .timeout_ms = 1000,
-                                      .max_attempts = 3,
-                                      .backoff_base_ms = 20,
-                                      .backoff_max_ms = 100};
+    fake_opts = tk_fake_stripe_options(fake);
     tk_stripe_options_override(&fake_opts);
     return payments_start();
 }
@@ -55,127 +49,98 @@ static int before_each(void **state)
     return 0;
 }
 
-static const char *form_field(json_t *rec, const char *name)
+/* A fake with no faults and no records, and a fresh order (ORDER_TEST_SETUP). */
+static int fake_and_order(void **state)
 {
-    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
+    tk_fake_stripe_reset(fake);
+    return order_setup(state);
 }
 
 /* P4 with the request checked: amount = price x 100, usd, confirmed, the order in metadata. */
 static void charge_carries_amount_currency_and_order(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 1999); /* price 19.99 */
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "tok_visa", f.order, &r), 201);
+    struct fixture *f = *state;
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
+    pay_created(f, "tok_visa", payment_id);
 
     json_t *rec = tk_fake_stripe_last(fake, PI);
     assert_non_null(rec);
-    assert_string_equal(form_field(rec, "amount"), "1999");
-    assert_string_equal(form_field(rec, "currency"), "usd");
-    assert_string_equal(form_field(rec, "confirm"), "true");
-    assert_string_equal(form_field(rec, "metadata[order_id]"), f.order);
+    assert_string_equal(tk_fake_stripe_form(rec, "amount"), "1999");
+    assert_string_equal(tk_fake_stripe_form(rec, "currency"), "usd");
+    assert_string_equal(tk_fake_stripe_form(rec, "confirm"), "true");
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), f->order);
     assert_string_equal(json_string_value(json_object_get(rec, "authorization")),
                         "Bearer sk_test_fake_key");
     char prefix[128];
-    snprintf(prefix, sizeof(prefix), "order-%s-charge-", f.order);
+    snprintf(prefix, sizeof(prefix), "order-%s-charge-", f->order);
     const char *key = json_string_value(json_object_get(rec, "idempotency_key"));
     assert_true(strncmp(key, prefix, strlen(prefix)) == 0);
     json_decref(rec);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
 
-    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order),
+    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f->order),
                         "pi_fake_2"); /* pm_fake_1 was the token's payment method */
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
+    json_t *env = tk_test_watch_expect(f->w, "payment:created", payment_id, 20000);
     assert_non_null(env);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(env, "data"), "stripeId")), "pi_fake_2");
     json_decref(env);
-    fixture_free(&f);
-    tk_test_watch_free(w);
 }
 
 /* The first answer is lost (later than the 1 s timeout): the retry with the same key is
  * answered from Stripe's record, so one PaymentIntent exists and it is the one stored. */
 static void timeout_then_success_is_one_charge(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 2500);
+    struct fixture *f = *state;
     tk_fake_stripe_delay(fake, PI, 1, 2500);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(f, "pm_card_visa", 201, NULL);
     json_t *rec = tk_fake_stripe_last(fake, PI);
     const char *key = json_string_value(json_object_get(rec, "idempotency_key"));
     assert_int_equal(tk_fake_stripe_count(fake, PI, key), 2);
     assert_true(json_is_true(json_object_get(rec, "replayed")));
     json_decref(rec);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-    assert_int_equal(payments_of(f.order), 1);
-    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order),
+    assert_int_equal(payments_of(f->order), 1);
+    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f->order),
                         "pi_fake_1");
-    fixture_free(&f);
 }
 
 /* 500 on every attempt: 502, nothing stored, nothing charged; once Stripe is back, it pays. */
 static void server_errors_until_retries_run_out(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 2000);
+    struct fixture *f = *state;
     tk_fake_stripe_fail(fake, PI, 100, 500);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 502);
-    tk_test_resp_release(&r);
+    pay_expect(f, "pm_card_visa", 502, NULL);
     assert_int_equal(tk_fake_stripe_count(fake, PI, NULL), 3);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
-    assert_int_equal(payments_of(f.order), 0);
+    assert_int_equal(payments_of(f->order), 0);
 
     tk_fake_stripe_reset(fake);
     tk_fake_stripe_fail(fake, NULL, 100, 429);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 503);
-    tk_test_resp_release(&r);
-    assert_int_equal(payments_of(f.order), 0);
+    pay_expect(f, "pm_card_visa", 503, NULL);
+    assert_int_equal(payments_of(f->order), 0);
 
     tk_fake_stripe_reset(fake);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(f, "pm_card_visa", 201, NULL);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-    assert_int_equal(payments_of(f.order), 1);
-    fixture_free(&f);
+    assert_int_equal(payments_of(f->order), 1);
 }
 
 /* A decline is 400 with Stripe's message; the same card declines again (Stripe replays it),
  * another card pays. */
 static void decline_is_400_and_another_card_may_pay(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 2000);
+    struct fixture *f = *state;
     tk_fake_stripe_decline(fake, 1, "Your card has insufficient funds.");
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
-    tk_test_resp_release(&r);
-    assert_int_equal(payments_of(f.order), 0);
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card has insufficient funds.");
-    tk_test_resp_release(&r);
-    assert_int_equal(pay(f.cookie, "tok_chargeDeclined", f.order, &r), 400);
-    assert_string_equal(first_message(&r), "Your card was declined.");
-    tk_test_resp_release(&r);
+    pay_expect(f, "pm_card_visa", 400, "Your card has insufficient funds.");
+    assert_int_equal(payments_of(f->order), 0);
+    pay_expect(f, "pm_card_visa", 400, "Your card has insufficient funds.");
+    pay_expect(f, "tok_chargeDeclined", 400, "Your card was declined.");
     assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
 
-    assert_int_equal(pay(f.cookie, "pm_card_mastercard", f.order, &r), 201);
-    tk_test_resp_release(&r);
+    pay_expect(f, "pm_card_mastercard", 201, NULL);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-    assert_int_equal(payments_of(f.order), 1);
-    fixture_free(&f);
+    assert_int_equal(payments_of(f->order), 1);
 }
 
 #define RACERS 20
@@ -194,7 +159,7 @@ static void *race(void *arg)
     rc->status = pay(rc->f->cookie, "tok_visa", rc->f->order, &r);
     const char *id = json_string_value(json_object_get(r.json, "id"));
     snprintf(rc->id, sizeof(rc->id), "%s", id ? id : "");
-    const char *m = r.status == 400 ? first_message(&r) : NULL;
+    const char *m = r.status == 400 ? tk_test_first_message(&r) : NULL;
     snprintf(rc->message, sizeof(rc->message), "%s", m ? m : "");
     tk_test_resp_release(&r);
     return NULL;
@@ -203,18 +168,11 @@ static void *race(void *arg)
 /* 20 concurrent payments for one order: one charge, one payment, one payment:created. */
 static void concurrent_payments_charge_once(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 5000);
+    struct fixture *f = *state;
     struct racer racers[RACERS];
-    pthread_t t[RACERS];
-    for (int i = 0; i < RACERS; i++) {
-        racers[i] = (struct racer){.f = &f};
-        pthread_create(&t[i], NULL, race, &racers[i]);
-    }
     for (int i = 0; i < RACERS; i++)
-        pthread_join(t[i], NULL);
+        racers[i] = (struct racer){.f = f};
+    tk_test_run_threads(race, racers, sizeof(racers[0]), RACERS);
     int created = 0, paid = 0;
     const char *payment_id = NULL;
     for (int i = 0; i < RACERS; i++) {
@@ -229,13 +187,9 @@ static void concurrent_payments_charge_once(void **state)
     assert_int_equal(created, 1);
     assert_int_equal(paid, RACERS - 1);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-    assert_int_equal(payments_of(f.order), 1);
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
-    assert_non_null(env);
-    json_decref(env);
-    assert_int_equal(tk_test_watch_count(w, "payment:created", NULL, 1500), 0);
-    fixture_free(&f);
-    tk_test_watch_free(w);
+    assert_int_equal(payments_of(f->order), 1);
+    assert_true(tk_test_watch_saw(f->w, "payment:created", payment_id, 20000));
+    assert_int_equal(tk_test_watch_count(f->w, "payment:created", NULL, 1500), 0);
 }
 
 struct pay_async {
@@ -250,50 +204,61 @@ static void *pay_in_thread(void *arg)
     return NULL;
 }
 
-/* The order is cancelled while the charge is in flight: the charge is refunded, recorded and
- * published as payment:refunded, and the client gets 'Cannot pay for an cancelled order'. */
-static void cancelled_while_charging_is_refunded(void **state)
+/* The payment:refunded of @p f's refund (the refunds row's id is its subject), within 20 s: its
+ * envelope (owned). */
+static json_t *refund_event(const struct fixture *f)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
+    char refund_payment[TK_UUID_LEN + 1];
+    strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f->order));
+    json_t *env = tk_test_watch_expect(f->w, "payment:refunded", refund_payment, 20000);
+    assert_non_null(env);
+    return env;
+}
+
+/* Pay for @p f in a thread while Stripe holds its answer (charged, not yet answered), cancel the
+ * order meanwhile and wait for the replica to see it, then let Stripe answer: the client gets
+ * 400 'Cannot pay for an cancelled order'. */
+static void cancel_while_charging(const struct fixture *f)
+{
     tk_stripe_options_t o = fake_opts;
     o.timeout_ms = 30000; /* the held answer must not time out */
     tk_stripe_options_override(&o);
-    struct fixture f;
-    fixture_new(&f, 2000);
     tk_fake_stripe_hold(fake, true);
-    struct pay_async a = {.f = &f};
+    struct pay_async a = {.f = f};
     pthread_t t;
     pthread_create(&t, NULL, pay_in_thread, &a);
     assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000)); /* charged, answer held */
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    assert_true(wait_replica(f->order, "cancelled/1"));
     tk_fake_stripe_hold(fake, false);
     pthread_join(t, NULL);
     tk_stripe_options_override(&fake_opts);
 
     assert_int_equal(a.resp.status, 400);
-    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
+    assert_string_equal(tk_test_first_message(&a.resp), "Cannot pay for an cancelled order");
     tk_test_resp_release(&a.resp);
-    assert_int_equal(payments_of(f.order), 0);
+}
+
+/* The order is cancelled while the charge is in flight: the charge is refunded, recorded and
+ * published as payment:refunded, and the client gets 'Cannot pay for an cancelled order'. */
+static void cancelled_while_charging_is_refunded(void **state)
+{
+    struct fixture *f = *state;
+    cancel_while_charging(f);
+    assert_int_equal(payments_of(f->order), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
     json_t *rec = tk_fake_stripe_last(fake, RE);
-    assert_string_equal(form_field(rec, "payment_intent"), "pi_fake_1");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), "pi_fake_1");
     json_decref(rec);
     assert_string_equal(query1("SELECT status || ' ' || reason || ' ' || stripe_id FROM refunds "
                                "WHERE order_id = $1",
-                               f.order),
+                               f->order),
                         "succeeded order cancelled pi_fake_1");
-    char refund_payment[TK_UUID_LEN + 1];
-    strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f.order));
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", refund_payment, 20000);
-    assert_non_null(env);
+    json_t *env = refund_event(f);
     assert_string_equal(json_string_value(json_object_get(json_object_get(env, "data"), "orderId")),
-                        f.order);
+                        f->order);
     json_decref(env);
-    assert_int_equal(tk_test_watch_count(w, "payment:created", NULL, 1000), 0);
-    fixture_free(&f);
-    tk_test_watch_free(w);
+    assert_int_equal(tk_test_watch_count(f->w, "payment:created", NULL, 1000), 0);
 }
 
 struct metric_wait {
@@ -321,54 +286,29 @@ static bool refund_succeeded(void *arg)
  * payment:refunded published once. */
 static void refund_refused_twice_then_accepted_once(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    tk_stripe_options_t o = fake_opts;
-    o.timeout_ms = 30000;
-    tk_stripe_options_override(&o);
-    struct fixture f;
-    fixture_new(&f, 2000);
-    tk_fake_stripe_hold(fake, true);
+    struct fixture *f = *state;
     tk_fake_stripe_fail(fake, RE, 2, 400); /* two refusals, each final for its call */
-    struct pay_async a = {.f = &f};
-    pthread_t t;
-    pthread_create(&t, NULL, pay_in_thread, &a);
-    assert_true(tk_fake_stripe_wait_count(fake, PI, 1, 20000));
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
-    tk_fake_stripe_hold(fake, false);
-    pthread_join(t, NULL);
-    tk_stripe_options_override(&fake_opts);
-
-    assert_int_equal(a.resp.status, 400);
-    assert_string_equal(first_message(&a.resp), "Cannot pay for an cancelled order");
-    tk_test_resp_release(&a.resp);
+    cancel_while_charging(f);
     /* Refused once by now (the request's own attempt): pending, and counted as failed. */
-    assert_string_equal(query1("SELECT status FROM refunds WHERE order_id = $1", f.order),
+    assert_string_equal(query1("SELECT status FROM refunds WHERE order_id = $1", f->order),
                         "pending");
     struct metric_wait failed = {"tk_payments_refunds_failed 1\n"};
     assert_true(tk_test_eventually(metrics_show, &failed, 5000));
 
-    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
+    assert_true(tk_test_eventually(refund_succeeded, f->order, 20000));
     char key[TK_STRIPE_KEY_MAX + 1];
-    tk_payment_refund_key(f.order, "pi_fake_1", key);
+    tk_payment_refund_key(f->order, "pi_fake_1", key);
     assert_int_equal(tk_fake_stripe_count(fake, RE, key), 3); /* refused, refused, accepted */
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 3);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
     assert_string_equal(query1("SELECT attempts || ' ' || (last_error IS NULL) FROM refunds "
                                "WHERE order_id = $1",
-                               f.order),
+                               f->order),
                         "3 true");
-    char refund_payment[TK_UUID_LEN + 1];
-    strcpy(refund_payment, query1("SELECT id FROM refunds WHERE order_id = $1", f.order));
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", refund_payment, 20000);
-    assert_non_null(env);
-    json_decref(env);
-    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 2000), 0);
+    json_decref(refund_event(f));
+    assert_int_equal(tk_test_watch_count(f->w, "payment:refunded", NULL, 2000), 0);
     struct metric_wait none = {"tk_payments_refunds_pending 0\n"};
     assert_true(tk_test_eventually(metrics_show, &none, 5000));
-    fixture_free(&f);
-    tk_test_watch_free(w);
 }
 
 /* A cancellation after the payment was stored refunds once, even if the event is delivered
@@ -376,32 +316,24 @@ static void refund_refused_twice_then_accepted_once(void **state)
  * writes one intent, and the worker carries it out. */
 static void cancellation_after_payment_refunds_once(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 2000);
-    tk_test_resp_t r;
-    assert_int_equal(pay(f.cookie, "pm_card_visa", f.order, &r), 201);
+    struct fixture *f = *state;
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, json_string_value(json_object_get(r.json, "id")));
-    tk_test_resp_release(&r);
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    order_changed("order:cancelled", f.order, f.ticket, 1);
+    pay_created(f, "pm_card_visa", payment_id);
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    order_changed("order:cancelled", f->order, f->ticket, 1);
     assert_true(wait_processed(last_event));
-    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", payment_id, 20000);
+    assert_true(tk_test_eventually(refund_succeeded, f->order, 20000));
+    json_t *env = tk_test_watch_expect(f->w, "payment:refunded", payment_id, 20000);
     assert_non_null(env);
     assert_int_equal(json_integer_value(json_object_get(env, "aggregateversion")), 1);
     json_decref(env);
-    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
+    assert_int_equal(tk_test_watch_count(f->w, "payment:refunded", NULL, 1500), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
     assert_int_equal(tk_fake_stripe_count(fake, RE, NULL), 1);
     assert_int_equal(count_rows("SELECT count(*) FROM refunds WHERE order_id = $1 AND "
                                 "status = 'succeeded'",
-                                f.order),
+                                f->order),
                      1);
-    fixture_free(&f);
-    tk_test_watch_free(w);
 }
 
 /* ------------------------------------------------------------------ issue 11: retries */
@@ -459,10 +391,12 @@ static void charge_then_timeout_retries_never_charge_twice(void **state)
         {
             if (strcmp(json_string_value(json_object_get(rec, "path")), PI) != 0 ||
                 json_is_true(json_object_get(rec, "replayed")) ||
-                strcmp(form_field(rec, "metadata[order_id]"), f[i].order) != 0)
+                strcmp(tk_fake_stripe_form(rec, "metadata[order_id]"), f[i].order) != 0)
                 continue;
-            charged_first += strncmp(form_field(rec, "payment_method"), "pm_card_first_", 14) == 0;
-            charged_retry += strncmp(form_field(rec, "payment_method"), "pm_card_retry_", 14) == 0;
+            charged_first +=
+                strncmp(tk_fake_stripe_form(rec, "payment_method"), "pm_card_first_", 14) == 0;
+            charged_retry +=
+                strncmp(tk_fake_stripe_form(rec, "payment_method"), "pm_card_retry_", 14) == 0;
         }
         assert_int_equal(charged_first, 1);
         assert_int_equal(charged_retry, 0);
@@ -550,6 +484,19 @@ static char *event_text(const char *type, json_t *pi)
     return text;
 }
 
+/* A delivery of the event @p type for @p pi (event_text), signed with the endpoint's secret at
+ * @p t (seconds). body is owned (free). */
+struct delivery {
+    char *body;
+    char sig[TK_STRIPE_SIGNATURE_MAX + 1];
+};
+
+static void delivery_sign(struct delivery *d, const char *type, json_t *pi, int64_t t)
+{
+    d->body = event_text(type, pi);
+    tk_stripe_webhook_sign(d->body, strlen(d->body), WHSEC, t, d->sig);
+}
+
 static const char *webhook_message(const struct webhook_resp *r)
 {
     static char msg[256];
@@ -565,48 +512,38 @@ static const char *webhook_message(const struct webhook_resp *r)
  * becomes the order's payment (payment:created), and a retry answers 'Order already paid'. */
 static void signed_webhook_settles_a_lost_charge(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 3000);
-    json_t *pi = lost_charge(&f);
-    char *body = event_text("payment_intent.succeeded", pi);
-    char sig[TK_STRIPE_SIGNATURE_MAX + 1];
-    tk_stripe_webhook_sign(body, strlen(body), WHSEC, tk_now_ms() / 1000, sig);
+    struct fixture *f = *state;
+    json_t *pi = lost_charge(f);
+    struct delivery d;
+    delivery_sign(&d, "payment_intent.succeeded", pi, tk_now_ms() / 1000);
     struct webhook_resp r;
-    assert_int_equal(post_webhook(body, sig, &r), 200);
-    assert_int_equal(payments_of(f.order), 1);
-    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f.order),
+    assert_int_equal(post_webhook(d.body, d.sig, &r), 200);
+    assert_int_equal(payments_of(f->order), 1);
+    assert_string_equal(query1("SELECT stripe_id FROM payments WHERE order_id = $1", f->order),
                         "pi_fake_2");
-    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f.order),
+    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f->order),
                         "succeeded");
     char payment_id[TK_UUID_LEN + 1];
-    strcpy(payment_id, query1("SELECT id FROM payments WHERE order_id = $1", f.order));
-    json_t *env = tk_test_watch_expect(w, "payment:created", payment_id, 20000);
-    assert_non_null(env);
-    json_decref(env);
+    strcpy(payment_id, query1("SELECT id FROM payments WHERE order_id = $1", f->order));
+    assert_true(tk_test_watch_saw(f->w, "payment:created", payment_id, 20000));
     /* Delivered again (Stripe retries deliveries): nothing changes. */
-    assert_int_equal(post_webhook(body, sig, &r), 200);
-    assert_int_equal(payments_of(f.order), 1);
+    assert_int_equal(post_webhook(d.body, d.sig, &r), 200);
+    assert_int_equal(payments_of(f->order), 1);
     tk_test_resp_t pr;
-    assert_int_equal(pay(f.cookie, "tok_visa_other", f.order, &pr), 400);
-    assert_string_equal(first_message(&pr), "Order already paid");
+    assert_int_equal(pay(f->cookie, "tok_visa_other", f->order, &pr), 400);
+    assert_string_equal(tk_test_first_message(&pr), "Order already paid");
     tk_test_resp_release(&pr);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-    free(body);
+    free(d.body);
     json_decref(pi);
-    fixture_free(&f);
-    tk_test_watch_free(w);
 }
 
 /* A wrong HMAC, a missing header, or a valid HMAC with a stale timestamp (a replayed old
  * delivery) is refused with 400 and changes nothing. */
 static void unsigned_or_stale_webhooks_are_refused(void **state)
 {
-    (void)state;
-    struct fixture f;
-    fixture_new(&f, 3000);
-    json_t *pi = lost_charge(&f);
+    struct fixture *f = *state;
+    json_t *pi = lost_charge(f);
     char *body = event_text("payment_intent.succeeded", pi);
     char sig[TK_STRIPE_SIGNATURE_MAX + 1];
     struct webhook_resp r;
@@ -624,68 +561,59 @@ static void unsigned_or_stale_webhooks_are_refused(void **state)
     tk_stripe_webhook_sign(body, strlen(body), WHSEC, now, sig);
     char *other = event_text("payment_intent.succeeded", pi);
     assert_int_equal(post_webhook(other, sig, &r), 400);
-    assert_int_equal(payments_of(f.order), 0);
-    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f.order),
+    assert_int_equal(payments_of(f->order), 0);
+    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f->order),
                         "pending");
     /* A signed payment_failed for it settles the attempt as failed: nothing is stored. */
-    char *failed = event_text("payment_intent.payment_failed", pi);
-    tk_stripe_webhook_sign(failed, strlen(failed), WHSEC, now, sig);
-    assert_int_equal(post_webhook(failed, sig, &r), 200);
-    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f.order),
+    struct delivery failed;
+    delivery_sign(&failed, "payment_intent.payment_failed", pi, now);
+    assert_int_equal(post_webhook(failed.body, failed.sig, &r), 200);
+    assert_string_equal(query1("SELECT status FROM payment_attempts WHERE order_id = $1", f->order),
                         "failed");
-    assert_int_equal(payments_of(f.order), 0);
-    free(failed);
+    assert_int_equal(payments_of(f->order), 0);
+    free(failed.body);
     free(other);
     free(body);
     json_decref(pi);
-    fixture_free(&f);
 }
 
 /* The lost charge's order was cancelled meanwhile (the owner's DELETE reached payments): when
  * the webhook reports the charge, it is not kept but refunded, once, with payment:refunded. */
 static void lost_charge_of_a_cancelled_order_is_refunded(void **state)
 {
-    (void)state;
-    tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_PAYMENTS);
-    struct fixture f;
-    fixture_new(&f, 3000);
-    json_t *pi = lost_charge(&f);
-    order_changed("order:cancelled", f.order, f.ticket, 1);
-    assert_true(wait_replica(f.order, "cancelled/1"));
-    char *body = event_text("payment_intent.succeeded", pi);
-    char sig[TK_STRIPE_SIGNATURE_MAX + 1];
-    tk_stripe_webhook_sign(body, strlen(body), WHSEC, tk_now_ms() / 1000, sig);
+    struct fixture *f = *state;
+    json_t *pi = lost_charge(f);
+    order_changed("order:cancelled", f->order, f->ticket, 1);
+    assert_true(wait_replica(f->order, "cancelled/1"));
+    struct delivery d;
+    delivery_sign(&d, "payment_intent.succeeded", pi, tk_now_ms() / 1000);
     struct webhook_resp r;
-    assert_int_equal(post_webhook(body, sig, &r), 200);
-    assert_int_equal(payments_of(f.order), 0);
-    assert_true(tk_test_eventually(refund_succeeded, f.order, 20000));
+    assert_int_equal(post_webhook(d.body, d.sig, &r), 200);
+    assert_int_equal(payments_of(f->order), 0);
+    assert_true(tk_test_eventually(refund_succeeded, f->order, 20000));
     assert_string_equal(
-        query1("SELECT reason || ' ' || stripe_id FROM refunds WHERE order_id = $1", f.order),
+        query1("SELECT reason || ' ' || stripe_id FROM refunds WHERE order_id = $1", f->order),
         "order cancelled pi_fake_2");
     assert_int_equal(tk_fake_stripe_refunded(fake, "pi_fake_2"), 1);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
-    json_t *env = tk_test_watch_expect(w, "payment:refunded", NULL, 20000);
-    assert_non_null(env);
-    json_decref(env);
-    assert_int_equal(post_webhook(body, sig, &r), 200); /* redelivered: nothing more */
-    assert_int_equal(tk_test_watch_count(w, "payment:refunded", NULL, 1500), 0);
+    assert_true(tk_test_watch_saw(f->w, "payment:refunded", NULL, 20000));
+    assert_int_equal(post_webhook(d.body, d.sig, &r), 200); /* redelivered: nothing more */
+    assert_int_equal(tk_test_watch_count(f->w, "payment:refunded", NULL, 1500), 0);
     assert_int_equal(tk_fake_stripe_created(fake, RE), 1);
-    free(body);
+    free(d.body);
     json_decref(pi);
-    fixture_free(&f);
-    tk_test_watch_free(w);
 }
 
 TK_TEST_MAIN(setup, teardown,
-             cmocka_unit_test_setup(charge_carries_amount_currency_and_order, before_each),
-             cmocka_unit_test_setup(timeout_then_success_is_one_charge, before_each),
-             cmocka_unit_test_setup(server_errors_until_retries_run_out, before_each),
-             cmocka_unit_test_setup(decline_is_400_and_another_card_may_pay, before_each),
-             cmocka_unit_test_setup(concurrent_payments_charge_once, before_each),
-             cmocka_unit_test_setup(cancelled_while_charging_is_refunded, before_each),
-             cmocka_unit_test_setup(refund_refused_twice_then_accepted_once, before_each),
-             cmocka_unit_test_setup(cancellation_after_payment_refunds_once, before_each),
+             ORDER_TEST_SETUP(charge_carries_amount_currency_and_order, fake_and_order, 1999),
+             ORDER_TEST_SETUP(timeout_then_success_is_one_charge, fake_and_order, 2500),
+             ORDER_TEST_SETUP(server_errors_until_retries_run_out, fake_and_order, 2000),
+             ORDER_TEST_SETUP(decline_is_400_and_another_card_may_pay, fake_and_order, 2000),
+             ORDER_TEST_SETUP(concurrent_payments_charge_once, fake_and_order, 5000),
+             ORDER_TEST_SETUP(cancelled_while_charging_is_refunded, fake_and_order, 2000),
+             ORDER_TEST_SETUP(refund_refused_twice_then_accepted_once, fake_and_order, 2000),
+             ORDER_TEST_SETUP(cancellation_after_payment_refunds_once, fake_and_order, 2000),
              cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice, before_each),
-             cmocka_unit_test_setup(signed_webhook_settles_a_lost_charge, before_each),
-             cmocka_unit_test_setup(unsigned_or_stale_webhooks_are_refused, before_each),
-             cmocka_unit_test_setup(lost_charge_of_a_cancelled_order_is_refunded, before_each))
+             ORDER_TEST_SETUP(signed_webhook_settles_a_lost_charge, fake_and_order, 3000),
+             ORDER_TEST_SETUP(unsigned_or_stale_webhooks_are_refused, fake_and_order, 3000),
+             ORDER_TEST_SETUP(lost_charge_of_a_cancelled_order_is_refunded, fake_and_order, 3000))

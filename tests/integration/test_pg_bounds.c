@@ -67,15 +67,10 @@ static void sockets_have_keepalives(void **state)
 static void a_silent_server_fails_the_connect(void **state)
 {
     (void)state;
-    int hole = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hole, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(hole, 8), 0);
-    socklen_t alen = sizeof(addr);
-    getsockname(hole, (struct sockaddr *)&addr, &alen);
+    int port = 0;
+    int hole = tk_test_silent_listener(&port);
     char url[128];
-    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/x", ntohs(addr.sin_port));
+    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/x", port);
     setenv("DATABASE_URL_ORDERS", url, 1);
     setenv("PG_CONNECT_TIMEOUT_S", "1", 1);
     cfg_reload();

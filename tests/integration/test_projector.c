@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "ev_user.h"
@@ -38,43 +39,28 @@
 #define CONTEXT "tickets"
 #define GAP_TIMEOUT_MS "1500"
 
-static char totals[80];  /* bbtest.totals_xxx (projection, count, sum): one row per projection */
-static char replica[80]; /* bbtest.replica_xxx (id, version): the gap test's replica */
-static PGconn *db;
-
 /* ---- the toy projections --------------------------------------------------------------------- */
 
 struct toy {
-    const char *projection;
-    const char *totals;
-    int sleep_us;  /* per event, to stretch batches (the kill test) */
-    int fail_call; /* the apply call that fails with a retryable conflict, 0 = none */
-    bool emit;     /* emit user:registered for each applied event */
+    bb_totals_t sums; /* the table and row bb_totals_apply counts in */
+    int sleep_us;     /* per event, to stretch batches (the kill test) */
+    int fail_call;    /* the apply call that fails with a retryable conflict, 0 = none */
+    bool emit;        /* emit user:registered for each applied event */
     int calls;
 };
 
-/* Sum of the prices and number of events: a deliberately non-idempotent read model, so any
- * double application shows. */
+/* bb_totals_apply (count and sum of the prices: doubles show), stretched, failing or emitting
+ * as the toy says. */
 static int sum_apply(tk_tx_t *tx, const ev_envelope_t *env, void *ud, tk_err_t *err)
 {
     struct toy *t = ud;
-    ev_ticket_t ticket;
     t->calls++;
     if (t->sleep_us > 0)
         usleep((useconds_t)t->sleep_us);
     if (t->fail_call > 0 && t->calls == t->fail_call)
         return tk_command_stale(err, "toy", env->subject); /* transient: the batch is retried */
-    int rc = strcmp(env->type, "ticket:created") == 0
-                 ? ev_ticket_created_from_json(env->data, &ticket, err)
-                 : ev_ticket_updated_from_json(env->data, &ticket, err);
+    int rc = bb_totals_apply(tx, env, &t->sums, err);
     if (rc != 0)
-        return rc;
-    char sql[200], cents[24];
-    snprintf(cents, sizeof(cents), "%lld", (long long)ticket.price_cents);
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET count = count + 1, sum = sum + $2 WHERE projection = $1", t->totals);
-    const char *p[] = {t->projection, cents};
-    if ((rc = tk_pg_run(tk_tx_conn(tx), sql, 2, p, NULL, err)) != 0)
         return rc;
     if (t->emit) {
         ev_user_registered_t u = {0};
@@ -99,9 +85,7 @@ static void publish(rd_kafka_t *producer, const char *topic, const char *key, co
 /* n ticket:created events of fresh tickets priced 1..n: the sum is n(n+1)/2. */
 static void publish_tickets(const char *topic, int n)
 {
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = tk_test_producer();
     for (int i = 1; i <= n; i++) {
         char id[TK_UUID_LEN + 1];
         size_t len = 0;
@@ -114,20 +98,9 @@ static void publish_tickets(const char *topic, int n)
     rd_kafka_destroy(producer);
 }
 
-static void start_totals(const char *projection)
-{
-    char sql[200];
-    snprintf(sql, sizeof(sql), "INSERT INTO %s (projection, count, sum) VALUES ($1, 0, 0)", totals);
-    const char *p[] = {projection};
-    bb_exec(db, sql, 1, p);
-}
-
 static int64_t total(const char *projection, const char *column)
 {
-    char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, totals);
-    const char *p[] = {projection};
-    return bb_scalar(db, sql, 1, p);
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
 }
 
 static tk_projector_t *projector(const char *name, const char *topic,
@@ -156,10 +129,36 @@ static bool count_reached(void *arg)
     return total(g->projection, "count") >= g->want;
 }
 
+/* Poll @p p until @p name's count reaches @p want, for @p timeout_ms at most. */
+static void project_count(tk_projector_t *p, const char *name, int64_t want, int timeout_ms)
+{
+    struct count_goal g = {name, want};
+    bb_project_until(p, count_reached, &g, timeout_ms);
+}
+
+/* A projector named @p name of @p topic applying the toy @p t, which counts in @p name's row of
+ * the totals table (made at count 0, sum 0). */
+static tk_projector_t *toy_projector(struct toy *t, const char *name, const char *topic)
+{
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
+    t->sums = (bb_totals_t){bb_toys.totals, name};
+    return projector(name, topic, sum_apply, t);
+}
+
+/* The dead letters of projection @p name that match the SQL condition @p where ("": all). */
+static int64_t dead_letters(const char *name, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM dead_letters WHERE projection = $1%s%s",
+             where[0] ? " AND " : "", where);
+    const char *p[] = {name};
+    return bb_scalar(bb_toys.db, sql, 1, p);
+}
+
 static int64_t stored_offset(const char *projection, const char *topic)
 {
     const char *p[] = {projection, topic};
-    return bb_scalar(db,
+    return bb_scalar(bb_toys.db,
                      "SELECT sum(next_offset) FROM projection_offsets WHERE projection = $1 AND "
                      "topic = $2",
                      2, p);
@@ -181,26 +180,24 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     const int64_t sum = (int64_t)N * (N + 1) / 2;
 
     /* The reference: one uninterrupted run. */
-    start_totals(u);
-    struct toy tu = {.projection = u, .totals = totals};
-    tk_projector_t *pu = projector(u, topic, sum_apply, &tu);
-    struct count_goal gu = {u, N};
-    bb_project_until(pu, count_reached, &gu, 60000);
+    struct toy tu = {0};
+    tk_projector_t *pu = toy_projector(&tu, u, topic);
+    project_count(pu, u, N, 60000);
     tk_projector_free(pu);
     assert_int_equal(total(u, "count"), N);
     assert_int_equal(total(u, "sum"), sum);
 
     /* The victim: a child process applying slowly, killed -9 inside a batch's transaction. */
-    start_totals(k);
+    bb_totals_start(bb_toys.db, bb_toys.totals, k);
     char env_kv[128];
     snprintf(env_kv, sizeof(env_kv), "PGAPPNAME=%s", app);
-    char *argv[] = {"test_projector", "--child-project", topic, k, totals, NULL};
+    char *argv[] = {"test_projector", "--child-project", topic, k, bb_toys.totals, NULL};
     pid_t pid = bb_spawn_self(argv, env_kv);
     struct count_goal gk = {k, 600};
     assert_true(bb_eventually(count_reached, &gk, 45000));
     const char *ap[] = {app};
     int64_t deadline = tk_mono_ms() + 10000;
-    while (bb_scalar(db,
+    while (bb_scalar(bb_toys.db,
                      "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND "
                      "xact_start IS NOT NULL",
                      1, ap) == 0)
@@ -213,7 +210,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     assert_true(at_kill < N);
 
     /* Restart (same projection, same group): it resumes from the stored offsets. */
-    struct toy tk2 = {.projection = k, .totals = totals};
+    struct toy tk2 = {.sums = {bb_toys.totals, k}};
     tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
     gk.want = N;
     bb_project_until(pk, count_reached, &gk, 60000);
@@ -232,15 +229,13 @@ static void two_members_share_the_partitions(void **state)
     (void)state;
     enum { N = 2000 };
     char topic[64], name[64];
-    bb_unique("bbtest_group", topic, sizeof(topic));
-    bb_unique("m", name, sizeof(name));
-    bb_topic(topic, 4);
+    bb_fresh_topic("group", topic, name, 4);
     publish_tickets(topic, N);
 
     /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
-    start_totals(name);
-    struct toy toys[2] = {{.projection = name, .totals = totals, .sleep_us = 2000},
-                          {.projection = name, .totals = totals, .sleep_us = 2000}};
+    bb_totals_start(bb_toys.db, bb_toys.totals, name);
+    struct toy toys[2] = {{.sums = {bb_toys.totals, name}, .sleep_us = 2000},
+                          {.sums = {bb_toys.totals, name}, .sleep_us = 2000}};
     bb_loop_t members[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         members[i].projector = projector(name, topic, sum_apply, &toys[i]);
@@ -270,22 +265,19 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     bb_topic(topic, 2);
     publish_tickets(topic, N);
 
-    start_totals(name);
-    struct toy t = {.projection = name, .totals = totals, .sleep_us = 200};
+    struct toy t = {.sleep_us = 200};
     setenv("PGAPPNAME", app, 1); /* names the projector's first connection only */
-    tk_projector_t *p = projector(name, topic, sum_apply, &t);
+    tk_projector_t *p = toy_projector(&t, name, topic);
     unsetenv("PGAPPNAME");
-    struct count_goal g = {name, 300};
-    bb_project_until(p, count_reached, &g, 30000);
+    project_count(p, name, 300, 30000);
     /* Kill its session; the next batch fails, rolls back, reconnects and replays. */
     const char *ap[] = {app};
-    assert_int_equal(bb_scalar(db,
+    assert_int_equal(bb_scalar(bb_toys.db,
                                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                "WHERE application_name = $1",
                                1, ap),
                      1);
-    g.want = N;
-    bb_project_until(p, count_reached, &g, 60000);
+    project_count(p, name, N, 60000);
     int applied = 0;
     tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
@@ -299,12 +291,8 @@ static void duplicates_apply_once_and_failures_replay(void **state)
 {
     (void)state;
     char topic[64], d[64], e[3][TK_UUID_LEN + 1];
-    bb_unique("bbtest_dup", topic, sizeof(topic));
-    bb_unique("d", d, sizeof(d));
-    bb_topic(topic, 1);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    bb_fresh_topic("dup", topic, d, 1);
+    rd_kafka_t *producer = tk_test_producer();
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
         tk_uuid_new(e[i]);
@@ -317,13 +305,12 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    start_totals(d);
     /* The third apply fails with a retryable conflict: that batch rolls back and is replayed. */
-    struct toy t = {.projection = d, .totals = totals, .emit = true, .fail_call = 3};
-    tk_projector_t *p = projector(d, topic, sum_apply, &t);
-    struct count_goal g = {d, 3};
-    bb_project_until(p, count_reached, &g, 30000);
+    struct toy t = {.emit = true, .fail_call = 3};
+    tk_projector_t *p = toy_projector(&t, d, topic);
+    project_count(p, d, 3, 30000);
     int applied = 0;
+    tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
     assert_int_equal(total(d, "count"), 3);
@@ -332,17 +319,50 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     assert_int_equal(stored_offset(d, topic), 4);
     const char *pp[] = {d};
     assert_int_equal(
-        bb_scalar(db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, pp), 3);
+        bb_scalar(bb_toys.db, "SELECT count(*) FROM processed_events WHERE projection = $1", 1, pp),
+        3);
     /* Follow-up events: one per applied event, committed with the offsets. */
     for (int i = 0; i < 3; i++) {
         const char *k[] = {e[i]};
-        assert_int_equal(bb_scalar(db,
+        assert_int_equal(bb_scalar(bb_toys.db,
                                    "SELECT count(*) FROM outbox WHERE key = $1 AND topic = 'users' "
                                    "AND headers->>'ce_type' = 'user:registered'",
                                    1, k),
                          1);
-        bb_exec(db, "DELETE FROM outbox WHERE key = $1", 1, k); /* test data: keep it off Kafka */
+        bb_exec(bb_toys.db, "DELETE FROM outbox WHERE key = $1", 1,
+                k); /* test data: keep it off Kafka */
     }
+}
+
+/* The same in a batch large enough to be decoded on two threads (apply.c decode_all): a poison
+ * record in either half sends the batch record by record, and every good record counts once. */
+static void poison_in_a_large_batch_is_dead_lettered(void **state)
+{
+    (void)state;
+    enum { GOOD = 600 };
+    char topic[64], name[64], id[TK_UUID_LEN + 1];
+    bb_fresh_topic("poison_big", topic, name, 1);
+    rd_kafka_t *producer = tk_test_producer();
+    for (int i = 0; i < GOOD; i++) {
+        if (i == 10 || i == 500) /* one in each half of the batch */
+            publish(producer, topic, "poison", "{\"half\":", 9);
+        size_t len = 0;
+        tk_uuid_new(id);
+        char *ev = bb_ticket_event("ticket:created", id, 0, 1, &len);
+        publish(producer, topic, id, ev, len);
+        free(ev);
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, GOOD, 60000);
+    tk_projector_free(p);
+    assert_int_equal(total(name, "sum"), GOOD);
+    assert_int_equal(stored_offset(name, topic), GOOD + 2);
+    assert_int_equal(dead_letters(name, "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)"),
+                     2);
 }
 
 static void poison_records_are_dead_lettered(void **state)
@@ -351,14 +371,10 @@ static void poison_records_are_dead_lettered(void **state)
     static const char junk[] = "not json {";
     static const char bad_utf8[] = "\xff\xfe{\"id\":1}";
     char topic[64], name[64], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
-    bb_unique("bbtest_poison", topic, sizeof(topic));
-    bb_unique("p", name, sizeof(name));
-    bb_topic(topic, 1);
+    bb_fresh_topic("poison", topic, name, 1);
     tk_uuid_new(a);
     tk_uuid_new(b);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = tk_test_producer();
     size_t len = 0;
     char *pa = bb_ticket_event("ticket:created", a, 0, 700, &len);
     publish(producer, topic, "poison", junk, strlen(junk));
@@ -371,31 +387,20 @@ static void poison_records_are_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    start_totals(name);
-    struct toy t = {.projection = name, .totals = totals};
-    tk_projector_t *p = projector(name, topic, sum_apply, &t);
-    struct count_goal g = {name, 2};
-    bb_project_until(p, count_reached, &g, 30000);
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, 2, 30000);
     tk_projector_free(p);
     assert_int_equal(total(name, "sum"), 750);
     assert_int_equal(stored_offset(name, topic), 4);
-    const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "error LIKE 'undecodable%'",
-                               1, pp),
-                     2);
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 0 AND payload = convert_to('not json {', 'UTF8') "
-                               "AND key = convert_to('poison', 'UTF8')",
-                               1, pp),
+    assert_int_equal(dead_letters(name, "error LIKE 'undecodable%'"), 2);
+    assert_int_equal(dead_letters(name,
+                                  "\"offset\" = 0 AND payload = convert_to('not json {', 'UTF8') "
+                                  "AND key = convert_to('poison', 'UTF8')"),
                      1);
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 2 AND payload = '\\xfffe7b226964223a317d'::bytea "
-                               "AND key IS NULL",
-                               1, pp),
+    assert_int_equal(dead_letters(name,
+                                  "\"offset\" = 2 AND payload = '\\xfffe7b226964223a317d'::bytea "
+                                  "AND key IS NULL"),
                      1);
 }
 
@@ -406,23 +411,19 @@ struct gap_goal {
 static bool replica_has(void *arg)
 {
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = $1", replica);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = $1", bb_toys.replica);
     const char *p[] = {((struct gap_goal *)arg)->id};
-    return bb_scalar(db, sql, 1, p) == 1;
+    return bb_scalar(bb_toys.db, sql, 1, p) == 1;
 }
 
 static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
 {
     (void)state;
     char topic[64], name[64], x[TK_UUID_LEN + 1], y[TK_UUID_LEN + 1];
-    bb_unique("bbtest_gap", topic, sizeof(topic));
-    bb_unique("g", name, sizeof(name));
-    bb_topic(topic, 1);
+    bb_fresh_topic("gap", topic, name, 1);
     tk_uuid_new(x);
     tk_uuid_new(y);
-    tk_err_t err = {0};
-    rd_kafka_t *producer = tk_kafka_producer_new(&err);
-    assert_non_null(producer);
+    rd_kafka_t *producer = tk_test_producer();
     /* x: v0, v1, v3 (v2 never comes); then y: v0, behind x's gap in the same partition. */
     struct {
         const char *type, *id;
@@ -440,7 +441,7 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    tk_projector_t *p = projector(name, topic, bb_replica_apply, replica);
+    tk_projector_t *p = projector(name, topic, bb_replica_apply, bb_toys.replica);
     struct gap_goal g = {y};
     int64_t t0 = tk_mono_ms();
     bb_project_until(p, replica_has, &g, 30000);
@@ -450,17 +451,11 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
                   (long long)waited);
 
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", replica);
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", bb_toys.replica);
     const char *px[] = {x};
-    assert_int_equal(bb_scalar(db, sql, 1, px), 1); /* v3 never applied */
-    const char *pp[] = {name};
-    assert_int_equal(bb_scalar(db,
-                               "SELECT count(*) FROM dead_letters WHERE projection = $1 AND "
-                               "\"offset\" = 2 AND error LIKE 'version gap%'",
-                               1, pp),
-                     1);
-    assert_int_equal(
-        bb_scalar(db, "SELECT count(*) FROM dead_letters WHERE projection = $1", 1, pp), 1);
+    assert_int_equal(bb_scalar(bb_toys.db, sql, 1, px), 1); /* v3 never applied */
+    assert_int_equal(dead_letters(name, "\"offset\" = 2 AND error LIKE 'version gap%'"), 1);
+    assert_int_equal(dead_letters(name, ""), 1);
     assert_int_equal(stored_offset(name, topic), 4);
 }
 
@@ -469,31 +464,8 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
 static int setup(void **state)
 {
     (void)state;
-    char suffix[48], sql[256];
-    db = bb_connect(CONTEXT);
-    bb_unique("t", suffix, sizeof(suffix));
-    snprintf(totals, sizeof(totals), "bbtest.totals_%s", suffix);
-    snprintf(replica, sizeof(replica), "bbtest.replica_%s", suffix);
-    bb_exec(db, "CREATE SCHEMA IF NOT EXISTS bbtest", 0, NULL);
-    snprintf(sql, sizeof(sql),
-             "CREATE TABLE %s (projection text PRIMARY KEY, count bigint NOT NULL, "
-             "sum bigint NOT NULL)",
-             totals);
-    bb_exec(db, sql, 0, NULL);
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id uuid PRIMARY KEY, version int NOT NULL)",
-             replica);
-    bb_exec(db, sql, 0, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char sql[200];
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s, %s", totals, replica);
-    bb_exec(db, sql, 0, NULL);
-    PQfinish(db);
-    return 0;
+    setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
+    return bb_toys_open("tk_bbtest_projector");
 }
 
 /* The victim of the kill test: project topic into the totals table slowly, until killed. */
@@ -502,7 +474,7 @@ static int child_project(const char *topic, const char *name, const char *table)
     tk_err_t err = {0};
     if (tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err) != 0)
         return 2;
-    struct toy t = {.projection = name, .totals = table, .sleep_us = 1000};
+    struct toy t = {.sums = {table, name}, .sleep_us = 1000};
     const char *topics[] = {topic, NULL};
     tk_projector_spec_t spec = {
         .context = CONTEXT, .name = name, .topics = topics, .apply = sum_apply, .ud = &t};
@@ -520,16 +492,14 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child-project") == 0)
         return child_project(argv[2], argv[3], argv[4]);
-    setenv("PROJECTOR_GAP_TIMEOUT_MS", GAP_TIMEOUT_MS, 1);
-    bb_require_stack(true);
-    bb_private_database(CONTEXT, "tk_bbtest_projector");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_projector_ends_like_an_uninterrupted_one),
         cmocka_unit_test(lost_database_connection_rolls_back_and_replays),
         cmocka_unit_test(two_members_share_the_partitions),
         cmocka_unit_test(duplicates_apply_once_and_failures_replay),
         cmocka_unit_test(poison_records_are_dead_lettered),
+        cmocka_unit_test(poison_in_a_large_batch_is_dead_lettered),
         cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, bb_toys_teardown);
 }

@@ -80,6 +80,25 @@ static json_t *get_ticket(const char *id)
     return j;
 }
 
+/* A ticket of @p owner priced 30, in the view at version 0. */
+static void new_listed_ticket(const tko_user_t *owner, const char *title, char id[TK_UUID_LEN + 1])
+{
+    create_ticket(owner, title, 30, id);
+    wait_view(id, 0);
+}
+
+/* No ticket:updated of @p id comes on @p w within @p window_ms, and its view stays at
+ * @p version, reserved by @p order. */
+static void stays_held(tk_test_watch_t *w, const char *id, int window_ms, json_int_t version,
+                       const char *order)
+{
+    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, window_ms), 0);
+    json_t *t = get_ticket(id);
+    assert_int_equal(tko_num(t, "version"), version);
+    assert_string_equal(tko_str(t, "orderId"), order);
+    json_decref(t);
+}
+
 static bool is_unlisted(void *arg)
 {
     return !tko_ticket_listed(arg);
@@ -147,7 +166,7 @@ static void create_requires_auth(void **state)
     tk_test_http("POST", "/api/tickets", "{}", NULL, &r);
     assert_int_not_equal(r.status, 404);
     assert_int_equal(r.status, 401);
-    assert_string_equal(tko_first_message(&r), "Not authorized");
+    assert_string_equal(tk_test_first_message(&r), "Not authorized");
     tk_test_resp_release(&r);
 
     tko_user_t u = tko_user_new();
@@ -176,15 +195,12 @@ static void create_validation(void **state)
         tk_test_resp_t r;
         tk_test_http("POST", "/api/tickets", cases[i].body, u.cookie, &r);
         assert_int_equal(r.status, 400);
-        assert_string_equal(tko_first_message(&r), cases[i].message);
+        assert_string_equal(tk_test_first_message(&r), cases[i].message);
         assert_string_equal(tko_str(json_array_get(json_object_get(r.json, "errors"), 0), "field"),
                             cases[i].field);
         tk_test_resp_release(&r);
     }
-    tk_test_resp_t r;
-    tk_test_http("POST", "/api/tickets", "{\"title\":", u.cookie, &r);
-    assert_int_equal(r.status, 400);
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("POST", "/api/tickets", "{\"title\":", u.cookie, 400, NULL));
     free(u.cookie);
 }
 
@@ -263,15 +279,10 @@ static void show_unknown_is_404(void **state)
     tk_uuid_new(id);
     const char *paths[] = {"/api/tickets/%s", "/api/tickets/%s/history"};
     for (size_t i = 0; i < 2; i++) {
-        tk_test_resp_t r;
         snprintf(path, sizeof(path), paths[i], id);
-        tk_test_http("GET", path, NULL, NULL, &r);
-        assert_int_equal(r.status, 404);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", path, NULL, NULL, 404, NULL));
         snprintf(path, sizeof(path), paths[i], "5f1a2b3c4d5e6f7a8b9c0d1e");
-        tk_test_http("GET", path, NULL, NULL, &r);
-        assert_int_equal(r.status, 404);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", path, NULL, NULL, 404, NULL));
     }
 }
 
@@ -302,11 +313,11 @@ static void update_errors(void **state)
     tk_test_resp_release(&r);
     put_ticket(&owner, id, "{\"title\":\"\",\"price\":20}", &r); /* T14 */
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Title is required");
+    assert_string_equal(tk_test_first_message(&r), "Title is required");
     tk_test_resp_release(&r);
     put_ticket(&owner, id, "{\"title\":\"alskdfjj\",\"price\":-10}", &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Price must be greater than 0");
+    assert_string_equal(tk_test_first_message(&r), "Price must be greater than 0");
     tk_test_resp_release(&r);
 
     /* None of these changed the ticket. */
@@ -421,8 +432,7 @@ static void reserve_and_release(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1], other_order[TK_UUID_LEN + 1];
-    create_ticket(&owner, "reserve me", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "reserve me", id);
     assert_true(tk_test_eventually(tko_ticket_is_listed, id, WAIT_MS));
 
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
@@ -447,7 +457,7 @@ static void reserve_and_release(void **state)
     tk_test_resp_t r;
     put_ticket(&owner, id, "{\"title\":\"new\",\"price\":10}", &r);
     assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Cannot edit a reserved ticket");
+    assert_string_equal(tk_test_first_message(&r), "Cannot edit a reserved ticket");
     tk_test_resp_release(&r);
     tko_user_t stranger = tko_user_new();
     put_ticket(&stranger, id, "{\"title\":\"new\",\"price\":10}", &r);
@@ -523,8 +533,7 @@ static void new_order_overtakes_old_cancel(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
-    create_ticket(&owner, "contested", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "contested", id);
     tk_uuid_new(a);
     tk_uuid_new(b);
     publish_order_created(a, id, NULL);
@@ -534,11 +543,7 @@ static void new_order_overtakes_old_cancel(void **state)
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
     publish_order_ref("order:cancelled", a, 1, id);
     /* A's cancel is not B's: no change, so the view stays at version 2, held by B. */
-    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, 2500), 0);
-    json_t *t = get_ticket(id);
-    assert_int_equal(tko_num(t, "version"), 2);
-    assert_string_equal(tko_str(t, "orderId"), b);
-    json_decref(t);
+    stays_held(w, id, 2500, 2, b);
     tk_test_watch_free(w);
     free(owner.cookie);
 }
@@ -550,8 +555,7 @@ static void stale_order_arrives_late(void **state)
     (void)state;
     tko_user_t owner = tko_user_new();
     char id[TK_UUID_LEN + 1], old[TK_UUID_LEN + 1], now[TK_UUID_LEN + 1];
-    create_ticket(&owner, "lagging", 30, id);
-    wait_view(id, 0);
+    new_listed_ticket(&owner, "lagging", id);
     tk_uuid_new(old);
     tk_uuid_new(now);
     publish_order_created(now, id, NULL);
@@ -561,11 +565,7 @@ static void stale_order_arrives_late(void **state)
     publish_order_created(old, id, NULL);
     publish_order_ref("order:cancelled", old, 1, id);
     event_time_ms = 0;
-    assert_int_equal(tk_test_watch_count(w, "ticket:updated", id, 3000), 0);
-    json_t *t = get_ticket(id);
-    assert_int_equal(tko_num(t, "version"), 1);
-    assert_string_equal(tko_str(t, "orderId"), now);
-    json_decref(t);
+    stays_held(w, id, 3000, 1, now);
     tk_test_watch_free(w);
     free(owner.cookie);
 }
@@ -621,17 +621,12 @@ static void pagination(void **state)
     const char *bad[] = {"/api/tickets?limit=0", "/api/tickets?limit=abc",
                          "/api/tickets?limit=1001", "/api/tickets?cursor=nope"};
     for (size_t i = 0; i < 4; i++) {
-        tk_test_http("GET", bad[i], NULL, NULL, &r);
-        assert_int_equal(r.status, 400);
-        tk_test_resp_release(&r);
+        assert_true(tk_test_http_is("GET", bad[i], NULL, NULL, 400, NULL));
     }
     char unknown[TK_UUID_LEN + 1];
     tk_uuid_new(unknown);
     snprintf(path, sizeof(path), "/api/tickets?cursor=%s", unknown);
-    tk_test_http("GET", path, NULL, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "Invalid cursor");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", path, NULL, NULL, 400, "Invalid cursor"));
     free(u.cookie);
 }
 
@@ -659,10 +654,8 @@ static void bare_list_is_bounded(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(r.json), 6);
     tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/tickets?limit=7", NULL, NULL, &r);
-    assert_int_equal(r.status, 400);
-    assert_string_equal(tko_first_message(&r), "limit must be an integer between 1 and 6");
-    tk_test_resp_release(&r);
+    assert_true(tk_test_http_is("GET", "/api/tickets?limit=7", NULL, NULL, 400,
+                                "limit must be an integer between 1 and 6"));
     setenv("LIST_DEFAULT_LIMIT", "100", 1);
     setenv("LIST_MAX_LIMIT", "1000", 1);
     assert_int_equal(tk_cfg_load(0, NULL), 0);

@@ -11,12 +11,16 @@ import json
 import os
 import pathlib
 import socket
+import sys
 import time
 import urllib.parse
 import uuid
 
 import pytest
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+import tk_polling  # noqa: E402  (tests/support: shared with tests/e2e)
 
 BASE_URL = os.environ.get("SECURITY_BASE_URL", "http://127.0.0.1:8080").rstrip("/")
 LOG_DIR = pathlib.Path(os.environ.get("SECURITY_LOG_DIR", ""))
@@ -31,20 +35,8 @@ def limit(name, default=None):
 
 
 def eventually(fn, what, timeout=TIMEOUT, interval=0.1):
-    """Call fn until it returns a truthy value (returned) or the deadline passes (fails)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except (AssertionError, requests.RequestException) as e:
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what} (last: {last!r})")
-        time.sleep(interval)
+    """tk_polling.eventually with this suite's deadline (SECURITY_TIMEOUT) by default."""
+    return tk_polling.eventually(fn, what, timeout, interval)
 
 
 def signup(session, email=None, password="secret-pass", base_url=BASE_URL):

@@ -30,8 +30,9 @@ fake_stripe_bin=${2:-}
 # shellcheck source=/dev/null
 . "$root/scripts/env.sh"
 
-bash "$root/scripts/setup-py-tools.sh"
-venv="$TK_CACHE/venv"
+# shellcheck source=tests/support/suite.sh
+. "$root/tests/support/suite.sh"
+suite_venv
 
 # The processes' limits: small, so that each bound is reached with a handful of requests.
 : "${HTTP_QUEUE_MAX:=16}" "${HTTP_MAX_CONNECTIONS:=48}" "${HTTP_DEADLINE_MS:=20000}"
@@ -44,14 +45,7 @@ while IFS='=' read -r name value; do
   esac
 done < <(env)
 
-started=0
 fake_pid=""
-stop_topology() {
-  if [ "$started" = 1 ]; then
-    started=0
-    bash "$root/scripts/topology.sh" stop || return $?
-  fi
-}
 stop_fake_stripe() {
   if [ -n "$fake_pid" ]; then
     kill -TERM "$fake_pid" 2>/dev/null || true
@@ -59,12 +53,11 @@ stop_fake_stripe() {
     fake_pid=""
   fi
 }
-trap 'stop_topology || true; stop_fake_stripe' EXIT
+trap 'suite_topology_stop || true; stop_fake_stripe' EXIT
 
 if bash "$root/scripts/topology.sh" status >/dev/null 2>&1; then
   echo "security: a topology is already running: using it (its own limits apply)"
 else
-  started=1
   # Stripe is the fault-injecting fake (item 4: "charge, then time out"), its answers awaited
   # 1 s, and the webhook endpoint on with a secret the tests sign with.
   if [ -n "$fake_stripe_bin" ]; then
@@ -80,7 +73,7 @@ else
     export SECURITY_STRIPE_WEBHOOK_SECRET=whsec_security_suite_$$
     export STRIPE_WEBHOOK_SECRET=$SECURITY_STRIPE_WEBHOOK_SECRET
   fi
-  bash "$root/scripts/topology.sh" start --bin "$bin" --isolated --window 30
+  suite_topology_start --bin "$bin" --window 30
 fi
 # shellcheck source=/dev/null
 . "$TK_VAR/topology/env.sh"
@@ -97,6 +90,6 @@ rc=0
 t0=$(date +%s)
 (cd "$here" && "$venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 .) || rc=1
 echo "security: pytest took $(($(date +%s) - t0)) s"
-stop_topology || rc=1
+suite_topology_stop || rc=1
 stop_fake_stripe
 exit $rc

@@ -623,6 +623,22 @@ const char *tk_fake_stripe_url(const tk_fake_stripe_t *fs)
     return fs->url;
 }
 
+tk_stripe_options_t tk_fake_stripe_options(const tk_fake_stripe_t *fs)
+{
+    return (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fs),
+                                 .api_key = "sk_test_fake_key",
+                                 .connect_timeout_ms = 1000,
+                                 .timeout_ms = 1000,
+                                 .max_attempts = 3,
+                                 .backoff_base_ms = 20,
+                                 .backoff_max_ms = 100};
+}
+
+const char *tk_fake_stripe_form(json_t *rec, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
+}
+
 void tk_fake_stripe_reset(tk_fake_stripe_t *fs)
 {
     pthread_mutex_lock(&fs->mu);

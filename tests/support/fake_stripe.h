@@ -38,6 +38,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "tk/stripe.h"
+
 typedef struct tk_fake_stripe tk_fake_stripe_t;
 
 /** @brief Start the server. @return owned (tk_fake_stripe_stop); exits the test run on failure. */
@@ -48,6 +50,17 @@ void tk_fake_stripe_stop(tk_fake_stripe_t *fs);
 
 /** @brief "http://127.0.0.1:<port>", for STRIPE_API_BASE. Borrowed, lives as long as @p fs. */
 const char *tk_fake_stripe_url(const tk_fake_stripe_t *fs);
+
+/**
+ * @brief Stripe client options aimed at @p fs, for tests: the key "sk_test_fake_key", 1 s to
+ *        connect and for an answer, 3 attempts with a backoff from 20 ms up to 100 ms. A test
+ *        changes the fields it needs. Strings borrowed from @p fs (until tk_fake_stripe_stop).
+ */
+tk_stripe_options_t tk_fake_stripe_options(const tk_fake_stripe_t *fs);
+
+/** @brief The form field @p name of a recorded request @p rec (see tk_fake_stripe_last), or
+ *         NULL. Borrowed from @p rec. */
+const char *tk_fake_stripe_form(json_t *rec, const char *name);
 
 /** @brief Forget recorded requests, stored keys, objects and pending faults; release a hold. */
 void tk_fake_stripe_reset(tk_fake_stripe_t *fs);

@@ -8,18 +8,23 @@
 #include "ev_envelope.h"
 #include "tk/cfg.h"
 #include "tk/ids.h"
+#include "tk/kafka.h"
 #include "tk/mem.h"
 #include "tk/migrate.h"
 #include "tk/pg.h"
 #include "tk/session.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 void tk_test_require_stack(void)
@@ -37,6 +42,13 @@ void tk_test_require_stack(void)
         exit(1);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int tk_test_stack_setup(void **state)
+{
+    (void)state;
+    tk_test_require_stack();
+    return 0;
 }
 
 static void setup_failed(const char *what, const char *detail)
@@ -198,6 +210,26 @@ void tk_test_http(const char *method, const char *path, const char *body, const 
     tk_test_http_ex(method, path, body, cookie, NULL, out);
 }
 
+const char *tk_test_first_message(const tk_test_resp_t *r)
+{
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(r->json, "errors"), 0), "message"));
+}
+
+bool tk_test_http_is(const char *method, const char *path, const char *body, const char *cookie,
+                     long status, const char *message)
+{
+    tk_test_resp_t r;
+    tk_test_http(method, path, body, cookie, &r);
+    const char *got = tk_test_first_message(&r);
+    bool ok = r.status == status && (message == NULL || (got != NULL && strcmp(got, message) == 0));
+    if (!ok)
+        fprintf(stderr, "%s %s: %ld %s, want %ld %s\n", method, path, r.status,
+                r.body ? r.body : "", status, message ? message : "");
+    tk_test_resp_release(&r);
+    return ok;
+}
+
 void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
                      const char *header, tk_test_resp_t *out)
 {
@@ -298,27 +330,66 @@ static rd_kafka_t *client(rd_kafka_type_t type)
     return rk;
 }
 
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int partitions_of(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    for (int attempt = 0; attempt < 50 && n <= 0; attempt++) {
+        if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                n = md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        if (n <= 0)
+            nap_ms(100);
+    }
+    rd_kafka_topic_destroy(t);
+    if (n <= 0) {
+        fprintf(stderr, "no metadata for topic %s (did `ticketing topics` run?)\n", topic);
+        exit(1);
+    }
+    return n;
+}
+
+void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end)
+{
+    int n = partitions_of(rk, topic);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++) {
+        int64_t lo = 0, hi = 0;
+        /* A broker just started may refuse a moment (coordinator or leader loading). */
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0; from_end && attempt < 50; attempt++) {
+            if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000)) == 0)
+                break;
+            nap_ms(200);
+        }
+        if (from_end && e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "no watermarks for topic %s: %s\n", topic, rd_kafka_err2str(e));
+            exit(1);
+        }
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+            from_end ? hi : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (rd_kafka_assign(rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "cannot assign topic %s\n", topic);
+        exit(1);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 tk_test_watch_t *tk_test_watch_new(const char *topic)
 {
     tk_test_watch_t *w = tk_mem_zalloc(sizeof(*w));
     w->rk = client(RD_KAFKA_CONSUMER);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(w->rk, topic, NULL);
-    if (rd_kafka_metadata(w->rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
-        fprintf(stderr, "no metadata for topic %s (did `ticketing topics` run?)\n", topic);
-        exit(1);
-    }
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int64_t lo = 0, hi = 0;
-        rd_kafka_query_watermark_offsets(w->rk, topic, i, &lo, &hi, 10000);
-        rd_kafka_topic_partition_list_add(parts, topic, i)->offset = hi;
-    }
-    rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_assign(w->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    tk_test_assign(w->rk, topic, true);
     return w;
 }
 
@@ -362,6 +433,13 @@ json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *s
     return next_match(w, type, subject, tk_mono_ms() + timeout_ms);
 }
 
+bool tk_test_watch_saw(tk_test_watch_t *w, const char *type, const char *subject, int timeout_ms)
+{
+    json_t *env = tk_test_watch_expect(w, type, subject, timeout_ms);
+    json_decref(env);
+    return env != NULL;
+}
+
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms)
 {
     int n = 0;
@@ -372,6 +450,17 @@ int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subjec
         json_decref(env);
     }
     return n;
+}
+
+rd_kafka_t *tk_test_producer(void)
+{
+    tk_err_t err = {0};
+    rd_kafka_t *p = tk_kafka_producer_new(&err);
+    if (p == NULL) {
+        fprintf(stderr, "producer: %s\n", err.message);
+        exit(1);
+    }
+    return p;
 }
 
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json)
@@ -423,4 +512,32 @@ void tk_test_publish_event(const char *type, const char *subject, int64_t versio
     char *text = tk_test_event_text(type, subject, version, data, id_out);
     tk_test_publish(ev_topic_of(type), subject, text);
     free(text);
+}
+
+void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n)
+{
+    pthread_t *t = tk_mem_zalloc((size_t)n * sizeof(*t));
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], NULL, fn, (char *)args + (size_t)i * size) != 0) {
+            fprintf(stderr, "tk_test_run_threads: cannot start thread %d\n", i);
+            exit(1);
+        }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+}
+
+int tk_test_silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 16) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &alen) != 0) {
+        fprintf(stderr, "tk_test_silent_listener: no socket\n");
+        exit(1);
+    }
+    *port = ntohs(addr.sin_port);
+    return fd;
 }

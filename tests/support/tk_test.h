@@ -7,6 +7,7 @@
 #define TK_TEST_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,6 +15,8 @@
 
 /** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
 void tk_test_require_stack(void);
+/** @brief tk_test_require_stack as a cmocka group setup. */
+int tk_test_stack_setup(void **state);
 
 /**
  * @brief Point @p context at the private database @p dbname on DATABASE_URL's server: create it
@@ -54,6 +57,17 @@ void tk_test_resp_release(tk_test_resp_t *r);
 void tk_test_http_ex(const char *method, const char *path, const char *body, const char *cookie,
                      const char *header, tk_test_resp_t *out);
 
+/** @brief The message of the first error of a contract error body, or NULL. Borrowed from @p r. */
+const char *tk_test_first_message(const tk_test_resp_t *r);
+
+/**
+ * @brief One request (tk_test_http) whose answer must have @p status and, when @p message is not
+ *        NULL, that first error message. @return whether it did; when not, what came is printed
+ *        (for assert_true at the caller's line).
+ */
+bool tk_test_http_is(const char *method, const char *path, const char *body, const char *cookie,
+                     long status, const char *message);
+
 /** @brief The "session=..." part of a Set-Cookie value, for sending back. Owned. */
 char *tk_test_cookie_of(const tk_test_resp_t *r);
 
@@ -62,6 +76,14 @@ char *tk_test_session_cookie(const char *claims_json);
 
 /** @brief A session cookie for a made-up user (the original's test helper). Owned. */
 char *tk_test_fake_session(const char *user_id, const char *email);
+
+/**
+ * @brief Assign the consumer @p rk every partition of @p topic, each at its beginning or, with
+ *        @p from_end, at its current end (records produced later are read). A broker just
+ *        started may answer late: metadata and watermarks are asked again for some seconds.
+ *        Exits the process when the topic has no partitions or the broker never answers.
+ */
+void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end);
 
 typedef struct tk_test_watch tk_test_watch_t;
 
@@ -75,6 +97,10 @@ void tk_test_watch_free(tk_test_watch_t *w);
  */
 json_t *tk_test_watch_expect(tk_test_watch_t *w, const char *type, const char *subject,
                              int timeout_ms);
+
+/** @brief tk_test_watch_expect for a test that needs only to know the event came: @return whether
+ *         it did within @p timeout_ms (the envelope is released). */
+bool tk_test_watch_saw(tk_test_watch_t *w, const char *type, const char *subject, int timeout_ms);
 
 /** @brief Count events of @p type/@p subject seen within @p window_ms (e.g. to prove "once"). */
 int tk_test_watch_count(tk_test_watch_t *w, const char *type, const char *subject, int window_ms);
@@ -91,8 +117,26 @@ char *tk_test_event_text(const char *type, const char *subject, int64_t version,
 void tk_test_publish_event(const char *type, const char *subject, int64_t version, json_t *data,
                            char *id_out);
 
+/** @brief A producer (tk_kafka_producer_new); exits the process on failure. Owned:
+ *         rd_kafka_destroy. */
+rd_kafka_t *tk_test_producer(void);
+
 /** @brief Produce one event envelope (JSON text) to @p topic with key @p key, synchronously. */
 void tk_test_publish(const char *topic, const char *key, const char *envelope_json);
+
+/**
+ * @brief Run @p fn on each of @p n arguments at once, one thread each, and wait for all: the
+ *        i-th thread gets (char *)@p args + i * @p size (an array of n structs of @p size).
+ *        Exits the process when a thread cannot be made.
+ */
+void tk_test_run_threads(void *(*fn)(void *), void *args, size_t size, int n);
+
+/**
+ * @brief A TCP listener on 127.0.0.1 that never accepts: a client connects, and no server ever
+ *        answers (a database that hangs in its handshake). @return its descriptor (close it),
+ *        its port into @p port. Exits the process when the socket cannot be made.
+ */
+int tk_test_silent_listener(int *port);
 
 /** @brief Poll @p fn every 50 ms until it returns true or @p timeout_ms passes. */
 bool tk_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "tk_test_main.h"
@@ -60,6 +61,54 @@ static void a_nap_ends_on_stop(void **state)
     assert_false(tk_nap(30, NULL));
 }
 
+/* A scripted component: fails twice, then is healthy (resets the delay) and stops on its 4th life.
+ */
+struct lives {
+    int lived, failed;
+    int delay_seen[4]; /* the delay's next_ms as each life begins */
+    char last_error[sizeof(((tk_err_t *)0)->message)];
+};
+
+static int scripted_life(void *arg, volatile int *stop, tk_backoff_t *delay, tk_err_t *err)
+{
+    struct lives *l = arg;
+    l->delay_seen[l->lived++] = delay->next_ms;
+    if (l->lived <= 2)
+        return tk_err_set(err, TK_EUNAVAIL, NULL, "down %d", l->lived);
+    tk_backoff_reset(delay);
+    if (l->lived == 4)
+        *stop = 1;
+    return 0;
+}
+
+static void scripted_failed(void *arg, const tk_err_t *err)
+{
+    struct lives *l = arg;
+    l->failed++;
+    snprintf(l->last_error, sizeof(l->last_error), "%s", err->message);
+}
+
+static void supervise_restarts_after_failures_until_stop(void **state)
+{
+    (void)state;
+    struct lives l = {0};
+    tk_backoff_t delay;
+    tk_backoff_init(&delay, 1, 4);
+    volatile int stop = 0;
+    tk_supervise(scripted_life, scripted_failed, &l, &delay, &stop);
+    assert_int_equal(l.lived, 4);  /* a life that returns 0 runs again at once, until stop */
+    assert_int_equal(l.failed, 2); /* each failure is reported once, before its nap */
+    assert_string_equal(l.last_error, "down 2");
+    assert_int_equal(l.delay_seen[0], 1); /* the naps took 1 then 2 ms ... */
+    assert_int_equal(l.delay_seen[1], 2);
+    assert_int_equal(l.delay_seen[2], 4);
+    assert_int_equal(l.delay_seen[3], 1); /* ... and the healthy life reset the delay */
+    stop = 1;
+    tk_supervise(scripted_life, scripted_failed, &l, &delay, &stop);
+    assert_int_equal(l.lived, 4); /* stopped before: no life at all */
+}
+
 TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(doubles_up_to_the_cap_never_past_it),
              cmocka_unit_test(caps_that_are_not_powers_of_two),
-             cmocka_unit_test(a_nap_ends_on_stop))
+             cmocka_unit_test(a_nap_ends_on_stop),
+             cmocka_unit_test(supervise_restarts_after_failures_until_stop))

@@ -420,6 +420,16 @@ static void every_truncation_is_rejected(void **state)
     free(text);
 }
 
+/* GOOD with an unknown member "pad" that makes it @p n bytes long, into @p out (n + 1 bytes). */
+static void padded(char *out, size_t n)
+{
+    int k = snprintf(out, n + 1, "%.*s,\"pad\":\"", (int)strlen(GOOD) - 1, GOOD);
+    memset(out + k, 'p', n - (size_t)k - 2);
+    out[n - 2] = '"';
+    out[n - 1] = '}';
+    out[n] = '\0';
+}
+
 static void oversize_and_deeply_nested_records_are_rejected(void **state)
 {
     (void)state;
@@ -428,20 +438,12 @@ static void oversize_and_deeply_nested_records_are_rejected(void **state)
     /* Over 64 KiB in an unknown member: refused before parsing. */
     size_t n = EV_ENVELOPE_MAX_BYTES + 100;
     char *big = malloc(n + 1);
-    int k = snprintf(big, n + 1, "%.*s,\"pad\":\"", (int)strlen(GOOD) - 1, GOOD);
-    memset(big + k, 'p', n - (size_t)k - 2);
-    big[n - 2] = '"';
-    big[n - 1] = '}';
-    big[n] = '\0';
+    padded(big, n);
     assert_int_equal(ev_envelope_decode(big, n, &env, &err), TK_EINVAL);
     assert_true(is_zeroed(&env));
     /* Just under the limit, the same record is fine: unknown members are ignored. */
     size_t m = EV_ENVELOPE_MAX_BYTES;
-    k = snprintf(big, m + 1, "%.*s,\"pad\":\"", (int)strlen(GOOD) - 1, GOOD);
-    memset(big + k, 'p', m - (size_t)k - 2);
-    big[m - 2] = '"';
-    big[m - 1] = '}';
-    big[m] = '\0';
+    padded(big, m);
     assert_int_equal(ev_envelope_decode(big, m, &env, &err), 0);
     ev_envelope_release(&env);
 

@@ -154,6 +154,35 @@ static void stop(const char *const *env)
     }
 }
 
+/* The server of one test, as cmocka fixtures: SERVER_TEST(test, workers, env) starts it with
+ * start(workers, env) before the test and stops it after, failed or not. */
+struct server_conf {
+    int workers;
+    const char *const *env;
+};
+
+static int server_up(void **state)
+{
+    const struct server_conf *c = *state;
+    start(c->workers, c->env);
+    return 0;
+}
+
+static int server_down(void **state)
+{
+    const struct server_conf *c = *state;
+    stop(c->env);
+    return 0;
+}
+
+#define SERVER_TEST(test, workers, env)                                                            \
+    {                                                                                              \
+#test, test, server_up, server_down, (void *)&(const struct server_conf)                   \
+        {                                                                                          \
+            workers, env                                                                           \
+        }                                                                                          \
+    }
+
 /* ------------------------------------------------------------------ raw client */
 
 static int64_t now_ms(void)
@@ -258,6 +287,17 @@ static bool runs_reach(void *arg)
     return runs_get() >= *(int *)arg;
 }
 
+/* Close the gate and send GET @p path: a worker has taken it and waits at the gate on return.
+ * The connection's descriptor. */
+static int hold_a_worker(const char *path)
+{
+    gate_set(false);
+    int fd = send_get(path, NULL);
+    int one = 1;
+    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    return fd;
+}
+
 /* ------------------------------------------------------------------ HTTP/2 and lifetimes */
 
 static const char *const h2_env[] = {NULL};
@@ -298,7 +338,6 @@ static size_t h2_attack(char *out, const char *path)
 static void http2_is_refused(void **state)
 {
     (void)state;
-    start(2, h2_env);
     char buf[4096], frames[512];
 
     /* The preface, a request that waits for a worker, and its reset: answered as HTTP/1.1. */
@@ -323,7 +362,6 @@ static void http2_is_refused(void **state)
     assert_int_equal(status_of(buf), 200);
 
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
-    stop(h2_env);
 }
 
 static const char *const deadline_env[] = {"HTTP_DEADLINE_MS=500", NULL};
@@ -333,12 +371,8 @@ static const char *const deadline_env[] = {"HTTP_DEADLINE_MS=500", NULL};
 static void deadline_answers_and_lifetime(void **state)
 {
     (void)state;
-    start(1, deadline_env);
     char buf[4096];
-    gate_set(false);
-    int a = send_get("/api/slow/1", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    int a = hold_a_worker("/api/slow/1");
     int b = send_get("/api/slow/2", NULL); /* queued behind a */
     int64_t t0 = now_ms();
     read_response(a, buf, sizeof(buf), 5000);
@@ -360,7 +394,6 @@ static void deadline_answers_and_lifetime(void **state)
     close(a);
     close(b);
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
-    stop(deadline_env);
 }
 
 /* ------------------------------------------------------------------ bounded work */
@@ -370,13 +403,9 @@ static const char *const lanes_env[] = {"HTTP_QUEUE_MAX=2", "HTTP_DEADLINE_MS=30
 static void lanes_and_bounded_queue(void **state)
 {
     (void)state;
-    start(1, lanes_env);
     char buf[4096];
-    gate_set(false);
     int fds[3];
-    fds[0] = send_get("/api/slow/0", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    fds[0] = hold_a_worker("/api/slow/0");
     fds[1] = send_get("/api/slow/1", NULL);
     fds[2] = send_get("/api/slow/2", NULL);
     usleep(100 * 1000);
@@ -397,7 +426,6 @@ static void lanes_and_bounded_queue(void **state)
         close(fds[i]);
     }
     assert_int_equal(runs_get(), 3);
-    stop(lanes_env);
 }
 
 static const char *const gone_env[] = {"HTTP_QUEUE_MAX=64", "HTTP_DEADLINE_MS=30000", NULL};
@@ -405,12 +433,8 @@ static const char *const gone_env[] = {"HTTP_QUEUE_MAX=64", "HTTP_DEADLINE_MS=30
 static void queued_work_of_gone_clients_is_dropped(void **state)
 {
     (void)state;
-    start(1, gone_env);
     char buf[4096];
-    gate_set(false);
-    int a = send_get("/api/slow/0", NULL);
-    int one = 1;
-    assert_true(tk_test_eventually(runs_reach, &one, 5000));
+    int a = hold_a_worker("/api/slow/0");
     for (int i = 0; i < 20; i++) {
         int fd = send_get("/api/slow/9", NULL);
         close(fd); /* the client leaves while its request waits in the queue */
@@ -422,17 +446,32 @@ static void queued_work_of_gone_clients_is_dropped(void **state)
     close(a);
     usleep(300 * 1000);
     assert_int_equal(runs_get(), 1); /* none of the 20 ran */
-    stop(gone_env);
 }
 
 /* ------------------------------------------------------------------ bodies */
 
 static const char *const body_env[] = {NULL};
 
+/* POST /api/echo with the @p len bytes of @p body (NULs too) on a connection of its own: the
+ * response into @p buf, its status returned. */
+static int post_echo(const char *body, size_t len, char *buf, size_t cap)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     len);
+    int fd = dial();
+    send_all(fd, req, (size_t)n);
+    send_all(fd, body, len);
+    read_response(fd, buf, cap, 3000);
+    close(fd);
+    return status_of(buf);
+}
+
 static void body_limits_and_nul_bytes(void **state)
 {
     (void)state;
-    start(2, body_env);
     char buf[4096];
 
     /* 413 from the declared length alone: no body byte is ever sent. */
@@ -450,31 +489,11 @@ static void body_limits_and_nul_bytes(void **state)
 
     /* A body with a NUL byte: parsed with its full length (400), never past the copy. */
     static const char nul_body[] = "{\"a\":\"x\0y\"}";
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     sizeof(nul_body) - 1);
-    fd = dial();
-    send_all(fd, req, (size_t)n);
-    send_all(fd, nul_body, sizeof(nul_body) - 1);
-    read_response(fd, buf, sizeof(buf), 3000);
-    close(fd);
-    assert_int_equal(status_of(buf), 400);
+    assert_int_equal(post_echo(nul_body, sizeof(nul_body) - 1, buf, sizeof(buf)), 400);
 
     /* The whole body is kept: a NUL after a complete object is trailing garbage, not the end. */
     static const char trailing[] = "{\"a\":1}\0{\"b\":2}";
-    n = snprintf(req, sizeof(req),
-                 "POST /api/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 sizeof(trailing) - 1);
-    fd = dial();
-    send_all(fd, req, (size_t)n);
-    send_all(fd, trailing, sizeof(trailing) - 1);
-    read_response(fd, buf, sizeof(buf), 3000);
-    close(fd);
-    assert_int_equal(status_of(buf), 400);
-    stop(body_env);
+    assert_int_equal(post_echo(trailing, sizeof(trailing) - 1, buf, sizeof(buf)), 400);
 }
 
 /* ------------------------------------------------------------------ event streams */
@@ -502,7 +521,6 @@ static bool channel_drained(void *arg)
 static void event_streams_are_bounded(void **state)
 {
     (void)state;
-    start(2, sse_env);
     char buf[4096];
     char *alice = tk_test_fake_session("0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b", "a@x.io");
     char *bob = tk_test_fake_session("1b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b", "b@x.io");
@@ -537,7 +555,6 @@ static void event_streams_are_bounded(void **state)
     free(alice);
     free(bob);
     free(carol);
-    stop(sse_env);
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -547,7 +564,6 @@ static const char *const conns_env[] = {"HTTP_MAX_CONNECTIONS=4", NULL};
 static void connections_are_bounded(void **state)
 {
     (void)state;
-    start(2, conns_env);
     char buf[4096];
     int idle[4];
     for (int i = 0; i < 4; i++)
@@ -561,7 +577,6 @@ static void connections_are_bounded(void **state)
     close(fd);
     for (int i = 1; i < 4; i++)
         close(idle[i]);
-    stop(conns_env);
 }
 
 /* Stopping while clients keep their connections open (one idle after a response, one that never
@@ -609,7 +624,6 @@ static const char *const emfile_env[] = {"HTTP_MAX_CONNECTIONS=1000", NULL};
 static void accept_without_descriptors_does_not_spin(void **state)
 {
     (void)state;
-    start(1, emfile_env);
     char buf[4096];
     assert_int_equal(get_status("/healthz", NULL, 2000, buf, sizeof(buf)), 200);
     struct rlimit old, low;
@@ -662,7 +676,6 @@ static void accept_without_descriptors_does_not_spin(void **state)
     }
     /* Descriptors back: the server accepts again. */
     assert_int_equal(get_status("/healthz", NULL, 3000, buf, sizeof(buf)), 200);
-    stop(emfile_env);
 }
 
 /* ------------------------------------------------------------------ readiness */
@@ -671,16 +684,10 @@ static void readyz_turns_red_when_the_database_never_answers(void **state)
 {
     (void)state;
     /* A listener that never accepts: TCP connects, PostgreSQL's handshake never comes. */
-    int hole = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(hole, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(hole, 16), 0);
-    socklen_t alen = sizeof(addr);
-    getsockname(hole, (struct sockaddr *)&addr, &alen);
+    int port = 0;
+    int hole = tk_test_silent_listener(&port);
     static char url[128];
-    snprintf(url, sizeof(url), "DATABASE_URL_ORDERS=postgresql://postgres@127.0.0.1:%d/x",
-             ntohs(addr.sin_port));
+    snprintf(url, sizeof(url), "DATABASE_URL_ORDERS=postgresql://postgres@127.0.0.1:%d/x", port);
     const char *env[] = {url, "PG_CONNECT_TIMEOUT_S=1", "HTTP_DEADLINE_MS=15000", NULL};
     start(1, env);
     char buf[4096];
@@ -699,15 +706,15 @@ int main(void)
     tk_err_t err = {0};
     tk_cfg_load(0, &err);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(http2_is_refused),
-        cmocka_unit_test(deadline_answers_and_lifetime),
-        cmocka_unit_test(lanes_and_bounded_queue),
-        cmocka_unit_test(queued_work_of_gone_clients_is_dropped),
-        cmocka_unit_test(body_limits_and_nul_bytes),
-        cmocka_unit_test(event_streams_are_bounded),
-        cmocka_unit_test(connections_are_bounded),
+        SERVER_TEST(http2_is_refused, 2, h2_env),
+        SERVER_TEST(deadline_answers_and_lifetime, 1, deadline_env),
+        SERVER_TEST(lanes_and_bounded_queue, 1, lanes_env),
+        SERVER_TEST(queued_work_of_gone_clients_is_dropped, 1, gone_env),
+        SERVER_TEST(body_limits_and_nul_bytes, 2, body_env),
+        SERVER_TEST(event_streams_are_bounded, 2, sse_env),
+        SERVER_TEST(connections_are_bounded, 2, conns_env),
         cmocka_unit_test(stop_with_open_connections),
-        cmocka_unit_test(accept_without_descriptors_does_not_spin),
+        SERVER_TEST(accept_without_descriptors_does_not_spin, 1, emfile_env),
         cmocka_unit_test(readyz_turns_red_when_the_database_never_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

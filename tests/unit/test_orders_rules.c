@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_json.h"
 #include "tk_test_main.h"
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,7 @@
 
 static int parse(const char *body_text, const char **id, tk_err_t *err)
 {
-    json_t *body = json_loads(body_text, 0, NULL);
-    assert_non_null(body);
+    json_t *body = tk_test_json(body_text);
     int rc = tk_order_ticket_id_parse(body, id, err);
     json_decref(body); /* *id is borrowed from body: only compare before this in callers */
     return rc;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_json.h"
 #include "tk_test_main.h"
 #include <string.h>
 
@@ -19,19 +20,13 @@
 
 static int parse(const char *text, tk_payment_request_t *out, json_t **errors)
 {
-    json_t *body = json_loads(text, 0, NULL);
-    assert_non_null(body);
+    json_t *body = tk_test_json(text);
     *errors = json_array();
     tk_err_t err = {0};
     int rc = tk_payment_request_parse(body, out, *errors, &err);
     /* The strings are borrowed from body: keep it alive by parking it in errors' last slot. */
     json_array_append_new(*errors, body);
     return rc;
-}
-
-static const char *error_field(json_t *errors, size_t i)
-{
-    return json_string_value(json_object_get(json_array_get(errors, i), "field"));
 }
 
 static void request_parse(void **state)
@@ -47,15 +42,15 @@ static void request_parse(void **state)
 
     assert_int_equal(parse("{}", &pr, &errors), TK_EINVAL);
     assert_int_equal(json_array_size(errors), 3);
-    assert_string_equal(error_field(errors, 0), "token");
-    assert_string_equal(error_field(errors, 1), "orderId");
+    assert_string_equal(tk_test_error_at(errors, 0, "field"), "token");
+    assert_string_equal(tk_test_error_at(errors, 1, "field"), "orderId");
     assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
                         "Token must be provided");
     json_decref(errors);
 
     assert_int_equal(parse("{\"token\":\"\",\"orderId\":\"" ORDER "\"}", &pr, &errors), TK_EINVAL);
     assert_int_equal(json_array_size(errors), 2);
-    assert_string_equal(error_field(errors, 0), "token");
+    assert_string_equal(tk_test_error_at(errors, 0, "field"), "token");
     json_decref(errors);
 
     assert_int_equal(parse("{\"token\":5,\"orderId\":7}", &pr, &errors), TK_EINVAL);

@@ -52,6 +52,17 @@ static int auth_bearer(const char *token, tk_session_user_t *u)
     return tk_session_authenticate(NULL, header, u);
 }
 
+/* A token signed with @p claims (JSON text), presented as a bearer: tk_session_authenticate's
+ * result, the user into @p u. */
+static int auth_claims(const char *claims, tk_session_user_t *u)
+{
+    char *token = tk_session_sign_claims(claims, NULL);
+    assert_non_null(token);
+    int rc = auth_bearer(token, u);
+    free(token);
+    return rc;
+}
+
 static void issued_cookie_authenticates(void **state)
 {
     (void)state;
@@ -150,10 +161,7 @@ static void wrong_claim_types_are_anonymous(void **state)
         "\"never\"}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *token = tk_session_sign_claims(bad[i], NULL);
-        assert_non_null(token);
-        assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
-        free(token);
+        assert_int_equal(auth_claims(bad[i], &u), TK_EUNAUTH);
     }
 }
 
@@ -167,14 +175,10 @@ static void expired_is_anonymous(void **state)
              "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":%lld,"
              "\"exp\":%lld}",
              now - 100, now - 1);
-    char *token = tk_session_sign_claims(claims, NULL);
-    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
-    free(token);
+    assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
     snprintf(claims, sizeof(claims),
              "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID, now, now + 100);
-    token = tk_session_sign_claims(claims, NULL);
-    assert_int_equal(auth_bearer(token, &u), 0);
-    free(token);
+    assert_int_equal(auth_claims(claims, &u), 0);
 }
 
 /* A token without exp (as the original issued them) still ages out: JWT_TTL_SECONDS after iat. */
@@ -186,21 +190,15 @@ static void old_tokens_age_out(void **state)
     long long now = (long long)(tk_now_ms() / 1000);
     snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
              now - 86401);
-    char *token = tk_session_sign_claims(claims, NULL);
-    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
-    free(token);
+    assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
     snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
              now - 86000);
-    token = tk_session_sign_claims(claims, NULL);
-    assert_int_equal(auth_bearer(token, &u), 0);
+    assert_int_equal(auth_claims(claims, &u), 0);
     assert_string_equal(u.jti, ""); /* no jti: nothing to revoke */
-    free(token);
     /* A jti that is not a UUID is a forged claim. */
     snprintf(claims, sizeof(claims),
              "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"jti\":\"x\"}", ID, now);
-    token = tk_session_sign_claims(claims, NULL);
-    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
-    free(token);
+    assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
 }
 
 /* Outside development (TK_DEV unset) a JWT_KEY under 32 bytes stops start-up. */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "fake_stripe.h"
+#include "tk_test.h"
 #include "tk/cfg.h"
 #include "tk/stripe.h"
 
@@ -32,13 +33,10 @@ static int group_setup(void **state)
 {
     (void)state;
     fake = tk_fake_stripe_start();
-    opts = (tk_stripe_options_t){.api_base = tk_fake_stripe_url(fake),
-                                 .api_key = KEY,
-                                 .connect_timeout_ms = 1000,
-                                 .timeout_ms = 1000,
-                                 .max_attempts = 3,
-                                 .backoff_base_ms = 10,
-                                 .backoff_max_ms = 40};
+    opts = tk_fake_stripe_options(fake);
+    opts.api_key = KEY;
+    opts.backoff_base_ms = 10;
+    opts.backoff_max_ms = 40;
     return 0;
 }
 
@@ -56,27 +54,30 @@ static int setup(void **state)
     return 0;
 }
 
-static const char *form_field(json_t *rec, const char *name)
-{
-    return json_string_value(json_object_get(json_object_get(rec, "form"), name));
-}
+#define ORDER_ID "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b" /* every charge_req's order */
 
 static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
 {
     return (tk_stripe_charge_req_t){.amount = 1999,
                                     .currency = "usd",
                                     .payment = payment,
-                                    .order_id = "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b",
+                                    .order_id = ORDER_ID,
                                     .idempotency_key = key};
+}
+
+/* tk_stripe_charge of charge_req(@p payment, @p key) with the fake's options. */
+static int charge(const char *payment, const char *key, tk_stripe_charge_t *out, tk_err_t *err)
+{
+    tk_stripe_charge_req_t req = charge_req(payment, key);
+    return tk_stripe_charge(&opts, &req, out, err);
 }
 
 static void charge_sends_a_confirmed_payment_intent(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-1-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-1-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 1);
     assert_true(strncmp(out.id, "pi_fake_", 8) == 0);
     assert_string_equal(out.status, "succeeded");
@@ -88,12 +89,12 @@ static void charge_sends_a_confirmed_payment_intent(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "authorization")), "Bearer " KEY);
     assert_string_equal(json_string_value(json_object_get(rec, "idempotency_key")),
                         "order-1-charge");
-    assert_string_equal(form_field(rec, "amount"), "1999");
-    assert_string_equal(form_field(rec, "currency"), "usd");
-    assert_string_equal(form_field(rec, "confirm"), "true");
-    assert_string_equal(form_field(rec, "payment_method"), "pm_card_visa");
-    assert_string_equal(form_field(rec, "payment_method_types[0]"), "card");
-    assert_string_equal(form_field(rec, "metadata[order_id]"), req.order_id);
+    assert_string_equal(tk_fake_stripe_form(rec, "amount"), "1999");
+    assert_string_equal(tk_fake_stripe_form(rec, "currency"), "usd");
+    assert_string_equal(tk_fake_stripe_form(rec, "confirm"), "true");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_method"), "pm_card_visa");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_method_types[0]"), "card");
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[order_id]"), ORDER_ID);
     json_decref(rec);
     assert_int_equal(tk_fake_stripe_count(fake, PM, NULL), 0);
 }
@@ -102,18 +103,17 @@ static void charge_sends_a_confirmed_payment_intent(void **state)
 static void token_is_turned_into_a_payment_method(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("tok_visa", "order-2-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("tok_visa", "order-2-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 2);
     json_t *pm = tk_fake_stripe_last(fake, PM);
     json_t *pi = tk_fake_stripe_last(fake, PI);
-    assert_string_equal(form_field(pm, "type"), "card");
-    assert_string_equal(form_field(pm, "card[token]"), "tok_visa");
+    assert_string_equal(tk_fake_stripe_form(pm, "type"), "card");
+    assert_string_equal(tk_fake_stripe_form(pm, "card[token]"), "tok_visa");
     assert_string_equal(json_string_value(json_object_get(pm, "idempotency_key")),
                         "order-2-charge-pm");
-    assert_true(strncmp(form_field(pi, "payment_method"), "pm_fake_", 8) == 0);
+    assert_true(strncmp(tk_fake_stripe_form(pi, "payment_method"), "pm_fake_", 8) == 0);
     assert_string_equal(json_string_value(json_object_get(pi, "idempotency_key")),
                         "order-2-charge");
     json_decref(pm);
@@ -125,10 +125,9 @@ static void timeout_then_success_charges_once(void **state)
 {
     (void)state;
     tk_fake_stripe_delay(fake, PI, 1, 2500);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-3-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-3-charge", &out, &err), 0);
     assert_int_equal(out.attempts, 2);
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-3-charge"), 2);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
@@ -138,42 +137,33 @@ static void timeout_then_success_charges_once(void **state)
     assert_string_equal(out.id, "pi_fake_1");
 }
 
-static void server_errors_until_retries_run_out(void **state)
-{
-    (void)state;
-    tk_fake_stripe_fail(fake, PI, 10, 500);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-4-charge");
-    tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EBADGATEWAY);
-    assert_int_equal(out.attempts, 3);
-    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-4-charge"), 3);
-    assert_int_equal(tk_fake_stripe_created(fake, PI), 0);
-    assert_string_equal(out.id, "");
-}
+/* Stripe fails the next @p n requests to @p path (NULL: any path) with @p status: the client
+ * retries with the same key, 3 attempts at most, and charges at most once. */
+static const struct retry_case {
+    const char *name;
+    const char *path; /* the fault: the next n requests to path (NULL: any) answer status */
+    int n, status;
+    const char *key;
+    int rc, attempts, sent, created; /* sent: requests with the key; created: PaymentIntents */
+} retry_cases[] = {
+    {"server_errors_until_retries_run_out", PI, 10, 500, "order-4-charge", TK_EBADGATEWAY, 3, 3, 0},
+    {"server_errors_then_success", PI, 2, 503, "order-5-charge", 0, 3, 3, 1},
+    {"rate_limited_until_retries_run_out_is_unavailable", NULL, 10, 429, "order-6-charge",
+     TK_EUNAVAIL, 3, 3, 0},
+};
 
-static void server_errors_then_success(void **state)
+static void retried_charge(void **state)
 {
-    (void)state;
-    tk_fake_stripe_fail(fake, PI, 2, 503);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-5-charge");
+    const struct retry_case *c = *state;
+    tk_fake_stripe_fail(fake, c->path, c->n, c->status);
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), 0);
-    assert_int_equal(out.attempts, 3);
-    assert_int_equal(tk_fake_stripe_count(fake, PI, "order-5-charge"), 3);
-    assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
-}
-
-static void rate_limited_until_retries_run_out_is_unavailable(void **state)
-{
-    (void)state;
-    tk_fake_stripe_fail(fake, NULL, 10, 429);
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-6-charge");
-    tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EUNAVAIL);
-    assert_int_equal(out.attempts, 3);
+    assert_int_equal(charge("pm_card_visa", c->key, &out, &err), c->rc);
+    assert_int_equal(out.attempts, c->attempts);
+    assert_int_equal(tk_fake_stripe_count(fake, PI, c->key), c->sent);
+    assert_int_equal(tk_fake_stripe_created(fake, PI), c->created);
+    if (c->rc != 0)
+        assert_string_equal(out.id, "");
 }
 
 static void decline_is_einval_with_stripes_message_and_no_retry(void **state)
@@ -197,10 +187,9 @@ static void decline_is_einval_with_stripes_message_and_no_retry(void **state)
 static void declined_test_token(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("tok_chargeDeclined", "order-8-charge");
     tk_stripe_charge_t out;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &out, &err), TK_EINVAL);
+    assert_int_equal(charge("tok_chargeDeclined", "order-8-charge", &out, &err), TK_EINVAL);
     assert_string_equal(err.message, "Your card was declined.");
     assert_null(strstr(err.message, "tok_"));
 }
@@ -282,11 +271,7 @@ static void concurrent_same_key_is_one_intent(void **state)
 {
     (void)state;
     struct racer r[10];
-    pthread_t t[10];
-    for (int i = 0; i < 10; i++)
-        pthread_create(&t[i], NULL, race, &r[i]);
-    for (int i = 0; i < 10; i++)
-        pthread_join(t[i], NULL);
+    tk_test_run_threads(race, r, sizeof(r[0]), 10);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(r[i].rc, 0);
         assert_string_equal(r[i].out.id, r[0].out.id);
@@ -311,7 +296,7 @@ static void lost_charge_is_found_by_attempt(void **state)
     tk_fake_stripe_charge_timeout(fake, 0);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1); /* charged, answer lost */
     json_t *rec = tk_fake_stripe_last(fake, PI);
-    assert_string_equal(form_field(rec, "metadata[attempt_id]"), req.attempt_id);
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[attempt_id]"), req.attempt_id);
     json_decref(rec);
 
     assert_int_equal(tk_stripe_find_intent(&opts, req.attempt_id, &found, &err), 1);
@@ -333,13 +318,12 @@ static void lost_charge_is_found_by_attempt(void **state)
 static void refund_once_per_key(void **state)
 {
     (void)state;
-    tk_stripe_charge_req_t req = charge_req("pm_card_visa", "order-13-charge");
-    tk_stripe_charge_t charge;
+    tk_stripe_charge_t paid;
     tk_err_t err = {0};
-    assert_int_equal(tk_stripe_charge(&opts, &req, &charge, &err), 0);
+    assert_int_equal(charge("pm_card_visa", "order-13-charge", &paid, &err), 0);
 
-    tk_stripe_refund_req_t rr = {.payment_intent = charge.id,
-                                 .order_id = req.order_id,
+    tk_stripe_refund_req_t rr = {.payment_intent = paid.id,
+                                 .order_id = ORDER_ID,
                                  .reason = "order cancelled",
                                  .idempotency_key = "order-13-refund"};
     tk_stripe_refund_t a, b;
@@ -349,8 +333,8 @@ static void refund_once_per_key(void **state)
     assert_true(strncmp(a.id, "re_fake_", 8) == 0);
     assert_string_equal(a.status, "succeeded");
     json_t *rec = tk_fake_stripe_last(fake, RE);
-    assert_string_equal(form_field(rec, "payment_intent"), charge.id);
-    assert_string_equal(form_field(rec, "metadata[reason]"), "order cancelled");
+    assert_string_equal(tk_fake_stripe_form(rec, "payment_intent"), paid.id);
+    assert_string_equal(tk_fake_stripe_form(rec, "metadata[reason]"), "order cancelled");
     json_decref(rec);
     assert_int_equal(tk_stripe_refund(&opts, &rr, &b, &err), 0);
     assert_string_equal(a.id, b.id);
@@ -466,9 +450,9 @@ TK_TEST_MAIN(group_setup, group_teardown,
              cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
              cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
              cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-             cmocka_unit_test_setup(server_errors_until_retries_run_out, setup),
-             cmocka_unit_test_setup(server_errors_then_success, setup),
-             cmocka_unit_test_setup(rate_limited_until_retries_run_out_is_unavailable, setup),
+             TK_TEST_CASE(retry_cases[0].name, retried_charge, setup, &retry_cases[0]),
+             TK_TEST_CASE(retry_cases[1].name, retried_charge, setup, &retry_cases[1]),
+             TK_TEST_CASE(retry_cases[2].name, retried_charge, setup, &retry_cases[2]),
              cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
              cmocka_unit_test_setup(declined_test_token, setup),
              cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_test_json.h"
 #include "tk_test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +25,11 @@
 /* Parses @p body_text; returns the rc and leaves the errors array in *errors (owned). */
 static int parse(const char *body_text, tk_ticket_input_t *in, json_t **errors)
 {
-    json_t *body = json_loads(body_text, 0, NULL);
-    assert_non_null(body);
+    json_t *body = tk_test_json(body_text);
     *errors = json_array();
     int rc = tk_ticket_input_parse(body, in, *errors);
     json_decref(body);
     return rc;
-}
-
-static const char *error_at(json_t *errors, size_t i, const char *key)
-{
-    return json_string_value(json_object_get(json_array_get(errors, i), key));
 }
 
 static void valid_bodies(void **state)
@@ -57,21 +52,31 @@ static void valid_bodies(void **state)
     json_decref(errors);
 }
 
+/* Each of the @p n bodies is refused with one error: @p message on @p field (the failing body
+ * is printed). */
+static void refused_with_one_error(const char *const *bodies, size_t n, const char *field,
+                                   const char *message)
+{
+    for (size_t i = 0; i < n; i++) {
+        tk_ticket_input_t in;
+        json_t *errors;
+        print_message("body %s\n", bodies[i]);
+        assert_int_equal(parse(bodies[i], &in, &errors), TK_EINVAL);
+        assert_int_equal(json_array_size(errors), 1);
+        assert_string_equal(tk_test_error_at(errors, 0, "message"), message);
+        assert_string_equal(tk_test_error_at(errors, 0, "field"), field);
+        json_decref(errors);
+    }
+}
+
 /* T4: empty or missing title. */
 static void invalid_title(void **state)
 {
     (void)state;
     const char *bodies[] = {"{\"title\":\"\",\"price\":10}", "{\"price\":10}",
                             "{\"title\":5,\"price\":10}", "{\"title\":null,\"price\":10}"};
-    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        tk_ticket_input_t in;
-        json_t *errors;
-        assert_int_equal(parse(bodies[i], &in, &errors), TK_EINVAL);
-        assert_int_equal(json_array_size(errors), 1);
-        assert_string_equal(error_at(errors, 0, "message"), "Title is required");
-        assert_string_equal(error_at(errors, 0, "field"), "title");
-        json_decref(errors);
-    }
+    refused_with_one_error(bodies, sizeof(bodies) / sizeof(bodies[0]), "title",
+                           "Title is required");
     char body[400];
     char title[258];
     memset(title, 'a', 257);
@@ -80,7 +85,7 @@ static void invalid_title(void **state)
     tk_ticket_input_t in;
     json_t *errors;
     assert_int_equal(parse(body, &in, &errors), TK_EINVAL);
-    assert_string_equal(error_at(errors, 0, "field"), "title");
+    assert_string_equal(tk_test_error_at(errors, 0, "field"), "title");
     json_decref(errors);
     title[256] = '\0'; /* exactly 256 bytes is fine */
     snprintf(body, sizeof(body), "{\"title\":\"%s\",\"price\":1}", title);
@@ -97,19 +102,12 @@ static void invalid_price(void **state)
         "{\"title\":\"t\",\"price\":0}",     "{\"title\":\"t\",\"price\":\"abc\"}",
         "{\"title\":\"t\",\"price\":0.001}", "{\"title\":\"t\",\"price\":[1]}",
         "{\"title\":\"t\",\"price\":true}"};
-    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        tk_ticket_input_t in;
-        json_t *errors;
-        assert_int_equal(parse(bodies[i], &in, &errors), TK_EINVAL);
-        assert_int_equal(json_array_size(errors), 1);
-        assert_string_equal(error_at(errors, 0, "message"), "Price must be greater than 0");
-        assert_string_equal(error_at(errors, 0, "field"), "price");
-        json_decref(errors);
-    }
+    refused_with_one_error(bodies, sizeof(bodies) / sizeof(bodies[0]), "price",
+                           "Price must be greater than 0");
     tk_ticket_input_t in;
     json_t *errors;
     assert_int_equal(parse("{\"title\":\"t\",\"price\":1e12}", &in, &errors), TK_EINVAL);
-    assert_string_equal(error_at(errors, 0, "message"), "Price must be at most 1000000000");
+    assert_string_equal(tk_test_error_at(errors, 0, "message"), "Price must be at most 1000000000");
     json_decref(errors);
     /* Both fields wrong: both reported. */
     assert_int_equal(parse("{}", &in, &errors), TK_EINVAL);

@@ -58,4 +58,25 @@ int tk_command_run_for(tk_http_req_t *req, tk_command_body_t *body, void *arg, t
  */
 int tk_command_stale(tk_err_t *err, const char *aggregate, const char *id);
 
+/**
+ * @brief A body's write of its aggregate's new state with the optimistic check: @p sql is an
+ *        `UPDATE ... version = version + 1 WHERE id = $1 AND version = $2`, with @p nparams
+ *        @p params (params[0] the aggregate's id), as a prepared statement (a hot path). No row
+ *        updated is tk_command_stale.
+ * @param aggregate borrowed, for the conflict's message ("ticket", "order").
+ * @return 0; TK_ECONFLICT (retryable) when another transaction moved the row first; another
+ *         negative TK_E* with err set. Thread: the transaction's.
+ */
+int tk_command_write(tk_tx_t *tx, const char *sql, int nparams, const char *const *params,
+                     const char *aggregate, tk_err_t *err);
+
+/**
+ * @brief A reaction's apply result (tk/projector.h) from the result of the command it ran:
+ *        1 (the command changed its aggregate) TK_APPLY_OK; 0 (already done: a no-op) and
+ *        TK_ENOTFOUND (an aggregate that is not ours) TK_APPLY_SKIP, with err cleared; any other
+ *        negative code as it is (the batch fails).
+ * Thread: any; pure.
+ */
+int tk_command_reaction_result(int rc, tk_err_t *err);
+
 #endif

@@ -96,6 +96,13 @@ typedef struct tk_projector_spec {
     int (*apply_set)(tk_tx_t *tx, const ev_envelope_t *const *envs, int n, int *results, void *ud,
                      tk_err_t *err);
     void *ud; /* borrowed, passed to apply and apply_set */
+    /* True when apply and apply_set are idempotent by themselves: a fold gated by the aggregate's
+     * version, whose every write is an upsert under `version <` or an insert ON CONFLICT DO
+     * NOTHING, so an event applied twice changes nothing. The per-record rules then write no
+     * processed_events row for it (the costliest statement of a batch); a redelivered event
+     * reaches apply, which finds nothing to change. Never for a projector that emits events,
+     * counts or sums. */
+    bool idempotent;
     /* Read-model tables this projector owns, NULL-terminated; NULL: not replayable (it reacts
      * or writes a write model). `ticketing replay` rebuilds exactly these (backbone/replay.c). */
     const char *const *tables;

@@ -41,7 +41,11 @@ PGresult *tk_rows_on_or_respond(tk_http_req_t *req, const char *database, const 
 bool tk_rows_cursor_or_respond(tk_http_req_t *req, const char *sql, int nparams,
                                const char *const *params);
 
-/** @brief Reply 200 with the JSON array of @p row_json for every row of @p res, and clear it. */
-void tk_rows_reply(tk_http_req_t *req, PGresult *res, json_t *(*row_json)(const PGresult *, int));
+/**
+ * @brief Answer a list query: run @p sql with @p params as tk_rows_or_respond does, and reply 200
+ *        with the JSON array of @p row_json for every row it finds (or the query's error).
+ */
+void tk_rows_list_or_respond(tk_http_req_t *req, const char *sql, int nparams,
+                             const char *const *params, json_t *(*row_json)(const PGresult *, int));
 
 #endif

@@ -135,6 +135,14 @@ const tk_session_user_t *tk_http_user(const tk_http_req_t *req);
 const tk_session_user_t *tk_http_user_or_respond(tk_http_req_t *req);
 
 /**
+ * @brief What a signed-in user's command needs first: the user (tk_http_user_or_respond), then
+ *        the body (tk_http_body_or_respond); an anonymous caller's body is not parsed.
+ * @param[out] body borrowed, valid during the handler; NULL when the call returns NULL.
+ * @return borrowed; NULL after replying 401 (or 503) or 400.
+ */
+const tk_session_user_t *tk_http_user_body_or_respond(tk_http_req_t *req, json_t **body);
+
+/**
  * @brief This worker's connection to @p context's database, connected on first use and
  *        re-established after a failure. Worker routes only.
  * @return borrowed (owned by the worker); NULL with err = TK_EUNAVAIL when the server is down.

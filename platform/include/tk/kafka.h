@@ -15,6 +15,7 @@
 #ifndef TK_KAFKA_H
 #define TK_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,27 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
  */
 rd_kafka_t *tk_kafka_consumer_new_tuned(const char *group_id, tk_kafka_rebalance_cb_t *cb,
                                         void *opaque, const char *const *settings, tk_err_t *err);
+
+/**
+ * @brief Subscribe consumer @p rk to @p topic (the group's partitions come with rebalances).
+ * @return 0; TK_EINTERNAL with err (field: the topic) when librdkafka refuses.
+ * Ownership: all borrowed. Thread: the consumer's.
+ */
+int tk_kafka_subscribe(rd_kafka_t *rk, const char *topic, tk_err_t *err);
+
+/** @brief Whether @p rk's group rebalances incrementally (the COOPERATIVE protocol) rather than
+ *         by whole assignments (EAGER). Thread: the consumer's (its rebalance callback). */
+bool tk_kafka_cooperative(rd_kafka_t *rk);
+
+/**
+ * @brief The end of a rebalance callback: take (@p assign) or give back the partitions of
+ *        @p list as the group's protocol wants it, incrementally under COOPERATIVE, as the whole
+ *        assignment under EAGER (librdkafka's rebalance_cb contract).
+ * @return 0; TK_EINTERNAL with err (librdkafka's message) when it refuses.
+ * Ownership: all borrowed. Thread: the consumer's rebalance callback.
+ */
+int tk_kafka_rebalance_apply(rd_kafka_t *rk, bool assign, rd_kafka_topic_partition_list_t *list,
+                             tk_err_t *err);
 
 /**
  * @brief Whether consumer @p rk is dead for good: librdkafka raised a fatal error on it. The one
