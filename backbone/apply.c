@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "tk/fold.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
@@ -57,6 +59,11 @@ int tk_apply__spec_check(const tk_projector_spec_t *spec, tk_err_t *err)
         spec->topics[0] == NULL || spec->apply == NULL)
         return tk_err_set(err, TK_EINVAL, "spec",
                           "a projector needs context, name, topics and apply");
+    const tk_projector_fold_t *f = spec->fold;
+    if (f != NULL && (f->begin == NULL || f->add == NULL || f->write == NULL || f->end == NULL ||
+                      (f->prepare != NULL && f->release == NULL)))
+        return tk_err_set(err, TK_EINVAL, "spec",
+                          "a fold needs begin, add, write and end (and release with prepare)");
     return 0;
 }
 
@@ -412,4 +419,187 @@ int tk_apply__batch(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, 
     if ((rc = run(c, "ROLLBACK TO SAVEPOINT batch", err)) != 0)
         return rc;
     return careful(c, spec, recs, n, hooks, err);
+}
+
+/* ---- the fold (replay only) ------------------------------------------------------------------ */
+
+struct tk_apply_fold {
+    const tk_projector_spec_t *spec; /* borrowed */
+    void *state;                     /* the projection's, owned */
+    tk_fold_keys_t *ids;             /* event ids accepted: the rebuild's processed_events */
+    struct folded *batch;            /* the decoded records of a batch, kept for the next one */
+    size_t capbatch;
+};
+
+tk_apply_fold_t *tk_apply__fold_new(const tk_projector_spec_t *spec)
+{
+    tk_apply_fold_t *f = tk_mem_zalloc(sizeof(*f));
+    f->spec = spec;
+    f->state = spec->fold->begin(spec->ud);
+    f->ids = tk_fold_keys_new(16);
+    return f;
+}
+
+void tk_apply__fold_free(tk_apply_fold_t *f)
+{
+    if (f == NULL)
+        return;
+    f->spec->fold->end(f->state, f->spec->ud);
+    tk_fold_keys_free(f->ids);
+    free(f->batch);
+    free(f);
+}
+
+/* One record of a fold batch, decoded (and prepared) ahead of the rules. */
+typedef struct folded {
+    ev_envelope_t env;
+    bool decoded;
+    char why[300];  /* "undecodable: ..." when not decoded */
+    void *prepared; /* fold->prepare's, or NULL */
+} folded_t;
+
+typedef struct fold_slice {
+    const tk_projector_spec_t *spec;
+    tk_rec_t *recs;
+    folded_t *out;
+    int from, to;
+} fold_slice_t;
+
+/* Decode and prepare recs[from..to): pure work, run on several threads at once. */
+static void *fold_decode(void *arg)
+{
+    const fold_slice_t *s = arg;
+    const tk_projector_fold_t *fold = s->spec->fold;
+    for (int i = s->from; i < s->to; i++) {
+        folded_t *x = &s->out[i];
+        tk_err_t derr = {0};
+        const rd_kafka_message_t *m = s->recs[i].m;
+        x->decoded = ev_envelope_decode(m->payload, m->len, &x->env, &derr) == 0;
+        if (!x->decoded)
+            snprintf(x->why, sizeof(x->why), "undecodable: %s", derr.message);
+        else if (fold->prepare != NULL)
+            x->prepared = fold->prepare(&x->env, s->spec->ud);
+    }
+    return NULL;
+}
+
+/* Decoding an envelope (JSON) and preparing it cost more than the rest of a fold together: split
+ * a batch over up to FOLD_THREADS threads (the online CPUs), this one included. */
+#define FOLD_THREADS 4
+#define FOLD_SLICE_MIN 256 /* fewer records a thread are not worth starting it */
+
+static void fold_decode_all(const tk_projector_spec_t *spec, tk_rec_t *recs, folded_t *out, int n)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cpus < 1 ? 1 : cpus > FOLD_THREADS ? FOLD_THREADS : (int)cpus;
+    if (threads > n / FOLD_SLICE_MIN)
+        threads = n / FOLD_SLICE_MIN > 0 ? n / FOLD_SLICE_MIN : 1;
+    fold_slice_t slices[FOLD_THREADS];
+    pthread_t tids[FOLD_THREADS];
+    bool started[FOLD_THREADS] = {false};
+    for (int t = 0; t < threads; t++)
+        slices[t] = (fold_slice_t){spec, recs, out, (int)((int64_t)n * t / threads),
+                                   (int)((int64_t)n * (t + 1) / threads)};
+    /* A thread that cannot be started leaves its slice to this one. */
+    for (int t = 1; t < threads; t++)
+        started[t] = pthread_create(&tids[t], NULL, fold_decode, &slices[t]) == 0;
+    fold_decode(&slices[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            fold_decode(&slices[t]);
+    }
+}
+
+/* careful_one's rules for one record, in memory: add in place of apply, the id set in place of
+ * processed_events (an id is accepted only with an OK or SKIP, as the savepoint's rollback
+ * forgets the processed_events row of a failing record). */
+static int fold_one(tk_apply_fold_t *f, tk_rec_t *rec, folded_t *x, const tk_apply_hooks_t *hooks,
+                    tk_err_t *err)
+{
+    const rd_kafka_message_t *m = rec->m;
+    const tk_projector_fold_t *fold = f->spec->fold;
+    tk_err_t aerr = {0};
+    uint8_t id[16];
+    char why[300];
+
+    if (!x->decoded) {
+        rec->outcome = TK_REC_DEAD;
+        return hooks->dead(hooks->ud, m, x->why, tk_now_ms(), err);
+    }
+    if (!tk_fold_uuid_bytes(x->env.id, id))
+        abort();                              /* the decoder accepts valid UUIDs only */
+    if (tk_fold_keys_find(f->ids, id) >= 0) { /* the same event id was applied before */
+        rec->outcome = TK_REC_SKIPPED;
+        return 0;
+    }
+    int r = fold->add(f->state, &x->env, &x->prepared, f->spec->ud, &aerr);
+    if (r == TK_APPLY_OK || r == TK_APPLY_SKIP) {
+        tk_fold_keys_add(f->ids, id, NULL);
+        rec->outcome = r == TK_APPLY_OK ? TK_REC_APPLIED : TK_REC_SKIPPED;
+        return 0;
+    }
+    if (r == TK_APPLY_RETRY) {
+        int64_t first_seen = tk_now_ms();
+        snprintf(why, sizeof(why), "version gap: %s", aerr.message);
+        if (hooks->gap(hooks->ud, m, &x->env, why, sizeof(why), &first_seen)) {
+            rec->outcome = TK_REC_HELD;
+            return 0;
+        }
+        rec->outcome = TK_REC_DEAD;
+        return hooks->dead(hooks->ud, m, why, first_seen, err);
+    }
+    if (r > 0)
+        tk_err_set(&aerr, TK_EINTERNAL, "", "apply returned %d", r);
+    snprintf(why, sizeof(why), "apply failed: %s: %s", tk_err_name(r), aerr.message);
+    rec->outcome = TK_REC_DEAD;
+    return hooks->dead(hooks->ud, m, why, tk_now_ms(), err);
+}
+
+int tk_apply__fold_batch(tk_apply_fold_t *f, tk_rec_t *recs, int n, const tk_apply_hooks_t *hooks,
+                         tk_err_t *err)
+{
+    if (n <= 0)
+        return 0;
+    const tk_projector_fold_t *fold = f->spec->fold;
+    /* Reused: a fresh array of megabytes per batch costs page faults and heap consolidation. */
+    f->batch = tk_mem_grow(f->batch, &f->capbatch, (size_t)n, sizeof(*f->batch));
+    folded_t *x = f->batch;
+    memset(x, 0, (size_t)n * sizeof(*x));
+    fold_decode_all(f->spec, recs, x, n);
+    /* Per-aggregate order, as in careful(): nothing of a held partition may pass its held
+     * record. The held ones are listed (few: replay never holds), so a chunk of 100k records
+     * costs no quadratic scan. */
+    const rd_kafka_message_t **held = NULL;
+    size_t nheld = 0, capheld = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        recs[i].outcome = TK_REC_PENDING;
+        recs[i].emitted = 0;
+        bool skip = false;
+        for (size_t j = 0; j < nheld && !skip; j++)
+            skip = same_partition(held[j], recs[i].m);
+        if (skip)
+            continue;
+        rc = fold_one(f, &recs[i], &x[i], hooks, err);
+        if (rc == 0 && recs[i].outcome == TK_REC_HELD) {
+            held = tk_mem_grow(held, &capheld, nheld + 1, sizeof(*held));
+            held[nheld++] = recs[i].m;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (x[i].prepared != NULL)
+            fold->release(x[i].prepared, f->spec->ud);
+        ev_envelope_release(&x[i].env);
+    }
+    free(held);
+    return rc;
+}
+
+int tk_apply__fold_write(tk_apply_fold_t *f, PGconn *c, bool final, tk_err_t *err)
+{
+    tk_tx_t tx;
+    tk_tx__init(&tx, c, "");
+    return f->spec->fold->write(f->state, &tx, final, f->spec->ud, err);
 }

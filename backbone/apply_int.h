@@ -61,6 +61,35 @@ typedef struct tk_apply_hooks {
 int tk_apply__batch(PGconn *c, const tk_projector_spec_t *spec, tk_rec_t *recs, int n,
                     const tk_apply_hooks_t *hooks, tk_err_t *err);
 
+/* A rebuild through the spec's fold (tk_projector_fold_t): the fold's state and the event ids
+ * it accepted. */
+typedef struct tk_apply_fold tk_apply_fold_t;
+
+/**
+ * @brief A fold of @p spec (spec->fold must be set), empty.
+ * @param spec borrowed, must outlive the fold. Ownership: owned, free with tk_apply__fold_free.
+ */
+tk_apply_fold_t *tk_apply__fold_new(const tk_projector_spec_t *spec);
+
+/**
+ * @brief Fold recs[0..n) in order with the rules of tk_apply__batch, in memory: undecodable ->
+ *        hooks->dead; an event id accepted before (in this fold) -> skipped; add: OK / SKIP ->
+ *        applied / skipped (the id accepted), RETRY -> hooks->gap (hold, or dead letter), an
+ *        error -> dead letter. No statement runs, so nothing fails the batch but a hook.
+ * @param recs borrowed; outcome filled (emitted 0). @return 0, or the code of a failing hook.
+ */
+int tk_apply__fold_batch(tk_apply_fold_t *f, tk_rec_t *recs, int n, const tk_apply_hooks_t *hooks,
+                         tk_err_t *err);
+
+/**
+ * @brief The fold's write (final: the last one) inside the transaction open on @p c.
+ * @return 0 or a negative TK_E* (roll the transaction back).
+ */
+int tk_apply__fold_write(tk_apply_fold_t *f, PGconn *c, bool final, tk_err_t *err);
+
+/** @brief Free the fold and its state. Accepts NULL. */
+void tk_apply__fold_free(tk_apply_fold_t *f);
+
 /**
  * @brief Check that @p spec names a context, a projection, topics and an apply function.
  * @return 0 or TK_EINVAL with err set. Ownership: borrowed.

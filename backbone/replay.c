@@ -37,6 +37,14 @@
  * record). The replay session also commits with synchronous_commit off: until the swap its work
  * is disposable.
  *
+ * A spec with a fold (tk_projector_fold_t) is rebuilt in memory instead, with the same rules
+ * (tk_apply__fold_batch): no statement per record, a write (COPY) every FOLD_WRITE_EVERY records
+ * of what the fold holds final, and its last write inside the lock, after the last record and
+ * before the comparison. The profile it answers: through apply, each event cost a dedupe row, two
+ * upserts' JSON parsing and B-tree inserts in PostgreSQL; folded, most of the time left is
+ * decoding envelopes (JSON) in this process, which runs on several threads, and PostgreSQL's COPY
+ * of the history rows.
+ *
  * Why readers see no downtime: the swap is one transaction. A query sees the old table until the
  * COMMIT and the new one after it; ALTER TABLE waits for running queries (lock_timeout bounds the
  * wait) and queues new ones behind it for the few milliseconds of the renames.
@@ -68,7 +76,8 @@
 #define DEFAULT_WAIT_MS 30000
 #define IDLE_LIMIT_MS 60000 /* no record although some are due: the broker is gone */
 #define PROGRESS_EVERY_MS 200
-#define NAME_MAX_LEN 38 /* "replaced_" + name + "_YYYYmmddHHMMSS" fits an identifier (63) */
+#define FOLD_WRITE_EVERY 32768 /* records between two writes of a fold (each one COPY) */
+#define NAME_MAX_LEN 38        /* "replaced_" + name + "_YYYYmmddHHMMSS" fits an identifier (63) */
 
 /* The backbone tables apply might touch: copied so that its writes stay in the sandbox. */
 static const char *const backbone_tables[] = {"outbox", "processed_events", "projection_offsets",
@@ -99,6 +108,10 @@ typedef struct replay {
     const char *phase;
     int64_t started_ms, first_ms, last_progress_ms;
     int64_t done, total;
+    tk_apply_fold_t *fold; /* spec->fold's state, or NULL: records go through apply */
+    char **restore;        /* fold: SQL that puts back the indexes set aside, tk_mem_grow */
+    size_t nrestore, caprestore;
+    int64_t unwritten; /* records folded since the fold's last write */
 } replay_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -420,6 +433,63 @@ static int rename_indexes(replay_t *r, const char *table, tk_err_t *err)
     return rc;
 }
 
+/*
+ * The fold path loads each read-model copy in bulk: its indexes (and the constraints they back)
+ * go before the load and come back after the last write, each B-tree built once from sorted keys
+ * instead of one insert per row (COPY of 100k history rows: 2.9 s with the primary key, 1.3 s +
+ * 0.3 s without it and built after). Kept: the names (the live ones, see rename_indexes) and
+ * definitions, so the swap brings the same indexes as before; a duplicate key fails the replay.
+ */
+static int set_aside_indexes(replay_t *r, const char *table, tk_err_t *err)
+{
+    char copy[96];
+    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
+    const char *params[] = {copy};
+    PGresult *res = tk_pg_exec(r->ctl,
+                               "SELECT c.relname, coalesce(con.conname, ''), "
+                               "coalesce(pg_get_constraintdef(con.oid), ''), "
+                               "pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                               "JOIN pg_class c ON c.oid = i.indexrelid "
+                               "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND "
+                               "con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+                               "WHERE i.indrelid = $1::regclass ORDER BY 1",
+                               1, params, err);
+    if (res == NULL)
+        return err->code;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        const char *index = PQgetvalue(res, i, 0), *con = PQgetvalue(res, i, 1);
+        if (!plain_identifier(index, 63) || (con[0] != '\0' && !plain_identifier(con, 63)))
+            continue; /* a name we do not splice: the index stays during the load */
+        char *drop, *back;
+        if (con[0] != '\0') {
+            drop = sqlf("ALTER TABLE %s DROP CONSTRAINT %s", copy, con);
+            back = sqlf("ALTER TABLE %s ADD CONSTRAINT %s %s", copy, con, PQgetvalue(res, i, 2));
+        } else {
+            drop = sqlf("DROP INDEX %s.%s", r->schema, index);
+            back = tk_mem_strdup(PQgetvalue(res, i, 3));
+        }
+        if ((rc = run_owned(r->ctl, drop, err)) == 0) {
+            r->restore =
+                tk_mem_grow(r->restore, &r->caprestore, r->nrestore + 1, sizeof(*r->restore));
+            r->restore[r->nrestore++] = back;
+        } else {
+            free(back);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Put back what set_aside_indexes took (inside the swap's transaction, on ctl). */
+static int restore_indexes(replay_t *r, tk_err_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < r->nrestore; i++)
+        rc = run(r->ctl, r->restore[i], err);
+    return rc;
+}
+
 static int prepare_schema(replay_t *r, tk_err_t *err)
 {
     int rc = tk_pg_begin(r->ctl, err);
@@ -430,7 +500,8 @@ static int prepare_schema(replay_t *r, tk_err_t *err)
         goto out;
     for (size_t i = 0; r->spec->tables[i] != NULL; i++)
         if ((rc = copy_table(r, r->spec->tables[i], true, err)) != 0 ||
-            (rc = rename_indexes(r, r->spec->tables[i], err)) != 0)
+            (rc = rename_indexes(r, r->spec->tables[i], err)) != 0 ||
+            (r->fold != NULL && (rc = set_aside_indexes(r, r->spec->tables[i], err)) != 0))
             goto out;
     for (size_t i = 0; backbone_tables[i] != NULL; i++)
         if ((rc = copy_table(r, backbone_tables[i], false, err)) != 0)
@@ -486,7 +557,22 @@ static int on_dead(void *ud, const rd_kafka_message_t *m, const char *why, int64
     return 0;
 }
 
-/* One transaction of records through the live loop's rules (apply.c). */
+/* One write of the fold in its own transaction; final: everything it holds. */
+static int fold_write(replay_t *r, bool final, tk_err_t *err)
+{
+    int rc = tk_pg_begin(r->rep, err);
+    if (rc == 0)
+        rc = tk_apply__fold_write(r->fold, r->rep, final, err);
+    if (rc == 0)
+        rc = tk_pg_commit(r->rep, err);
+    if (rc != 0)
+        tk_pg_rollback(r->rep, NULL);
+    r->unwritten = 0;
+    return rc;
+}
+
+/* Records through the live loop's rules (apply.c): in memory through the fold, with a write every
+ * FOLD_WRITE_EVERY records, else one transaction through apply. */
 static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *err)
 {
     tk_rec_t *recs = tk_mem_zalloc((size_t)n * sizeof(*recs));
@@ -496,11 +582,18 @@ static int apply_batch(replay_t *r, rd_kafka_message_t **msgs, int n, tk_err_t *
     int64_t dead_before = r->out->dead_letters;
     char first_before[sizeof(r->out->first_dead_letter)];
     memcpy(first_before, r->out->first_dead_letter, sizeof(first_before));
-    int rc = tk_pg_begin(r->rep, err);
-    if (rc == 0)
-        rc = tk_apply__batch(r->rep, r->spec, recs, n, &hooks, err);
-    if (rc == 0)
-        rc = tk_pg_commit(r->rep, err);
+    int rc = 0;
+    if (r->fold != NULL) {
+        rc = tk_apply__fold_batch(r->fold, recs, n, &hooks, err);
+        if (rc == 0 && (r->unwritten += n) >= FOLD_WRITE_EVERY)
+            rc = fold_write(r, false, err);
+    } else {
+        rc = tk_pg_begin(r->rep, err);
+        if (rc == 0)
+            rc = tk_apply__batch(r->rep, r->spec, recs, n, &hooks, err);
+        if (rc == 0)
+            rc = tk_pg_commit(r->rep, err);
+    }
     if (rc != 0) {
         tk_pg_rollback(r->rep, NULL);
         r->out->dead_letters = dead_before; /* nothing of this batch happened */
@@ -695,13 +788,16 @@ static int compare(replay_t *r, tk_err_t *err)
         int rc = table_columns(r, table, &cols, err);
         if (rc != 0)
             return rc;
-        char *sql = sqlf("SELECT (SELECT count(*) FROM public.%s), (SELECT count(*) FROM %s.%s), "
-                         "(SELECT count(*) FROM (SELECT %s FROM public.%s EXCEPT ALL "
-                         "SELECT %s FROM %s.%s) d), "
-                         "(SELECT count(*) FROM (SELECT %s FROM %s.%s EXCEPT ALL "
-                         "SELECT %s FROM public.%s) d)",
-                         table, r->schema, table, cols, table, cols, r->schema, table, cols,
-                         r->schema, table, cols, table);
+        /* (live EXCEPT ALL rebuilt) and (rebuilt EXCEPT ALL live), counted in ONE pass over
+         * both tables: per distinct row, its count on each side; a side has the excess. Two
+         * EXCEPT ALLs read each table twice and sort both: 2.5x slower at 100k rows. */
+        char *sql = sqlf("SELECT coalesce(sum(tk_l), 0), coalesce(sum(tk_r), 0), "
+                         "coalesce(sum(greatest(tk_l - tk_r, 0)), 0), "
+                         "coalesce(sum(greatest(tk_r - tk_l, 0)), 0) FROM (SELECT "
+                         "count(*) FILTER (WHERE tk_side = 0) tk_l, "
+                         "count(*) FILTER (WHERE tk_side = 1) tk_r FROM (SELECT %s, 0 tk_side "
+                         "FROM public.%s UNION ALL SELECT %s, 1 FROM %s.%s) u GROUP BY %s) g",
+                         cols, table, cols, r->schema, table, cols);
         PGresult *res = tk_pg_exec(r->ctl, sql, 0, NULL, err);
         free(sql);
         free(cols);
@@ -870,13 +966,20 @@ static int lock_verify_swap(replay_t *r, tk_err_t *err)
     int rc = tk_pg_begin(r->ctl, err);
     if (rc != 0)
         return rc;
+    /* work_mem: the comparison's hash of both tables stays in memory longer (it spills to disk
+     * beyond; the default 4MB spills at a few thousand rows). */
     if ((rc = run(r->ctl, "SET LOCAL lock_timeout = '30s'", err)) != 0 ||
+        (rc = run(r->ctl, "SET LOCAL work_mem = '64MB'", err)) != 0 ||
         (rc = read_live(r, true, err)) != 0)
         goto out;
     targets_to_live(r);
     if ((rc = consume(r, "catch-up", err)) != 0)
         goto out;
     r->out->behind = live_behind(r);
+    /* The fold's last write: the records up to the live offsets are all in it now. */
+    if (r->fold != NULL &&
+        ((rc = fold_write(r, true, err)) != 0 || (rc = restore_indexes(r, err)) != 0))
+        goto out;
     progress(r, "verify", true);
     if ((rc = compare(r, err)) != 0)
         goto out;
@@ -933,6 +1036,10 @@ int tk_replay_run(const tk_projector_spec_t *spec, const tk_replay_opts_t *opts,
     r.started_ms = tk_mono_ms();
     snprintf(r.schema, sizeof(r.schema), "replay_%s", spec->name);
 
+    if (spec->fold != NULL) {
+        r.fold = tk_apply__fold_new(spec);
+        out->folded = true;
+    }
     progress(&r, "prepare", true);
     if ((rc = connect_all(&r, err)) != 0 || (rc = load_partitions(&r, err)) != 0)
         goto out;
@@ -956,6 +1063,10 @@ out:
     }
     PQfinish(r.rep);
     PQfinish(r.ctl); /* releases the advisory lock */
+    tk_apply__fold_free(r.fold);
+    for (size_t i = 0; i < r.nrestore; i++)
+        free(r.restore[i]);
+    free(r.restore);
     for (size_t i = 0; i < r.nparts; i++)
         free(r.parts[i].topic);
     free(r.parts);

@@ -19,6 +19,11 @@
  * dumping it was most of the projector's own CPU time in the profile. The history stores each
  * event as the record's own text (ev_envelope_t.raw, the event's encoding as published), which is
  * embedded in the array as a JSON value: no encoding again, no escaping.
+ *
+ * view_fold (for `ticketing replay`, tk_projector_fold_t) is the same model in memory: a map of
+ * ticket -> its latest row (replaced only by a higher version; created_at of the first event),
+ * and a set of (ticket, version) whose first event's history row is kept, COPied in chunks as it
+ * comes (no later event changes it); the view rows are COPied once, at the end.
  */
 #include "tickets_read.h"
 
@@ -28,6 +33,7 @@
 
 #include "ev_catalog.h"
 #include "ev_ticket.h"
+#include "tk/fold.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
 #include "tk/sbuf.h"
@@ -257,6 +263,218 @@ out:
     return rc;
 }
 
+/* ---- the fold, for `ticketing replay` ------------------------------------------------------ */
+
+/* The latest state of one ticket, as its ticket_view row. */
+typedef struct fold_view {
+    char *title; /* owned */
+    int64_t price_cents, version;
+    char id[TK_UUID_LEN + 1], user_id[TK_UUID_LEN + 1], order_id[TK_UUID_LEN + 1];
+    char created_at[TK_TIME_LEN + 1];
+} fold_view_t;
+
+/* A ticket_history row not written yet. */
+typedef struct fold_history {
+    char ticket_id[TK_UUID_LEN + 1], event_id[TK_UUID_LEN + 1];
+    const char *type; /* static: the catalog's name */
+    int64_t version;
+    char *envelope; /* owned */
+} fold_history_t;
+
+/* A history key: the ticket id's bytes and the version. */
+typedef struct history_key {
+    uint8_t ticket[16];
+    int64_t version;
+} history_key_t;
+
+typedef struct fold {
+    tk_fold_keys_t *tickets; /* ticket id bytes -> index in views */
+    fold_view_t *views;
+    size_t capviews;
+    tk_fold_keys_t *versions; /* (ticket, version) rows of the history, written or not */
+    fold_history_t *pending;  /* history rows to write */
+    size_t npending, cappending;
+} fold_t;
+
+static void *view_fold_begin(void *ud)
+{
+    (void)ud;
+    fold_t *f = tk_mem_zalloc(sizeof(*f));
+    f->tickets = tk_fold_keys_new(16);
+    f->versions = tk_fold_keys_new(sizeof(history_key_t));
+    return f;
+}
+
+static void view_fold_end(void *state, void *ud)
+{
+    (void)ud;
+    fold_t *f = state;
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < tk_fold_keys_count(f->tickets); i++)
+        free(f->views[i].title);
+    for (size_t i = 0; i < f->npending; i++)
+        free(f->pending[i].envelope);
+    tk_fold_keys_free(f->tickets);
+    tk_fold_keys_free(f->versions);
+    free(f->views);
+    free(f->pending);
+    free(f);
+}
+
+/* view_apply in memory: the upsert guarded by version, the history insert of a new (ticket,
+ * version). Nothing changes before every step that can fail has passed. */
+/* The history row's text (history_text, owned), on a worker thread: an encode when the record
+ * is not already the event's encoding, else a copy (the record goes before the fold writes). */
+static void *view_fold_prepare(const ev_envelope_t *env, void *ud)
+{
+    (void)ud;
+    const char *text = NULL;
+    char *owned = NULL;
+    size_t len = 0;
+    if (strcmp(env->type, "ticket:created") != 0 && strcmp(env->type, "ticket:updated") != 0)
+        return NULL;
+    if (history_text(env, &text, &len, &owned, NULL) != 0)
+        return NULL; /* add meets the error again and reports it */
+    return owned != NULL ? owned : tk_mem_strndup(text, len);
+}
+
+static void view_fold_release(void *prepared, void *ud)
+{
+    (void)ud;
+    free(prepared);
+}
+
+static int view_fold_add(void *state, const ev_envelope_t *env, void **prepared, void *ud,
+                         tk_err_t *err)
+{
+    (void)ud;
+    fold_t *f = state;
+    ev_ticket_t t;
+    int rc = 0;
+    const char *type = NULL;
+    if (strcmp(env->type, "ticket:created") == 0) {
+        type = "ticket:created";
+        rc = ev_ticket_created_from_json(env->data, &t, err);
+    } else if (strcmp(env->type, "ticket:updated") == 0) {
+        type = "ticket:updated";
+        rc = ev_ticket_updated_from_json(env->data, &t, err);
+    } else {
+        return TK_APPLY_SKIP;
+    }
+    if (rc != 0)
+        return rc;
+    history_key_t hk;
+    memset(&hk, 0, sizeof(hk));
+    if (!tk_fold_uuid_bytes(t.id, hk.ticket))
+        return tk_err_set(err, TK_EINVAL, "id", "not a UUID: %s", t.id);
+    hk.version = t.version;
+    char *text = NULL;
+    bool new_version = tk_fold_keys_find(f->versions, &hk) < 0;
+    if (new_version && prepared != NULL && *prepared != NULL) {
+        text = *prepared; /* taken */
+        *prepared = NULL;
+    } else if (new_version) {
+        const char *borrowed = NULL;
+        size_t len = 0;
+        if ((rc = history_text(env, &borrowed, &len, &text, err)) != 0)
+            return rc;
+        if (text == NULL)
+            text = tk_mem_strndup(borrowed, len);
+    }
+
+    bool changed = false, added = false;
+    int64_t i = tk_fold_keys_add(f->tickets, hk.ticket, &added);
+    fold_view_t *v;
+    if (added) {
+        f->views = tk_mem_grow(f->views, &f->capviews, (size_t)i + 1, sizeof(*f->views));
+        v = &f->views[i];
+        memset(v, 0, sizeof(*v));
+        snprintf(v->created_at, sizeof(v->created_at), "%s", env->time);
+    } else {
+        v = &f->views[i];
+    }
+    if (added || v->version < t.version) {
+        free(v->title);
+        v->title = tk_mem_strdup(t.title);
+        v->price_cents = t.price_cents;
+        v->version = t.version;
+        memcpy(v->id, t.id, sizeof(v->id));
+        memcpy(v->user_id, t.user_id, sizeof(v->user_id));
+        memcpy(v->order_id, t.order_id, sizeof(v->order_id));
+        changed = true;
+    }
+    if (new_version) {
+        tk_fold_keys_add(f->versions, &hk, NULL);
+        f->pending = tk_mem_grow(f->pending, &f->cappending, f->npending + 1, sizeof(*f->pending));
+        fold_history_t *h = &f->pending[f->npending++];
+        memcpy(h->ticket_id, t.id, sizeof(h->ticket_id));
+        memcpy(h->event_id, env->id, sizeof(h->event_id));
+        h->type = type;
+        h->version = t.version;
+        h->envelope = text;
+    }
+    return changed || new_version ? TK_APPLY_OK : TK_APPLY_SKIP;
+}
+
+/* History rows are final once folded (the first of a (ticket, version) wins): each write COPYs
+ * the pending ones; the view rows go once, with the last write. */
+static int view_fold_write(void *state, tk_tx_t *tx, bool final, void *ud, tk_err_t *err)
+{
+    (void)ud;
+    fold_t *f = state;
+    char num[24];
+    int rc = 0;
+    tk_copy_t *c = NULL;
+    if (f->npending > 0) {
+        if ((c = tk_copy_begin(tx, "ticket_history", "ticket_id, version, event_id, type, envelope",
+                               err)) == NULL)
+            return err ? err->code : TK_EUNAVAIL;
+        for (size_t i = 0; i < f->npending && rc == 0; i++) {
+            const fold_history_t *h = &f->pending[i];
+            snprintf(num, sizeof(num), "%lld", (long long)h->version);
+            const char *row[] = {h->ticket_id, num, h->event_id, h->type, h->envelope};
+            rc = tk_copy_row(c, 5, row, err);
+        }
+        int erc = tk_copy_end(c, NULL, rc == 0 ? err : NULL);
+        if (rc == 0)
+            rc = erc;
+        for (size_t i = 0; i < f->npending; i++)
+            free(f->pending[i].envelope);
+        f->npending = 0;
+        if (rc != 0)
+            return rc;
+    }
+    size_t nviews = tk_fold_keys_count(f->tickets);
+    if (!final || nviews == 0)
+        return 0;
+    if ((c = tk_copy_begin(tx, "ticket_view",
+                           "id, title, price_cents, user_id, order_id, version, created_at",
+                           err)) == NULL)
+        return err ? err->code : TK_EUNAVAIL;
+    for (size_t i = 0; i < nviews && rc == 0; i++) {
+        const fold_view_t *v = &f->views[i];
+        char cents[24];
+        snprintf(cents, sizeof(cents), "%lld", (long long)v->price_cents);
+        snprintf(num, sizeof(num), "%lld", (long long)v->version);
+        const char *row[] = {
+            v->id, v->title,     cents, v->user_id, v->order_id[0] ? v->order_id : NULL,
+            num,   v->created_at};
+        rc = tk_copy_row(c, 7, row, err);
+    }
+    int erc = tk_copy_end(c, NULL, rc == 0 ? err : NULL);
+    return rc != 0 ? rc : erc;
+}
+
+static const tk_projector_fold_t view_fold = {
+    .begin = view_fold_begin,
+    .prepare = view_fold_prepare,
+    .release = view_fold_release,
+    .add = view_fold_add,
+    .write = view_fold_write,
+    .end = view_fold_end,
+};
+
 static const char *const view_topics[] = {EV_TOPIC_TICKETS, NULL};
 static const char *const view_tables[] = {"ticket_view", "ticket_history", NULL};
 
@@ -268,4 +486,5 @@ const tk_projector_spec_t tk_tickets_view_projector = {
     .apply_set = view_apply_set,
     .idempotent = true, /* version-gated upsert + history ON CONFLICT DO NOTHING */
     .tables = view_tables,
+    .fold = &view_fold,
 };

@@ -15,6 +15,7 @@
 #ifndef TK_PROJECTOR_H
 #define TK_PROJECTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ev_envelope.h"
@@ -26,6 +27,48 @@ typedef enum {
     TK_APPLY_SKIP = 1, /* a duplicate (version <= stored) or not for this read model */
     TK_APPLY_RETRY = 2 /* a version gap: wait for the missing event and try again */
 } tk_apply_result_t;   /* negative = a TK_E* error */
+
+/*
+ * Optional, for `ticketing replay` only (backbone/replay.c): the projection as a fold in memory.
+ * A rebuild then reads the whole log through add, with no statement per record, and writes the
+ * tables in bulk (tk_copy_*, fold.h) instead of calling apply. The live projector never uses it.
+ *
+ * The contract: folding events then writing gives exactly the tables apply would have built from
+ * the same events in the same order (replay verifies it against the live model anyway). The
+ * per-record rules stay the backbone's (apply.c): add sees only decodable events whose id it has
+ * not accepted before.
+ */
+typedef struct tk_projector_fold {
+    /** A new, empty state. Ownership: the caller's, released with end. */
+    void *(*begin)(void *ud);
+    /**
+     * Optional: the part of add that needs no state, such as encoding a row's text, run ahead
+     * for many events at once on worker threads: thread-safe, no side effects. Returns an owned
+     * value for add (NULL: nothing prepared, add does the work itself).
+     * @param env borrowed, valid for the call.
+     */
+    void *(*prepare)(const ev_envelope_t *env, void *ud);
+    /** Free a prepared value that add did not take; required with prepare. */
+    void (*release)(void *prepared, void *ud);
+    /**
+     * Fold one event into @p state, in log order (per partition). Returns TK_APPLY_OK or
+     * TK_APPLY_SKIP as apply would (counts only); TK_APPLY_RETRY (a version gap) or a negative
+     * TK_E* with err set, as apply would, and then @p state must be as before the call: the
+     * record is dead-lettered. @param env borrowed, valid for the call. @param prepared points
+     * at prepare's value for this event (or NULL); add may take it by setting *prepared = NULL.
+     */
+    int (*add)(void *state, const ev_envelope_t *env, void **prepared, void *ud, tk_err_t *err);
+    /**
+     * Write into the spec's tables (empty at the first call; unqualified names, the search_path
+     * points at the rebuild's copies) inside the open transaction of @p tx; no tk_tx_emit. With
+     * @p final false (after each large chunk of records): what no later event can change, such
+     * as append-only rows, which the state may then forget; with @p final true (once, after the
+     * last record): everything not written yet. Returns 0 or a negative TK_E*.
+     */
+    int (*write)(void *state, tk_tx_t *tx, bool final, void *ud, tk_err_t *err);
+    /** Free @p state (NULL accepted). */
+    void (*end)(void *state, void *ud);
+} tk_projector_fold_t;
 
 typedef struct tk_projector_spec {
     const char *context;       /* database: "tickets", ... */
@@ -63,6 +106,8 @@ typedef struct tk_projector_spec {
     /* Read-model tables this projector owns, NULL-terminated; NULL: not replayable (it reacts
      * or writes a write model). `ticketing replay` rebuilds exactly these (backbone/replay.c). */
     const char *const *tables;
+    /* Optional, with tables: how a replay rebuilds them fast (above); NULL: through apply. */
+    const tk_projector_fold_t *fold;
 } tk_projector_spec_t;
 
 typedef struct tk_projector tk_projector_t;

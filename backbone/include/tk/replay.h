@@ -60,6 +60,7 @@ typedef struct tk_replay_table {
 
 typedef struct tk_replay_result {
     bool to_live;         /* the rebuild read to the live offsets (TK_REPLAY_TO_LIVE or AUTO) */
+    bool folded;          /* rebuilt through the spec's fold (in memory, bulk writes), not apply */
     int64_t records;      /* records read and applied or skipped */
     int64_t applied;      /* apply returned TK_APPLY_OK */
     int64_t skipped;      /* TK_APPLY_SKIP, or an event id seen before */
@@ -85,7 +86,8 @@ typedef struct tk_replay_result {
  * lands there (search_path) and nothing it writes reaches the live outbox; read every partition
  * from its start to the target (see tk_replay_to_t) with a plain consumer (no group membership,
  * no commits), applying records through spec->apply in transactions of opts->batch records with
- * the live loop's rules (decode, dedupe by event id, a savepoint per record); then lock the live
+ * the live loop's rules (decode, dedupe by event id, a savepoint per record), or through
+ * spec->fold when set (in memory with the same rules, written with COPY); then lock the live
  * projector's rows of projection_offsets (FOR UPDATE: the live loop blocks at the start of its
  * next batch), apply the records up to exactly its offsets, compare every table (EXCEPT ALL both
  * ways, over the columns that come from events: a column defaulting to now() is excluded and
