@@ -40,7 +40,7 @@ say() { echo "bench: $*" >&2; }
 bash scripts/setup.sh >>"$LOG" 2>&1
 bash scripts/stack.sh start >>"$LOG" 2>&1
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >>"$LOG"
-ninja -C "$BUILD" ticketing bench_h2o_trivial bench_projector >>"$LOG"
+ninja -C "$BUILD" ticketing bench_h2o_trivial bench_freshness bench_projector >>"$LOG"
 TK="$BUILD/app/ticketing"
 "$TK" migrate >>"$LOG" 2>&1
 "$TK" topics >>"$LOG" 2>&1
@@ -187,8 +187,9 @@ wrk_run post_orders -s "$OUT/post_order.lua" "$BASE/api/orders"
 
 # ---- freshness at half the measured command rate ---------------------------------------------
 rate=$(awk -v r="${R[post_tickets_accepted_per_s]}" 'BEGIN { printf "%.0f", r / 2 }')
-say "freshness: POST /api/tickets at $rate/s for ${FRESH_SECS}s, polling GET until visible"
-python3 bench/freshness.py "$BASE" "$cookie" "$rate" "$FRESH_SECS" "$OUT/freshness.json"
+say "freshness: POST /api/tickets at $rate/s for ${FRESH_SECS}s, GET with its token until visible"
+"$BUILD/bench/http/bench_freshness" 127.0.0.1 "$HTTP_PORT" "$cookie" "$rate" "$FRESH_SECS" \
+  "$OUT/freshness.json"
 eval "$(python3 - "$OUT/freshness.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
