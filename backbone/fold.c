@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk/ids.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
 
@@ -122,17 +123,6 @@ void tk_fold_keys_free(tk_fold_keys_t *k)
     free(k);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool tk_fold_uuid_bytes(const char *text, uint8_t out[16])
 {
     size_t n = 0;
@@ -143,10 +133,10 @@ bool tk_fold_uuid_bytes(const char *text, uint8_t out[16])
                 return false;
             continue;
         }
-        int hi = hex_digit(text[i]);
+        int hi = tk_hex_value((unsigned char)text[i]);
         if (hi < 0)
             return false;
-        int lo = hex_digit(text[++i]);
+        int lo = tk_hex_value((unsigned char)text[++i]);
         if (lo < 0)
             return false;
         out[n++] = (uint8_t)(hi << 4 | lo);

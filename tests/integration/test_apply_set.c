@@ -32,25 +32,6 @@
 
 static rt_env_t env;
 
-static char *snapshot(void)
-{
-    char *view = rt_text(&env,
-                         "SELECT string_agg(concat_ws('|', id, title, price_cents, user_id, "
-                         "order_id, version, created_at), ',' ORDER BY id) FROM ticket_view",
-                         0, NULL);
-    char *history = rt_text(&env,
-                            "SELECT string_agg(concat_ws('|', ticket_id, version, event_id, type, "
-                            "md5(envelope)), ',' ORDER BY ticket_id, version) FROM ticket_history",
-                            0, NULL);
-    size_t n = strlen(view) + strlen(history) + 2;
-    char *s = malloc(n);
-    assert_non_null(s);
-    snprintf(s, n, "%s\n%s", view, history);
-    free(view);
-    free(history);
-    return s;
-}
-
 static void project(const tk_projector_spec_t *spec)
 {
     tk_err_t err = {0};
@@ -92,13 +73,13 @@ static void set_based_apply_equals_one_by_one(void **state)
 
     assert_non_null(env.spec.apply_set); /* the tickets view offers the set-based path */
     project(&env.spec);
-    char *set_based = snapshot();
+    char *set_based = rt_tickets_snapshot(&env);
 
     reset();
     tk_projector_spec_t one_by_one = env.spec;
     one_by_one.apply_set = NULL;
     project(&one_by_one);
-    char *each = snapshot();
+    char *each = rt_tickets_snapshot(&env);
 
     if (strcmp(set_based, each) != 0)
         print_error("set-based:\n%s\none by one:\n%s\n", set_based, each);
@@ -139,7 +120,7 @@ static void an_idempotent_view_applies_redeliveries_once_without_processed_event
     rt_flush(&env);
     assert_true(env.spec.idempotent);
     project(&env.spec);
-    char *first = snapshot();
+    char *first = rt_tickets_snapshot(&env);
     assert_int_equal(processed_rows(), 0);
 
     /* Every event again, the very records (same ids), newest version first. */
@@ -160,14 +141,14 @@ static void an_idempotent_view_applies_redeliveries_once_without_processed_event
     assert_int_equal(
         bb_scalar(env.db_conn, "SELECT sum(next_offset) FROM projection_offsets", 0, NULL),
         before + again); /* consumed, */
-    char *redelivered = snapshot();
+    char *redelivered = rt_tickets_snapshot(&env);
     assert_string_equal(redelivered, first); /* and nothing changed */
 
     reset();
     tk_projector_spec_t deduped = env.spec;
     deduped.idempotent = false;
     project(&deduped);
-    char *through_dedupe = snapshot();
+    char *through_dedupe = rt_tickets_snapshot(&env);
     assert_string_equal(through_dedupe, first);
     assert_true(processed_rows() > 0);
     free(first);

@@ -44,26 +44,6 @@
 
 static rt_env_t env;
 
-/* Both tables as one text, rows in key order (the envelope by its md5). Owned. */
-static char *snapshot(void)
-{
-    char *view = rt_text(&env,
-                         "SELECT string_agg(concat_ws('|', id, title, price_cents, user_id, "
-                         "order_id, version, created_at), ',' ORDER BY id) FROM ticket_view",
-                         0, NULL);
-    char *history = rt_text(&env,
-                            "SELECT string_agg(concat_ws('|', ticket_id, version, event_id, type, "
-                            "md5(envelope)), ',' ORDER BY ticket_id, version) FROM ticket_history",
-                            0, NULL);
-    size_t n = strlen(view) + strlen(history) + 2;
-    char *s = malloc(n);
-    assert_non_null(s);
-    snprintf(s, n, "%s\n%s", view, history);
-    free(view);
-    free(history);
-    return s;
-}
-
 static tk_replay_result_t replay(const tk_projector_spec_t *spec)
 {
     tk_replay_opts_t opts = {.to = TK_REPLAY_TO_END};
@@ -118,7 +98,7 @@ static void a_folded_replay_equals_the_live_model_built_through_apply(void **sta
     rt_flush(&env);
     assert_true(rt_catch_up(&env, live, 120000));
     tk_projector_free(live);
-    char *live_model = snapshot();
+    char *live_model = rt_tickets_snapshot(&env);
 
     /* The fold loads without indexes and builds them after: the same ones must come back. */
     static const char indexes_sql[] =
@@ -131,7 +111,7 @@ static void a_folded_replay_equals_the_live_model_built_through_apply(void **sta
     assert_non_null(env.spec.fold); /* the tickets view offers the fold */
     tk_replay_result_t folded = replay(&env.spec);
     assert_true(folded.folded);
-    char *after_fold = snapshot();
+    char *after_fold = rt_tickets_snapshot(&env);
     char *indexes_after = rt_text(&env, indexes_sql, 0, NULL);
     assert_string_equal(indexes_before, indexes_after);
     free(indexes_before);
@@ -141,7 +121,7 @@ static void a_folded_replay_equals_the_live_model_built_through_apply(void **sta
     through_apply.fold = NULL;
     tk_replay_result_t applied = replay(&through_apply);
     assert_false(applied.folded);
-    char *after_apply = snapshot();
+    char *after_apply = rt_tickets_snapshot(&env);
 
     if (strcmp(live_model, after_fold) != 0)
         print_error("live:\n%s\nfolded:\n%s\n", live_model, after_fold);

@@ -14,6 +14,7 @@
 #include "tickets_read.h"
 #include "tk/cfg.h"
 #include "tk/kafka.h"
+#include "tk/mem.h"
 #include "tk/pg.h"
 
 static void die(const char *what, const char *detail)
@@ -190,4 +191,22 @@ int rt_teardown(void **state)
         rt_env_release(suite_env);
     suite_env = NULL;
     return 0;
+}
+
+char *rt_tickets_snapshot(rt_env_t *e)
+{
+    char *view = rt_text(e,
+                         "SELECT string_agg(concat_ws('|', id, title, price_cents, user_id, "
+                         "order_id, version, created_at), ',' ORDER BY id) FROM ticket_view",
+                         0, NULL);
+    char *history = rt_text(e,
+                            "SELECT string_agg(concat_ws('|', ticket_id, version, event_id, type, "
+                            "md5(envelope)), ',' ORDER BY ticket_id, version) FROM ticket_history",
+                            0, NULL);
+    size_t n = strlen(view) + strlen(history) + 2;
+    char *s = tk_mem_alloc(n);
+    snprintf(s, n, "%s\n%s", view, history);
+    free(view);
+    free(history);
+    return s;
 }

@@ -78,4 +78,8 @@ int64_t rt_table_oid(rt_env_t *e, const char *table);
 /** @brief The first column of the first row as text ("" for none/NULL), or fail. Owned. */
 char *rt_text(rt_env_t *e, const char *sql, int nparams, const char *const *params);
 
+/** @brief ticket_view and ticket_history as one text, rows in key order (each envelope by its
+ *         md5), to compare two builds of the tickets view. Owned. */
+char *rt_tickets_snapshot(rt_env_t *e);
+
 #endif
