@@ -53,22 +53,7 @@ static void set_based_apply_equals_one_by_one(void **state)
 {
     (void)state;
     rt_ticket_t t[TICKETS + 1];
-    memset(t, 0, sizeof(t));
-    for (int i = 0; i < TICKETS; i++)
-        rt_publish_tickets(&env, &t[i], 1, 0); /* ticket:created */
-    usleep(20000);                             /* the updates get later times than the creations */
-    for (int i = 0; i < TICKETS; i++)
-        for (int v = 0; v < 3; v++)
-            rt_publish_update(&env, &t[i], "updated");
-    for (int i = 0; i < TICKETS; i += 2) { /* version 2 again, other content, after version 3 */
-        t[i].version = 1;
-        rt_publish_update(&env, &t[i], "late and older");
-    }
-    tk_uuid_new(t[TICKETS].id); /* updates of a ticket never created in this log */
-    tk_uuid_new(t[TICKETS].user_id);
-    t[TICKETS].version = 4;
-    rt_publish_update(&env, &t[TICKETS], "orphan");
-    rt_publish_update(&env, &t[TICKETS], "orphan again");
+    rt_publish_hard_cases(&env, t, TICKETS);
     rt_flush(&env);
 
     assert_non_null(env.spec.apply_set); /* the tickets view offers the set-based path */

@@ -66,22 +66,7 @@ static void a_folded_replay_equals_the_live_model_built_through_apply(void **sta
 {
     (void)state;
     rt_ticket_t t[TICKETS + 1];
-    memset(t, 0, sizeof(t));
-    for (int i = 0; i < TICKETS; i++)
-        rt_publish_tickets(&env, &t[i], 1, 0); /* ticket:created */
-    usleep(20000);                             /* the updates get later times than the creations */
-    for (int i = 0; i < TICKETS; i++)
-        for (int v = 0; v < 3; v++)
-            rt_publish_update(&env, &t[i], "updated");
-    for (int i = 0; i < TICKETS; i += 2) { /* version 2 again, other content, after version 3 */
-        t[i].version = 1;
-        rt_publish_update(&env, &t[i], "late and older");
-    }
-    tk_uuid_new(t[TICKETS].id); /* updates of a ticket never created in this log */
-    tk_uuid_new(t[TICKETS].user_id);
-    t[TICKETS].version = 4;
-    rt_publish_update(&env, &t[TICKETS], "orphan");
-    rt_publish_update(&env, &t[TICKETS], "orphan again");
+    rt_publish_hard_cases(&env, t, TICKETS);
     rt_publish_raw(&env, "poison", "this is not an envelope");
     rt_flush(&env);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bb_test.h"
 #include "ev_envelope.h"
@@ -209,4 +210,24 @@ char *rt_tickets_snapshot(rt_env_t *e)
     free(view);
     free(history);
     return s;
+}
+
+void rt_publish_hard_cases(rt_env_t *e, rt_ticket_t *t, int n)
+{
+    memset(t, 0, (size_t)(n + 1) * sizeof(*t));
+    for (int i = 0; i < n; i++)
+        rt_publish_tickets(e, &t[i], 1, 0); /* ticket:created */
+    usleep(20000);                          /* the updates get later times than the creations */
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < 3; v++)
+            rt_publish_update(e, &t[i], "updated");
+    for (int i = 0; i < n; i += 2) { /* version 2 again, other content, after version 3 */
+        t[i].version = 1;
+        rt_publish_update(e, &t[i], "late and older");
+    }
+    tk_uuid_new(t[n].id); /* updates of a ticket never created in this log */
+    tk_uuid_new(t[n].user_id);
+    t[n].version = 4;
+    rt_publish_update(e, &t[n], "orphan");
+    rt_publish_update(e, &t[n], "orphan again");
 }

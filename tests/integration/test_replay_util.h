@@ -82,4 +82,12 @@ char *rt_text(rt_env_t *e, const char *sql, int nparams, const char *const *para
  *         md5), to compare two builds of the tickets view. Owned. */
 char *rt_tickets_snapshot(rt_env_t *e);
 
+/**
+ * @brief The log where building the tickets view can go wrong, not flushed: @p n tickets created,
+ *        then each updated three times (later times), version 2 again with other content after
+ *        version 3 for every other ticket, and two updates of ticket t[n], never created.
+ * @param t at least n + 1 entries, overwritten with the expected states.
+ */
+void rt_publish_hard_cases(rt_env_t *e, rt_ticket_t *t, int n);
+
 #endif
