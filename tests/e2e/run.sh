@@ -73,7 +73,7 @@ if [ "$mode" = schemathesis ] || [ "$mode" = all ]; then
     --request-timeout 20 \
     --generation-with-security-parameters false \
     --generation-database none \
-    --workers 2) || rc=1
+    --workers 1) || rc=1
   rm -rf "$report"
   echo "e2e: schemathesis took $(($(date +%s) - t0)) s"
 fi

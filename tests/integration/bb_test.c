@@ -111,7 +111,10 @@ pid_t bb_spawn_self(char *const argv[], const char *env_kv)
 pid_t bb_serve_start(const char *bin, const char *context, const char *env, int *port)
 {
     char cmd[1024];
-    *port = 20000 + (int)(getpid() % 20000);
+    /* A port the kernel has just handed out and that nothing holds: a port derived from the pid
+     * could be the local port of any connection on the machine (CI saw 37400 taken: the serve
+     * could not listen and /metrics never answered). */
+    close(tk_test_silent_listener(port));
     snprintf(cmd, sizeof(cmd),
              "%s JWT_KEY=bbtest-key-bbtest-key-bbtest-key PORT=%d %s serve %s >/dev/null 2>&1 & "
              "echo $!",
