@@ -231,3 +231,22 @@ void rt_publish_hard_cases(rt_env_t *e, rt_ticket_t *t, int n)
     rt_publish_update(e, &t[n], "orphan");
     rt_publish_update(e, &t[n], "orphan again");
 }
+
+bool rt_hard_cases_happened(rt_env_t *e, int n)
+{
+    int64_t latest = bb_scalar(e->db_conn,
+                               "SELECT count(*) FROM ticket_view WHERE version = 3 AND "
+                               "title = 'updated'",
+                               0, NULL);
+    int64_t created_first = bb_scalar(e->db_conn,
+                                      "SELECT count(*) FROM ticket_view v WHERE created_at < "
+                                      "(SELECT min((envelope::json->>'time')::timestamptz) FROM "
+                                      "ticket_history h WHERE h.ticket_id = v.id AND "
+                                      "h.version > 0)",
+                                      0, NULL);
+    if (latest == n && created_first == n)
+        return true;
+    fprintf(stderr, "hard cases: %lld at version 3, %lld created first; want %d each\n",
+            (long long)latest, (long long)created_first, n);
+    return false;
+}

@@ -90,4 +90,8 @@ char *rt_tickets_snapshot(rt_env_t *e);
  */
 void rt_publish_hard_cases(rt_env_t *e, rt_ticket_t *t, int n);
 
+/** @brief Whether the view built from rt_publish_hard_cases shows its cases: all n tickets at
+ *         version 3 ("updated"), each created_at before its updates' times (else says which). */
+bool rt_hard_cases_happened(rt_env_t *e, int n);
+
 #endif
