@@ -25,17 +25,63 @@ void tk_tx__init(tk_tx_t *tx, PGconn *conn, const char *correlation_id)
     snprintf(tx->correlation_id, sizeof(tx->correlation_id), "%s",
              correlation_id ? correlation_id : "");
     tx->emitted = 0;
+    tx->defer = false;
+    tx->held = 0;
 }
 
-int tk_tx__commit(PGconn *conn, int emitted, const char *projection, tk_err_t *err)
+void tk_tx__init_deferred(tk_tx_t *tx, PGconn *conn, const char *correlation_id)
 {
-    tk_pg_notice_t notices[2];
+    tk_tx__init(tx, conn, correlation_id);
+    tx->defer = true;
+}
+
+/* The wake-ups of a commit: the relay when events were emitted, the consistency waiters of
+ * @p projection (may be NULL) when it stored offsets. Returns how many were filled in. */
+static int commit_notices(int emitted, const char *projection, tk_pg_notice_t notices[2])
+{
     int n = 0;
     if (emitted > 0)
         notices[n++] = (tk_pg_notice_t){TK_TX_OUTBOX_CHANNEL, NULL};
     if (projection != NULL)
         notices[n++] = (tk_pg_notice_t){TK_CONSISTENCY_CHANNEL, projection};
-    return tk_pg_commit_notify(conn, notices, n, err);
+    return n;
+}
+
+int tk_tx__commit(PGconn *conn, int emitted, const char *projection, tk_err_t *err)
+{
+    tk_pg_notice_t notices[2];
+    return tk_pg_commit_notify(conn, notices, commit_notices(emitted, projection, notices), err);
+}
+
+#define OUTBOX_INSERT                                                                              \
+    "INSERT INTO outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4::jsonb)"
+
+int tk_tx__commit_deferred(tk_tx_t *tx, tk_err_t *err)
+{
+    tk_pg_stmt_t stmts[TK_TX_DEFERRED_MAX];
+    const char *params[TK_TX_DEFERRED_MAX][4];
+    for (int i = 0; i < tx->held; i++) {
+        tk_tx_row_t *row = &tx->held_rows[i];
+        params[i][0] = row->topic;
+        params[i][1] = row->key;
+        params[i][2] = row->payload;
+        params[i][3] = row->headers;
+        stmts[i] = (tk_pg_stmt_t){OUTBOX_INSERT, 4, params[i]};
+    }
+    tk_pg_notice_t notices[2];
+    int rc = tk_pg_commit_with(tx->conn, stmts, tx->held, notices,
+                               commit_notices(tx->emitted, NULL, notices), err);
+    tk_tx__discard(tx);
+    return rc;
+}
+
+void tk_tx__discard(tk_tx_t *tx)
+{
+    for (int i = 0; i < tx->held; i++) {
+        free(tx->held_rows[i].payload);
+        free(tx->held_rows[i].headers);
+    }
+    tx->held = 0;
 }
 
 PGconn *tk_tx_conn(tk_tx_t *tx)
@@ -80,13 +126,20 @@ int tk_tx_emit(tk_tx_t *tx, const char *type, const char *subject, int64_t aggre
         rc = tk_err_set(err, TK_EINTERNAL, "headers", "cannot encode the headers of %s", env.type);
         goto out;
     }
+    if (tx->defer && tx->held < TK_TX_DEFERRED_MAX) { /* written in the commit's round trip */
+        tk_tx_row_t *row = &tx->held_rows[tx->held++];
+        row->topic = topic;
+        snprintf(row->key, sizeof(row->key), "%s", env.subject);
+        row->payload = payload;
+        row->headers = headers;
+        payload = headers = NULL;
+        tx->emitted++;
+        goto out;
+    }
     const char *params[] = {topic, env.subject, payload, headers};
     /* Prepared once per connection; the relay is woken after the commit (tk_tx__commit), so an
      * event costs this one round trip. */
-    if ((rc = tk_pg_run_prepared(tx->conn,
-                                 "INSERT INTO outbox (topic, key, payload, headers) "
-                                 "VALUES ($1, $2, $3, $4::jsonb)",
-                                 4, params, NULL, err)) != 0)
+    if ((rc = tk_pg_run_prepared(tx->conn, OUTBOX_INSERT, 4, params, NULL, err)) != 0)
         goto out;
     tx->emitted++;
 out:

@@ -20,6 +20,10 @@
  * - Prepared statements (tk_pg_exec_prepared) are remembered per connection in libpq instance
  *   data, freed by libpq's CONNDESTROY event and forgotten on CONNRESET (a new session), so a
  *   reconnect can never call a statement that its session does not have.
+ * - A deferred BEGIN (tk_pg_begin_deferred) rides with the transaction's first statement, and
+ *   tk_pg_commit_with sends its writes, COMMIT and notifications together: both through one
+ *   pipeline() (libpq pipeline mode, one Sync), which always leaves pipeline mode again or leaves
+ *   a connection tk_pg_broken reports.
  * - COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK; tk_pg_commit reports that
  *   as a failure, so a caller never believes an aborted transaction committed.
  */
@@ -191,6 +195,209 @@ static PGresult *checked(PGconn *c, PGresult *res, tk_err_t *err)
     return NULL;
 }
 
+/* ---- per connection: prepared statements and a deferred BEGIN ------------------------------ */
+
+#define PREPARED_MAX 64 /* beyond this, statements run unnamed: dynamic SQL must not grow it */
+#define PIPELINE_MAX 40 /* statements of one round trip (tk_pg_commit_with) */
+
+typedef struct conn_state {
+    int n;
+    uint64_t hash[PREPARED_MAX];
+    char *sql[PREPARED_MAX]; /* owned copies */
+    bool begin_pending;      /* tk_pg_begin_deferred: BEGIN goes with the next statement */
+} conn_state_t;
+
+static void prepared_clear(conn_state_t *cs)
+{
+    for (int i = 0; i < cs->n; i++)
+        free(cs->sql[i]);
+    cs->n = 0;
+}
+
+static int state_events(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNDESTROY) {
+        PGconn *c = ((PGEventConnDestroy *)info)->conn;
+        conn_state_t *cs = PQinstanceData(c, state_events);
+        if (cs != NULL) {
+            prepared_clear(cs);
+            free(cs);
+        }
+    } else if (id == PGEVT_CONNRESET) {
+        conn_state_t *cs = PQinstanceData(((PGEventConnReset *)info)->conn, state_events);
+        if (cs != NULL) {
+            prepared_clear(cs);
+            cs->begin_pending = false;
+        }
+    }
+    return 1;
+}
+
+/* The state of @p c, made on first use; NULL when libpq refuses the event procedure (then
+ * statements run unprepared and BEGIN is not deferred). */
+static conn_state_t *state_of(PGconn *c)
+{
+    conn_state_t *cs = PQinstanceData(c, state_events);
+    if (cs == NULL && PQregisterEventProc(c, state_events, "tk_pg_state", NULL)) {
+        cs = tk_mem_zalloc(sizeof(*cs));
+        PQsetInstanceData(c, state_events, cs);
+    }
+    return cs;
+}
+
+/* True (and cleared) when a deferred BEGIN waits to be sent on @p c. */
+static bool take_begin(PGconn *c)
+{
+    conn_state_t *cs = c != NULL ? PQinstanceData(c, state_events) : NULL;
+    bool pending = cs != NULL && cs->begin_pending;
+    if (pending)
+        cs->begin_pending = false;
+    return pending;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of @p sql in @p cs, or -1. */
+static int prepared_find(const conn_state_t *cs, const char *sql)
+{
+    uint64_t h = fnv1a(sql);
+    for (int i = 0; i < cs->n; i++)
+        if (cs->hash[i] == h && strcmp(cs->sql[i], sql) == 0)
+            return i;
+    return -1;
+}
+
+/* Remember @p sql in a new slot (the caller prepares it as "tk_<slot>"); -1 when full. */
+static int prepared_add(conn_state_t *cs, const char *sql)
+{
+    if (cs->n == PREPARED_MAX)
+        return -1;
+    cs->hash[cs->n] = fnv1a(sql);
+    cs->sql[cs->n] = tk_mem_strdup(sql);
+    return cs->n++;
+}
+
+/* Forget the slots from @p from on (their PREPARE failed or never ran). */
+static void prepared_truncate(conn_state_t *cs, int from)
+{
+    while (cs->n > from)
+        free(cs->sql[--cs->n]);
+}
+
+/* One statement of a pipeline: through the connection's prepared statements or not. */
+typedef struct step {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    bool prepared;
+} step_t;
+
+/* Send @p steps and a Sync in pipeline mode, read every result, and leave pipeline mode: one round
+ * trip. Returns the first failure (later steps are then skipped by the server) or 0; the result of
+ * step @p keep (-1: none) is handed to *kept when it succeeded. An explicit transaction stays open
+ * across the Sync; one that failed inside stays failed until ROLLBACK, as with single statements.
+ */
+static int pipeline(PGconn *c, const step_t *steps, int n, int keep, PGresult **kept, tk_err_t *err)
+{
+    conn_state_t *cs = PQinstanceData(c, state_events);
+    int prepared_before = cs != NULL ? cs->n : 0;
+    int prepare_step[PIPELINE_MAX]; /* per sent query: the slot it prepares, or -1 */
+    int step_of[PIPELINE_MAX];      /* per sent query: the step it executes, or -1 */
+    int queries = 0, rc = 0;
+    char name[16];
+
+    if (n > PIPELINE_MAX / 2)
+        return tk_err_set(err, TK_EINTERNAL, "", "%d statements in one round trip (max %d)", n,
+                          PIPELINE_MAX / 2);
+    if (!PQenterPipelineMode(c))
+        return result_error(c, NULL, err);
+    bool sent = true;
+    for (int i = 0; i < n && sent; i++) {
+        int slot = -1;
+        if (steps[i].prepared && cs != NULL && (slot = prepared_find(cs, steps[i].sql)) < 0 &&
+            (slot = prepared_add(cs, steps[i].sql)) >= 0) {
+            snprintf(name, sizeof(name), "tk_%d", slot);
+            sent = PQsendPrepare(c, name, steps[i].sql, steps[i].nparams, NULL);
+            prepare_step[queries] = slot;
+            step_of[queries++] = -1;
+        }
+        if (!sent)
+            break;
+        if (slot >= 0) {
+            snprintf(name, sizeof(name), "tk_%d", slot);
+            sent = PQsendQueryPrepared(c, name, steps[i].nparams, steps[i].params, NULL, NULL, 0);
+        } else {
+            sent = PQsendQueryParams(c, steps[i].sql, steps[i].nparams, NULL, steps[i].params, NULL,
+                                     NULL, 0);
+        }
+        prepare_step[queries] = -1;
+        step_of[queries++] = i;
+    }
+    if (!sent || !PQpipelineSync(c)) {
+        rc = result_error(c, NULL, err);
+        if (rc == 0 || PQstatus(c) == CONNECTION_OK)
+            rc = tk_err_set(err, TK_EUNAVAIL, "", "database unavailable: %s", PQerrorMessage(c));
+        if (cs != NULL)
+            prepared_truncate(cs, prepared_before);
+        return rc; /* the link is gone or unusable: tk_pg_broken says so, the caller reconnects */
+    }
+    /* Each query gives one result and a NULL; the Sync gives PGRES_PIPELINE_SYNC. */
+    int q = 0, nulls = 0;
+    for (;;) {
+        PGresult *res = PQgetResult(c);
+        if (res == NULL) {
+            if (++nulls > 1)
+                break; /* nothing more will come: the link broke */
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (!ok && rc == 0)
+            rc = st == PGRES_PIPELINE_ABORTED
+                     ? tk_err_set(err, TK_EINTERNAL, "", "statement skipped in an aborted pipeline")
+                     : result_error(c, res, err);
+        if (q < queries && prepare_step[q] >= 0 && !ok && cs != NULL &&
+            prepare_step[q] < cs->n) /* this PREPARE and every later one did not happen */
+            prepared_truncate(cs, prepare_step[q]);
+        if (q < queries && step_of[q] == keep && keep >= 0 && ok && kept != NULL) {
+            *kept = res;
+            res = NULL;
+        }
+        PQclear(res);
+        q++;
+    }
+    if (!PQexitPipelineMode(c) && rc == 0)
+        rc = tk_err_set(err, TK_EUNAVAIL, "", "database unavailable: %s", PQerrorMessage(c));
+    if (rc == 0 && q < queries)
+        rc = tk_err_set(err, TK_EUNAVAIL, "", "database unavailable: %d of %d results", q, queries);
+    return rc;
+}
+
+/* A statement after a deferred BEGIN: both in one round trip. */
+static PGresult *with_begin(PGconn *c, const char *sql, int nparams, const char *const *params,
+                            bool prepared, tk_err_t *err)
+{
+    const step_t steps[] = {{"BEGIN", 0, NULL, false}, {sql, nparams, params, prepared}};
+    PGresult *res = NULL;
+    if (pipeline(c, steps, 2, 1, &res, err) != 0) {
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
 PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
                      tk_err_t *err)
 {
@@ -198,6 +405,8 @@ PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const 
         tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
         return NULL;
     }
+    if (take_begin(c))
+        return with_begin(c, sql, nparams, params, false, err);
     return checked(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
@@ -220,47 +429,15 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
     return run_result(tk_pg_exec(c, sql, nparams, params, err), affected, err);
 }
 
-/* ---- prepared statements, per connection ---------------------------------------------------- */
-
-#define PREPARED_MAX 64 /* beyond this, statements run unnamed: dynamic SQL must not grow it */
-
-typedef struct prepared {
-    int n;
-    uint64_t hash[PREPARED_MAX];
-    char *sql[PREPARED_MAX]; /* owned copies */
-} prepared_t;
-
-static void prepared_clear(prepared_t *ps)
+int tk_pg_begin_deferred(PGconn *c, tk_err_t *err)
 {
-    for (int i = 0; i < ps->n; i++)
-        free(ps->sql[i]);
-    ps->n = 0;
-}
-
-static int prepared_events(PGEventId id, void *info, void *pass)
-{
-    (void)pass;
-    if (id == PGEVT_CONNDESTROY) {
-        PGconn *c = ((PGEventConnDestroy *)info)->conn;
-        prepared_t *ps = PQinstanceData(c, prepared_events);
-        if (ps != NULL) {
-            prepared_clear(ps);
-            free(ps);
-        }
-    } else if (id == PGEVT_CONNRESET) {
-        prepared_t *ps = PQinstanceData(((PGEventConnReset *)info)->conn, prepared_events);
-        if (ps != NULL)
-            prepared_clear(ps);
-    }
-    return 1;
-}
-
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    if (c == NULL)
+        return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    conn_state_t *cs = state_of(c);
+    if (cs == NULL || PQtransactionStatus(c) != PQTRANS_IDLE)
+        return tk_pg_begin(c, err);
+    cs->begin_pending = true;
+    return 0;
 }
 
 PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
@@ -270,34 +447,23 @@ PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const cha
         tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
         return NULL;
     }
-    prepared_t *ps = PQinstanceData(c, prepared_events);
-    if (ps == NULL) {
-        if (!PQregisterEventProc(c, prepared_events, "tk_pg_prepared", NULL))
-            return tk_pg_exec(c, sql, nparams, params, err);
-        ps = calloc(1, sizeof(*ps));
-        if (ps == NULL)
-            abort();
-        PQsetInstanceData(c, prepared_events, ps);
-    }
-    uint64_t h = fnv1a(sql);
-    int slot = -1;
-    for (int i = 0; i < ps->n && slot < 0; i++)
-        if (ps->hash[i] == h && strcmp(ps->sql[i], sql) == 0)
-            slot = i;
+    if (take_begin(c))
+        return with_begin(c, sql, nparams, params, true, err);
+    conn_state_t *cs = state_of(c);
+    if (cs == NULL)
+        return tk_pg_exec(c, sql, nparams, params, err);
+    int slot = prepared_find(cs, sql);
     char name[16];
     if (slot < 0) {
-        if (ps->n == PREPARED_MAX)
+        if ((slot = prepared_add(cs, sql)) < 0)
             return tk_pg_exec(c, sql, nparams, params, err);
-        snprintf(name, sizeof(name), "tk_%d", ps->n);
+        snprintf(name, sizeof(name), "tk_%d", slot);
         PGresult *res = checked(c, PQprepare(c, name, sql, nparams, NULL), err);
-        if (res == NULL)
+        if (res == NULL) {
+            prepared_truncate(cs, slot);
             return NULL;
+        }
         PQclear(res);
-        slot = ps->n++;
-        ps->hash[slot] = h;
-        ps->sql[slot] = strdup(sql);
-        if (ps->sql[slot] == NULL)
-            abort();
     }
     snprintf(name, sizeof(name), "tk_%d", slot);
     return checked(c, PQexecPrepared(c, name, nparams, params, NULL, NULL, 0), err);
@@ -313,6 +479,13 @@ int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err)
 {
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    if (take_begin(c)) { /* one simple Query carries both */
+        tk_sbuf_t both = {0};
+        tk_sbuf_printf(&both, "BEGIN; %s", sql);
+        int rc = run_result(checked(c, PQexec(c, both.data), err), NULL, err);
+        tk_sbuf_free(&both);
+        return rc;
+    }
     /* PQexec returns the last statement's result, or the first failure's. */
     return run_result(checked(c, PQexec(c, sql), err), NULL, err);
 }
@@ -324,50 +497,54 @@ int tk_pg_begin(PGconn *c, tk_err_t *err)
 
 int tk_pg_commit(PGconn *c, tk_err_t *err)
 {
-    PGresult *res = tk_pg_exec(c, "COMMIT", 0, NULL, err);
-    if (res == NULL)
-        return err ? err->code : TK_EINTERNAL;
-    int rc = 0;
-    if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
-        rc = tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back");
-    PQclear(res);
-    return rc;
+    return tk_pg_commit_with(c, NULL, 0, NULL, 0, err);
 }
 
 int tk_pg_commit_notify(PGconn *c, const tk_pg_notice_t *notices, int n, tk_err_t *err)
 {
-    if (n <= 0)
-        return tk_pg_commit(c, err);
+    return tk_pg_commit_with(c, NULL, 0, notices, n, err);
+}
+
+int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
+                      const tk_pg_notice_t *notices, int nnotices, tk_err_t *err)
+{
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
-    /* "COMMIT; SELECT pg_notify('ch', 'payload'), ...": the statements after COMMIT form an
-     * implicit transaction of their own, which writes no WAL and so holds the notify lock only
-     * briefly. */
-    tk_sbuf_t sql = {0};
-    tk_sbuf_puts(&sql, "COMMIT; SELECT ");
-    for (int i = 0; i < n; i++) {
-        char *ch = PQescapeLiteral(c, notices[i].channel, strlen(notices[i].channel));
-        const char *pl = notices[i].payload ? notices[i].payload : "";
-        char *payload = PQescapeLiteral(c, pl, strlen(pl));
-        if (ch != NULL && payload != NULL)
-            tk_sbuf_printf(&sql, "%spg_notify(%s, %s)", i ? ", " : "", ch, payload);
-        PQfreemem(ch);
-        PQfreemem(payload);
+    bool begin = take_begin(c);
+    if (begin && nstmts == 0)
+        return 0; /* nothing ran and nothing is to be written: no transaction was ever opened */
+    if (nstmts < 0 || nnotices < 0 || nstmts + nnotices + 2 > PIPELINE_MAX / 2)
+        return tk_err_set(err, TK_EINTERNAL, "", "%d statements and %d notices in one commit",
+                          nstmts, nnotices);
+    /* [BEGIN,] the statements, COMMIT, then "SELECT pg_notify($1, $2)" per notice: the
+     * notifications run in an implicit transaction of their own after the COMMIT, which writes no
+     * WAL and so holds the notify lock only briefly. */
+    step_t steps[PIPELINE_MAX / 2];
+    const char *notice_params[PIPELINE_MAX / 2][2];
+    int n = 0;
+    if (begin)
+        steps[n++] = (step_t){"BEGIN", 0, NULL, false};
+    for (int i = 0; i < nstmts; i++)
+        steps[n++] = (step_t){stmts[i].sql, stmts[i].nparams, stmts[i].params, true};
+    int commit = n;
+    steps[n++] = (step_t){"COMMIT", 0, NULL, false};
+    for (int i = 0; i < nnotices; i++) {
+        notice_params[i][0] = notices[i].channel;
+        notice_params[i][1] = notices[i].payload ? notices[i].payload : "";
+        steps[n++] = (step_t){"SELECT pg_notify($1, $2)", 2, notice_params[i], true};
     }
-    int sent = PQsendQuery(c, sql.data);
-    tk_sbuf_free(&sql);
-    if (!sent)
-        return tk_pg_commit(c, err); /* not even sent: COMMIT alone tells what the link is */
-    /* The first result is the COMMIT's; the rest are drained (a failed notification included). */
-    PGresult *commit = checked(c, PQgetResult(c), err);
-    int rc = 0;
-    if (commit == NULL)
-        rc = err ? err->code : TK_EUNAVAIL;
-    else if (strcmp(PQcmdStatus(commit), "ROLLBACK") == 0)
-        rc = tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back");
-    PQclear(commit);
-    for (PGresult *res; (res = PQgetResult(c)) != NULL;)
+    PGresult *res = NULL;
+    int rc = pipeline(c, steps, n, commit, &res, err);
+    /* The COMMIT's outcome is the answer: a notification failing after it is not the commit's
+     * failure (the transaction is durable), so it is not reported. */
+    if (res != NULL) {
+        if (rc != 0)
+            tk_err_clear(err);
+        rc = strcmp(PQcmdStatus(res), "ROLLBACK") == 0
+                 ? tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back")
+                 : 0;
         PQclear(res);
+    }
     return rc;
 }
 
@@ -375,8 +552,8 @@ int tk_pg_rollback(PGconn *c, tk_err_t *err)
 {
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
-    if (PQtransactionStatus(c) == PQTRANS_IDLE)
-        return 0;
+    if (take_begin(c) || PQtransactionStatus(c) == PQTRANS_IDLE)
+        return 0; /* a deferred BEGIN that was never sent has nothing to roll back */
     tk_err_t local;
     return tk_pg_run(c, "ROLLBACK", 0, NULL, NULL, err ? err : &local);
 }
@@ -388,5 +565,5 @@ bool tk_pg_retryable(const tk_err_t *err)
 
 bool tk_pg_broken(const PGconn *c)
 {
-    return c == NULL || PQstatus(c) != CONNECTION_OK;
+    return c == NULL || PQstatus(c) != CONNECTION_OK || PQpipelineStatus(c) != PQ_PIPELINE_OFF;
 }

@@ -305,6 +305,104 @@ static void command_errors_and_retries(void **state)
     PQfinish(c);
 }
 
+/* ---- round trips: BEGIN rides with the first statement, the outbox rows with the COMMIT ---- */
+
+static int emit_only_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    struct cmd *c = arg;
+    c->attempts++;
+    return tk_tx_emit(tx, "ticket:updated", c->agg->id, 7, ticket_json(c->agg, 7), err);
+}
+
+static int nothing_body(tk_tx_t *tx, void *arg, tk_err_t *err)
+{
+    (void)tx;
+    (void)err;
+    ((struct cmd *)arg)->attempts++;
+    return 0;
+}
+
+/* Runs body as a command on c and returns the round trips it took (ReadyForQuery messages in
+ * libpq's protocol trace); *rc gets tk_command_run's result. */
+static int round_trips(PGconn *c, tk_command_body_t *body, struct cmd *cmd, int *rc, tk_err_t *err)
+{
+    FILE *trace = tmpfile();
+    assert_non_null(trace);
+    PQtrace(c, trace);
+    PQsetTraceFlags(c, PQTRACE_SUPPRESS_TIMESTAMPS);
+    *rc = tk_command_run(c, NULL, body, cmd, err);
+    PQuntrace(c);
+    rewind(trace);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), trace) != NULL)
+        n += strstr(line, "ReadyForQuery") != NULL;
+    fclose(trace);
+    return n;
+}
+
+static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
+{
+    (void)state;
+    PGconn *c = bb_connect(CONTEXT);
+    struct agg a = make_agg(c);
+    tk_err_t err = {0};
+    const char *p[] = {a.id};
+    int rc = 0;
+    struct cmd create = {.agg = &a};
+    assert_int_equal(tk_command_run(c, NULL, create_body, &create, &err), 0); /* prepares */
+
+    /* A statement and an event: BEGIN + INSERT, then outbox row + COMMIT + NOTIFY. */
+    struct agg b = a;
+    tk_uuid_new(b.id);
+    struct cmd create_b = {.agg = &b};
+    assert_int_equal(round_trips(c, create_body, &create_b, &rc, &err), 2);
+    assert_int_equal(rc, 0);
+    const char *pb[] = {b.id};
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, pb), 1);
+
+    /* An event alone: everything in the commit's round trip. */
+    struct cmd only = {.agg = &a};
+    assert_int_equal(round_trips(c, emit_only_body, &only, &rc, &err), 1);
+    assert_int_equal(rc, 0);
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 2);
+
+    /* Nothing done: no transaction at all. */
+    struct cmd none = {.agg = &a};
+    assert_int_equal(round_trips(c, nothing_body, &none, &rc, &err), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(none.attempts, 1);
+
+    /* An outbox row the database refuses at commit undoes the body's writes too. */
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE outbox ADD CONSTRAINT bbtest_refuse CHECK (key <> '%s') NOT VALID", a.id);
+    bb_exec(c, sql, 0, NULL);
+    struct cmd refused = {.agg = &a};
+    assert_int_not_equal(tk_command_run(c, NULL, bump_body, &refused, &err), 0);
+    assert_non_null(strstr(err.message, "bbtest_refuse"));
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", a.table);
+    assert_int_equal(bb_scalar(c, sql, 1, p), 0);
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 2);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    bb_exec(c, "ALTER TABLE outbox DROP CONSTRAINT bbtest_refuse", 0, NULL);
+
+    /* A statement failing with the deferred BEGIN: reported, rolled back, the link usable. */
+    struct cmd dup = {.agg = &b};
+    assert_int_equal(tk_command_run(c, NULL, create_body, &dup, &err), TK_ECONFLICT);
+    assert_non_null(strstr(err.field, "_pkey"));
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    assert_false(tk_pg_broken(c));
+    struct cmd bump = {.agg = &a};
+    assert_int_equal(tk_command_run(c, NULL, bump_body, &bump, &err), 0);
+    assert_int_equal(bb_scalar(c, sql, 1, p), 1);
+
+    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, p); /* not for Kafka: a private test */
+    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, pb);
+    drop_agg(c, &a);
+    PQfinish(c);
+}
+
 static int64_t insert_row(PGconn *c, const char *topic, const char *key, const char *payload)
 {
     const char *p[] = {topic, key, payload};
@@ -577,6 +675,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(committed_commands_reach_kafka_in_order),
         cmocka_unit_test(command_errors_and_retries),
+        cmocka_unit_test(a_command_takes_two_round_trips_and_stays_atomic),
         cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
         cmocka_unit_test(crash_between_ack_and_delete_loses_and_doubles_nothing),
         cmocka_unit_test(refused_row_is_dead_lettered),

@@ -99,6 +99,18 @@ int tk_pg_run_script(PGconn *c, const char *sql, tk_err_t *err);
 int tk_pg_begin(PGconn *c, tk_err_t *err);
 
 /**
+ * @brief BEGIN, sent with the next statement on @p c (tk_pg_exec*, tk_pg_run*, or the commit of
+ *        tk_pg_commit_with) in one round trip instead of one of its own. A transaction in which
+ *        nothing runs costs no round trip at all: its commit and rollback are no-ops.
+ * Why: a command is BEGIN, a few statements and COMMIT; on a loaded machine each round trip is two
+ *        context switches, so the commands' own round trips bound their rate.
+ * Every statement of the transaction must go through this module (a raw PQexec would run outside
+ *        it). Falls back to tk_pg_begin where the connection cannot keep the state.
+ * @return 0, or as tk_pg_begin. Thread: the connection's.
+ */
+int tk_pg_begin_deferred(PGconn *c, tk_err_t *err);
+
+/**
  * @brief COMMIT. A commit the server refuses (a deferred constraint, a serialization failure)
  *        returns its mapped error; the transaction is then rolled back. TK_EUNAVAIL means the
  *        connection broke during COMMIT: the outcome is unknown.
@@ -123,6 +135,24 @@ typedef struct tk_pg_notice {
  *         commit's failure (the transaction is durable) and is not reported.
  */
 int tk_pg_commit_notify(PGconn *c, const tk_pg_notice_t *notices, int n, tk_err_t *err);
+
+/** One statement for tk_pg_commit_with (all borrowed; prepared on the connection). */
+typedef struct tk_pg_stmt {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+} tk_pg_stmt_t;
+
+/**
+ * @brief Run @p stmts (n of them; 0: none), COMMIT, then NOTIFY each of @p notices, in one round
+ *        trip (libpq's pipeline mode), preceded by a deferred BEGIN if one is pending. For writes
+ *        whose outcome the transaction does not need before it commits (the outbox rows).
+ * @return as tk_pg_commit: a statement's failure (then nothing is committed and the transaction
+ *         waits for tk_pg_rollback) or the COMMIT's outcome. At most 18 statements and notices.
+ * Ownership: all borrowed. Thread: the connection's.
+ */
+int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
+                      const tk_pg_notice_t *notices, int nnotices, tk_err_t *err);
 
 /**
  * @brief ROLLBACK; a no-op when no transaction is open.
