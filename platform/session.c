@@ -11,6 +11,10 @@
  * exp (before it was the default) also age out. Revocation is a row per signed-out jti in the
  * auth database (schemas/sql/auth/002_sessions.sql), kept until that moment and then deleted;
  * tk_http_user asks it for every token that has a jti.
+ *
+ * A credential that verified is remembered (256 slots, by its whole text, key and lifetime
+ * setting), so a session's later requests skip the decoding and the HMAC; see "verdicts
+ * remembered" below.
  */
 #include "tk/session.h"
 #include "tk/cfg.h"
@@ -21,6 +25,9 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,16 +128,15 @@ static long cookie_value(const char *header, const char *name, const char **valu
     return -1;
 }
 
-static int token_from_cookie(const char *cookie_header, char *token, size_t cap)
+/* The token inside the session cookie's value @p v (@p len bytes: base64 of {"jwt":"..."}). */
+static int token_from_value(const char *v, size_t len, char *token, size_t cap)
 {
-    const char *v = NULL;
-    long len = cookie_value(cookie_header, "session", &v);
-    if (len <= 0 || (size_t)len > TOKEN_MAX * 2)
+    if (len == 0 || len > TOKEN_MAX * 2)
         return TK_EUNAUTH;
-    unsigned char *raw = tk_mem_alloc((size_t)len);
+    unsigned char *raw = tk_mem_alloc(len);
     int rc = TK_EUNAUTH;
     json_t *doc = NULL;
-    int n = b64_decode(v, (size_t)len, raw);
+    int n = b64_decode(v, len, raw);
     if (n <= 0)
         goto out;
     doc = json_loadb((const char *)raw, (size_t)n, 0, NULL);
@@ -145,15 +151,101 @@ out:
     return rc;
 }
 
+/* ---- verdicts remembered -------------------------------------------------------------------
+ * Verifying a credential is most of an authenticated request's CPU besides its SQL: base64 and
+ * JSON three times over and an HMAC whose digest OpenSSL 3 looks up on every call. A session sends
+ * the same bytes on every request, so a credential that verified is remembered: by its whole text
+ * (a hash only picks the slot), the key and the lifetime setting it was verified under. A hit still
+ * checks the expiry; failures are never remembered. Revocation is not decided here (tk_http_user
+ * asks the auth database for every token with a jti). */
+
+#define REMEMBERED 256     /* slots, one credential each (direct-mapped) */
+#define REMEMBERED_MAX 700 /* longer credentials are verified every time */
+
+typedef struct remembered {
+    uint64_t hash, key_hash;
+    int ttl;
+    char credential[REMEMBERED_MAX + 1];
+    tk_session_user_t user;
+} remembered_t;
+
+static remembered_t remembered[REMEMBERED];
+static pthread_mutex_t remembered_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t fnv1a(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h | 1; /* never 0: 0 marks an empty slot */
+}
+
+/* Whether @p cred (len bytes) verified before under the current settings; its user into @p out. */
+static bool recall(const char *cred, size_t len, uint64_t h, uint64_t key_hash, int ttl,
+                   tk_session_user_t *out)
+{
+    remembered_t *r = &remembered[h % REMEMBERED];
+    pthread_mutex_lock(&remembered_lock);
+    bool hit = r->hash == h && r->key_hash == key_hash && r->ttl == ttl &&
+               strncmp(r->credential, cred, len) == 0 && r->credential[len] == '\0';
+    if (hit)
+        *out = r->user;
+    pthread_mutex_unlock(&remembered_lock);
+    return hit;
+}
+
+static void remember(const char *cred, size_t len, uint64_t h, uint64_t key_hash, int ttl,
+                     const tk_session_user_t *user)
+{
+    remembered_t *r = &remembered[h % REMEMBERED];
+    pthread_mutex_lock(&remembered_lock);
+    r->hash = h;
+    r->key_hash = key_hash;
+    r->ttl = ttl;
+    memcpy(r->credential, cred, len);
+    r->credential[len] = '\0';
+    r->user = *user;
+    pthread_mutex_unlock(&remembered_lock);
+}
+
+/* Verify the credential @p cred of @p len bytes (a cookie value when @p is_cookie, else a bearer
+ * token) or recall its verdict. */
+static int verify_credential(const char *cred, size_t len, bool is_cookie, tk_session_user_t *out)
+{
+    const char *key = tk_cfg()->jwt_key;
+    if (key == NULL)
+        return TK_EUNAUTH;
+    int ttl = tk_cfg()->jwt_ttl_seconds;
+    uint64_t key_hash = fnv1a(key, strlen(key)) ^ (is_cookie ? 0x2 : 0x4);
+    uint64_t h = fnv1a(cred, len);
+    bool rememberable = len <= REMEMBERED_MAX;
+    if (rememberable && recall(cred, len, h, key_hash, ttl, out))
+        return out->expires * 1000 > tk_now_ms() ? 0 : TK_EUNAUTH;
+    int rc = TK_EUNAUTH;
+    if (is_cookie) {
+        char token[TOKEN_MAX + 1];
+        if (token_from_value(cred, len, token, sizeof(token)) == 0)
+            rc = verify_token(token, out);
+    } else if (len <= TOKEN_MAX) {
+        char token[TOKEN_MAX + 1];
+        memcpy(token, cred, len);
+        token[len] = '\0';
+        rc = verify_token(token, out);
+    }
+    if (rc == 0 && rememberable)
+        remember(cred, len, h, key_hash, ttl, out);
+    return rc;
+}
+
 int tk_session_authenticate(const char *cookie_header, const char *authorization,
                             tk_session_user_t *out)
 {
-    char token[TOKEN_MAX + 1];
-    if (cookie_header != NULL && token_from_cookie(cookie_header, token, sizeof(token)) == 0 &&
-        verify_token(token, out) == 0)
+    const char *v = NULL;
+    long len = cookie_header != NULL ? cookie_value(cookie_header, "session", &v) : -1;
+    if (len > 0 && verify_credential(v, (size_t)len, true, out) == 0)
         return 0;
     if (authorization != NULL && strncmp(authorization, "Bearer ", 7) == 0)
-        return verify_token(authorization + 7, out);
+        return verify_credential(authorization + 7, strlen(authorization + 7), false, out);
     return TK_EUNAUTH;
 }
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tk/cfg.h"
 #include "tk/ids.h"
@@ -237,6 +238,47 @@ static void garbage_cookies_are_anonymous(void **state)
     assert_int_equal(tk_session_authenticate(NULL, NULL, &u), TK_EUNAUTH);
 }
 
+/* A credential that verified is remembered (session.c), but its verdict keeps the rules: it still
+ * expires, and it no longer holds under another key or a shorter lifetime setting. */
+static void a_remembered_session_keeps_the_rules(void **state)
+{
+    (void)state;
+    tk_session_user_t u;
+    char claims[256];
+    long long now = (long long)(tk_now_ms() / 1000);
+    snprintf(claims, sizeof(claims),
+             "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID, now - 7000,
+             now + 1);
+    char *token = tk_session_sign_claims(claims, NULL);
+    assert_non_null(token);
+    for (int i = 0; i < 3; i++) /* the second and third are remembered */
+        assert_int_equal(auth_bearer(token, &u), 0);
+
+    /* Another key: not valid, remembered or not; the same key again: valid. */
+    setenv("JWT_KEY", "another-key-of-at-least-32-bytes-long", 1);
+    tk_cfg_load(0, NULL);
+    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
+    setenv("JWT_KEY", "unit-test-key-of-at-least-32-bytes", 1);
+    tk_cfg_load(0, NULL);
+    assert_int_equal(auth_bearer(token, &u), 0);
+
+    /* A shorter lifetime setting: iat + 3600 is past. */
+    setenv("JWT_TTL_SECONDS", "3600", 1);
+    tk_cfg_load(0, NULL);
+    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
+    unsetenv("JWT_TTL_SECONDS");
+    tk_cfg_load(0, NULL);
+    assert_int_equal(auth_bearer(token, &u), 0);
+
+    /* Its exp passes: refused although remembered. */
+    while (tk_now_ms() / 1000 <= now + 1) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(auth_bearer(token, &u), TK_EUNAUTH);
+    free(token);
+}
+
 static void clear_cookie_is_the_originals(void **state)
 {
     (void)state;
@@ -251,4 +293,5 @@ TK_TEST_MAIN(setup, NULL, cmocka_unit_test(issued_cookie_authenticates),
              cmocka_unit_test(expired_is_anonymous), cmocka_unit_test(old_tokens_age_out),
              cmocka_unit_test(short_key_refused_outside_dev),
              cmocka_unit_test(garbage_cookies_are_anonymous),
+             cmocka_unit_test(a_remembered_session_keeps_the_rules),
              cmocka_unit_test(clear_cookie_is_the_originals))
