@@ -145,6 +145,16 @@ static tk_projector_t *toy_projector(struct toy *t, const char *name, const char
     return projector(name, topic, sum_apply, t);
 }
 
+/* A plain toy (no sleep, no failure) named @p name over @p topic, run until it counted @p want
+ * records, then freed. */
+static void project_plain(const char *name, const char *topic, int64_t want, int timeout_ms)
+{
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, want, timeout_ms);
+    tk_projector_free(p);
+}
+
 /* The dead letters of projection @p name that match the SQL condition @p where ("": all). */
 static int64_t dead_letters(const char *name, const char *where)
 {
@@ -355,10 +365,7 @@ static void poison_in_a_large_batch_is_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    struct toy t = {0};
-    tk_projector_t *p = toy_projector(&t, name, topic);
-    project_count(p, name, GOOD, 60000);
-    tk_projector_free(p);
+    project_plain(name, topic, GOOD, 60000);
     assert_int_equal(total(name, "sum"), GOOD);
     assert_int_equal(stored_offset(name, topic), GOOD + 2);
     assert_int_equal(dead_letters(name, "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)"),
@@ -387,10 +394,7 @@ static void poison_records_are_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    struct toy t = {0};
-    tk_projector_t *p = toy_projector(&t, name, topic);
-    project_count(p, name, 2, 30000);
-    tk_projector_free(p);
+    project_plain(name, topic, 2, 30000);
     assert_int_equal(total(name, "sum"), 750);
     assert_int_equal(stored_offset(name, topic), 4);
     assert_int_equal(dead_letters(name, "error LIKE 'undecodable%'"), 2);
