@@ -341,6 +341,17 @@ int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, con
     return bb_scalar(db, sql, 1, p);
 }
 
+int64_t bb_toys_total(const char *projection, const char *column)
+{
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
+}
+
+bool bb_toys_counted(void *arg)
+{
+    const bb_count_goal_t *g = arg;
+    return bb_toys_total(g->projection, "count") >= g->want;
+}
+
 void bb_drop_table(PGconn *db, const char *table)
 {
     char sql[200];
