@@ -53,8 +53,7 @@ int tk_app_run(int argc, char **argv)
     }
     /* The same probes as `serve`, plus the broker that the relays and projectors use. */
     for (const tk_context_t *const *c = tk_app_contexts(); *c != NULL; c++) {
-        if ((*c)->routes != NULL)
-            (*c)->routes(srv);
+        tk_context_add_routes(*c, srv);
         tk_app_readiness(srv, *c);
     }
     tk_app_readiness_kafka(srv);

@@ -56,8 +56,7 @@ void tk_app_readiness(tk_http_server_t *srv, const tk_context_t *ctx)
 
 static void add_context(tk_http_server_t *srv, const tk_context_t *ctx)
 {
-    if (ctx->routes != NULL)
-        ctx->routes(srv);
+    tk_context_add_routes(ctx, srv);
     tk_app_readiness(srv, ctx);
 }
 

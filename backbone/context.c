@@ -1,10 +1,16 @@
 /*
- * context.c - what every context descriptor shares (tk/context.h): the database readiness probe,
- * and the walk over a context's projectors (read models, then policies).
+ * context.c - what every context descriptor shares (tk/context.h): its routes on its database, the
+ * database readiness probe, and the walk over a context's projectors (read models, then policies).
  */
 #include "tk/context.h"
 
 #include <libpq-fe.h>
+
+void tk_context_add_routes(const tk_context_t *ctx, tk_http_server_t *srv)
+{
+    for (size_t i = 0; ctx->routes != NULL && ctx->routes[i] != NULL; i++)
+        ctx->routes[i](srv, ctx->database);
+}
 
 int tk_context_probe_db(tk_http_req_t *req, void *ud, tk_err_t *err)
 {

@@ -309,19 +309,27 @@ static void targets_to_live(replay_t *r)
 
 /* ---- the replay schema ----------------------------------------------------------------------- */
 
+/* The indexes of the replay schema's copy of @p table: @p sql is a catalog query whose $1 is the
+ * copy's name as text ("<schema>.<table>", read with ::regclass). Owned result, or NULL with err.
+ */
+static PGresult *indexes_of_copy(replay_t *r, const char *table, const char *sql, tk_err_t *err)
+{
+    char copy[96];
+    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
+    const char *params[] = {copy};
+    return tk_pg_exec(r->ctl, sql, 1, params, err);
+}
+
 /* Drop the non-unique indexes of a backbone copy: they serve lookups of the live tables (prune's
  * processed_events_position), never the rebuild, and each cost an index insert per record.
  * Unique ones stay: they are the rules (the event-id dedupe is processed_events' primary key). */
 static int drop_lookup_indexes(replay_t *r, const char *table, tk_err_t *err)
 {
-    char copy[96];
-    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
-    const char *params[] = {copy};
-    PGresult *res = tk_pg_exec(r->ctl,
-                               "SELECT c.relname FROM pg_index i JOIN pg_class c ON "
-                               "c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND "
-                               "NOT i.indisunique",
-                               1, params, err);
+    PGresult *res = indexes_of_copy(r, table,
+                                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON "
+                                    "c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND "
+                                    "NOT i.indisunique",
+                                    err);
     if (res == NULL)
         return err->code;
     int rc = 0;
@@ -442,18 +450,16 @@ static int rename_indexes(replay_t *r, const char *table, tk_err_t *err)
  */
 static int set_aside_indexes(replay_t *r, const char *table, tk_err_t *err)
 {
-    char copy[96];
-    snprintf(copy, sizeof(copy), "%s.%s", r->schema, table);
-    const char *params[] = {copy};
-    PGresult *res = tk_pg_exec(r->ctl,
-                               "SELECT c.relname, coalesce(con.conname, ''), "
-                               "coalesce(pg_get_constraintdef(con.oid), ''), "
-                               "pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                               "JOIN pg_class c ON c.oid = i.indexrelid "
-                               "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND "
-                               "con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
-                               "WHERE i.indrelid = $1::regclass ORDER BY 1",
-                               1, params, err);
+    PGresult *res =
+        indexes_of_copy(r, table,
+                        "SELECT c.relname, coalesce(con.conname, ''), "
+                        "coalesce(pg_get_constraintdef(con.oid), ''), "
+                        "pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                        "JOIN pg_class c ON c.oid = i.indexrelid "
+                        "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND "
+                        "con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+                        "WHERE i.indrelid = $1::regclass ORDER BY 1",
+                        err);
     if (res == NULL)
         return err->code;
     int rc = 0;
@@ -463,8 +469,9 @@ static int set_aside_indexes(replay_t *r, const char *table, tk_err_t *err)
             continue; /* a name we do not splice: the index stays during the load */
         char *drop, *back;
         if (con[0] != '\0') {
-            drop = sqlf("ALTER TABLE %s DROP CONSTRAINT %s", copy, con);
-            back = sqlf("ALTER TABLE %s ADD CONSTRAINT %s %s", copy, con, PQgetvalue(res, i, 2));
+            drop = sqlf("ALTER TABLE %s.%s DROP CONSTRAINT %s", r->schema, table, con);
+            back = sqlf("ALTER TABLE %s.%s ADD CONSTRAINT %s %s", r->schema, table, con,
+                        PQgetvalue(res, i, 2));
         } else {
             drop = sqlf("DROP INDEX %s.%s", r->schema, index);
             back = tk_mem_strdup(PQgetvalue(res, i, 3));

@@ -17,10 +17,9 @@
 # Ceilings: pgbench -N (TPC-B-like writes, fsync on) and pgbench running the very queries of the
 # GET routes; a trivial h2o handler; Kafka's ConsumerPerformance on the projector's own topic and
 # ProducerPerformance with the relay's record size, acks=all and idempotence.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=../scripts/env.sh
-. scripts/env.sh
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
 
 SECS=${1:-${BENCH_SECONDS:-30}}
 FRESH_SECS=${BENCH_FRESHNESS_SECONDS:-$((SECS * 2))}
@@ -39,14 +38,11 @@ say() { echo "bench: $*" >&2; }
 
 bash scripts/setup.sh >>"$LOG" 2>&1
 bash scripts/stack.sh start >>"$LOG" 2>&1
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >>"$LOG"
-ninja -C "$BUILD" ticketing bench_h2o_trivial bench_freshness bench_projector >>"$LOG"
+bench_build "$BUILD" RelWithDebInfo ticketing bench_h2o_trivial bench_freshness bench_projector >>"$LOG"
 TK="$BUILD/app/ticketing"
 "$TK" migrate >>"$LOG" 2>&1
 "$TK" topics >>"$LOG" 2>&1
-KAFKA_HOME="$(tk_kafka_home)" || { echo "no Kafka jars: run scripts/setup.sh" >&2; exit 1; }
-JAVA_TOOL=(java -Xmx512m -cp "$KAFKA_HOME/libs/*"
-  -Dlog4j.configuration="file:$ROOT/var/kafka/tools-log4j.properties")
+bench_java_tool
 PG=(psql -h 127.0.0.1 -p "$PGPORT_TK" -U postgres -X -q -A -t -v ON_ERROR_STOP=1)
 
 declare -A R # every figure, by key: the table and results.json are made from it

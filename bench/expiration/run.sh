@@ -13,13 +13,10 @@
 #   - intake throughput (order:created -> delay records) as a ratio of the ceiling measured in the
 #     same run: Kafka's own ProducerPerformance writing N records of the delay record's size with
 #     the producer settings of platform/kafka.c (acks=all, idempotence, linger.ms=0).
-# Needs the stack (scripts/stack.sh start) and a build: BUILD (default build-bench) is configured
-# and built here if missing. Private topics are deleted afterwards.
-set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-# shellcheck source=../../scripts/env.sh
-. "$ROOT/scripts/env.sh"
+# Needs the stack (scripts/stack.sh start). BUILD (default build-bench, Release) is configured and
+# built here. Private topics are deleted afterwards.
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 N="${1:-100000}"
 WINDOW="${2:-60}"
@@ -27,14 +24,8 @@ LEAD="${3:-20}"
 BUILD="${BUILD:-$ROOT/build-bench}"
 BIN="$BUILD/bench/expiration/bench_expiration"
 
-if [ ! -x "$BIN" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-ninja -C "$BUILD" bench_expiration >/dev/null
-
-KAFKA_HOME="$(tk_kafka_home)" || { echo "no Kafka jars: run scripts/setup.sh" >&2; exit 1; }
-JAVA_TOOL=(java -Xmx512m -cp "$KAFKA_HOME/libs/*"
-  -Dlog4j.configuration="file:$ROOT/var/kafka/tools-log4j.properties")
+bench_build "$BUILD" Release bench_expiration >/dev/null
+bench_java_tool
 PARTITIONS="${KAFKA_PARTITIONS:-6}"
 
 # key=value lines of one bench_expiration run into an associative array named by $1.

@@ -7,9 +7,9 @@
 #     TPS at the same concurrency: the cost of HTTP + hand-off on top of the database round trip.
 # Uses wrk and pgbench (Debian packages) against the local stack (scripts/stack.sh). Prints a
 # table; exits 0. Not run by ctest: speed is measured here, never asserted in unit tests.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-. scripts/env.sh
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$ROOT"
 secs=${1:-10}
 conns=${BENCH_CONNECTIONS:-32}
 build=build/release
@@ -18,8 +18,7 @@ trivial_port=${BENCH_TRIVIAL_PORT:-$((PORT + 2))}
 http_port=${BENCH_HTTP_PORT:-$((PORT + 1))}
 bash scripts/setup.sh >/dev/null
 bash scripts/stack.sh start >/dev/null
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$build" ticketing bench_h2o_trivial >/dev/null
+bench_build "$build" RelWithDebInfo ticketing bench_h2o_trivial >/dev/null
 "$build/app/ticketing" migrate >/dev/null 2>&1
 "$build/app/ticketing" topics >/dev/null
 

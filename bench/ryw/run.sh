@@ -15,10 +15,8 @@
 #     freshness p99 target of issue 14 (50 ms);
 #   - a covered token's cost on a query: GET of a ticket already there, with and without it.
 # Prints a table and writes var/bench/ryw.json.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
-# shellcheck source=../../scripts/env.sh
-. "$ROOT/scripts/env.sh"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 PAIRS="${1:-300}"
 CLIENTS="${2:-4}"
 BUILD="${BUILD:-$ROOT/build/release}"
@@ -28,8 +26,7 @@ started=0
 cleanup() { if [ "$started" = 1 ]; then bash "$ROOT/scripts/topology.sh" stop >/dev/null || true; fi; }
 trap cleanup EXIT
 if ! bash "$ROOT/scripts/topology.sh" status >/dev/null 2>&1; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$BUILD" ticketing >/dev/null
+  bench_build "$BUILD" Release ticketing >/dev/null
   started=1
   bash "$ROOT/scripts/topology.sh" start --bin "$BUILD/app/ticketing" --window 60
 fi

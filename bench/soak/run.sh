@@ -13,9 +13,8 @@
 # Output: "rss <minute> <role>=<KiB> ..." lines, then per role first, last and max RSS and the
 # growth from the second sample to the last (the first covers warm-up). Exit 1 when the load
 # failed or a role's RSS grew by more than SOAK_MAX_GROWTH_PCT (default 20) percent.
-set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-. "$root/scripts/env.sh"
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 duration=${1:?usage: bench/soak/run.sh SECONDS [--topology] [--every S] [--bin PATH]}
 shift
@@ -30,26 +29,25 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ -z "$bin" ]; then
-  cmake -S "$root" -B "$root/build/release" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  ninja -C "$root/build/release" ticketing >/dev/null
-  bin="$root/build/release/app/ticketing"
+  bench_build "$ROOT/build/release" RelWithDebInfo ticketing >/dev/null
+  bin="$ROOT/build/release/app/ticketing"
 fi
-bash "$root/scripts/setup-py-tools.sh" >/dev/null
+bash "$ROOT/scripts/setup-py-tools.sh" >/dev/null
 venv="$TK_CACHE/venv"
 out=$(mktemp -d)
 run_pid=""
 cleanup() {
   [ -z "$run_pid" ] || { kill -TERM "$run_pid" 2>/dev/null || true; wait "$run_pid" 2>/dev/null || true; }
-  [ "$topology" = 0 ] || bash "$root/scripts/topology.sh" stop >/dev/null || true
+  [ "$topology" = 0 ] || bash "$ROOT/scripts/topology.sh" stop >/dev/null || true
 }
 trap cleanup EXIT
 
 if [ "$topology" = 1 ]; then
-  bash "$root/scripts/topology.sh" start --bin "$bin" --isolated --window 5
+  bash "$ROOT/scripts/topology.sh" start --bin "$bin" --isolated --window 5
   . "$TK_VAR/topology/env.sh"
   base=$TOPOLOGY_INGRESS
 else
-  bash "$root/scripts/stack.sh" status >/dev/null 2>&1 || bash "$root/scripts/stack.sh" start
+  bash "$ROOT/scripts/stack.sh" status >/dev/null 2>&1 || bash "$ROOT/scripts/stack.sh" start
   "$bin" migrate >/dev/null 2>&1 && "$bin" topics >/dev/null 2>&1
   export JWT_KEY=${JWT_KEY:-soak-key-soak-key-soak-key-soak-key} EXPIRATION_WINDOW_SECONDS=5
   "$bin" run >"$out/run.log" 2>&1 &
@@ -71,7 +69,7 @@ pids() {
 }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-E2E_BASE_URL=$base DURATION=$duration "$venv/bin/python" -u "$root/bench/soak/load.py" &
+E2E_BASE_URL=$base DURATION=$duration "$venv/bin/python" -u "$ROOT/bench/soak/load.py" &
 load_pid=$!
 start=$(date +%s)
 : >"$out/samples"

@@ -14,9 +14,6 @@
  *         @p database (borrowed, must outlive the server). */
 void tk_auth_command_routes(tk_http_server_t *srv, const char *database);
 
-/** @brief Every route of the auth context, on its database (auth_context.c). */
-void tk_auth_routes(tk_http_server_t *srv);
-
 /** The auth context (DESIGN.md section 2): users and sessions, no projectors (auth_context.c). */
 extern const tk_context_t tk_auth_context;
 

@@ -4,15 +4,10 @@
  */
 #include "auth.h"
 
-void tk_auth_routes(tk_http_server_t *srv)
-{
-    tk_auth_command_routes(srv, tk_auth_context.database);
-}
-
 const tk_context_t tk_auth_context = {
     .name = "auth",
     .database = "auth",
-    .routes = tk_auth_routes,
+    .routes = (tk_context_routes_fn *const[]){tk_auth_command_routes, NULL},
     .probes = TK_CONTEXT_DB_PROBES("auth"),
     .migrations = "auth",
     .has_outbox = true,

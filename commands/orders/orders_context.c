@@ -8,17 +8,11 @@
 #include "orders.h"
 #include "orders_read.h"
 
-void tk_orders_routes(tk_http_server_t *srv)
-{
-    tk_orders_command_routes(srv, tk_orders_context.database);
-    tk_orders_query_routes(srv, tk_orders_context.database);
-    tk_orders_event_routes(srv, tk_orders_context.database);
-}
-
 const tk_context_t tk_orders_context = {
     .name = "orders",
     .database = "orders",
-    .routes = tk_orders_routes,
+    .routes = (tk_context_routes_fn *const[]){tk_orders_command_routes, tk_orders_query_routes,
+                                              tk_orders_event_routes, NULL},
     .probes = TK_CONTEXT_DB_PROBES("orders"),
     .projections = (const tk_projector_spec_t *const[]){&tk_orders_replica_projector,
                                                         &tk_orders_view_projector, NULL},

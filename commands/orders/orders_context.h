@@ -11,7 +11,4 @@
  */
 extern const tk_context_t tk_orders_context;
 
-/** @brief Every route of the orders context: commands, queries and event streams. */
-void tk_orders_routes(tk_http_server_t *srv);
-
 #endif

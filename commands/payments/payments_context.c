@@ -9,11 +9,6 @@
 #include "payments.h"
 #include "payments_read.h"
 
-void tk_payments_routes(tk_http_server_t *srv)
-{
-    tk_payments_command_routes(srv, tk_payments_context.database);
-}
-
 static const tk_payments_replica_hooks_t replica_hooks = {
     .order_cancelled = tk_payments_on_order_cancelled,
 };
@@ -29,7 +24,7 @@ const tk_projector_spec_t tk_payments_replica_projector = {
 const tk_context_t tk_payments_context = {
     .name = "payments",
     .database = "payments",
-    .routes = tk_payments_routes,
+    .routes = (tk_context_routes_fn *const[]){tk_payments_command_routes, NULL},
     .probes = TK_CONTEXT_DB_PROBES("payments"),
     .projections = (const tk_projector_spec_t *const[]){&tk_payments_replica_projector, NULL},
     .reactions = (const tk_projector_spec_t *const[]){&tk_payments_reactions_projector, NULL},

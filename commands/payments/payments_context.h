@@ -17,7 +17,4 @@ extern const tk_projector_spec_t tk_payments_replica_projector;
  * migrations. */
 extern const tk_context_t tk_payments_context;
 
-/** @brief Every route of the payments context (POST /api/payments). */
-void tk_payments_routes(tk_http_server_t *srv);
-
 #endif

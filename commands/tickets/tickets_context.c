@@ -8,16 +8,11 @@
 #include "tickets.h"
 #include "tickets_read.h"
 
-void tk_tickets_routes(tk_http_server_t *srv)
-{
-    tk_tickets_command_routes(srv, tk_tickets_context.database);
-    tk_tickets_query_routes(srv, tk_tickets_context.database);
-}
-
 const tk_context_t tk_tickets_context = {
     .name = "tickets",
     .database = "tickets",
-    .routes = tk_tickets_routes,
+    .routes =
+        (tk_context_routes_fn *const[]){tk_tickets_command_routes, tk_tickets_query_routes, NULL},
     .probes = TK_CONTEXT_DB_PROBES("tickets"),
     .projections = (const tk_projector_spec_t *const[]){&tk_tickets_view_projector, NULL},
     .reactions = (const tk_projector_spec_t *const[]){&tk_tickets_reactions_projector, NULL},

@@ -11,7 +11,4 @@
  */
 extern const tk_context_t tk_tickets_context;
 
-/** @brief Every route of the tickets context: commands and queries. */
-void tk_tickets_routes(tk_http_server_t *srv);
-
 #endif

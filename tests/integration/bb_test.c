@@ -15,6 +15,7 @@
 #include "tk/cfg.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
+#include "tk/mem.h"
 #include "tk/migrate.h"
 #include "ev_ticket.h"
 #include "tk/pg.h"
@@ -179,10 +180,7 @@ size_t bb_reader_collect(bb_reader_t *r, size_t want, int timeout_ms)
         if (m == NULL)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (r->n == r->cap) {
-                r->cap = r->cap ? r->cap * 2 : 64;
-                r->recs = realloc(r->recs, r->cap * sizeof(*r->recs));
-            }
+            r->recs = tk_mem_grow(r->recs, &r->cap, r->n + 1, sizeof(*r->recs));
             bb_rec_t *x = &r->recs[r->n++];
             memset(x, 0, sizeof(*x));
             x->key = m->key ? strndup(m->key, m->key_len) : NULL;
@@ -341,6 +339,17 @@ int64_t bb_totals_get(PGconn *db, const char *table, const char *projection, con
     snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE projection = $1", column, table);
     const char *p[] = {projection};
     return bb_scalar(db, sql, 1, p);
+}
+
+int64_t bb_toys_total(const char *projection, const char *column)
+{
+    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
+}
+
+bool bb_toys_counted(void *arg)
+{
+    const bb_count_goal_t *g = arg;
+    return bb_toys_total(g->projection, "count") >= g->want;
 }
 
 void bb_drop_table(PGconn *db, const char *table)

@@ -132,6 +132,16 @@ typedef struct bb_toys {
 extern bb_toys_t bb_toys;
 int bb_toys_open(const char *dbname);
 int bb_toys_teardown(void **state);
+/** @brief bb_totals_get in the suite's totals table (bb_toys). */
+int64_t bb_toys_total(const char *projection, const char *column);
+
+/** A count to wait for: @p projection's count in the suite's totals table reaching @p want. */
+typedef struct bb_count_goal {
+    const char *projection;
+    int64_t want;
+} bb_count_goal_t;
+/** @brief For bb_eventually and bb_project_until: whether @p arg, a bb_count_goal_t, is met. */
+bool bb_toys_counted(void *arg);
 
 /** @brief A row for @p projection in the totals table @p table: count 0, sum 0. */
 void bb_totals_start(PGconn *db, const char *table, const char *projection);

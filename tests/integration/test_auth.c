@@ -70,8 +70,8 @@ static int setup(void **state)
     if (relay == NULL)
         return -1;
     pthread_create(&relay_thread, NULL, run_relay, NULL);
-    static void (*const routes[])(tk_http_server_t *) = {tk_auth_routes, NULL};
-    tk_test_server_start(routes);
+    static const tk_context_t *const contexts[] = {&tk_auth_context, NULL};
+    tk_test_server_start_contexts(contexts);
     return 0;
 }
 

@@ -186,9 +186,9 @@ static int setup(void **state)
     tko_context_start(&tk_orders_context);
     tko_projectors_start(&tk_payments_context);
     payments_relay_start();
-    static void (*const routes[])(tk_http_server_t *) = {tk_tickets_routes, tk_orders_routes,
-                                                         tk_payments_routes, NULL};
-    tk_test_server_start(routes);
+    static const tk_context_t *const contexts[] = {&tk_tickets_context, &tk_orders_context,
+                                                   &tk_payments_context, NULL};
+    tk_test_server_start_contexts(contexts);
 
     xt_create(&names, 3); /* only its delay topic and group names are used */
     opts = xt_opts(&names);

@@ -299,12 +299,7 @@ size_t xt_collect(xt_collector_t *c, size_t stop_when, int timeout_ms)
         if (m == NULL)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (c->n == c->cap) {
-                c->cap = c->cap ? c->cap * 2 : 1024;
-                c->recs = realloc(c->recs, sizeof(*c->recs) * c->cap);
-                if (c->recs == NULL)
-                    abort();
-            }
+            c->recs = tk_mem_grow(c->recs, &c->cap, c->n + 1, sizeof(*c->recs));
             decode(m, &c->recs[c->n]);
             c->n++;
             size_t *s = slot_of(c, c->recs[c->n - 1].order_id);

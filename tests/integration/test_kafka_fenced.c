@@ -97,11 +97,6 @@ static void publish_tickets(const char *topic, int from, int to)
     rd_kafka_destroy(producer);
 }
 
-static int64_t total(const char *projection, const char *column)
-{
-    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
-}
-
 struct member {
     pthread_t thread;
     tk_projector_t *p;
@@ -144,22 +139,10 @@ static void member_stop(struct member *m)
     tk_projector_free(m->p);
 }
 
-struct goal {
-    const char *projection;
-    int64_t want;
-    struct member *m;
-};
-
-static bool count_reached(void *arg)
-{
-    struct goal *g = arg;
-    return total(g->projection, "count") >= g->want;
-}
-
 static bool member_ended(void *arg)
 {
-    struct goal *g = arg;
-    return g->m->ended != 0;
+    struct member *m = arg;
+    return m->ended != 0;
 }
 
 static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
@@ -174,12 +157,12 @@ static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
     publish_tickets(topic, 1, N1);
     struct member a;
     member_start(&a, name, topic);
-    struct goal g = {name, N1, &a};
-    assert_true(bb_eventually(count_reached, &g, WAIT_MS));
+    bb_count_goal_t g = {name, N1};
+    assert_true(bb_eventually(bb_toys_counted, &g, WAIT_MS));
 
     /* Fenced: run must end by itself instead of polling a dead consumer forever. */
     rogue_join(group, topic);
-    bool ended = bb_eventually(member_ended, &g, WAIT_MS);
+    bool ended = bb_eventually(member_ended, &a, WAIT_MS);
     member_stop(&a);
     assert_true(ended);
     assert_int_equal(a.rc, TK_EUNAVAIL);
@@ -190,12 +173,11 @@ static void a_fenced_projector_ends_and_a_new_one_resumes(void **state)
     member_start(&b, name, topic);
     publish_tickets(topic, N1 + 1, N1 + N2);
     g.want = N1 + N2;
-    g.m = &b;
-    assert_true(bb_eventually(count_reached, &g, WAIT_MS));
+    assert_true(bb_eventually(bb_toys_counted, &g, WAIT_MS));
     assert_false(b.ended);
     member_stop(&b);
-    assert_int_equal(total(name, "count"), N1 + N2);
-    assert_int_equal(total(name, "sum"), (int64_t)(N1 + N2) * (N1 + N2 + 1) / 2);
+    assert_int_equal(bb_toys_total(name, "count"), N1 + N2);
+    assert_int_equal(bb_toys_total(name, "sum"), (int64_t)(N1 + N2) * (N1 + N2 + 1) / 2);
 }
 
 /* Publish an order due in 1 s and wait for its expiration:complete. */

@@ -342,7 +342,7 @@ static void events_survive_another_server(void **state)
     tk_err_t err = {0};
     tk_http_server_t *other = tk_http_server_new(0, 1, &err);
     assert_non_null(other);
-    tk_orders_routes(other);
+    tk_context_add_routes(&tk_orders_context, other);
     other_stop = 0;
     pthread_t tid;
     pthread_create(&tid, NULL, other_server_main, other);

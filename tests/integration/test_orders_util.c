@@ -217,8 +217,6 @@ json_int_t tko_num(const json_t *obj, const char *key)
 
 int tko_serve(const tk_context_t *const *contexts)
 {
-    static void (*routes[MAX_CONTEXTS + 1])(tk_http_server_t *);
-    size_t n = 0;
     tk_test_require_stack();
     tk_err_t err = {0};
     if (tk_kafka_topics_create(&err) != 0) {
@@ -227,13 +225,9 @@ int tko_serve(const tk_context_t *const *contexts)
     }
     for (size_t i = 0; contexts[i] != NULL; i++)
         tko_private_database(contexts[i]->name);
-    for (size_t i = 0; contexts[i] != NULL && n < MAX_CONTEXTS; i++) {
+    for (size_t i = 0; contexts[i] != NULL; i++)
         tko_context_start(contexts[i]);
-        if (contexts[i]->routes != NULL)
-            routes[n++] = contexts[i]->routes;
-    }
-    routes[n] = NULL;
-    tk_test_server_start(routes);
+    tk_test_server_start_contexts(contexts);
     return 0;
 }
 

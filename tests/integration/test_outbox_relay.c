@@ -135,6 +135,23 @@ static void drop_agg(PGconn *c, const struct agg *a)
     bb_drop_table(c, a->table);
 }
 
+/* A topic of @p partitions made for one test, named @p prefix plus a unique suffix. */
+static void fresh_topic(const char *prefix, char topic[64], int partitions)
+{
+    bb_unique(prefix, topic, 64);
+    bb_topic(topic, partitions);
+}
+
+/* The first two records of @p topic carry the values @p first and @p second, in that order. */
+static void first_two_values_are(const char *topic, const char *first, const char *second)
+{
+    bb_reader_t *r = bb_reader_new(topic, true);
+    assert_int_equal(bb_reader_collect(r, 2, 20000), 2);
+    assert_string_equal(r->recs[0].value, first);
+    assert_string_equal(r->recs[1].value, second);
+    bb_reader_free(r);
+}
+
 /* ---- background relays ----------------------------------------------------------------------- */
 
 static void relay_start(bb_loop_t *t)
@@ -424,8 +441,7 @@ static void late_commit_with_lower_id_is_not_skipped(void **state)
 {
     (void)state;
     char topic[64];
-    bb_unique("bbtest_late", topic, sizeof(topic));
-    bb_topic(topic, 1);
+    fresh_topic("bbtest_late", topic, 1);
     PGconn *a = bb_connect(CONTEXT), *b = bb_connect(CONTEXT);
     tk_err_t err = {0};
     tk_relay_t *relay = tk_relay_new(CONTEXT, &err);
@@ -480,8 +496,7 @@ static void refused_row_is_dead_lettered(void **state)
 {
     (void)state;
     char topic[64];
-    bb_unique("bbtest_refused", topic, sizeof(topic));
-    bb_topic(topic, 1);
+    fresh_topic("bbtest_refused", topic, 1);
     PGconn *c = bb_connect(CONTEXT);
     size_t big_len = 1200 * 1024;
     char *big = malloc(big_len + 1);
@@ -508,11 +523,7 @@ static void refused_row_is_dead_lettered(void **state)
                                "1200 * 1024 AND error LIKE 'refused by Kafka:%'",
                                2, p),
                      1);
-    bb_reader_t *r = bb_reader_new(topic, true);
-    assert_int_equal(bb_reader_collect(r, 2, 20000), 2);
-    assert_string_equal(r->recs[0].value, "before");
-    assert_string_equal(r->recs[1].value, "after");
-    bb_reader_free(r);
+    first_two_values_are(topic, "before", "after");
     tk_relay_free(relay);
     PQfinish(c);
 }
@@ -522,8 +533,7 @@ static void crash_between_ack_and_delete_loses_and_doubles_nothing(void **state)
     (void)state;
     enum { N = 20 };
     char topic[64], key[16], payload[32];
-    bb_unique("bbtest_crash", topic, sizeof(topic));
-    bb_topic(topic, 3);
+    fresh_topic("bbtest_crash", topic, 3);
     PGconn *c = bb_connect(CONTEXT);
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "k%d", i % 5);
@@ -580,8 +590,7 @@ static void only_the_lock_holder_publishes(void **state)
 {
     (void)state;
     char topic[64];
-    bb_unique("bbtest_lock", topic, sizeof(topic));
-    bb_topic(topic, 1);
+    fresh_topic("bbtest_lock", topic, 1);
     PGconn *c = bb_connect(CONTEXT);
     tk_err_t err = {0};
     int published = -1;
@@ -606,11 +615,7 @@ static void only_the_lock_holder_publishes(void **state)
     assert_false(row_exists(c, id));
     tk_relay_free(second);
 
-    bb_reader_t *r = bb_reader_new(topic, true);
-    assert_int_equal(bb_reader_collect(r, 2, 20000), 2);
-    assert_string_equal(r->recs[0].value, "one");
-    assert_string_equal(r->recs[1].value, "two");
-    bb_reader_free(r);
+    first_two_values_are(topic, "one", "two");
     PQfinish(c);
 }
 
@@ -629,8 +634,7 @@ static void running_relay_survives_a_lost_connection(void **state)
 {
     (void)state;
     char topic[64];
-    bb_unique("bbtest_reconnect", topic, sizeof(topic));
-    bb_topic(topic, 1);
+    fresh_topic("bbtest_reconnect", topic, 1);
     PGconn *c = bb_connect(CONTEXT);
     bb_reader_t *r = bb_reader_new(topic, true);
     bb_loop_t relay;

@@ -80,8 +80,8 @@ static int payments_start(void)
     }
     pthread_create(&relay_thread, NULL, run_relay, NULL);
     pthread_create(&projector_thread, NULL, run_projector, NULL);
-    static void (*const routes[])(tk_http_server_t *) = {tk_payments_routes, NULL};
-    tk_test_server_start(routes);
+    static const tk_context_t *const contexts[] = {&tk_payments_context, NULL};
+    tk_test_server_start_contexts(contexts);
     return 0;
 }
 

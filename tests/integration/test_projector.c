@@ -98,11 +98,6 @@ static void publish_tickets(const char *topic, int n)
     rd_kafka_destroy(producer);
 }
 
-static int64_t total(const char *projection, const char *column)
-{
-    return bb_totals_get(bb_toys.db, bb_toys.totals, projection, column);
-}
-
 static tk_projector_t *projector(const char *name, const char *topic,
                                  int (*apply)(tk_tx_t *, const ev_envelope_t *, void *, tk_err_t *),
                                  void *ud)
@@ -118,22 +113,11 @@ static tk_projector_t *projector(const char *name, const char *topic,
     return p;
 }
 
-struct count_goal {
-    const char *projection;
-    int64_t want;
-};
-
-static bool count_reached(void *arg)
-{
-    struct count_goal *g = arg;
-    return total(g->projection, "count") >= g->want;
-}
-
 /* Poll @p p until @p name's count reaches @p want, for @p timeout_ms at most. */
 static void project_count(tk_projector_t *p, const char *name, int64_t want, int timeout_ms)
 {
-    struct count_goal g = {name, want};
-    bb_project_until(p, count_reached, &g, timeout_ms);
+    bb_count_goal_t g = {name, want};
+    bb_project_until(p, bb_toys_counted, &g, timeout_ms);
 }
 
 /* A projector named @p name of @p topic applying the toy @p t, which counts in @p name's row of
@@ -143,6 +127,16 @@ static tk_projector_t *toy_projector(struct toy *t, const char *name, const char
     bb_totals_start(bb_toys.db, bb_toys.totals, name);
     t->sums = (bb_totals_t){bb_toys.totals, name};
     return projector(name, topic, sum_apply, t);
+}
+
+/* A plain toy (no sleep, no failure) named @p name over @p topic, run until it counted @p want
+ * records, then freed. */
+static void project_plain(const char *name, const char *topic, int64_t want, int timeout_ms)
+{
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    project_count(p, name, want, timeout_ms);
+    tk_projector_free(p);
 }
 
 /* The dead letters of projection @p name that match the SQL condition @p where ("": all). */
@@ -184,8 +178,8 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     tk_projector_t *pu = toy_projector(&tu, u, topic);
     project_count(pu, u, N, 60000);
     tk_projector_free(pu);
-    assert_int_equal(total(u, "count"), N);
-    assert_int_equal(total(u, "sum"), sum);
+    assert_int_equal(bb_toys_total(u, "count"), N);
+    assert_int_equal(bb_toys_total(u, "sum"), sum);
 
     /* The victim: a child process applying slowly, killed -9 inside a batch's transaction. */
     bb_totals_start(bb_toys.db, bb_toys.totals, k);
@@ -193,8 +187,8 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     snprintf(env_kv, sizeof(env_kv), "PGAPPNAME=%s", app);
     char *argv[] = {"test_projector", "--child-project", topic, k, bb_toys.totals, NULL};
     pid_t pid = bb_spawn_self(argv, env_kv);
-    struct count_goal gk = {k, 600};
-    assert_true(bb_eventually(count_reached, &gk, 45000));
+    bb_count_goal_t gk = {k, 600};
+    assert_true(bb_eventually(bb_toys_counted, &gk, 45000));
     const char *ap[] = {app};
     int64_t deadline = tk_mono_ms() + 10000;
     while (bb_scalar(bb_toys.db,
@@ -205,7 +199,7 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     kill(pid, SIGKILL);
     int status = bb_wait(pid);
     assert_true(WIFSIGNALED(status));
-    int64_t at_kill = total(k, "count");
+    int64_t at_kill = bb_toys_total(k, "count");
     print_message("    killed with %lld of %d events committed\n", (long long)at_kill, N);
     assert_true(at_kill < N);
 
@@ -213,13 +207,13 @@ static void killed_projector_ends_like_an_uninterrupted_one(void **state)
     struct toy tk2 = {.sums = {bb_toys.totals, k}};
     tk_projector_t *pk = projector(k, topic, sum_apply, &tk2);
     gk.want = N;
-    bb_project_until(pk, count_reached, &gk, 60000);
+    bb_project_until(pk, bb_toys_counted, &gk, 60000);
     int applied = 0;
     tk_err_t err = {0};
     tk_projector_poll_once(pk, 1000, &applied, &err); /* nothing more may come */
     tk_projector_free(pk);
-    assert_int_equal(total(k, "count"), total(u, "count"));
-    assert_int_equal(total(k, "sum"), total(u, "sum"));
+    assert_int_equal(bb_toys_total(k, "count"), bb_toys_total(u, "count"));
+    assert_int_equal(bb_toys_total(k, "sum"), bb_toys_total(u, "sum"));
     assert_int_equal(stored_offset(k, topic), N);
     assert_int_equal(stored_offset(u, topic), N);
 }
@@ -241,16 +235,16 @@ static void two_members_share_the_partitions(void **state)
         members[i].projector = projector(name, topic, sum_apply, &toys[i]);
         bb_loop_start(&members[i]);
     }
-    struct count_goal g = {name, N};
-    assert_true(bb_eventually(count_reached, &g, 60000));
+    bb_count_goal_t g = {name, N};
+    assert_true(bb_eventually(bb_toys_counted, &g, 60000));
     for (int i = 0; i < 2; i++) {
         bb_loop_stop(&members[i]);
         tk_projector_free(members[i].projector);
     }
     print_message("    member calls: %d and %d\n", toys[0].calls, toys[1].calls);
     assert_true(toys[0].calls > 0 && toys[1].calls > 0);
-    assert_int_equal(total(name, "count"), N);
-    assert_int_equal(total(name, "sum"), (int64_t)N * (N + 1) / 2);
+    assert_int_equal(bb_toys_total(name, "count"), N);
+    assert_int_equal(bb_toys_total(name, "sum"), (int64_t)N * (N + 1) / 2);
     assert_int_equal(stored_offset(name, topic), N);
 }
 
@@ -282,8 +276,8 @@ static void lost_database_connection_rolls_back_and_replays(void **state)
     tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
-    assert_int_equal(total(name, "count"), N);
-    assert_int_equal(total(name, "sum"), (int64_t)N * (N + 1) / 2);
+    assert_int_equal(bb_toys_total(name, "count"), N);
+    assert_int_equal(bb_toys_total(name, "sum"), (int64_t)N * (N + 1) / 2);
     assert_int_equal(stored_offset(name, topic), N);
 }
 
@@ -313,8 +307,8 @@ static void duplicates_apply_once_and_failures_replay(void **state)
     tk_err_t err = {0};
     tk_projector_poll_once(p, 1000, &applied, &err);
     tk_projector_free(p);
-    assert_int_equal(total(d, "count"), 3);
-    assert_int_equal(total(d, "sum"), 600);
+    assert_int_equal(bb_toys_total(d, "count"), 3);
+    assert_int_equal(bb_toys_total(d, "sum"), 600);
     assert_true(t.calls > 3); /* the failed batch was really replayed */
     assert_int_equal(stored_offset(d, topic), 4);
     const char *pp[] = {d};
@@ -355,11 +349,8 @@ static void poison_in_a_large_batch_is_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    struct toy t = {0};
-    tk_projector_t *p = toy_projector(&t, name, topic);
-    project_count(p, name, GOOD, 60000);
-    tk_projector_free(p);
-    assert_int_equal(total(name, "sum"), GOOD);
+    project_plain(name, topic, GOOD, 60000);
+    assert_int_equal(bb_toys_total(name, "sum"), GOOD);
     assert_int_equal(stored_offset(name, topic), GOOD + 2);
     assert_int_equal(dead_letters(name, "error LIKE 'undecodable%' AND \"offset\" IN (10, 501)"),
                      2);
@@ -387,11 +378,8 @@ static void poison_records_are_dead_lettered(void **state)
     assert_int_equal(rd_kafka_flush(producer, 30000), 0);
     rd_kafka_destroy(producer);
 
-    struct toy t = {0};
-    tk_projector_t *p = toy_projector(&t, name, topic);
-    project_count(p, name, 2, 30000);
-    tk_projector_free(p);
-    assert_int_equal(total(name, "sum"), 750);
+    project_plain(name, topic, 2, 30000);
+    assert_int_equal(bb_toys_total(name, "sum"), 750);
     assert_int_equal(stored_offset(name, topic), 4);
     assert_int_equal(dead_letters(name, "error LIKE 'undecodable%'"), 2);
     assert_int_equal(dead_letters(name,

@@ -33,6 +33,7 @@
 
 #include "bb_test.h"
 #include "test_replay_util.h"
+#include "tk_test.h"
 #include "ev_ticket.h"
 #include "tk/fold.h"
 #include "tk/mem.h"
@@ -263,14 +264,9 @@ static void a_duplicate_folds_once_and_a_refused_record_is_a_dead_letter(void **
     snprintf(created.id, sizeof(created.id), "%s", t.id);
     snprintf(created.user_id, sizeof(created.user_id), "%s", t.user_id);
     snprintf(created.title, sizeof(created.title), "counted");
-    ev_envelope_t e;
     tk_err_t err = {0};
-    char *text = NULL;
-    assert_int_equal(ev_envelope_init(&e, "ticket:created", t.id, 0, NULL,
-                                      ev_ticket_created_to_json(&created), &err),
-                     0);
-    assert_int_equal(ev_envelope_encode(&e, &text, NULL, &err), 0);
-    ev_envelope_release(&e);
+    char *text =
+        tk_test_event_text("ticket:created", t.id, 0, ev_ticket_created_to_json(&created), NULL);
     rt_publish_raw(&env, t.id, text);
     rt_publish_update(&env, &t, "first");
     rt_publish_raw(&env, t.id, text);

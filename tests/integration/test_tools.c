@@ -37,6 +37,7 @@
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "test_replay_util.h"
+#include "tk_test.h"
 #include "tk/kafka.h"
 #include "tk/pg.h"
 
@@ -464,18 +465,14 @@ static void replay_cli_lists_refuses_builds_detects_and_repairs(void **state)
     tk_uuid_new(tk.id);
     tk_uuid_new(tk.user_id);
     snprintf(tk.title, sizeof(tk.title), "replayed by the CLI");
-    ev_envelope_t e;
     tk_err_t err = {0};
-    char *text = NULL;
-    assert_int_equal(ev_envelope_init(&e, "ticket:created", tk.id, 0, NULL,
-                                      ev_ticket_created_to_json(&tk), &err),
-                     0);
-    assert_int_equal(ev_envelope_encode(&e, &text, NULL, &err), 0);
-    rd_kafka_headers_t *h = tk_kafka_headers_new("ticket:created", e.id, "1");
+    char event_id[TK_UUID_LEN + 1];
+    char *text =
+        tk_test_event_text("ticket:created", tk.id, 0, ev_ticket_created_to_json(&tk), event_id);
+    rd_kafka_headers_t *h = tk_kafka_headers_new("ticket:created", event_id, "1");
     assert_int_equal(
         tk_kafka_produce_sync(env.producer, "tickets", tk.id, text, strlen(text), h, &err), 0);
     rd_kafka_headers_destroy(h);
-    ev_envelope_release(&e);
     free(text);
 
     /* --to end --force: rebuilt from the whole shared topic and swapped in, offsets set. */

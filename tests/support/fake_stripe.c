@@ -14,6 +14,7 @@
  */
 #include "fake_stripe.h"
 #include "tk/ids.h"
+#include "tk/mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -468,10 +469,8 @@ static void handle(tk_fake_stripe_t *fs, int fd)
         } else {
             status = execute(fs, rq.path, form, &body);
             if (rq.key[0]) {
-                if (fs->nstored == fs->capstored) {
-                    fs->capstored = fs->capstored ? fs->capstored * 2 : 16;
-                    fs->stored = realloc(fs->stored, fs->capstored * sizeof(*fs->stored));
-                }
+                fs->stored =
+                    tk_mem_grow(fs->stored, &fs->capstored, fs->nstored + 1, sizeof(*fs->stored));
                 fs->stored[fs->nstored++] = (stored_t){strdup(rq.key), strdup(rq.path),
                                                        strdup(rq.body), status, strdup(body)};
             }

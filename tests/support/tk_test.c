@@ -7,6 +7,7 @@
 #include "ev_catalog.h"
 #include "ev_envelope.h"
 #include "tk/cfg.h"
+#include "tk/context.h"
 #include "tk/ids.h"
 #include "tk/kafka.h"
 #include "tk/mem.h"
@@ -128,7 +129,8 @@ static void *serve(void *arg)
     return NULL;
 }
 
-const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *))
+/* The test server, before its routes are added: exits the process when it cannot listen. */
+static void server_new(void)
 {
     tk_err_t err = {0};
     server = tk_http_server_new(0, 8, &err);
@@ -136,12 +138,31 @@ const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *))
         fprintf(stderr, "server: %s\n", err.message);
         exit(1);
     }
-    for (size_t i = 0; registrars[i] != NULL; i++)
-        registrars[i](server);
+}
+
+/* Serve the routes added since server_new, in a background thread. */
+static const char *server_run(void)
+{
     snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", tk_http_server_port(server));
     server_stop = 0;
     pthread_create(&server_thread, NULL, serve, NULL);
     return base_url;
+}
+
+const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *))
+{
+    server_new();
+    for (size_t i = 0; registrars[i] != NULL; i++)
+        registrars[i](server);
+    return server_run();
+}
+
+const char *tk_test_server_start_contexts(const tk_context_t *const *contexts)
+{
+    server_new();
+    for (size_t i = 0; contexts[i] != NULL; i++)
+        tk_context_add_routes(contexts[i], server);
+    return server_run();
 }
 
 const char *tk_test_base_url(void)

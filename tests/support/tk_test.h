@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tk/context.h"
 #include "tk/http.h"
 
 /** @brief Loads the configuration; fails the test run (exit 1) when the stack's env is missing. */
@@ -30,6 +31,9 @@ void tk_test_private_database(const char *context, const char *dbname);
 /** @brief Start an HTTP server on an ephemeral port with the given route registrars (NULL-ended)
  *         in a background thread. Returns the base URL "http://127.0.0.1:<port>" (static). */
 const char *tk_test_server_start(void (*const *registrars)(tk_http_server_t *));
+/** @brief tk_test_server_start with the routes of @p contexts (NULL-ended, static descriptors),
+ *         each on its database, as `ticketing serve` adds them. */
+const char *tk_test_server_start_contexts(const tk_context_t *const *contexts);
 void tk_test_server_stop(void);
 /** @brief tk_test_server_stop as a cmocka group teardown. */
 int tk_test_server_teardown(void **state);

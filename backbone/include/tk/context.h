@@ -16,6 +16,9 @@
 #include "tk/http.h"
 #include "tk/projector.h"
 
+/* Registers some of a context's REST routes, on @p database (its database, borrowed: static). */
+typedef void tk_context_routes_fn(tk_http_server_t *srv, const char *database);
+
 /* One /readyz check of a context. */
 typedef struct tk_context_probe {
     const char *name;     /* the check's key in /readyz: "db_orders" */
@@ -26,8 +29,10 @@ typedef struct tk_context_probe {
 typedef struct tk_context {
     const char *name;     /* "orders": consumer groups "<name>.<projection>", logs, CLI */
     const char *database; /* its PostgreSQL database for tk_pg_connect/tk_http_db; NULL: none */
-    void (*routes)(tk_http_server_t *srv); /* registers its REST routes; NULL when none */
-    const tk_context_probe_t *probes;      /* ended by a NULL name; NULL when none */
+    /* Its REST routes (commands/<name>/, projections/<name>/), each registrar given its database
+     * (tk_context_add_routes); NULL-terminated, NULL when none. */
+    tk_context_routes_fn *const *routes;
+    const tk_context_probe_t *probes; /* ended by a NULL name; NULL when none */
     /* Read models (projections/<name>/), NULL-terminated, NULL when none. */
     const tk_projector_spec_t *const *projections;
     /* Policies that write its write model (commands/<name>/), NULL-terminated, NULL when none. */
@@ -50,6 +55,9 @@ typedef struct tk_context {
  * @return 0, or TK_EUNAVAIL with err set. Thread: a worker's.
  */
 int tk_context_probe_db(tk_http_req_t *req, void *ud, tk_err_t *err);
+
+/** @brief Register every REST route of @p ctx on @p srv, on the context's database. */
+void tk_context_add_routes(const tk_context_t *ctx, tk_http_server_t *srv);
 
 /**
  * @brief The @p i-th projector of @p ctx, counting its projections, then its reactions; NULL
