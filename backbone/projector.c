@@ -4,7 +4,8 @@
  *
  * A batch (tk_projector_poll_once):
  *
- *   wait for the first record; then take what has already arrived (up to 2000, no waiting)
+ *   wait for the first record; then take what has already arrived (no waiting), up to 2000
+ *   records or until their payloads reach the byte budget (PROJECTOR_BATCH_BYTES)
  *   BEGIN
  *     lock this projection's rows of projection_offsets (FOR UPDATE)
  *     records of partitions assigned and positioned, at or past the stored next offset
@@ -67,8 +68,7 @@
 #include "tk/prune.h"
 
 #define MAX_BATCH 2000
-#define MAX_BATCH_BYTES (4 << 20) /* stop collecting past this much payload */
-#define NO_OFFSET (-1)            /* no stored row: the partition starts at the beginning */
+#define NO_OFFSET (-1) /* no stored row: the partition starts at the beginning */
 
 typedef struct part {
     char *topic; /* owned */
@@ -670,16 +670,22 @@ void tk_projector_group_name(const char *context, const char *name, char *buf, s
 
 /*
  * Adaptive batching (group commit): wait up to timeout_ms for the first record, then take only
- * what has already arrived (polls with timeout 0) up to MAX_BATCH records or MAX_BATCH_BYTES.
+ * what has already arrived (polls with timeout 0) up to MAX_BATCH records, or until the records'
+ * payloads (and keys) reach tk_cfg()->projector_batch_bytes: the record that reaches the budget
+ * is the batch's last, so a record larger than the budget still makes a batch of one.
  * Idle, a record is applied as soon as it arrives; under load, records pile up in librdkafka's
  * queue while a batch commits, so the next batch is larger and the per-transaction cost is
  * shared by more records.
+ *
+ * Why a byte budget: a batch is held whole while it is applied, each record decoded into an
+ * envelope (a JSON tree several times the payload's size), its rows built and sent. With a
+ * backlog every batch is full, so the budget, not the record count, sets the role's peak memory.
  */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err)
 {
     rd_kafka_message_t *msgs[MAX_BATCH];
     int n = 0, rc = 0;
-    size_t bytes = 0;
+    size_t bytes = 0, budget = (size_t)tk_cfg()->projector_batch_bytes;
     if (applied != NULL)
         *applied = 0;
     if (p->dead || (rc = tk_kafka_consumer_dead(p->rk, NULL, err)) != 0) {
@@ -689,7 +695,7 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
     tend_partitions(p);
     p->rebalanced = false;
     int64_t deadline = tk_mono_ms() + timeout_ms;
-    while (n < MAX_BATCH && bytes < MAX_BATCH_BYTES) {
+    while (n < MAX_BATCH && bytes < budget) {
         int wait = 0;
         if (n == 0) {
             int64_t now = tk_mono_ms();
@@ -738,7 +744,7 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
             continue;
         }
         msgs[n++] = m;
-        bytes += m->len;
+        bytes += m->len + m->key_len;
     }
     if (n > 0 && !p->dead)
         rc = apply_batch(p, msgs, n, applied, err);
