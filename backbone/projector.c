@@ -576,6 +576,39 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 
 /* ---- public ---------------------------------------------------------------------------------- */
 
+#define PREFETCH_BATCHES 4 /* the consumer fetches ahead at most this many batches' worth */
+
+/* The consumer's librdkafka settings, from the batch budget (tk_projector_new). */
+typedef struct prefetch {
+    char queue_kb[24], partition_bytes[24], queue_records[24];
+    const char *settings[7]; /* "name", "value", ..., NULL, pointing into the above */
+} prefetch_t;
+
+/*
+ * By default librdkafka prefetches up to 64 MiB or 100,000 records per consumer and 1 MiB per
+ * partition per fetch, so with a backlog each projector's memory follows its lag (a backlog of
+ * 20k ticket events: about 10 MB for each consumer of the topic), whatever a batch holds. A few
+ * batches ahead keep the loop fed: a fetch is one round trip, a batch a transaction.
+ * KAFKA_CONFIG_* still overrides these (site settings are applied last).
+ */
+static void prefetch_init(prefetch_t *f)
+{
+    /* PROJECTOR_BATCH_BYTES <= 256 MiB (cfg.c) keeps both within librdkafka's ranges. */
+    int64_t budget = tk_cfg()->projector_batch_bytes;
+    int64_t kb = PREFETCH_BATCHES * budget / 1024;
+    snprintf(f->queue_kb, sizeof(f->queue_kb), "%lld", (long long)(kb < 1 ? 1 : kb));
+    snprintf(f->partition_bytes, sizeof(f->partition_bytes), "%lld", (long long)budget);
+    snprintf(f->queue_records, sizeof(f->queue_records), "%d", PREFETCH_BATCHES * MAX_BATCH);
+    const char *const settings[] = {"queued.max.messages.kbytes",
+                                    f->queue_kb,
+                                    "max.partition.fetch.bytes",
+                                    f->partition_bytes,
+                                    "queued.min.messages",
+                                    f->queue_records,
+                                    NULL};
+    memcpy(f->settings, settings, sizeof(settings));
+}
+
 static void free_strings(char **v)
 {
     for (size_t i = 0; v != NULL && v[i] != NULL; i++)
@@ -610,7 +643,10 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
         rc = err ? err->code : TK_EUNAVAIL;
         goto out;
     }
-    if ((p->rk = tk_kafka_consumer_new_with(p->group, rebalance_cb, p, err)) == NULL) {
+    prefetch_t prefetch;
+    prefetch_init(&prefetch);
+    if ((p->rk = tk_kafka_consumer_new_tuned(p->group, rebalance_cb, p, prefetch.settings, err)) ==
+        NULL) {
         rc = TK_EINTERNAL;
         goto out;
     }
