@@ -576,7 +576,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 
 /* ---- public ---------------------------------------------------------------------------------- */
 
-#define PREFETCH_BATCHES 16 /* the consumer fetches ahead at most this many batches' worth */
+#define PREFETCH_BATCHES 4 /* the consumer fetches ahead at most this many batches' worth */
 
 /* The consumer's librdkafka settings, from the batch budget (tk_projector_new). */
 typedef struct prefetch {
@@ -587,12 +587,12 @@ typedef struct prefetch {
 /*
  * By default librdkafka prefetches up to 64 MiB or 100,000 records per consumer and 1 MiB per
  * partition per fetch, so with a backlog each projector's memory follows its lag (a backlog of
- * 20k ticket events: about 10 MB for each consumer of the topic), whatever a batch holds. Why 16
- * batches ahead and not 2: librdkafka 2.0 looks at a partition whose queue is over the bound
- * again only about a second later (the broker thread's wait), so the queue must hold about a
- * second of the loop's work or the loop starves. KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES (site
- * settings are applied last) trades the other way: 1024 holds the role's peak lower and its
- * rate with it (README, Benchmarks).
+ * 20k ticket events: about 10 MB for each consumer of the topic), whatever a batch holds. A few
+ * batches ahead keep the loop fed, but not fewer: librdkafka 2.0 looks at a partition whose queue
+ * is over the bound again only about a second later (the broker thread's wait), so a queue much
+ * smaller than a second of the loop's work starves it (README, Benchmarks: a 256 KiB budget, so
+ * a 1 MiB queue, costs a third of the rate). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES overrides
+ * the bound (site settings are applied last).
  */
 static void prefetch_init(prefetch_t *f)
 {
