@@ -591,8 +591,8 @@ typedef struct prefetch {
  * batches ahead keep the loop fed, but not fewer: librdkafka 2.0 looks at a partition whose queue
  * is over the bound again only about a second later (the broker thread's wait), so a queue much
  * smaller than a second of the loop's work starves it (README, Benchmarks: a 256 KiB budget, so
- * a 1 MiB queue, costs a third of the rate). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES overrides
- * the bound (site settings are applied last).
+ * a 1 MiB queue, cost a quarter to a half of the rate). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES
+ * overrides the bound (site settings are applied last).
  */
 static void prefetch_init(prefetch_t *f)
 {
