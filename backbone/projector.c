@@ -4,7 +4,8 @@
  *
  * A batch (tk_projector_poll_once):
  *
- *   wait for the first record; then take what has already arrived (up to 2000, no waiting)
+ *   wait for the first record; then take what has already arrived (no waiting), up to 2000
+ *   records or until their payloads reach the byte budget (PROJECTOR_BATCH_BYTES)
  *   BEGIN
  *     lock this projection's rows of projection_offsets (FOR UPDATE)
  *     records of partitions assigned and positioned, at or past the stored next offset
@@ -67,8 +68,7 @@
 #include "tk/prune.h"
 
 #define MAX_BATCH 2000
-#define MAX_BATCH_BYTES (4 << 20) /* stop collecting past this much payload */
-#define NO_OFFSET (-1)            /* no stored row: the partition starts at the beginning */
+#define NO_OFFSET (-1) /* no stored row: the partition starts at the beginning */
 
 typedef struct part {
     char *topic; /* owned */
@@ -576,6 +576,42 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t code,
 
 /* ---- public ---------------------------------------------------------------------------------- */
 
+#define PREFETCH_BATCHES 4 /* the consumer fetches ahead at most this many batches' worth */
+
+/* The consumer's librdkafka settings, from the batch budget (tk_projector_new). */
+typedef struct prefetch {
+    char queue_kb[24], partition_bytes[24], queue_records[24];
+    const char *settings[7]; /* "name", "value", ..., NULL, pointing into the above */
+} prefetch_t;
+
+/*
+ * By default librdkafka prefetches up to 64 MiB or 100,000 records per consumer and 1 MiB per
+ * partition per fetch, so with a backlog each projector's memory follows its lag (a backlog of
+ * 20k ticket events: about 10 MB for each consumer of the topic), whatever a batch holds. A few
+ * batches ahead keep the loop fed, but not fewer: librdkafka 2.0 looks at a partition whose queue
+ * is over the bound again only about a second later (the broker thread's wait), so a queue much
+ * smaller than a second of the loop's work starves it (README, Benchmarks: a 256 KiB budget, so
+ * a 1 MiB queue, cost a quarter to a half of the rate). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES
+ * overrides the bound (site settings are applied last).
+ */
+static void prefetch_init(prefetch_t *f)
+{
+    /* PROJECTOR_BATCH_BYTES <= 256 MiB (cfg.c) keeps both within librdkafka's ranges. */
+    int64_t budget = tk_cfg()->projector_batch_bytes;
+    int64_t kb = PREFETCH_BATCHES * budget / 1024;
+    snprintf(f->queue_kb, sizeof(f->queue_kb), "%lld", (long long)(kb < 1 ? 1 : kb));
+    snprintf(f->partition_bytes, sizeof(f->partition_bytes), "%lld", (long long)budget);
+    snprintf(f->queue_records, sizeof(f->queue_records), "%d", PREFETCH_BATCHES * MAX_BATCH);
+    const char *const settings[] = {"queued.max.messages.kbytes",
+                                    f->queue_kb,
+                                    "max.partition.fetch.bytes",
+                                    f->partition_bytes,
+                                    "queued.min.messages",
+                                    f->queue_records,
+                                    NULL};
+    memcpy(f->settings, settings, sizeof(settings));
+}
+
 static void free_strings(char **v)
 {
     for (size_t i = 0; v != NULL && v[i] != NULL; i++)
@@ -610,7 +646,10 @@ tk_projector_t *tk_projector_new(const tk_projector_spec_t *spec, tk_err_t *err)
         rc = err ? err->code : TK_EUNAVAIL;
         goto out;
     }
-    if ((p->rk = tk_kafka_consumer_new_with(p->group, rebalance_cb, p, err)) == NULL) {
+    prefetch_t prefetch;
+    prefetch_init(&prefetch);
+    if ((p->rk = tk_kafka_consumer_new_tuned(p->group, rebalance_cb, p, prefetch.settings, err)) ==
+        NULL) {
         rc = TK_EINTERNAL;
         goto out;
     }
@@ -670,16 +709,22 @@ void tk_projector_group_name(const char *context, const char *name, char *buf, s
 
 /*
  * Adaptive batching (group commit): wait up to timeout_ms for the first record, then take only
- * what has already arrived (polls with timeout 0) up to MAX_BATCH records or MAX_BATCH_BYTES.
+ * what has already arrived (polls with timeout 0) up to MAX_BATCH records, or until the records'
+ * payloads (and keys) reach tk_cfg()->projector_batch_bytes: the record that reaches the budget
+ * is the batch's last, so a record larger than the budget still makes a batch of one.
  * Idle, a record is applied as soon as it arrives; under load, records pile up in librdkafka's
  * queue while a batch commits, so the next batch is larger and the per-transaction cost is
  * shared by more records.
+ *
+ * Why a byte budget: a batch is held whole while it is applied, each record decoded into an
+ * envelope (a JSON tree several times the payload's size), its rows built and sent. With a
+ * backlog every batch is full, so the budget, not the record count, sets the role's peak memory.
  */
 int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_err_t *err)
 {
     rd_kafka_message_t *msgs[MAX_BATCH];
     int n = 0, rc = 0;
-    size_t bytes = 0;
+    size_t bytes = 0, budget = (size_t)tk_cfg()->projector_batch_bytes;
     if (applied != NULL)
         *applied = 0;
     if (p->dead || (rc = tk_kafka_consumer_dead(p->rk, NULL, err)) != 0) {
@@ -689,7 +734,7 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
     tend_partitions(p);
     p->rebalanced = false;
     int64_t deadline = tk_mono_ms() + timeout_ms;
-    while (n < MAX_BATCH && bytes < MAX_BATCH_BYTES) {
+    while (n < MAX_BATCH && bytes < budget) {
         int wait = 0;
         if (n == 0) {
             int64_t now = tk_mono_ms();
@@ -738,7 +783,7 @@ int tk_projector_poll_once(tk_projector_t *p, int timeout_ms, int *applied, tk_e
             continue;
         }
         msgs[n++] = m;
-        bytes += m->len;
+        bytes += m->len + m->key_len;
     }
     if (n > 0 && !p->dead)
         rc = apply_batch(p, msgs, n, applied, err);

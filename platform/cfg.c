@@ -37,6 +37,7 @@ static tk_cfg_t cfg = {
     .kafka_replication_factor = 1,
     .kafka_min_insync_replicas = 1,
     .gap_timeout_ms = 30000,
+    .projector_batch_bytes = 1024 * 1024,
     .jwt_ttl_seconds = 86400,
     .trusted_proxies = "",
     .signin_account_limit = 10,
@@ -227,6 +228,7 @@ int tk_cfg_load(unsigned need, tk_err_t *err)
         (rc = env_int("KAFKA_REPLICATION_FACTOR", 1, 16, &c->kafka_replication_factor, err)) ||
         (rc = env_int("KAFKA_MIN_INSYNC_REPLICAS", 1, 16, &c->kafka_min_insync_replicas, err)) ||
         (rc = env_int("PROJECTOR_GAP_TIMEOUT_MS", 0, 86400000, &c->gap_timeout_ms, err)) ||
+        (rc = env_int("PROJECTOR_BATCH_BYTES", 1, 1 << 28, &c->projector_batch_bytes, err)) ||
         (rc = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 1, 86400, &c->stripe_webhook_tolerance_s,
                       err)) ||
         (rc =

@@ -7,7 +7,8 @@
  * and replays it from the stored offsets without doubles, and so does a lost database connection;
  * two members of one group share the partitions through a rebalance without doubles;
  * poison records go to dead_letters and the projector continues; a version gap waits, then goes
- * to dead_letters after the (shortened) gap timeout.
+ * to dead_letters after the (shortened) gap timeout; a batch stops growing at its byte budget
+ * (PROJECTOR_BATCH_BYTES), and a record larger than the budget still goes, alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -447,6 +448,79 @@ static void version_gap_goes_to_dead_letters_after_the_timeout(void **state)
     assert_int_equal(stored_offset(name, topic), 4);
 }
 
+/* PROJECTOR_BATCH_BYTES = @p budget (0: unset, the default) for the projectors of this process. */
+static void batch_budget(size_t budget)
+{
+    char v[32];
+    snprintf(v, sizeof(v), "%zu", budget);
+    if (budget > 0)
+        setenv("PROJECTOR_BATCH_BYTES", v, 1);
+    else
+        unsetenv("PROJECTOR_BATCH_BYTES");
+    tk_err_t err = {0};
+    assert_int_equal(tk_cfg_load(TK_CFG_NEED_KAFKA | TK_CFG_NEED_DATABASE, &err), 0);
+}
+
+/* Poll @p p until @p name's count reaches @p want; returns the largest batch applied. */
+static int project_batches(tk_projector_t *p, const char *name, int64_t want, int timeout_ms)
+{
+    int64_t deadline = tk_mono_ms() + timeout_ms;
+    int largest = 0;
+    while (total(name, "count") < want) {
+        assert_true(tk_mono_ms() < deadline);
+        int applied = 0;
+        tk_err_t err = {0};
+        assert_int_equal(tk_projector_poll_once(p, 200, &applied, &err), 0);
+        if (applied > largest)
+            largest = applied;
+    }
+    return largest;
+}
+
+/* A backlog is taken in batches whose records (payload and key) stop at the byte budget: the
+ * record that reaches it is the batch's last. Records of one size make full batches exactly
+ * PER_BATCH records. With a budget of one byte every record still goes, one a batch. */
+static void a_batch_stops_at_its_byte_budget(void **state)
+{
+    (void)state;
+    enum {
+        N = 400,
+        PER_BATCH = 8,
+        MORE = 20
+    }; /* MORE > PER_BATCH: some are left for the budget of 1 */
+    char topic[64], name[64], id[TK_UUID_LEN + 1];
+    bb_fresh_topic("budget", topic, name, 1);
+    rd_kafka_t *producer = tk_test_producer();
+    size_t len = 0, record = 0;
+    for (int i = 0; i < N + MORE; i++) {
+        tk_uuid_new(id);
+        char *payload = bb_ticket_event("ticket:created", id, 0, 7, &len);
+        publish(producer, topic, id, payload, len);
+        free(payload);
+        if (record == 0)
+            record = len + TK_UUID_LEN;
+        assert_int_equal(len + TK_UUID_LEN, record); /* one size: same digits, same id length */
+    }
+    assert_int_equal(rd_kafka_flush(producer, 30000), 0);
+    rd_kafka_destroy(producer);
+
+    batch_budget(PER_BATCH * record);
+    struct toy t = {0};
+    tk_projector_t *p = toy_projector(&t, name, topic);
+    int largest = project_batches(p, name, N, 60000);
+    print_message("    largest batch %d records of %zu bytes (budget %zu)\n", largest, record,
+                  PER_BATCH * record);
+    assert_int_equal(largest, PER_BATCH);
+    batch_budget(1);
+    largest = project_batches(p, name, N + MORE, 30000);
+    batch_budget(0);
+    tk_projector_free(p);
+    assert_int_equal(largest, 1);
+    assert_int_equal(total(name, "count"), N + MORE);
+    assert_int_equal(total(name, "sum"), 7 * (N + MORE));
+    assert_int_equal(stored_offset(name, topic), N + MORE);
+}
+
 /* ---- setup and the child --------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -488,6 +562,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(poison_records_are_dead_lettered),
         cmocka_unit_test(poison_in_a_large_batch_is_dead_lettered),
         cmocka_unit_test(version_gap_goes_to_dead_letters_after_the_timeout),
+        cmocka_unit_test(a_batch_stops_at_its_byte_budget),
     };
     return cmocka_run_group_tests(tests, setup, bb_toys_teardown);
 }

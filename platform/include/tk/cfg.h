@@ -78,6 +78,10 @@ typedef struct tk_cfg {
     /* processed_events pruning (backbone/prune.c). */
     int prune_every_ms;     /* PROCESSED_EVENTS_PRUNE_MS: how often, 60000 */
     int prune_keep_offsets; /* PROCESSED_EVENTS_KEEP_OFFSETS, 100000 (prune.h) */
+    /* PROJECTOR_BATCH_BYTES: a live projector's batch stops growing once its records' payloads
+     * and keys reach this many bytes (or at 2000 records): it bounds what a batch holds
+     * decoded, the role's peak memory with a backlog (backbone/projector.c). 1048576. */
+    int projector_batch_bytes;
 } tk_cfg_t;
 
 /**
