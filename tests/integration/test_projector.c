@@ -466,7 +466,7 @@ static int project_batches(tk_projector_t *p, const char *name, int64_t want, in
 {
     int64_t deadline = tk_mono_ms() + timeout_ms;
     int largest = 0;
-    while (total(name, "count") < want) {
+    while (bb_toys_total(name, "count") < want) {
         assert_true(tk_mono_ms() < deadline);
         int applied = 0;
         tk_err_t err = {0};
@@ -516,8 +516,8 @@ static void a_batch_stops_at_its_byte_budget(void **state)
     batch_budget(0);
     tk_projector_free(p);
     assert_int_equal(largest, 1);
-    assert_int_equal(total(name, "count"), N + MORE);
-    assert_int_equal(total(name, "sum"), 7 * (N + MORE));
+    assert_int_equal(bb_toys_total(name, "count"), N + MORE);
+    assert_int_equal(bb_toys_total(name, "sum"), 7 * (N + MORE));
     assert_int_equal(stored_offset(name, topic), N + MORE);
 }
 
