@@ -42,6 +42,7 @@
  */
 #include "tk/kafka.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -323,6 +324,41 @@ rd_kafka_t *tk_kafka_consumer_new_with(const char *group_id, tk_kafka_rebalance_
 rd_kafka_t *tk_kafka_consumer_new(const char *group_id, tk_err_t *err)
 {
     return consumer_new(group_id, false, NULL, NULL, NULL, err);
+}
+
+/* librdkafka before 2.1.0 (PR #4230) waits for the seek replies timeout_ms MICROseconds: its
+ * rd_kafka_seek_partitions passes the remaining milliseconds to a queue pop that takes
+ * microseconds. Debian's 2.0.2 thus gave up after 10 ms whenever its main thread was slower
+ * than that (the soak of 2026-12-02 restarted the expiration delay stage 12 times in its first
+ * 22 minutes).
+ * Handing it a thousand times the wait makes the first pop wait timeout_ms; a later pop (one
+ * per partition) waits what is left, in the same units, so never more than timeout_ms each. */
+#define SEEK_UNITS_FIXED 0x02010000 /* rd_kafka_version() of 2.1.0 */
+
+int tk_kafka_seek_timeout(int timeout_ms)
+{
+    if (timeout_ms <= 0 || rd_kafka_version() >= SEEK_UNITS_FIXED)
+        return timeout_ms;
+    return timeout_ms > INT_MAX / 1000 ? -1 : timeout_ms * 1000;
+}
+
+int tk_kafka_seek(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, int timeout_ms,
+                  tk_err_t *err)
+{
+    int rc = 0;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(rk, list, tk_kafka_seek_timeout(timeout_ms));
+    if (error != NULL) {
+        const char *topic = list->cnt > 0 ? list->elems[0].topic : "";
+        rc = tk_err_set(err, TK_EINTERNAL, topic, "seek: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return rc;
+    }
+    for (int i = 0; i < list->cnt; i++)
+        if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            !(timeout_ms == 0 && list->elems[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS))
+            return tk_err_set(err, TK_EINTERNAL, list->elems[i].topic, "seek partition %d: %s",
+                              (int)list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
+    return 0;
 }
 
 /* A fatal consumer stays fatal (librdkafka never clears it): checking the handle as well as the

@@ -209,19 +209,7 @@ static int poll_timeout(const struct delay *d, int64_t now)
  */
 static int seek_list(struct delay *d, rd_kafka_topic_partition_list_t *list, tk_err_t *err)
 {
-    int rc = 0;
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(d->consumer, list, SEEK_TIMEOUT_MS);
-    if (error != NULL) {
-        rc = tk_err_set(err, TK_EINTERNAL, d->cfg->delay_topic, "seek: %s",
-                        rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        return rc;
-    }
-    for (int i = 0; i < list->cnt; i++)
-        if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            return tk_err_set(err, TK_EINTERNAL, d->cfg->delay_topic, "seek partition %d: %s",
-                              (int)list->elems[i].partition, rd_kafka_err2str(list->elems[i].err));
-    return 0;
+    return tk_kafka_seek(d->consumer, list, SEEK_TIMEOUT_MS, err);
 }
 
 /* Resume the partitions of @p list, all paused by us (never others: resuming a partition that

@@ -123,6 +123,23 @@ int tk_kafka_rebalance_apply(rd_kafka_t *rk, bool assign, rd_kafka_topic_partiti
                              tk_err_t *err);
 
 /**
+ * @brief Seek consumer @p rk's partitions of @p list to their .offset and wait up to
+ *        @p timeout_ms for each seek to be taken (librdkafka then hands out no record fetched
+ *        before it). Use this, not rd_kafka_seek_partitions with a timeout: librdkafka before
+ *        2.1.0 takes that timeout in microseconds (tk_kafka_seek_timeout).
+ * @param timeout_ms > 0 per partition; 0 starts the seeks and returns at once.
+ * @return 0; TK_EINTERNAL with librdkafka's reason (field: the topic) when the wait timed out or
+ *         a partition's seek failed (its .err in @p list says which).
+ * Ownership: all borrowed; @p list's .err fields are written. Thread: the consumer's.
+ */
+int tk_kafka_seek(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *list, int timeout_ms,
+                  tk_err_t *err);
+
+/** @brief The timeout to give this process's librdkafka's rd_kafka_seek_partitions for a wait of
+ *         @p timeout_ms (x1000 before 2.1.0, -1 = no bound when that overflows). Thread: any. */
+int tk_kafka_seek_timeout(int timeout_ms);
+
+/**
  * @brief Whether consumer @p rk is dead for good: librdkafka raised a fatal error on it. The one
  *        seen in practice is a static member fenced by another with the same group.instance.id
  *        (FENCED_INSTANCE_ID, e.g. after a broker restart left the group coordinator with a newer
