@@ -6,8 +6,8 @@
 #
 #   bash bench/schemathesis/run.sh [BINARY] [EXAMPLES_PER_OPERATION]
 #
-# EXAMPLES_PER_OPERATION defaults to 400: 15 operations through the ingress (those tagged
-# `service` are excluded) x 400 = 6,000 cases at most; schemathesis stops an operation early when
+# EXAMPLES_PER_OPERATION defaults to 400: 16 operations through the ingress (those tagged
+# `service` are excluded) x 400 = 6,400 cases at most; schemathesis stops an operation early when
 # its input space is exhausted, so check the "test cases" count it prints at the end. A seed can
 # be fixed with E2E_SCHEMATHESIS_SEED.
 set -euo pipefail
