@@ -104,14 +104,7 @@ for role in serve project relay; do
 done
 
 user_id=$(python3 -c 'import uuid; print(uuid.uuid4())')
-cookie="session=$(printf '{"jwt":"%s"}' "$(python3 - "$user_id" <<PY
-import base64,hmac,hashlib,json,sys,time
-k=b"$JWT_KEY"
-b=lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
-h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode()); p=b(json.dumps({"id":sys.argv[1],"email":"bench@test.com","iat":int(time.time())}).encode())
-print((h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode())
-PY
-)" | base64 -w0)"
+cookie=$(python3 bench/cookies.py 1 "$user_id")
 
 # ---- commands: POST /api/tickets vs pgbench -N -----------------------------------------------
 say "POST /api/tickets, $CONNS connections, ${SECS}s"
@@ -155,15 +148,7 @@ done
 # Orders come from 256 users, as real traffic does: one user's orders are serialized by the
 # per-user open-order check (a lock per user), so a single bench user measured that lock, not
 # the command path (pgbench -N likewise spreads over its accounts).
-python3 - "$JWT_KEY" 256 >"$OUT/order_cookies.txt" <<'PY'
-import base64,hmac,hashlib,json,sys,time,uuid
-k=sys.argv[1].encode(); b=lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
-for _ in range(int(sys.argv[2])):
-    h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode())
-    p=b(json.dumps({"id":str(uuid.uuid4()),"email":"bench@test.com","iat":int(time.time())}).encode())
-    jwt=(h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode()
-    print("session="+base64.b64encode(json.dumps({"jwt":jwt}).encode()).decode())
-PY
+python3 bench/cookies.py 256 >"$OUT/order_cookies.txt"
 cat >"$OUT/post_order.lua" <<LUA
 local ids, n = {}, 0
 for line in io.lines("$OUT/free_tickets.txt") do n = n + 1; ids[n] = line end

@@ -34,14 +34,7 @@ PORT=$http_port TK_LOG_LEVEL=warn "$build/app/ticketing" serve all 2>/dev/null &
 wait_http http://127.0.0.1:$trivial_port/ && wait_http http://127.0.0.1:$http_port/healthz
 
 # One ticket in the read model to read back (create it through the real command path).
-cookie="session=$(printf '{"jwt":"%s"}' "$(python3 - <<PY
-import base64,hmac,hashlib,json,time,uuid
-k=b"$JWT_KEY"
-b=lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
-h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode()); p=b(json.dumps({"id":str(uuid.uuid4()),"email":"bench@test.com","iat":int(time.time())}).encode())
-print((h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode())
-PY
-)" | base64 -w0)"
+cookie=$(python3 "$ROOT/bench/cookies.py" 1)
 id=$(curl -fs -X POST http://127.0.0.1:$http_port/api/tickets -H 'content-type: application/json' \
   --cookie "$cookie" -d '{"title":"bench","price":10}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 "$build/app/ticketing" project tickets 2>/dev/null & pids+=($!)

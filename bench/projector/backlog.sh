@@ -58,14 +58,7 @@ TK_LOG_LEVEL=warn "$TK" relay all 2>>"$LOG" & relay_pid=$!
 pids+=("$serve_pid" "$relay_pid")
 for _ in $(seq 200); do curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 user_id=$(python3 -c 'import uuid; print(uuid.uuid4())')
-cookie="session=$(printf '{"jwt":"%s"}' "$(python3 - "$user_id" <<PY
-import base64,hmac,hashlib,json,sys,time
-k=b"$JWT_KEY"
-b=lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
-h=b(json.dumps({"alg":"HS256","typ":"JWT"}).encode()); p=b(json.dumps({"id":sys.argv[1],"email":"bench@test.com","iat":int(time.time())}).encode())
-print((h+b"."+p+b"."+b(hmac.new(k,h+b"."+p,hashlib.sha256).digest())).decode())
-PY
-)" | base64 -w0)"
+cookie=$(python3 "$ROOT/bench/cookies.py" 1 "$user_id")
 cat >"$OUT/backlog_post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"title":"backlog","price":10}'
