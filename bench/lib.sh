@@ -24,3 +24,14 @@ bench_java_tool() {
   JAVA_TOOL=(java -Xmx512m -cp "$kafka_home/libs/*"
     -Dlog4j.configuration="file:$ROOT/var/kafka/tools-log4j.properties")
 }
+
+# bench_post_ticket_script FILE TITLE COOKIE: writes the wrk script that POSTs one ticket titled
+# TITLE (price 10) per request, signed in with COOKIE (from bench/cookies.py).
+bench_post_ticket_script() {
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.body = '{"title":"$2","price":10}'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["cookie"] = "$3"
+LUA
+}

@@ -108,12 +108,7 @@ cookie=$(python3 bench/cookies.py 1 "$user_id")
 
 # ---- commands: POST /api/tickets vs pgbench -N -----------------------------------------------
 say "POST /api/tickets, $CONNS connections, ${SECS}s"
-cat >"$OUT/post_ticket.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"title":"bench","price":10}'
-wrk.headers["content-type"] = "application/json"
-wrk.headers["cookie"] = "$cookie"
-LUA
+bench_post_ticket_script "$OUT/post_ticket.lua" bench "$cookie"
 wrk_run post_tickets -s "$OUT/post_ticket.lua" "$BASE/api/tickets"
 say "ceiling: pgbench -N, $CONNS clients"
 "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS tk_bench_pgbench" -c "CREATE DATABASE tk_bench_pgbench" 2>>"$LOG"

@@ -13,10 +13,9 @@
 # top of the last one's, so runs can be repeated and compared (e.g. the same binary with
 # PROJECTOR_BATCH_BYTES set differently); with N = 0 the role drains what is there. Environment: BUILD (default build/release), BENCH_HTTP_PORT
 # (default PORT+1), and any setting of the role (it inherits the environment).
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-# shellcheck source=../../scripts/env.sh
-. scripts/env.sh
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$ROOT"
 
 N=${1:-10000}
 BUILD=${BUILD:-build/release}
@@ -59,12 +58,7 @@ pids+=("$serve_pid" "$relay_pid")
 for _ in $(seq 200); do curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 user_id=$(python3 -c 'import uuid; print(uuid.uuid4())')
 cookie=$(python3 "$ROOT/bench/cookies.py" 1 "$user_id")
-cat >"$OUT/backlog_post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"title":"backlog","price":10}'
-wrk.headers["content-type"] = "application/json"
-wrk.headers["cookie"] = "$cookie"
-LUA
+bench_post_ticket_script "$OUT/backlog_post.lua" backlog "$cookie"
 # wrk until the relay has published N more records.
 wrk -t2 -c16 -d600s -s "$OUT/backlog_post.lua" "http://127.0.0.1:$HTTP_PORT/api/tickets" >>"$LOG" &
 wrk_pid=$!
