@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "tk/cfg.h"
+#include "tk/hash.h"
 #include "tk/mem.h"
 #include "tk/sbuf.h"
 
@@ -198,7 +199,7 @@ static PGresult *checked(PGconn *c, PGresult *res, tk_err_t *err)
 /* ---- per connection: prepared statements and a deferred BEGIN ------------------------------ */
 
 #define PREPARED_MAX 64 /* beyond this, statements run unnamed: dynamic SQL must not grow it */
-#define PIPELINE_MAX 40 /* statements of one round trip (tk_pg_commit_with) */
+#define STEPS_MAX 20    /* statements of one round trip (tk_pg_commit_with) */
 
 typedef struct conn_state {
     int n;
@@ -256,18 +257,10 @@ static bool take_begin(PGconn *c)
     return pending;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* The slot of @p sql in @p cs, or -1. */
 static int prepared_find(const conn_state_t *cs, const char *sql)
 {
-    uint64_t h = fnv1a(sql);
+    uint64_t h = tk_hash_bytes(sql, strlen(sql));
     for (int i = 0; i < cs->n; i++)
         if (cs->hash[i] == h && strcmp(cs->sql[i], sql) == 0)
             return i;
@@ -279,7 +272,7 @@ static int prepared_add(conn_state_t *cs, const char *sql)
 {
     if (cs->n == PREPARED_MAX)
         return -1;
-    cs->hash[cs->n] = fnv1a(sql);
+    cs->hash[cs->n] = tk_hash_bytes(sql, strlen(sql));
     cs->sql[cs->n] = tk_mem_strdup(sql);
     return cs->n++;
 }
@@ -308,14 +301,15 @@ static int pipeline(PGconn *c, const step_t *steps, int n, int keep, PGresult **
 {
     conn_state_t *cs = PQinstanceData(c, state_events);
     int prepared_before = cs != NULL ? cs->n : 0;
-    int prepare_step[PIPELINE_MAX]; /* per sent query: the slot it prepares, or -1 */
-    int step_of[PIPELINE_MAX];      /* per sent query: the step it executes, or -1 */
+    /* Per sent query (a step is one, or two when its statement is prepared first): */
+    int prepare_step[2 * STEPS_MAX]; /* the slot it prepares, or -1 */
+    int step_of[2 * STEPS_MAX];      /* the step it executes, or -1 */
     int queries = 0, rc = 0;
     char name[16];
 
-    if (n > PIPELINE_MAX / 2)
+    if (n > STEPS_MAX)
         return tk_err_set(err, TK_EINTERNAL, "", "%d statements in one round trip (max %d)", n,
-                          PIPELINE_MAX / 2);
+                          STEPS_MAX);
     if (!PQenterPipelineMode(c))
         return result_error(c, NULL, err);
     bool sent = true;
@@ -342,7 +336,7 @@ static int pipeline(PGconn *c, const step_t *steps, int n, int keep, PGresult **
     }
     if (!sent || !PQpipelineSync(c)) {
         rc = result_error(c, NULL, err);
-        if (rc == 0 || PQstatus(c) == CONNECTION_OK)
+        if (PQstatus(c) == CONNECTION_OK) /* result_error said "internal"; the pipeline is stuck */
             rc = tk_err_set(err, TK_EUNAVAIL, "", "database unavailable: %s", PQerrorMessage(c));
         if (cs != NULL)
             prepared_truncate(cs, prepared_before);
@@ -513,14 +507,14 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
     bool begin = take_begin(c);
     if (begin && nstmts == 0)
         return 0; /* nothing ran and nothing is to be written: no transaction was ever opened */
-    if (nstmts < 0 || nnotices < 0 || nstmts + nnotices + 2 > PIPELINE_MAX / 2)
+    if (nstmts < 0 || nnotices < 0 || nstmts + nnotices + 2 > STEPS_MAX)
         return tk_err_set(err, TK_EINTERNAL, "", "%d statements and %d notices in one commit",
                           nstmts, nnotices);
     /* [BEGIN,] the statements, COMMIT, then "SELECT pg_notify($1, $2)" per notice: the
      * notifications run in an implicit transaction of their own after the COMMIT, which writes no
      * WAL and so holds the notify lock only briefly. */
-    step_t steps[PIPELINE_MAX / 2];
-    const char *notice_params[PIPELINE_MAX / 2][2];
+    step_t steps[STEPS_MAX];
+    const char *notice_params[STEPS_MAX][2];
     int n = 0;
     if (begin)
         steps[n++] = (step_t){"BEGIN", 0, NULL, false};

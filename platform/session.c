@@ -18,6 +18,7 @@
  */
 #include "tk/session.h"
 #include "tk/cfg.h"
+#include "tk/hash.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
@@ -172,14 +173,6 @@ typedef struct remembered {
 static remembered_t remembered[REMEMBERED];
 static pthread_mutex_t remembered_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t fnv1a(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h | 1; /* never 0: 0 marks an empty slot */
-}
-
 /* Whether @p cred (len bytes) verified before under the current settings; its user into @p out. */
 static bool recall(const char *cred, size_t len, uint64_t h, uint64_t key_hash, int ttl,
                    tk_session_user_t *out)
@@ -216,8 +209,8 @@ static int verify_credential(const char *cred, size_t len, bool is_cookie, tk_se
     if (key == NULL)
         return TK_EUNAUTH;
     int ttl = tk_cfg()->jwt_ttl_seconds;
-    uint64_t key_hash = fnv1a(key, strlen(key)) ^ (is_cookie ? 0x2 : 0x4);
-    uint64_t h = fnv1a(cred, len);
+    uint64_t key_hash = tk_hash_bytes(key, strlen(key)) ^ (is_cookie ? 0x2 : 0x4);
+    uint64_t h = tk_hash_bytes(cred, len) | 1; /* never 0: 0 marks an empty slot */
     bool rememberable = len <= REMEMBERED_MAX;
     if (rememberable && recall(cred, len, h, key_hash, ttl, out))
         return out->expires * 1000 > tk_now_ms() ? 0 : TK_EUNAUTH;
