@@ -155,7 +155,7 @@ static int try_one(PGconn *c, const tk_projector_spec_t *spec, PGresult *rows, i
         }
     }
     if ((rc = tk_pg_run(c, "DELETE FROM dead_letters WHERE id = $1", 1, pid, NULL, err)) != 0 ||
-        (rc = tk_tx__commit(c, tk_tx_emitted(&tx), NULL, err)) != 0)
+        (rc = tk_tx__commit(c, tk_tx_emitted(&tx), NULL, NULL, err)) != 0)
         goto out;
     *outcome = TRY_APPLIED;
 out:

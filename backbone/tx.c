@@ -47,10 +47,25 @@ static int commit_notices(int emitted, const char *projection, tk_pg_notice_t no
     return n;
 }
 
-int tk_tx__commit(PGconn *conn, int emitted, const char *projection, tk_err_t *err)
+/* A read-model batch (offsets stored, nothing emitted) need not wait for its WAL flush: if
+ * PostgreSQL loses it in a crash, its effects, processed_events rows and offsets are lost
+ * together, and the projector applies the same records again from Kafka: a late delivery, which
+ * every projection already handles. A batch that emitted events waits: the relay could publish
+ * them before the flush, and a redo would emit them again with new ids. */
+static const tk_pg_stmt_t NO_FLUSH_WAIT = {"SET LOCAL synchronous_commit TO off", 0, NULL};
+
+int tk_tx__commit(PGconn *conn, int emitted, const char *projection, const tk_pg_stmt_t *last,
+                  tk_err_t *err)
 {
     tk_pg_notice_t notices[2];
-    return tk_pg_commit_notify(conn, notices, commit_notices(emitted, projection, notices), err);
+    int n = commit_notices(emitted, projection, notices);
+    tk_pg_stmt_t stmts[2];
+    int nstmts = 0;
+    if (last != NULL)
+        stmts[nstmts++] = *last;
+    if (emitted == 0 && projection != NULL)
+        stmts[nstmts++] = NO_FLUSH_WAIT;
+    return tk_pg_commit_with(conn, stmts, nstmts, notices, n, err);
 }
 
 #define OUTBOX_INSERT                                                                              \

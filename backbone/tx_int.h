@@ -5,6 +5,7 @@
 #ifndef TK_TX_INT_H
 #define TK_TX_INT_H
 
+#include "tk/pg.h"
 #include "tk/tx.h"
 
 #include <stdbool.h>
@@ -46,10 +47,15 @@ void tk_tx__discard(tk_tx_t *tx);
 /* The channel the relay LISTENs on: a commit that wrote outbox rows notifies it. */
 #define TK_TX_OUTBOX_CHANNEL "outbox"
 
-/* COMMIT the transaction of conn and, in the same round trip, wake whoever waits for it: the
- * relay when @p emitted > 0 (rows in the outbox), and the queries waiting for a consistency token
- * when @p projection (borrowed, may be NULL) stored offsets. Notifying after the commit, not from
- * a trigger inside it: see tk_pg_commit_notify. Returns the COMMIT's outcome. */
-int tk_tx__commit(PGconn *conn, int emitted, const char *projection, tk_err_t *err);
+/* Run @p last (borrowed, may be NULL: the statement whose outcome the transaction does not need
+ * before it commits, e.g. a projector's offsets), COMMIT the transaction of conn and, in the same
+ * round trip, wake whoever waits for it: the relay when @p emitted > 0 (rows in the outbox), and
+ * the queries waiting for a consistency token when @p projection (borrowed, may be NULL) stored
+ * offsets. Notifying after the commit, not from
+ * a trigger inside it: see tk_pg_commit_notify. A projector's batch that emitted nothing commits
+ * without waiting for its WAL flush (synchronous_commit off, DESIGN.md section 6). Returns the
+ * COMMIT's outcome. */
+int tk_tx__commit(PGconn *conn, int emitted, const char *projection, const tk_pg_stmt_t *last,
+                  tk_err_t *err);
 
 #endif

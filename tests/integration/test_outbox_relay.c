@@ -30,6 +30,7 @@
 #include "tk/kafka.h"
 #include "tk/pg.h"
 #include "tk/relay.h"
+#include "tx_int.h"
 
 #define CONTEXT "tickets"
 #define THREADS 4
@@ -339,23 +340,39 @@ static int nothing_body(tk_tx_t *tx, void *arg, tk_err_t *err)
     return 0;
 }
 
-/* Runs body as a command on c and returns the round trips it took (ReadyForQuery messages in
- * libpq's protocol trace); *rc gets tk_command_run's result. */
-static int round_trips(PGconn *c, tk_command_body_t *body, struct cmd *cmd, int *rc, tk_err_t *err)
+/* libpq's protocol trace of c, from trace_begin to trace_end: the round trips in it
+ * (ReadyForQuery messages), and whether @p needle (may be NULL) was sent. */
+static FILE *trace_begin(PGconn *c)
 {
     FILE *trace = tmpfile();
     assert_non_null(trace);
     PQtrace(c, trace);
     PQsetTraceFlags(c, PQTRACE_SUPPRESS_TIMESTAMPS);
-    *rc = tk_command_run(c, NULL, body, cmd, err);
+    return trace;
+}
+
+static int trace_end(PGconn *c, FILE *trace, const char *needle, bool *seen)
+{
     PQuntrace(c);
     rewind(trace);
     char line[4096];
     int n = 0;
-    while (fgets(line, sizeof(line), trace) != NULL)
+    while (fgets(line, sizeof(line), trace) != NULL) {
         n += strstr(line, "ReadyForQuery") != NULL;
+        if (needle != NULL && strstr(line, needle) != NULL)
+            *seen = true;
+    }
     fclose(trace);
     return n;
+}
+
+/* Runs body as a command on c and returns the round trips it took; *rc gets tk_command_run's
+ * result. */
+static int round_trips(PGconn *c, tk_command_body_t *body, struct cmd *cmd, int *rc, tk_err_t *err)
+{
+    FILE *trace = trace_begin(c);
+    *rc = tk_command_run(c, NULL, body, cmd, err);
+    return trace_end(c, trace, NULL, NULL);
 }
 
 static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
@@ -435,6 +452,40 @@ static bool row_exists(PGconn *c, int64_t id)
     snprintf(s, sizeof(s), "%lld", (long long)id);
     const char *p[] = {s};
     return bb_scalar(c, "SELECT count(*) FROM outbox WHERE id = $1", 1, p) == 1;
+}
+
+/*
+ * A projector's commit (tk_tx__commit): its last statement (the offsets), COMMIT and NOTIFY in one
+ * round trip after a deferred BEGIN rode with the first statement. A batch that emitted nothing
+ * does not wait for its WAL flush; one that emitted events does (DESIGN.md section 6).
+ */
+static void a_projector_commit_is_one_round_trip_and_flushes_only_with_events(void **state)
+{
+    (void)state;
+    PGconn *c = bb_connect(CONTEXT);
+    tk_err_t err = {0};
+    bb_exec(c, "CREATE TEMP TABLE bbtest_offsets (n int)", 0, NULL);
+    const char *one[] = {"1"};
+    const tk_pg_stmt_t last = {"INSERT INTO bbtest_offsets VALUES ($1::int)", 1, one};
+    for (int emitted = 0; emitted <= 1; emitted++) {
+        FILE *trace = trace_begin(c);
+        assert_int_equal(tk_pg_begin_deferred(c, &err), 0);
+        PGresult *r = tk_pg_exec(c, "SELECT count(*) FROM bbtest_offsets", 0, NULL, &err);
+        assert_non_null(r);
+        PQclear(r);
+        assert_int_equal(tk_tx__commit(c, emitted, "bbtest_view", &last, &err), 0);
+        bool no_flush_wait = false;
+        assert_int_equal(trace_end(c, trace, "synchronous_commit", &no_flush_wait), 2);
+        assert_int_equal(no_flush_wait, emitted == 0);
+        assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    }
+    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM bbtest_offsets", 0, NULL), 2);
+    /* The setting was the transaction's own: the session still waits for its flushes. */
+    PGresult *r = tk_pg_exec(c, "SHOW synchronous_commit", 0, NULL, &err);
+    assert_non_null(r);
+    assert_string_equal(PQgetvalue(r, 0, 0), "on");
+    PQclear(r);
+    PQfinish(c);
 }
 
 static void late_commit_with_lower_id_is_not_skipped(void **state)
@@ -680,6 +731,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(committed_commands_reach_kafka_in_order),
         cmocka_unit_test(command_errors_and_retries),
         cmocka_unit_test(a_command_takes_two_round_trips_and_stays_atomic),
+        cmocka_unit_test(a_projector_commit_is_one_round_trip_and_flushes_only_with_events),
         cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
         cmocka_unit_test(crash_between_ack_and_delete_loses_and_doubles_nothing),
         cmocka_unit_test(refused_row_is_dead_lettered),
