@@ -294,10 +294,11 @@ typedef struct step {
 
 /* Send @p steps and a Sync in pipeline mode, read every result, and leave pipeline mode: one round
  * trip. Returns the first failure (later steps are then skipped by the server) or 0; the result of
- * step @p keep (-1: none) is handed to *kept when it succeeded. An explicit transaction stays open
- * across the Sync; one that failed inside stays failed until ROLLBACK, as with single statements.
+ * each step that succeeded is handed to results[step] (an array of n, zeroed by the caller; NULL:
+ * keep none), the caller's to PQclear. An explicit transaction stays open across the Sync; one
+ * that failed inside stays failed until ROLLBACK, as with single statements.
  */
-static int pipeline(PGconn *c, const step_t *steps, int n, int keep, PGresult **kept, tk_err_t *err)
+static int pipeline(PGconn *c, const step_t *steps, int n, PGresult **results, tk_err_t *err)
 {
     conn_state_t *cs = PQinstanceData(c, state_events);
     int prepared_before = cs != NULL ? cs->n : 0;
@@ -365,8 +366,8 @@ static int pipeline(PGconn *c, const step_t *steps, int n, int keep, PGresult **
         if (q < queries && prepare_step[q] >= 0 && !ok && cs != NULL &&
             prepare_step[q] < cs->n) /* this PREPARE and every later one did not happen */
             prepared_truncate(cs, prepare_step[q]);
-        if (q < queries && step_of[q] == keep && keep >= 0 && ok && kept != NULL) {
-            *kept = res;
+        if (q < queries && step_of[q] >= 0 && ok && results != NULL) {
+            results[step_of[q]] = res;
             res = NULL;
         }
         PQclear(res);
@@ -384,12 +385,14 @@ static PGresult *with_begin(PGconn *c, const char *sql, int nparams, const char 
                             bool prepared, tk_err_t *err)
 {
     const step_t steps[] = {{"BEGIN", 0, NULL, false}, {sql, nparams, params, prepared}};
-    PGresult *res = NULL;
-    if (pipeline(c, steps, 2, 1, &res, err) != 0) {
-        PQclear(res);
+    PGresult *res[2] = {NULL, NULL};
+    int rc = pipeline(c, steps, 2, res, err);
+    PQclear(res[0]);
+    if (rc != 0) {
+        PQclear(res[1]);
         return NULL;
     }
-    return res;
+    return res[1];
 }
 
 PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
@@ -527,8 +530,12 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
         notice_params[i][1] = notices[i].payload ? notices[i].payload : "";
         steps[n++] = (step_t){"SELECT pg_notify($1, $2)", 2, notice_params[i], true};
     }
-    PGresult *res = NULL;
-    int rc = pipeline(c, steps, n, commit, &res, err);
+    PGresult *results[STEPS_MAX] = {NULL};
+    int rc = pipeline(c, steps, n, results, err);
+    PGresult *res = results[commit];
+    for (int i = 0; i < n; i++)
+        if (i != commit)
+            PQclear(results[i]);
     /* The COMMIT's outcome is the answer: a notification failing after it is not the commit's
      * failure (the transaction is durable), so it is not reported. */
     if (res != NULL) {
@@ -538,6 +545,34 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
                  ? tk_err_set(err, TK_EINTERNAL, "", "transaction was aborted; COMMIT rolled back")
                  : 0;
         PQclear(res);
+    }
+    return rc;
+}
+
+int tk_pg_exec_all(PGconn *c, const tk_pg_stmt_t *stmts, int n, PGresult **results, tk_err_t *err)
+{
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    if (c == NULL)
+        return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
+    if (n < 1 || n + 1 > STEPS_MAX)
+        return tk_err_set(err, TK_EINTERNAL, "", "%d statements in one round trip", n);
+    bool begin = take_begin(c);
+    step_t steps[STEPS_MAX];
+    int m = 0;
+    if (begin)
+        steps[m++] = (step_t){"BEGIN", 0, NULL, false};
+    for (int i = 0; i < n; i++)
+        steps[m++] = (step_t){stmts[i].sql, stmts[i].nparams, stmts[i].params, true};
+    PGresult *all[STEPS_MAX] = {NULL};
+    int rc = pipeline(c, steps, m, all, err);
+    if (begin)
+        PQclear(all[0]);
+    for (int i = 0; i < n; i++) {
+        if (rc != 0)
+            PQclear(all[i + begin]);
+        else
+            results[i] = all[i + begin];
     }
     return rc;
 }

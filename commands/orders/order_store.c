@@ -53,50 +53,24 @@ out:
     return rc;
 }
 
-int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, tk_err_t *err)
+/* The replicated ticket of a "SELECT id, title, price_cents, version" result. */
+static int ticket_from(const PGresult *res, tk_order_ticket_t *out, tk_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!tk_uuid_valid(id))
+    if (res == NULL || PQntuples(res) != 1)
         return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    const char *params[] = {id};
-    PGresult *res = tk_pg_exec_prepared(
-        conn, "SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $1", 1,
-        params, err);
-    if (res == NULL)
-        return err->code;
-    int rc = 0;
-    if (PQntuples(res) != 1) {
-        rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    } else {
-        snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
-        out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        out->version = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    }
-    PQclear(res);
-    return rc;
+    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
+    out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    out->version = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    return 0;
 }
 
-int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_err_t *err)
+/* The open-orders cap, from a "SELECT count(*), seconds until the earliest expiry" result. */
+static int open_cap(const PGresult *res, int *retry_after, tk_err_t *err)
 {
-    const char *params[] = {user_id};
-    /* Serialises one user's POSTs (other users are not blocked), so the count below cannot be
-     * read by two transactions that then both insert. */
-    int rc = tk_pg_run_prepared(
-        tk_tx_conn(tx), "SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))",
-        1, params, NULL, err);
-    if (rc != 0)
-        return rc;
-    PGresult *res = tk_pg_exec_prepared(tk_tx_conn(tx),
-                                        "SELECT count(*), coalesce(ceil(extract(epoch FROM "
-                                        "min(expires_at) - now())), 1)::bigint FROM orders "
-                                        "WHERE user_id = $1 AND status = 'created'",
-                                        1, params, err);
-    if (res == NULL)
-        return err->code;
     long open = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     long wait = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
     int max = tk_cfg()->orders_open_max;
     if (open < max)
         return 0;
@@ -105,9 +79,28 @@ int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_
                       "Too many open orders: pay for or cancel one first (at most %d)", max);
 }
 
-int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, tk_err_t *err)
+int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, int *retry_after,
+                    tk_err_t *err)
 {
-    int rc = tk_orders_ticket_load(tk_tx_conn(tx), o->ticket_id, ticket, err);
+    /* One round trip: the user's lock, which serialises one user's POSTs (other users are not
+     * blocked) so that two transactions never both read a count under the cap and both insert;
+     * then the count and the ticket, each read with its own snapshot, taken after the lock. */
+    const char *user[] = {o->user_id};
+    const char *ticket_id[] = {o->ticket_id};
+    const tk_pg_stmt_t reads[] = {
+        {"SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))", 1, user},
+        {"SELECT count(*), coalesce(ceil(extract(epoch FROM min(expires_at) - now())), 1)::bigint "
+         "FROM orders WHERE user_id = $1 AND status = 'created'",
+         1, user},
+        {"SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $1", 1, ticket_id},
+    };
+    bool known = tk_uuid_valid(o->ticket_id); /* a non-UUID is no ticket: no lookup */
+    PGresult *res[3] = {NULL, NULL, NULL};
+    int rc = tk_pg_exec_all(tk_tx_conn(tx), reads, known ? 3 : 2, res, err);
+    if (rc == 0 && (rc = open_cap(res[1], retry_after, err)) == 0)
+        rc = ticket_from(res[2], ticket, err);
+    for (int i = 0; i < 3; i++)
+        PQclear(res[i]);
     if (rc != 0)
         return rc;
     /* The order keeps the price it was created with (DESIGN.md section 5): the replica may

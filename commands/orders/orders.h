@@ -85,26 +85,20 @@ json_t *tk_order_to_json(const tk_order_t *o, const tk_order_ticket_t *t);
 /** @brief Load order @p id. @return 0, TK_ENOTFOUND (also for a non-UUID), or a tk_pg error. */
 int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err);
 
-/** @brief Ticket @p id from tickets_replica. @return 0, TK_ENOTFOUND, or a tk_pg error. */
-int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, tk_err_t *err);
-
 /**
- * @brief The open-orders cap of POST /api/orders: @p user_id may hold at most ORDERS_OPEN_MAX
- *        orders in status created. Takes a per-user transaction lock first, so
- *        concurrent POSTs of one user are counted one after the other.
- * @param retry_after set with TK_ELIMIT: seconds until the user's earliest open order expires.
- * @return 0; TK_ELIMIT 'Too many open orders...'; or a tk_pg error.
- */
-int tk_orders_open_check(tk_tx_t *tx, const char *user_id, int *retry_after, tk_err_t *err);
-
-/**
- * @brief POST's command: the ticket must be replicated (TK_ENOTFOUND) and free (TK_EINVAL
- *        'Ticket is already reserved'); inserts @p o as created, version 0, and emits
- *        order:created.
+ * @brief POST's command, in two round trips before the commit: the open-orders cap (@p o's user
+ *        may hold at most ORDERS_OPEN_MAX orders in status created: TK_ELIMIT 'Too many open
+ *        orders...', counted under a per-user transaction lock so that one user's concurrent
+ *        POSTs are counted one after the other), then the ticket must be replicated
+ *        (TK_ENOTFOUND) and free (TK_EINVAL 'Ticket is already reserved'); inserts @p o as
+ *        created, version 0, and emits order:created.
  * @param o borrowed: id (fresh), user_id, ticket_id and expires_at set; status and version are
  *        taken as created / 0. @param ticket receives the replicated ticket.
+ * @param retry_after set with TK_ELIMIT: seconds until the user's earliest open order expires.
+ * @return 0, one of the errors above, or a tk_pg error.
  */
-int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, tk_err_t *err);
+int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, int *retry_after,
+                    tk_err_t *err);
 
 /**
  * @brief Cancel order @p id for @p user_id (NULL: the system): load, tk_order_decide_cancel,

@@ -26,8 +26,7 @@ struct place_cmd {
 static int place_body(tk_tx_t *tx, void *arg, tk_err_t *err)
 {
     struct place_cmd *cmd = arg;
-    int rc = tk_orders_open_check(tx, cmd->order.user_id, &cmd->retry_after, err);
-    return rc != 0 ? rc : tk_orders_place(tx, &cmd->order, &cmd->ticket, err);
+    return tk_orders_place(tx, &cmd->order, &cmd->ticket, &cmd->retry_after, err);
 }
 
 static void place_order(tk_http_req_t *req)

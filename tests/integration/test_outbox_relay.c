@@ -24,6 +24,7 @@
 #include "bb_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
+#include "tk/backoff.h"
 #include "tk/cfg.h"
 #include "tk/command.h"
 #include "tk/ids.h"
@@ -488,6 +489,70 @@ static void a_projector_commit_is_one_round_trip_and_flushes_only_with_events(vo
     PQfinish(c);
 }
 
+/* tk_pg_exec_all's statements run after a lock the first of them waits for. */
+struct locked_count {
+    PGconn *c;
+    int round_trips;
+    int64_t count;
+};
+
+static void *count_after_the_lock(void *arg)
+{
+    struct locked_count *lc = arg;
+    tk_err_t err = {0};
+    const tk_pg_stmt_t stmts[] = {{"SELECT pg_advisory_xact_lock(4242)", 0, NULL},
+                                  {"SELECT count(*) FROM bbtest_pipelined", 0, NULL}};
+    PGresult *res[2];
+    FILE *trace = trace_begin(lc->c);
+    assert_int_equal(tk_pg_begin_deferred(lc->c, &err), 0);
+    assert_int_equal(tk_pg_exec_all(lc->c, stmts, 2, res, &err), 0);
+    lc->round_trips = trace_end(lc->c, trace, NULL, NULL);
+    lc->count = strtoll(PQgetvalue(res[1], 0, 0), NULL, 10);
+    PQclear(res[0]);
+    PQclear(res[1]);
+    assert_int_equal(tk_pg_rollback(lc->c, &err), 0);
+    return NULL;
+}
+
+/*
+ * POST /api/orders reads its user's open orders after taking the user's lock, in the same round
+ * trip (tk_pg_exec_all): the count must see what the lock's previous holder committed, or two
+ * POSTs of one user could both pass the cap.
+ */
+static void statements_of_one_round_trip_read_after_the_lock_before_them(void **state)
+{
+    (void)state;
+    PGconn *holder = bb_connect(CONTEXT);
+    struct locked_count lc = {.c = bb_connect(CONTEXT)};
+    bb_exec(holder, "CREATE TABLE bbtest_pipelined (n int)", 0, NULL);
+    bb_exec(holder, "BEGIN", 0, NULL);
+    bb_exec(holder, "SELECT pg_advisory_xact_lock(4242)", 0, NULL);
+    bb_exec(holder, "INSERT INTO bbtest_pipelined VALUES (1)", 0, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, count_after_the_lock, &lc), 0);
+    tk_nap(300, NULL); /* the thread's round trip now waits for the lock */
+    bb_exec(holder, "COMMIT", 0, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(lc.round_trips, 1);
+    assert_int_equal(lc.count, 1);
+
+    /* A failing statement: no results, its error, and a transaction that rolls back. */
+    tk_err_t err = {0};
+    const tk_pg_stmt_t bad[] = {{"SELECT 1", 0, NULL}, {"SELECT * FROM bbtest_missing", 0, NULL}};
+    PGresult *res[2] = {(PGresult *)&err, (PGresult *)&err};
+    assert_int_equal(tk_pg_begin_deferred(lc.c, &err), 0);
+    assert_int_not_equal(tk_pg_exec_all(lc.c, bad, 2, res, &err), 0);
+    assert_null(res[0]);
+    assert_null(res[1]);
+    assert_non_null(strstr(err.message, "bbtest_missing"));
+    assert_int_equal(tk_pg_rollback(lc.c, &err), 0);
+    assert_int_equal(PQtransactionStatus(lc.c), PQTRANS_IDLE);
+    assert_int_equal(bb_scalar(lc.c, "SELECT count(*) FROM bbtest_pipelined", 0, NULL), 1);
+    bb_exec(holder, "DROP TABLE bbtest_pipelined", 0, NULL);
+    PQfinish(lc.c);
+    PQfinish(holder);
+}
+
 static void late_commit_with_lower_id_is_not_skipped(void **state)
 {
     (void)state;
@@ -732,6 +797,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(command_errors_and_retries),
         cmocka_unit_test(a_command_takes_two_round_trips_and_stays_atomic),
         cmocka_unit_test(a_projector_commit_is_one_round_trip_and_flushes_only_with_events),
+        cmocka_unit_test(statements_of_one_round_trip_read_after_the_lock_before_them),
         cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
         cmocka_unit_test(crash_between_ack_and_delete_loses_and_doubles_nothing),
         cmocka_unit_test(refused_row_is_dead_lettered),

@@ -155,6 +155,18 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
                       const tk_pg_notice_t *notices, int nnotices, tk_err_t *err);
 
 /**
+ * @brief Run @p stmts (n of them, 1 to 18; prepared on the connection) in one round trip (libpq's
+ *        pipeline mode), preceded by a deferred BEGIN if one is pending. The server runs them in
+ *        order, each with its own snapshot as if sent one by one: a lock taken by one holds for the
+ *        reads after it. For reads (and writes) a transaction needs together before it decides.
+ * @param results n entries: on success results[i] is statement i's result (owned by the caller,
+ *        PQclear each); on failure all are NULL.
+ * @return 0, or the first failing statement's error as tk_pg_exec maps it (the transaction is
+ *         then failed and waits for tk_pg_rollback). Thread: the connection's.
+ */
+int tk_pg_exec_all(PGconn *c, const tk_pg_stmt_t *stmts, int n, PGresult **results, tk_err_t *err);
+
+/**
  * @brief ROLLBACK; a no-op when no transaction is open.
  * @param err may be NULL: rollback is usually called on a path that already carries an error.
  */
