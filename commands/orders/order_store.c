@@ -53,72 +53,74 @@ out:
     return rc;
 }
 
-/* The replicated ticket of a "SELECT id, title, price_cents, version" result. */
-static int ticket_from(const PGresult *res, tk_order_ticket_t *out, tk_err_t *err)
-{
-    memset(out, 0, sizeof(*out));
-    if (res == NULL || PQntuples(res) != 1)
-        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
-    out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    out->version = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    return 0;
-}
+/*
+ * Placing an order, in one statement after the user's lock (one snapshot, taken after the lock):
+ * the user's open orders, the replicated ticket, and the INSERT, guarded by the cap and taking the
+ * price from the same replica row. One row always comes back:
+ *   open, seconds until the earliest open order expires, ticket id (NULL: not replicated), title,
+ *   price_cents, version, inserted (0: the ticket is reserved, or the cap stopped it).
+ * ON CONFLICT DO NOTHING on orders_ticket_reserved_key waits for a concurrent inserter's outcome.
+ */
+#define PLACE_SQL                                                                                  \
+    "WITH open AS (SELECT count(*) AS n, coalesce(ceil(extract(epoch FROM min(expires_at) - "      \
+    "now())), 1)::bigint AS wait FROM orders WHERE user_id = $2::uuid AND status = 'created'), "   \
+    "t AS (SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $3::uuid), "     \
+    "ins AS (INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "            \
+    "price_cents) SELECT $1::uuid, $2::uuid, t.id, 'created', $4::timestamptz, 0, t.price_cents "  \
+    "FROM t, open "                                                                                \
+    "WHERE open.n < $5::bigint ON CONFLICT DO NOTHING RETURNING 1) "                               \
+    "SELECT open.n, open.wait, t.id, t.title, t.price_cents, t.version, "                          \
+    "(SELECT count(*) FROM ins) FROM open LEFT JOIN t ON true"
 
-/* The open-orders cap, from a "SELECT count(*), seconds until the earliest expiry" result. */
-static int open_cap(const PGresult *res, int *retry_after, tk_err_t *err)
+/* The outcome of PLACE_SQL's row: 0 with @p ticket filled, or the error the POST answers. */
+static int place_outcome(const PGresult *res, tk_order_ticket_t *ticket, int *retry_after,
+                         tk_err_t *err)
 {
     long open = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     long wait = strtol(PQgetvalue(res, 0, 1), NULL, 10);
     int max = tk_cfg()->orders_open_max;
-    if (open < max)
-        return 0;
-    *retry_after = wait < 1 ? 1 : wait > 86400 ? 86400 : (int)wait;
-    return tk_err_set(err, TK_ELIMIT, NULL,
-                      "Too many open orders: pay for or cancel one first (at most %d)", max);
+    if (open >= max) {
+        *retry_after = wait < 1 ? 1 : wait > 86400 ? 86400 : (int)wait;
+        return tk_err_set(err, TK_ELIMIT, NULL,
+                          "Too many open orders: pay for or cancel one first (at most %d)", max);
+    }
+    if (PQgetisnull(res, 0, 2))
+        return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
+    snprintf(ticket->id, sizeof(ticket->id), "%s", PQgetvalue(res, 0, 2));
+    snprintf(ticket->title, sizeof(ticket->title), "%s", PQgetvalue(res, 0, 3));
+    ticket->price_cents = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    ticket->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    if (strtol(PQgetvalue(res, 0, 6), NULL, 10) == 0)
+        return tk_err_set(err, TK_EINVAL, NULL, "Ticket is already reserved");
+    return 0;
 }
 
 int tk_orders_place(tk_tx_t *tx, const tk_order_t *o, tk_order_ticket_t *ticket, int *retry_after,
                     tk_err_t *err)
 {
     /* One round trip: the user's lock, which serialises one user's POSTs (other users are not
-     * blocked) so that two transactions never both read a count under the cap and both insert;
-     * then the count and the ticket, each read with its own snapshot, taken after the lock. */
+     * blocked) so that two transactions never both count under the cap and both insert; then
+     * PLACE_SQL, whose snapshot is taken after the lock. The order keeps the price it was created
+     * with (DESIGN.md section 5): the replica may still move if the owner edits the ticket before
+     * order:created reaches tickets. */
+    char max[16];
+    snprintf(max, sizeof(max), "%d", tk_cfg()->orders_open_max);
     const char *user[] = {o->user_id};
-    const char *ticket_id[] = {o->ticket_id};
-    const tk_pg_stmt_t reads[] = {
+    const char *place[] = {o->id, o->user_id, tk_uuid_valid(o->ticket_id) ? o->ticket_id : NULL,
+                           o->expires_at, max}; /* a non-UUID is no ticket */
+    const tk_pg_stmt_t stmts[] = {
         {"SELECT pg_advisory_xact_lock(hashtextextended('orders.open:' || $1, 0))", 1, user},
-        {"SELECT count(*), coalesce(ceil(extract(epoch FROM min(expires_at) - now())), 1)::bigint "
-         "FROM orders WHERE user_id = $1 AND status = 'created'",
-         1, user},
-        {"SELECT id, title, price_cents, version FROM tickets_replica WHERE id = $1", 1, ticket_id},
+        {PLACE_SQL, 5, place},
     };
-    bool known = tk_uuid_valid(o->ticket_id); /* a non-UUID is no ticket: no lookup */
-    PGresult *res[3] = {NULL, NULL, NULL};
-    int rc = tk_pg_exec_all(tk_tx_conn(tx), reads, known ? 3 : 2, res, err);
-    if (rc == 0 && (rc = open_cap(res[1], retry_after, err)) == 0)
-        rc = ticket_from(res[2], ticket, err);
-    for (int i = 0; i < 3; i++)
-        PQclear(res[i]);
+    PGresult *res[2];
+    memset(ticket, 0, sizeof(*ticket));
+    int rc = tk_pg_exec_all(tk_tx_conn(tx), stmts, 2, res, err);
+    if (rc == 0)
+        rc = place_outcome(res[1], ticket, retry_after, err);
+    PQclear(res[0]);
+    PQclear(res[1]);
     if (rc != 0)
         return rc;
-    /* The order keeps the price it was created with (DESIGN.md section 5): the replica may
-     * still move if the owner edits the ticket before order:created reaches tickets. */
-    char cents[24];
-    snprintf(cents, sizeof(cents), "%lld", (long long)ticket->price_cents);
-    const char *params[] = {o->id, o->user_id, o->ticket_id, o->expires_at, cents};
-    int64_t inserted = 0;
-    rc = tk_pg_run_prepared(
-        tk_tx_conn(tx),
-        "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, "
-        "price_cents) VALUES ($1, $2, $3, 'created', $4::timestamptz, 0, $5::bigint) "
-        "ON CONFLICT DO NOTHING",
-        5, params, &inserted, err);
-    if (rc != 0)
-        return rc;
-    if (inserted == 0)
-        return tk_err_set(err, TK_EINVAL, NULL, "Ticket is already reserved");
     ev_order_created_t ev = {.version = 0, .status = EV_ORDER_CREATED};
     memcpy(ev.id, o->id, sizeof(ev.id));
     memcpy(ev.user_id, o->user_id, sizeof(ev.user_id));

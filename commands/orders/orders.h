@@ -86,7 +86,7 @@ json_t *tk_order_to_json(const tk_order_t *o, const tk_order_ticket_t *t);
 int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err);
 
 /**
- * @brief POST's command, in two round trips before the commit: the open-orders cap (@p o's user
+ * @brief POST's command, in one round trip before the commit: the open-orders cap (@p o's user
  *        may hold at most ORDERS_OPEN_MAX orders in status created: TK_ELIMIT 'Too many open
  *        orders...', counted under a per-user transaction lock so that one user's concurrent
  *        POSTs are counted one after the other), then the ticket must be replicated
