@@ -38,16 +38,16 @@ int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err)
     if (res == NULL)
         return err->code;
     int rc = 0;
-    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->ticket_id, sizeof(out->ticket_id), "%s", PQgetvalue(res, 0, 2));
+    tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+    tk_row_text(res, 0, 1, out->user_id, sizeof(out->user_id));
+    tk_row_text(res, 0, 2, out->ticket_id, sizeof(out->ticket_id));
     if (ev_order_status_parse(PQgetvalue(res, 0, 3), &out->status) != 0) {
         rc = tk_err_set(err, TK_EINTERNAL, "status", "order %s has status %s", out->id,
                         PQgetvalue(res, 0, 3));
         goto out;
     }
-    snprintf(out->expires_at, sizeof(out->expires_at), "%s", PQgetvalue(res, 0, 4));
-    out->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    tk_row_text(res, 0, 4, out->expires_at, sizeof(out->expires_at));
+    out->version = tk_row_int(res, 0, 5);
 out:
     PQclear(res);
     return rc;
@@ -68,10 +68,10 @@ int tk_orders_ticket_load(PGconn *conn, const char *id, tk_order_ticket_t *out, 
     if (PQntuples(res) != 1) {
         rc = tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
     } else {
-        snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
-        out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        out->version = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+        tk_row_text(res, 0, 1, out->title, sizeof(out->title));
+        out->price_cents = tk_row_int(res, 0, 2);
+        out->version = tk_row_int(res, 0, 3);
     }
     PQclear(res);
     return rc;
