@@ -72,13 +72,22 @@ static int charge(const char *payment, const char *key, tk_stripe_charge_t *out,
     return tk_stripe_charge(&opts, &req, out, err);
 }
 
+/* charge() that must succeed in @p attempts requests, naming its key and error when it does not. */
+static void charge_ok(const char *payment, const char *key, int attempts, tk_stripe_charge_t *out)
+{
+    tk_err_t err = {0};
+    int rc = charge(payment, key, out, &err);
+    if (rc != 0)
+        fail_msg("charge %s: rc %d (%s)", key, rc, err.message);
+    if (out->attempts != attempts)
+        fail_msg("charge %s: %d attempts, want %d", key, out->attempts, attempts);
+}
+
 static void charge_sends_a_confirmed_payment_intent(void **state)
 {
     (void)state;
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("pm_card_visa", "order-1-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 1);
+    charge_ok("pm_card_visa", "order-1-charge", 1, &out);
     assert_true(strncmp(out.id, "pi_fake_", 8) == 0);
     assert_string_equal(out.status, "succeeded");
     assert_int_equal(out.amount, 1999);
@@ -104,9 +113,7 @@ static void token_is_turned_into_a_payment_method(void **state)
 {
     (void)state;
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("tok_visa", "order-2-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 2);
+    charge_ok("tok_visa", "order-2-charge", 2, &out);
     json_t *pm = tk_fake_stripe_last(fake, PM);
     json_t *pi = tk_fake_stripe_last(fake, PI);
     assert_string_equal(tk_fake_stripe_form(pm, "type"), "card");
@@ -126,9 +133,7 @@ static void timeout_then_success_charges_once(void **state)
     (void)state;
     tk_fake_stripe_delay(fake, PI, 1, 2500);
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("pm_card_visa", "order-3-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 2);
+    charge_ok("pm_card_visa", "order-3-charge", 2, &out);
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-3-charge"), 2);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     json_t *rec = tk_fake_stripe_last(fake, PI);
