@@ -13,6 +13,7 @@
  * client's retry finds the stored answer of the first execution.
  */
 #include "fake_stripe.h"
+#include "tk/http.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
 
@@ -129,39 +130,13 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 404:
-        return "Not Found";
-    case 409:
-        return "Conflict";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
-}
-
 static void respond(int fd, int status, const char *body, bool replayed)
 {
     char head[512];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Request-Id: req_fake\r\n%sConnection: close\r\n\r\n",
-                     status, reason(status), strlen(body),
+                     status, tk_http_reason(status), strlen(body),
                      replayed ? "Idempotent-Replayed: true\r\n" : "");
     write_all(fd, head, (size_t)n);
     write_all(fd, body, strlen(body));
