@@ -523,6 +523,9 @@ static void *accept_main(void *arg)
 
 /* ------------------------------------------------------------------ control */
 
+/* The fake tk_fake_stripe_reset_each resets: a test process runs one. */
+static tk_fake_stripe_t *last_started;
+
 tk_fake_stripe_t *tk_fake_stripe_start(void)
 {
     tk_fake_stripe_t *fs = calloc(1, sizeof(*fs));
@@ -543,6 +546,7 @@ tk_fake_stripe_t *tk_fake_stripe_start(void)
     fs->created = json_object();
     fs->intents = json_object();
     pthread_create(&fs->accept_thread, NULL, accept_main, fs);
+    last_started = fs;
     return fs;
 }
 
@@ -571,6 +575,8 @@ void tk_fake_stripe_stop(tk_fake_stripe_t *fs)
 {
     if (fs == NULL)
         return;
+    if (last_started == fs)
+        last_started = NULL;
     pthread_mutex_lock(&fs->mu);
     fs->stop = 1;
     fs->hold = false;
@@ -618,6 +624,13 @@ void tk_fake_stripe_reset(tk_fake_stripe_t *fs)
     pthread_mutex_lock(&fs->mu);
     clear_locked(fs);
     pthread_mutex_unlock(&fs->mu);
+}
+
+int tk_fake_stripe_reset_each(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(last_started);
+    return 0;
 }
 
 static void add_fault(tk_fake_stripe_t *fs, int kind, const char *path, int n, int arg)

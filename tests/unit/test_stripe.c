@@ -47,13 +47,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    return 0;
-}
-
 #define ORDER_ID "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b" /* every charge_req's order */
 
 static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
@@ -451,22 +444,26 @@ static void webhook_signature_is_checked(void **state)
     assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "", 300, now, &err), TK_EUNAVAIL);
 }
 
-TK_TEST_MAIN(group_setup, group_teardown,
-             cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
-             cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
-             cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-             TK_TEST_CASE(retry_cases[0].name, retried_charge, setup, &retry_cases[0]),
-             TK_TEST_CASE(retry_cases[1].name, retried_charge, setup, &retry_cases[1]),
-             TK_TEST_CASE(retry_cases[2].name, retried_charge, setup, &retry_cases[2]),
-             cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
-             cmocka_unit_test_setup(declined_test_token, setup),
-             cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
-             cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, setup),
-             cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request, setup),
-             cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
-             cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
-             cmocka_unit_test_setup(refund_once_per_key, setup),
-             cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
-             cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
-             cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
-             cmocka_unit_test(webhook_signature_is_checked))
+TK_TEST_MAIN(
+    group_setup, group_teardown,
+    cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(token_is_turned_into_a_payment_method, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(timeout_then_success_charges_once, tk_fake_stripe_reset_each),
+    TK_TEST_CASE(retry_cases[0].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[0]),
+    TK_TEST_CASE(retry_cases[1].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[1]),
+    TK_TEST_CASE(retry_cases[2].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[2]),
+    cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(declined_test_token, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(same_key_twice_is_one_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(concurrent_same_key_is_one_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(refund_once_per_key, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(lost_charge_is_found_by_attempt, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(backoff_is_bounded_and_jittered, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(default_options_come_from_the_environment, tk_fake_stripe_reset_each),
+    cmocka_unit_test(webhook_signature_is_checked))
