@@ -4,6 +4,9 @@
  */
 #include "tk/rows.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "tk/ids.h"
 #include "tk/pg.h"
 
@@ -22,6 +25,16 @@ PGresult *tk_row_by_id(PGconn *conn, const char *sql, bool prepared, const char 
         return NULL;
     }
     return res;
+}
+
+void tk_row_text(const PGresult *res, int row, int col, char *dst, size_t size)
+{
+    snprintf(dst, size, "%s", PQgetvalue(res, row, col));
+}
+
+int64_t tk_row_int(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 PGresult *tk_rows_or_respond(tk_http_req_t *req, const char *sql, int nparams,

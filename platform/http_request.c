@@ -64,7 +64,7 @@ int tk_http_status_of(int code)
     }
 }
 
-static const char *reason_of(int status)
+const char *tk_http_reason(int status)
 {
     switch (status) {
     case 200:
@@ -79,6 +79,8 @@ static const char *reason_of(int status)
         return "Bad Request";
     case 401:
         return "Unauthorized";
+    case 402:
+        return "Payment Required";
     case 404:
         return "Not Found";
     case 409:
@@ -87,6 +89,8 @@ static const char *reason_of(int status)
         return "Payload Too Large";
     case 429:
         return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
     case 502:
         return "Bad Gateway";
     case 503:
@@ -584,7 +588,7 @@ void tk_http__finish(tk_http_req_t *r)
         tk_http__sse_start(r, req);
     } else if (req != NULL) {
         req->res.status = r->status;
-        req->res.reason = reason_of(r->status);
+        req->res.reason = tk_http_reason(r->status);
         if (r->resp_ctype != NULL)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                            r->resp_ctype, strlen(r->resp_ctype));
@@ -622,7 +626,7 @@ void tk_http__answer_early(tk_http_req_t *r, int status, const char *message, co
     size_t len = text != NULL ? strlen(text) : 0;
     if (req != NULL) {
         req->res.status = status;
-        req->res.reason = reason_of(status);
+        req->res.reason = tk_http_reason(status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/json; charset=utf-8"));
         add_common_headers(r, req, status == 503 || status == 429 ? RETRY_AFTER_S : 0);

@@ -38,16 +38,16 @@ int tk_orders_load(tk_tx_t *tx, const char *id, tk_order_t *out, tk_err_t *err)
     if (res == NULL)
         return err->code;
     int rc = 0;
-    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->ticket_id, sizeof(out->ticket_id), "%s", PQgetvalue(res, 0, 2));
+    tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+    tk_row_text(res, 0, 1, out->user_id, sizeof(out->user_id));
+    tk_row_text(res, 0, 2, out->ticket_id, sizeof(out->ticket_id));
     if (ev_order_status_parse(PQgetvalue(res, 0, 3), &out->status) != 0) {
         rc = tk_err_set(err, TK_EINTERNAL, "status", "order %s has status %s", out->id,
                         PQgetvalue(res, 0, 3));
         goto out;
     }
-    snprintf(out->expires_at, sizeof(out->expires_at), "%s", PQgetvalue(res, 0, 4));
-    out->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    tk_row_text(res, 0, 4, out->expires_at, sizeof(out->expires_at));
+    out->version = tk_row_int(res, 0, 5);
 out:
     PQclear(res);
     return rc;
@@ -76,8 +76,7 @@ out:
 static int place_outcome(const PGresult *res, tk_order_ticket_t *ticket, int *retry_after,
                          tk_err_t *err)
 {
-    long open = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    long wait = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    int64_t open = tk_row_int(res, 0, 0), wait = tk_row_int(res, 0, 1);
     int max = tk_cfg()->orders_open_max;
     if (open >= max) {
         *retry_after = wait < 1 ? 1 : wait > 86400 ? 86400 : (int)wait;
@@ -86,11 +85,11 @@ static int place_outcome(const PGresult *res, tk_order_ticket_t *ticket, int *re
     }
     if (PQgetisnull(res, 0, 2))
         return tk_err_set(err, TK_ENOTFOUND, NULL, "Not Found");
-    snprintf(ticket->id, sizeof(ticket->id), "%s", PQgetvalue(res, 0, 2));
-    snprintf(ticket->title, sizeof(ticket->title), "%s", PQgetvalue(res, 0, 3));
-    ticket->price_cents = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-    ticket->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-    if (strtol(PQgetvalue(res, 0, 6), NULL, 10) == 0)
+    tk_row_text(res, 0, 2, ticket->id, sizeof(ticket->id));
+    tk_row_text(res, 0, 3, ticket->title, sizeof(ticket->title));
+    ticket->price_cents = tk_row_int(res, 0, 4);
+    ticket->version = tk_row_int(res, 0, 5);
+    if (tk_row_int(res, 0, 6) == 0)
         return tk_err_set(err, TK_EINVAL, NULL, "Ticket is already reserved");
     return 0;
 }

@@ -30,6 +30,7 @@
 #include "tk/command.h"
 #include "tk/log.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 int tk_payments_attempt_begin(PGconn *db, const char *order_id, const char *key,
                               char id[TK_UUID_LEN + 1], tk_err_t *err)
@@ -84,10 +85,10 @@ int tk_payments_attempts_pending(PGconn *db, const char *order_id, int64_t older
         return err->code;
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        snprintf(out[i].id, sizeof(out[i].id), "%s", PQgetvalue(res, i, 0));
-        snprintf(out[i].order_id, sizeof(out[i].order_id), "%s", PQgetvalue(res, i, 1));
-        snprintf(out[i].key, sizeof(out[i].key), "%s", PQgetvalue(res, i, 2));
-        out[i].age_ms = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        tk_row_text(res, i, 0, out[i].id, sizeof(out[i].id));
+        tk_row_text(res, i, 1, out[i].order_id, sizeof(out[i].order_id));
+        tk_row_text(res, i, 2, out[i].key, sizeof(out[i].key));
+        out[i].age_ms = tk_row_int(res, i, 3);
     }
     PQclear(res);
     return n;
@@ -106,11 +107,11 @@ int tk_payments_attempt_load(PGconn *db, const char *id, tk_payment_attempt_t *o
         return err->code;
     int found = PQntuples(res) == 1;
     if (found) {
-        snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(out->order_id, sizeof(out->order_id), "%s", PQgetvalue(res, 0, 1));
-        snprintf(out->key, sizeof(out->key), "%s", PQgetvalue(res, 0, 2));
+        tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+        tk_row_text(res, 0, 1, out->order_id, sizeof(out->order_id));
+        tk_row_text(res, 0, 2, out->key, sizeof(out->key));
         *pending = strcmp(PQgetvalue(res, 0, 3), "succeeded") != 0;
-        out->age_ms = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+        out->age_ms = tk_row_int(res, 0, 4);
     }
     PQclear(res);
     return found;

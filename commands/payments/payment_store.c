@@ -41,14 +41,14 @@ int tk_payments_order_load(PGconn *conn, const char *id, bool lock, tk_payment_o
                      true, id, err);
     if (res == NULL)
         return err->code;
+    tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+    tk_row_text(res, 0, 1, out->user_id, sizeof(out->user_id));
+    out->price_cents = tk_row_int(res, 0, 2);
     int rc = 0;
-    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 1));
-    out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     if (ev_order_status_parse(PQgetvalue(res, 0, 3), &out->status) != 0)
         rc = tk_err_set(err, TK_EINTERNAL, NULL, "order %s: unknown status", out->id);
-    out->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-    out->expires_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    out->version = tk_row_int(res, 0, 4);
+    out->expires_ms = tk_row_int(res, 0, 5);
     PQclear(res);
     return rc;
 }

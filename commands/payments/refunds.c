@@ -37,6 +37,7 @@
 #include "tk/log.h"
 #include "tk/mem.h"
 #include "tk/pg.h"
+#include "tk/rows.h"
 
 /* A claim's lease, "120 seconds" in claim()'s SQL: longer than one tk_stripe_refund with all its
  * attempts, so a live worker's intent is never claimed twice. */
@@ -70,11 +71,11 @@ static int claim(PGconn *db, const char *order_id, claimed_t *out, tk_err_t *err
         return err->code;
     int n = PQntuples(res);
     if (n == 1) {
-        snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(out->order_id, sizeof(out->order_id), "%s", PQgetvalue(res, 0, 1));
-        snprintf(out->stripe_id, sizeof(out->stripe_id), "%s", PQgetvalue(res, 0, 2));
-        snprintf(out->reason, sizeof(out->reason), "%s", PQgetvalue(res, 0, 3));
-        out->version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+        tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+        tk_row_text(res, 0, 1, out->order_id, sizeof(out->order_id));
+        tk_row_text(res, 0, 2, out->stripe_id, sizeof(out->stripe_id));
+        tk_row_text(res, 0, 3, out->reason, sizeof(out->reason));
+        out->version = tk_row_int(res, 0, 4);
         out->attempts = atoi(PQgetvalue(res, 0, 5));
     }
     PQclear(res);

@@ -31,12 +31,12 @@ int tk_tickets_load(tk_tx_t *tx, const char *id, tk_ticket_t *out, tk_err_t *err
                                  true, id, err);
     if (res == NULL)
         return err->code;
-    snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->title, sizeof(out->title), "%s", PQgetvalue(res, 0, 1));
-    out->price_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    snprintf(out->user_id, sizeof(out->user_id), "%s", PQgetvalue(res, 0, 3));
-    snprintf(out->order_id, sizeof(out->order_id), "%s", PQgetvalue(res, 0, 4));
-    out->version = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    tk_row_text(res, 0, 0, out->id, sizeof(out->id));
+    tk_row_text(res, 0, 1, out->title, sizeof(out->title));
+    out->price_cents = tk_row_int(res, 0, 2);
+    tk_row_text(res, 0, 3, out->user_id, sizeof(out->user_id));
+    tk_row_text(res, 0, 4, out->order_id, sizeof(out->order_id));
+    out->version = tk_row_int(res, 0, 5);
     PQclear(res);
     return 0;
 }
@@ -129,7 +129,7 @@ int tk_tickets_track_order(tk_tx_t *tx, const char *ticket_id, const char *order
         return err->code;
     char holder[TK_UUID_LEN + 1] = "";
     if (PQntuples(res) == 1)
-        snprintf(holder, sizeof(holder), "%s", PQgetvalue(res, 0, 0));
+        tk_row_text(res, 0, 0, holder, sizeof(holder));
     PQclear(res);
     if (!tk_ticket_decide_holder(&t, holder))
         return 0;

@@ -151,13 +151,8 @@ bool bb_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
 
 bb_reader_t *bb_reader_new(const char *topic, bool from_beginning)
 {
-    tk_err_t err = {0};
-    char group[64];
-    bb_unique("bbtest_reader", group, sizeof(group));
     bb_reader_t *r = calloc(1, sizeof(*r));
-    if ((r->rk = tk_kafka_consumer_new(group, &err)) == NULL)
-        die("consumer", err.message);
-    tk_test_assign(r->rk, topic, !from_beginning);
+    r->rk = tk_test_consumer_new(topic, !from_beginning);
     return r;
 }
 
@@ -200,8 +195,7 @@ void bb_reader_free(bb_reader_t *r)
 {
     if (r == NULL)
         return;
-    rd_kafka_consumer_close(r->rk);
-    rd_kafka_destroy(r->rk);
+    tk_test_consumer_free(r->rk);
     for (size_t i = 0; i < r->n; i++) {
         free(r->recs[i].key);
         free(r->recs[i].value);

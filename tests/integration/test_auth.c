@@ -275,17 +275,35 @@ static void signin_cases(void **state)
 }
 
 /* A10: the exact clearing string. */
+/* POST /api/users/signout with @p cookie (NULL: none): 200, and the session cookie cleared. */
+static void signout(const char *cookie)
+{
+    tk_test_resp_t r;
+    tk_test_http("POST", "/api/users/signout", "{}", cookie, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.set_cookie,
+                        "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
+    tk_test_resp_release(&r);
+}
+
 static void signout_clears_cookie(void **state)
 {
     (void)state;
     char email[64];
     signed_up(email, sizeof(email));
+    signout(NULL);
+}
+
+/* GET /api/users/currentuser with @p cookie (NULL: none), which answers 200 signed in or not:
+ * @return its currentUser (JSON null when anonymous; NULL when missing), owned. */
+static json_t *current_user(const char *cookie)
+{
     tk_test_resp_t r;
-    tk_test_http("POST", "/api/users/signout", "{}", NULL, &r);
+    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(r.set_cookie,
-                        "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
+    json_t *cu = json_incref(json_object_get(r.json, "currentUser"));
     tk_test_resp_release(&r);
+    return cu;
 }
 
 /* A11, A12, and forged/expired sessions are anonymous over HTTP too. */
@@ -294,25 +312,19 @@ static void currentuser_cases(void **state)
     (void)state;
     char email[64];
     char *cookie = new_session(email, sizeof(email));
-    tk_test_resp_t r;
-
-    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
-    assert_int_equal(r.status, 200);
-    json_t *cu = json_object_get(r.json, "currentUser");
+    json_t *cu = current_user(cookie);
     assert_string_equal(json_string_value(json_object_get(cu, "email")), email);
     assert_true(json_is_integer(json_object_get(cu, "iat")));
-    tk_test_resp_release(&r);
+    json_decref(cu);
 
-    tk_test_http("GET", "/api/users/currentuser", NULL, NULL, &r);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
-    tk_test_resp_release(&r);
+    cu = current_user(NULL);
+    assert_true(json_is_null(cu));
+    json_decref(cu);
 
     cookie[strlen(cookie) - 3] ^= 1; /* corrupt the signature inside the base64 */
-    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
-    tk_test_resp_release(&r);
+    cu = current_user(cookie);
+    assert_true(json_is_null(cu));
+    json_decref(cu);
     free(cookie);
 }
 
@@ -528,20 +540,14 @@ static void signout_revokes_session(void **state)
     (void)state;
     char email[64];
     char *cookie = new_session(email, sizeof(email));
-    tk_test_resp_t r;
-    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
-    assert_false(json_is_null(json_object_get(r.json, "currentUser")));
-    tk_test_resp_release(&r);
+    json_t *cu = current_user(cookie);
+    assert_false(json_is_null(cu));
+    json_decref(cu);
 
-    tk_test_http("POST", "/api/users/signout", "{}", cookie, &r);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.set_cookie,
-                        "session=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly");
-    tk_test_resp_release(&r);
-    tk_test_http("GET", "/api/users/currentuser", NULL, cookie, &r);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_null(json_object_get(r.json, "currentUser")));
-    tk_test_resp_release(&r);
+    signout(cookie);
+    cu = current_user(cookie);
+    assert_true(json_is_null(cu));
+    json_decref(cu);
 
     /* The session's row: revoked until the token would expire (24 h by default). */
     PGconn *db = auth_db();

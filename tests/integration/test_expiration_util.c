@@ -236,17 +236,7 @@ static void rehash(xt_collector_t *c)
 xt_collector_t *xt_collector_new(const char *topic)
 {
     xt_collector_t *c = tk_mem_zalloc(sizeof(*c));
-    char errstr[256], group[TK_UUID_LEN + 1];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    tk_uuid_new(group);
-    rd_kafka_conf_set(conf, "bootstrap.servers", tk_cfg()->kafka_brokers, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errstr, sizeof(errstr));
-    if ((c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL)
-        die("collector", errstr);
-    rd_kafka_poll_set_consumer(c->rk);
-    tk_test_assign(c->rk, topic, false);
+    c->rk = tk_test_consumer_new(topic, false);
     rehash(c);
     return c;
 }
@@ -255,8 +245,7 @@ void xt_collector_free(xt_collector_t *c)
 {
     if (c == NULL)
         return;
-    rd_kafka_consumer_close(c->rk);
-    rd_kafka_destroy(c->rk);
+    tk_test_consumer_free(c->rk);
     free(c->recs);
     free(c->slots);
     free(c);

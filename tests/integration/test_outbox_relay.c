@@ -132,6 +132,30 @@ static struct agg make_agg(PGconn *c)
     return a;
 }
 
+/* make_agg, created by a command: its row, and its ticket:created in the outbox. */
+static struct agg created_agg(PGconn *c)
+{
+    struct agg a = make_agg(c);
+    tk_err_t err = {0};
+    struct cmd create = {.agg = &a};
+    assert_int_equal(tk_command_run(c, NULL, create_body, &create, &err), 0);
+    return a;
+}
+
+/* The outbox rows of aggregate @p key not yet relayed. */
+static int64_t outbox_rows(PGconn *c, const char *key)
+{
+    const char *p[] = {key};
+    return bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p);
+}
+
+/* Delete the outbox rows of aggregate @p key: not for Kafka, a test's private events. */
+static void outbox_forget(PGconn *c, const char *key)
+{
+    const char *p[] = {key};
+    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, p);
+}
+
 static void drop_agg(PGconn *c, const struct agg *a)
 {
     bb_drop_table(c, a->table);
@@ -269,8 +293,7 @@ static void committed_commands_reach_kafka_in_order(void **state)
             assert_string_equal(env.correlationid, "corr-create");
         ev_envelope_release(&env);
     }
-    const char *p[] = {a.id};
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 0);
+    assert_int_equal(outbox_rows(c, a.id), 0);
 
     relay_stop(&relays[0]);
     relay_stop(&relays[1]);
@@ -283,19 +306,16 @@ static void command_errors_and_retries(void **state)
 {
     (void)state;
     PGconn *c = bb_connect(CONTEXT);
-    struct agg a = make_agg(c);
+    struct agg a = created_agg(c);
     tk_err_t err = {0};
-    const char *p[] = {a.id};
-    struct cmd create = {.agg = &a};
-    assert_int_equal(tk_command_run(c, NULL, create_body, &create, &err), 0);
-    int64_t rows = bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p);
+    int64_t rows = outbox_rows(c, a.id);
 
     /* A business error is returned at once and nothing it emitted commits. */
     struct cmd bad = {.agg = &a, .fail_with = TK_EINVAL};
     assert_int_equal(tk_command_run(c, NULL, bump_body, &bad, &err), TK_EINVAL);
     assert_int_equal(bad.attempts, 1);
     assert_string_equal(err.field, "title");
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows);
+    assert_int_equal(outbox_rows(c, a.id), rows);
 
     /* A unique violation is a conflict naming the constraint, not retried. */
     struct cmd dup = {.agg = &a, .insert_twice = true};
@@ -303,13 +323,13 @@ static void command_errors_and_retries(void **state)
     assert_int_equal(dup.attempts, 1);
     assert_non_null(strstr(err.field, "_pkey"));
     assert_false(tk_pg_retryable(&err));
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows);
+    assert_int_equal(outbox_rows(c, a.id), rows);
 
     /* Lost optimistic checks are retried; the third attempt commits. */
     struct cmd flaky = {.agg = &a, .stale_first = 2};
     assert_int_equal(tk_command_run(c, NULL, bump_body, &flaky, &err), 0);
     assert_int_equal(flaky.attempts, 3);
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), rows + 1);
+    assert_int_equal(outbox_rows(c, a.id), rows + 1);
 
     /* ... but not forever. */
     struct cmd hot = {.agg = &a, .stale_first = 1000};
@@ -319,7 +339,7 @@ static void command_errors_and_retries(void **state)
 
     /* The connection is idle and usable afterwards. */
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
-    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, p); /* not for Kafka: a private test */
+    outbox_forget(c, a.id);
     drop_agg(c, &a);
     PQfinish(c);
 }
@@ -380,12 +400,9 @@ static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
 {
     (void)state;
     PGconn *c = bb_connect(CONTEXT);
-    struct agg a = make_agg(c);
+    struct agg a = created_agg(c); /* its command prepares the statements */
     tk_err_t err = {0};
-    const char *p[] = {a.id};
     int rc = 0;
-    struct cmd create = {.agg = &a};
-    assert_int_equal(tk_command_run(c, NULL, create_body, &create, &err), 0); /* prepares */
 
     /* A statement and an event: BEGIN + INSERT, then outbox row + COMMIT + NOTIFY. */
     struct agg b = a;
@@ -393,14 +410,13 @@ static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
     struct cmd create_b = {.agg = &b};
     assert_int_equal(round_trips(c, create_body, &create_b, &rc, &err), 2);
     assert_int_equal(rc, 0);
-    const char *pb[] = {b.id};
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, pb), 1);
+    assert_int_equal(outbox_rows(c, b.id), 1);
 
     /* An event alone: everything in the commit's round trip. */
     struct cmd only = {.agg = &a};
     assert_int_equal(round_trips(c, emit_only_body, &only, &rc, &err), 1);
     assert_int_equal(rc, 0);
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 2);
+    assert_int_equal(outbox_rows(c, a.id), 2);
 
     /* Nothing done: no transaction at all. */
     struct cmd none = {.agg = &a};
@@ -417,8 +433,9 @@ static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
     assert_int_not_equal(tk_command_run(c, NULL, bump_body, &refused, &err), 0);
     assert_non_null(strstr(err.message, "bbtest_refuse"));
     snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE id = $1", a.table);
+    const char *p[] = {a.id};
     assert_int_equal(bb_scalar(c, sql, 1, p), 0);
-    assert_int_equal(bb_scalar(c, "SELECT count(*) FROM outbox WHERE key = $1", 1, p), 2);
+    assert_int_equal(outbox_rows(c, a.id), 2);
     assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
     bb_exec(c, "ALTER TABLE outbox DROP CONSTRAINT bbtest_refuse", 0, NULL);
 
@@ -432,8 +449,8 @@ static void a_command_takes_two_round_trips_and_stays_atomic(void **state)
     assert_int_equal(tk_command_run(c, NULL, bump_body, &bump, &err), 0);
     assert_int_equal(bb_scalar(c, sql, 1, p), 1);
 
-    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, p); /* not for Kafka: a private test */
-    bb_exec(c, "DELETE FROM outbox WHERE key = $1", 1, pb);
+    outbox_forget(c, a.id);
+    outbox_forget(c, b.id);
     drop_agg(c, &a);
     PQfinish(c);
 }

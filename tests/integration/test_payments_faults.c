@@ -42,13 +42,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static int before_each(void **state)
-{
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    return 0;
-}
-
 /* A fake with no faults and no records, and a fresh order (ORDER_TEST_SETUP). */
 static int fake_and_order(void **state)
 {
@@ -613,7 +606,8 @@ TK_TEST_MAIN(setup, teardown,
              ORDER_TEST_SETUP(cancelled_while_charging_is_refunded, fake_and_order, 2000),
              ORDER_TEST_SETUP(refund_refused_twice_then_accepted_once, fake_and_order, 2000),
              ORDER_TEST_SETUP(cancellation_after_payment_refunds_once, fake_and_order, 2000),
-             cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice, before_each),
+             cmocka_unit_test_setup(charge_then_timeout_retries_never_charge_twice,
+                                    tk_fake_stripe_reset_each),
              ORDER_TEST_SETUP(signed_webhook_settles_a_lost_charge, fake_and_order, 3000),
              ORDER_TEST_SETUP(unsigned_or_stale_webhooks_are_refused, fake_and_order, 3000),
              ORDER_TEST_SETUP(lost_charge_of_a_cancelled_order_is_refunded, fake_and_order, 3000))

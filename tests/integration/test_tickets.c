@@ -526,26 +526,39 @@ static void reserve_and_release(void **state)
     free(stranger.cookie);
 }
 
+/* A listed ticket of a new user, reserved by a new order: its order:created published and
+ * projected (the view at version 1). */
+struct reserved {
+    tko_user_t owner; /* cookie: free() */
+    char id[TK_UUID_LEN + 1], order[TK_UUID_LEN + 1];
+};
+
+static void reserved_ticket(struct reserved *t, const char *title)
+{
+    t->owner = tko_user_new();
+    new_listed_ticket(&t->owner, title, t->id);
+    tk_uuid_new(t->order);
+    publish_order_created(t->order, t->id, NULL);
+    wait_view(t->id, 1);
+}
+
 /* A new order's order:created may overtake the old order's order:cancelled (other partition):
  * the ticket ends reserved by the new order. */
 static void new_order_overtakes_old_cancel(void **state)
 {
     (void)state;
-    tko_user_t owner = tko_user_new();
-    char id[TK_UUID_LEN + 1], a[TK_UUID_LEN + 1], b[TK_UUID_LEN + 1];
-    new_listed_ticket(&owner, "contested", id);
-    tk_uuid_new(a);
+    struct reserved t; /* by order A */
+    reserved_ticket(&t, "contested");
+    char b[TK_UUID_LEN + 1];
     tk_uuid_new(b);
-    publish_order_created(a, id, NULL);
-    wait_view(id, 1);
-    publish_order_created(b, id, NULL); /* B before A's cancel */
-    wait_view(id, 2);
+    publish_order_created(b, t.id, NULL); /* B before A's cancel */
+    wait_view(t.id, 2);
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
-    publish_order_ref("order:cancelled", a, 1, id);
+    publish_order_ref("order:cancelled", t.order, 1, t.id);
     /* A's cancel is not B's: no change, so the view stays at version 2, held by B. */
-    stays_held(w, id, 2500, 2, b);
+    stays_held(w, t.id, 2500, 2, b);
     tk_test_watch_free(w);
-    free(owner.cookie);
+    free(t.owner.cookie);
 }
 
 /* An old order's whole story (created, cancelled) arrives after the new order's created, as
@@ -553,21 +566,18 @@ static void new_order_overtakes_old_cancel(void **state)
 static void stale_order_arrives_late(void **state)
 {
     (void)state;
-    tko_user_t owner = tko_user_new();
-    char id[TK_UUID_LEN + 1], old[TK_UUID_LEN + 1], now[TK_UUID_LEN + 1];
-    new_listed_ticket(&owner, "lagging", id);
-    tk_uuid_new(old);
-    tk_uuid_new(now);
-    publish_order_created(now, id, NULL);
-    wait_view(id, 1);
+    struct reserved t; /* by the new order */
+    reserved_ticket(&t, "lagging");
     tk_test_watch_t *w = tk_test_watch_new(EV_TOPIC_TICKETS);
+    char old[TK_UUID_LEN + 1];
+    tk_uuid_new(old);
     event_time_ms = tk_now_ms() - 60000; /* the old order was created and cancelled a minute ago */
-    publish_order_created(old, id, NULL);
-    publish_order_ref("order:cancelled", old, 1, id);
+    publish_order_created(old, t.id, NULL);
+    publish_order_ref("order:cancelled", old, 1, t.id);
     event_time_ms = 0;
-    stays_held(w, id, 3000, 1, now);
+    stays_held(w, t.id, 3000, 1, t.order);
     tk_test_watch_free(w);
-    free(owner.cookie);
+    free(t.owner.cookie);
 }
 
 /* ------------------------------------------------------------------ pagination */

@@ -13,6 +13,7 @@
  * client's retry finds the stored answer of the first execution.
  */
 #include "fake_stripe.h"
+#include "tk/http.h"
 #include "tk/ids.h"
 #include "tk/mem.h"
 
@@ -129,39 +130,13 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 404:
-        return "Not Found";
-    case 409:
-        return "Conflict";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
-}
-
 static void respond(int fd, int status, const char *body, bool replayed)
 {
     char head[512];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Request-Id: req_fake\r\n%sConnection: close\r\n\r\n",
-                     status, reason(status), strlen(body),
+                     status, tk_http_reason(status), strlen(body),
                      replayed ? "Idempotent-Replayed: true\r\n" : "");
     write_all(fd, head, (size_t)n);
     write_all(fd, body, strlen(body));
@@ -548,6 +523,9 @@ static void *accept_main(void *arg)
 
 /* ------------------------------------------------------------------ control */
 
+/* The fake tk_fake_stripe_reset_each resets: a test process runs one. */
+static tk_fake_stripe_t *last_started;
+
 tk_fake_stripe_t *tk_fake_stripe_start(void)
 {
     tk_fake_stripe_t *fs = calloc(1, sizeof(*fs));
@@ -568,6 +546,7 @@ tk_fake_stripe_t *tk_fake_stripe_start(void)
     fs->created = json_object();
     fs->intents = json_object();
     pthread_create(&fs->accept_thread, NULL, accept_main, fs);
+    last_started = fs;
     return fs;
 }
 
@@ -596,6 +575,8 @@ void tk_fake_stripe_stop(tk_fake_stripe_t *fs)
 {
     if (fs == NULL)
         return;
+    if (last_started == fs)
+        last_started = NULL;
     pthread_mutex_lock(&fs->mu);
     fs->stop = 1;
     fs->hold = false;
@@ -643,6 +624,13 @@ void tk_fake_stripe_reset(tk_fake_stripe_t *fs)
     pthread_mutex_lock(&fs->mu);
     clear_locked(fs);
     pthread_mutex_unlock(&fs->mu);
+}
+
+int tk_fake_stripe_reset_each(void **state)
+{
+    (void)state;
+    tk_fake_stripe_reset(last_started);
+    return 0;
 }
 
 static void add_fault(tk_fake_stripe_t *fs, int kind, const char *path, int n, int arg)

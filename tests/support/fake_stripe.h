@@ -65,6 +65,11 @@ const char *tk_fake_stripe_form(json_t *rec, const char *name);
 /** @brief Forget recorded requests, stored keys, objects and pending faults; release a hold. */
 void tk_fake_stripe_reset(tk_fake_stripe_t *fs);
 
+/** @brief A cmocka per-test setup: tk_fake_stripe_reset of the fake this process started last
+ *         (and has not stopped), so that every test begins with a fake of no faults and no
+ *         records. @return 0. */
+int tk_fake_stripe_reset_each(void **state);
+
 /** @brief The next @p n requests to @p path (NULL: any) are answered @p delay_ms late. */
 void tk_fake_stripe_delay(tk_fake_stripe_t *fs, const char *path, int n, int delay_ms);
 

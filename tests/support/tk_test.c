@@ -342,6 +342,8 @@ static rd_kafka_t *client(rd_kafka_type_t type)
         tk_uuid_new(group);
         rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+        /* A test waits for records: the broker answers a fetch as soon as it has one. */
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errstr, sizeof(errstr));
     }
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
@@ -406,11 +408,24 @@ void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+rd_kafka_t *tk_test_consumer_new(const char *topic, bool from_end)
+{
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER);
+    rd_kafka_poll_set_consumer(rk);
+    tk_test_assign(rk, topic, from_end);
+    return rk;
+}
+
+void tk_test_consumer_free(rd_kafka_t *rk)
+{
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
 tk_test_watch_t *tk_test_watch_new(const char *topic)
 {
     tk_test_watch_t *w = tk_mem_zalloc(sizeof(*w));
-    w->rk = client(RD_KAFKA_CONSUMER);
-    tk_test_assign(w->rk, topic, true);
+    w->rk = tk_test_consumer_new(topic, true);
     return w;
 }
 
@@ -418,8 +433,7 @@ void tk_test_watch_free(tk_test_watch_t *w)
 {
     if (w == NULL)
         return;
-    rd_kafka_consumer_close(w->rk);
-    rd_kafka_destroy(w->rk);
+    tk_test_consumer_free(w->rk);
     free(w);
 }
 

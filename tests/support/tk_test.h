@@ -89,6 +89,15 @@ char *tk_test_fake_session(const char *user_id, const char *email);
  */
 void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end);
 
+/**
+ * @brief A consumer of a group of its own (a fresh uuid, nothing committed) assigned every
+ *        partition of @p topic as tk_test_assign does. Owned: tk_test_consumer_free.
+ */
+rd_kafka_t *tk_test_consumer_new(const char *topic, bool from_end);
+
+/** @brief Close and destroy a consumer from tk_test_consumer_new (or any consumer). */
+void tk_test_consumer_free(rd_kafka_t *rk);
+
 typedef struct tk_test_watch tk_test_watch_t;
 
 /** @brief Watch @p topic from its current end. Owned, free with tk_test_watch_free. */

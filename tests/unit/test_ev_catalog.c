@@ -178,34 +178,26 @@ static json_t *upcast_to_array(const json_t *old, int from_version)
     return json_array();
 }
 
-static const ev_type_info_t thing_v3 = {
-    .name = "test:thing",
-    .topic = "tests",
-    .source = "ticketing/tests",
-    .schema = "test.thing",
-    .version = 3,
-    .upcast = upcast_thing,
-};
-static const ev_type_info_t thing_v2_no_upcaster = {
-    .name = "test:plain",
-    .topic = "tests",
-    .source = "ticketing/tests",
-    .schema = "test.plain",
-    .version = 2,
-};
-static const ev_type_info_t thing_v2_bad_upcaster = {
-    .name = "test:bad",
-    .topic = "tests",
-    .source = "ticketing/tests",
-    .schema = "test.bad",
-    .version = 2,
-    .upcast = upcast_to_array,
-};
+/* A test-only type "test:<name>" of schema "test.<name>" at @p version, on the topic "tests". */
+static ev_type_info_t test_type(const char *name, const char *schema, int version,
+                                ev_upcast_fn upcast)
+{
+    return (ev_type_info_t){.name = name,
+                            .topic = "tests",
+                            .source = "ticketing/tests",
+                            .schema = schema,
+                            .version = version,
+                            .upcast = upcast};
+}
 
 static void upcasters_table(void **state)
 {
     (void)state;
-    static const struct {
+    const ev_type_info_t thing_v3 = test_type("test:thing", "test.thing", 3, upcast_thing);
+    const ev_type_info_t thing_v2_no_upcaster = test_type("test:plain", "test.plain", 2, NULL);
+    const ev_type_info_t thing_v2_bad_upcaster =
+        test_type("test:bad", "test.bad", 2, upcast_to_array);
+    const struct {
         const ev_type_info_t *type;
         int from_version;
         const char *in;
@@ -262,7 +254,8 @@ static void real_types_refuse_unknown_versions(void **state)
     tk_err_t err = {0};
     json_t *data = json_object();
     assert_int_equal(ev_catalog_validate(NULL, data, &err), TK_EINVAL);
-    assert_int_equal(ev_catalog_validate(&thing_v3, data, &err), TK_EINVAL); /* no decoder */
+    const ev_type_info_t thing = test_type("test:thing", "test.thing", 3, upcast_thing);
+    assert_int_equal(ev_catalog_validate(&thing, data, &err), TK_EINVAL); /* no decoder */
     json_decref(data);
 }
 

@@ -64,6 +64,29 @@ static int auth_claims(const char *claims, tk_session_user_t *u)
     return rc;
 }
 
+/* The claims of a session of ID issued at @p iat and, unless @p exp is 0, expiring at @p exp. */
+static void claims_at(long long iat, long long exp, char *out, size_t size)
+{
+    if (exp == 0)
+        snprintf(out, size, "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID, iat);
+    else
+        snprintf(out, size, "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID,
+                 iat, exp);
+}
+
+/* auth_claims of claims_at(@p iat, @p exp). */
+static int auth_at(long long iat, long long exp, tk_session_user_t *u)
+{
+    char claims[256];
+    claims_at(iat, exp, claims, sizeof(claims));
+    return auth_claims(claims, u);
+}
+
+static long long now_s(void)
+{
+    return (long long)(tk_now_ms() / 1000);
+}
+
 static void issued_cookie_authenticates(void **state)
 {
     (void)state;
@@ -106,9 +129,7 @@ static void forged_signature_is_anonymous(void **state)
     (void)state;
     tk_session_user_t u;
     char claims[256];
-    snprintf(claims, sizeof(claims),
-             "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":%lld}",
-             (long long)(tk_now_ms() / 1000));
+    claims_at(now_s(), 0, claims, sizeof(claims));
     char *token = tk_session_sign_claims(claims, NULL);
     assert_non_null(token);
     assert_int_equal(auth_bearer(token, &u), 0);
@@ -170,16 +191,9 @@ static void expired_is_anonymous(void **state)
 {
     (void)state;
     tk_session_user_t u;
-    char claims[256];
-    long long now = (long long)(tk_now_ms() / 1000);
-    snprintf(claims, sizeof(claims),
-             "{\"id\":\"0b1f6a3e-2c4d-4e5f-8a9b-0c1d2e3f4a5b\",\"email\":\"a@b.co\",\"iat\":%lld,"
-             "\"exp\":%lld}",
-             now - 100, now - 1);
-    assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
-    snprintf(claims, sizeof(claims),
-             "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID, now, now + 100);
-    assert_int_equal(auth_claims(claims, &u), 0);
+    long long now = now_s();
+    assert_int_equal(auth_at(now - 100, now - 1, &u), TK_EUNAUTH);
+    assert_int_equal(auth_at(now, now + 100, &u), 0);
 }
 
 /* A token without exp (as the original issued them) still ages out: JWT_TTL_SECONDS after iat. */
@@ -187,16 +201,12 @@ static void old_tokens_age_out(void **state)
 {
     (void)state;
     tk_session_user_t u;
-    char claims[256];
-    long long now = (long long)(tk_now_ms() / 1000);
-    snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
-             now - 86401);
-    assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
-    snprintf(claims, sizeof(claims), "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld}", ID,
-             now - 86000);
-    assert_int_equal(auth_claims(claims, &u), 0);
+    long long now = now_s();
+    assert_int_equal(auth_at(now - 86401, 0, &u), TK_EUNAUTH);
+    assert_int_equal(auth_at(now - 86000, 0, &u), 0);
     assert_string_equal(u.jti, ""); /* no jti: nothing to revoke */
     /* A jti that is not a UUID is a forged claim. */
+    char claims[256];
     snprintf(claims, sizeof(claims),
              "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"jti\":\"x\"}", ID, now);
     assert_int_equal(auth_claims(claims, &u), TK_EUNAUTH);
@@ -244,11 +254,9 @@ static void a_remembered_session_keeps_the_rules(void **state)
 {
     (void)state;
     tk_session_user_t u;
+    long long now = now_s();
     char claims[256];
-    long long now = (long long)(tk_now_ms() / 1000);
-    snprintf(claims, sizeof(claims),
-             "{\"id\":\"%s\",\"email\":\"a@b.co\",\"iat\":%lld,\"exp\":%lld}", ID, now - 7000,
-             now + 1);
+    claims_at(now - 7000, now + 1, claims, sizeof(claims));
     char *token = tk_session_sign_claims(claims, NULL);
     assert_non_null(token);
     for (int i = 0; i < 3; i++) /* the second and third are remembered */

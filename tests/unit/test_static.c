@@ -52,8 +52,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* GET @p path (raw, sent as is) with an optional extra request header. */
-static void get(const char *path, const char *header, struct resp *r)
+/* GET @p path (raw, sent as is) with an optional extra request header; the answer must have
+ * status @p status (a failure names the path). */
+static void get(const char *path, const char *header, long status, struct resp *r)
 {
     memset(r, 0, sizeof(*r));
     char url[512];
@@ -71,6 +72,8 @@ static void get(const char *path, const char *header, struct resp *r)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(hs);
     curl_easy_cleanup(c);
+    if (r->status != status)
+        fail_msg("GET %s: status %ld, want %ld", path, r->status, status);
 }
 
 /* The value of response header @p name (lower-case), copied into @p out; "" when absent. */
@@ -118,8 +121,7 @@ static void pages_are_the_application_shell(void **state)
                            "/mytickets",
                            "/index.html"};
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-        get(pages[i], NULL, &r);
-        assert_int_equal(r.status, 200);
+        get(pages[i], NULL, 200, &r);
         assert_non_null(strstr(r.body, "<script type=\"module\" src=\"/js/app.js\"></script>"));
         assert_string_equal(header(&r, "content-type", v, sizeof(v)), "text/html; charset=utf-8");
         assert_string_equal(header(&r, "content-security-policy", v, sizeof(v)),
@@ -138,22 +140,18 @@ static void files_have_types_etags_and_revalidate(void **state)
                               {"/app.css", "text/css; charset=utf-8"},
                               {"/favicon.svg", "image/svg+xml"}};
     for (size_t i = 0; i < 3; i++) {
-        get(files[i][0], NULL, &r);
-        assert_int_equal(r.status, 200);
+        get(files[i][0], NULL, 200, &r);
         assert_true(r.len > 0);
         assert_string_equal(header(&r, "content-type", v, sizeof(v)), files[i][1]);
         header(&r, "etag", etag, sizeof(etag));
         assert_int_equal(strlen(etag), 22); /* "\"" + 20 hex + "\"" */
         snprintf(inm, sizeof(inm), "If-None-Match: W/\"0000\", %s", etag);
-        get(files[i][0], inm, &r);
-        assert_int_equal(r.status, 304);
+        get(files[i][0], inm, 304, &r);
         assert_int_equal(r.len, 0);
         assert_string_equal(header(&r, "etag", v, sizeof(v)), etag);
-        get(files[i][0], "If-None-Match: \"0000\"", &r);
-        assert_int_equal(r.status, 200);
+        get(files[i][0], "If-None-Match: \"0000\"", 200, &r);
     }
-    get("/config.json", NULL, &r);
-    assert_int_equal(r.status, 200);
+    get("/config.json", NULL, 200, &r);
     assert_string_equal(r.body, "{\"stripePublishableKey\":null}");
 }
 
@@ -172,8 +170,7 @@ static void unknown_and_climbing_paths_are_404(void **state)
                            "/static.c",
                            "/a/b/c"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        get(paths[i], NULL, &r);
-        assert_int_equal(r.status, 404);
+        get(paths[i], NULL, 404, &r);
         assert_string_equal(r.body, "{\"errors\":[{\"message\":\"Not Found\"}]}");
     }
 }

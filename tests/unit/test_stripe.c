@@ -47,13 +47,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    tk_fake_stripe_reset(fake);
-    return 0;
-}
-
 #define ORDER_ID "6a1e2d8e-9b8c-4a3b-8f0e-1c2d3e4f5a6b" /* every charge_req's order */
 
 static tk_stripe_charge_req_t charge_req(const char *payment, const char *key)
@@ -72,13 +65,22 @@ static int charge(const char *payment, const char *key, tk_stripe_charge_t *out,
     return tk_stripe_charge(&opts, &req, out, err);
 }
 
+/* charge() that must succeed in @p attempts requests, naming its key and error when it does not. */
+static void charge_ok(const char *payment, const char *key, int attempts, tk_stripe_charge_t *out)
+{
+    tk_err_t err = {0};
+    int rc = charge(payment, key, out, &err);
+    if (rc != 0)
+        fail_msg("charge %s: rc %d (%s)", key, rc, err.message);
+    if (out->attempts != attempts)
+        fail_msg("charge %s: %d attempts, want %d", key, out->attempts, attempts);
+}
+
 static void charge_sends_a_confirmed_payment_intent(void **state)
 {
     (void)state;
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("pm_card_visa", "order-1-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 1);
+    charge_ok("pm_card_visa", "order-1-charge", 1, &out);
     assert_true(strncmp(out.id, "pi_fake_", 8) == 0);
     assert_string_equal(out.status, "succeeded");
     assert_int_equal(out.amount, 1999);
@@ -104,9 +106,7 @@ static void token_is_turned_into_a_payment_method(void **state)
 {
     (void)state;
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("tok_visa", "order-2-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 2);
+    charge_ok("tok_visa", "order-2-charge", 2, &out);
     json_t *pm = tk_fake_stripe_last(fake, PM);
     json_t *pi = tk_fake_stripe_last(fake, PI);
     assert_string_equal(tk_fake_stripe_form(pm, "type"), "card");
@@ -126,9 +126,7 @@ static void timeout_then_success_charges_once(void **state)
     (void)state;
     tk_fake_stripe_delay(fake, PI, 1, 2500);
     tk_stripe_charge_t out;
-    tk_err_t err = {0};
-    assert_int_equal(charge("pm_card_visa", "order-3-charge", &out, &err), 0);
-    assert_int_equal(out.attempts, 2);
+    charge_ok("pm_card_visa", "order-3-charge", 2, &out);
     assert_int_equal(tk_fake_stripe_count(fake, PI, "order-3-charge"), 2);
     assert_int_equal(tk_fake_stripe_created(fake, PI), 1);
     json_t *rec = tk_fake_stripe_last(fake, PI);
@@ -446,22 +444,26 @@ static void webhook_signature_is_checked(void **state)
     assert_int_equal(tk_stripe_webhook_verify(body, len, sig, "", 300, now, &err), TK_EUNAVAIL);
 }
 
-TK_TEST_MAIN(group_setup, group_teardown,
-             cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, setup),
-             cmocka_unit_test_setup(token_is_turned_into_a_payment_method, setup),
-             cmocka_unit_test_setup(timeout_then_success_charges_once, setup),
-             TK_TEST_CASE(retry_cases[0].name, retried_charge, setup, &retry_cases[0]),
-             TK_TEST_CASE(retry_cases[1].name, retried_charge, setup, &retry_cases[1]),
-             TK_TEST_CASE(retry_cases[2].name, retried_charge, setup, &retry_cases[2]),
-             cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry, setup),
-             cmocka_unit_test_setup(declined_test_token, setup),
-             cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt, setup),
-             cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, setup),
-             cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request, setup),
-             cmocka_unit_test_setup(same_key_twice_is_one_intent, setup),
-             cmocka_unit_test_setup(concurrent_same_key_is_one_intent, setup),
-             cmocka_unit_test_setup(refund_once_per_key, setup),
-             cmocka_unit_test_setup(lost_charge_is_found_by_attempt, setup),
-             cmocka_unit_test_setup(backoff_is_bounded_and_jittered, setup),
-             cmocka_unit_test_setup(default_options_come_from_the_environment, setup),
-             cmocka_unit_test(webhook_signature_is_checked))
+TK_TEST_MAIN(
+    group_setup, group_teardown,
+    cmocka_unit_test_setup(charge_sends_a_confirmed_payment_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(token_is_turned_into_a_payment_method, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(timeout_then_success_charges_once, tk_fake_stripe_reset_each),
+    TK_TEST_CASE(retry_cases[0].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[0]),
+    TK_TEST_CASE(retry_cases[1].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[1]),
+    TK_TEST_CASE(retry_cases[2].name, retried_charge, tk_fake_stripe_reset_each, &retry_cases[2]),
+    cmocka_unit_test_setup(decline_is_einval_with_stripes_message_and_no_retry,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(declined_test_token, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(unreachable_is_unavailable_after_every_attempt,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(bad_key_is_bad_gateway_without_retry_or_leak, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(missing_key_or_amount_is_refused_before_any_request,
+                           tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(same_key_twice_is_one_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(concurrent_same_key_is_one_intent, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(refund_once_per_key, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(lost_charge_is_found_by_attempt, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(backoff_is_bounded_and_jittered, tk_fake_stripe_reset_each),
+    cmocka_unit_test_setup(default_options_come_from_the_environment, tk_fake_stripe_reset_each),
+    cmocka_unit_test(webhook_signature_is_checked))

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "tk/err.h"
 #include "tk/http.h"
@@ -21,6 +23,15 @@
  * Thread: the connection's.
  */
 PGresult *tk_row_by_id(PGconn *conn, const char *sql, bool prepared, const char *id, tk_err_t *err);
+
+/**
+ * @brief Copy the text of row @p row, column @p col of @p res into @p dst (@p size bytes, always
+ *        terminated, cut to fit): the one way a store reads an id or a name out of a result.
+ */
+void tk_row_text(const PGresult *res, int row, int col, char *dst, size_t size);
+
+/** @brief Row @p row, column @p col of @p res as a base-10 integer (0 for NULL or empty). */
+int64_t tk_row_int(const PGresult *res, int row, int col);
 
 /**
  * @brief Run @p sql with @p params on the database of the route (tk_http_route_ud, a database

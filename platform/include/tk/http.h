@@ -110,6 +110,9 @@ const char *tk_http_id_or_respond(tk_http_req_t *req, const char *name);
 const char *tk_http_query(const tk_http_req_t *req, const char *name);
 const char *tk_http_request_id(const tk_http_req_t *req);
 
+/** @brief The reason phrase of HTTP status @p status ("Not Found"); static, never NULL. */
+const char *tk_http_reason(int status);
+
 /** @brief A request header: "cookie", "authorization" or one of the few others the server keeps
  *         for handlers (X-Consistency-Token); NULL when absent or not kept. Case-insensitive
  *         name. Borrowed, valid until the request ends. */
