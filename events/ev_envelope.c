@@ -201,8 +201,11 @@ int ev_envelope_decode(const char *buf, size_t len, ev_envelope_t *out, tk_err_t
                         len, EV_ENVELOPE_MAX_BYTES);
         goto out;
     }
-    /* Duplicate keys are refused: readers that keep the first and the last would disagree. */
-    if ((root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+    /* Duplicate keys are refused: readers that keep the first and the last would disagree. The
+     * fast parser builds the same tree for the common records and leaves the rest (and every
+     * error message) to jansson. */
+    if ((root = ev__json_load_fast(buf, len)) == NULL &&
+        (root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
         rc = tk_err_set(err, TK_EINVAL, "", "not JSON: %s at byte %d", jerr.text, jerr.position);
         goto out;
     }

@@ -146,4 +146,13 @@ json_t *ev__object(const char *key, json_t *value, ...);
 /** @brief json_string, or NULL when @p s is NULL or not UTF-8. Ownership: owned. */
 json_t *ev__str(const char *s);
 
+/**
+ * @brief The object in @p buf (@p len bytes) as json_loadb(buf, len, JSON_REJECT_DUPLICATES)
+ *        would build it, when @p buf is within the subset this fast parser reads (ev_json_fast.c:
+ *        printable ASCII strings without escapes, short integers, decimals without exponent);
+ *        NULL for anything else, valid JSON or not: parse that with json_loadb, which judges it.
+ * @return owned new reference, or NULL. Ownership: @p buf borrowed. Thread: any.
+ */
+json_t *ev__json_load_fast(const char *buf, size_t len);
+
 #endif

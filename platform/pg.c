@@ -437,23 +437,27 @@ int tk_pg_begin_deferred(PGconn *c, tk_err_t *err)
     return 0;
 }
 
-PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
-                              tk_err_t *err)
+/* tk_pg_exec_prepared, with binary parameters where @p formats says 1 (both NULL: all text). */
+static PGresult *exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                               const int *lengths, const int *formats, tk_err_t *err)
 {
     if (c == NULL) {
         tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
         return NULL;
     }
-    if (take_begin(c))
-        return with_begin(c, sql, nparams, params, true, err);
+    if (take_begin(c)) {
+        if (formats == NULL)
+            return with_begin(c, sql, nparams, params, true, err);
+        if (tk_pg_run_script(c, "BEGIN", err) != 0)
+            return NULL;
+    }
     conn_state_t *cs = state_of(c);
-    if (cs == NULL)
-        return tk_pg_exec(c, sql, nparams, params, err);
-    int slot = prepared_find(cs, sql);
+    int slot = cs != NULL ? prepared_find(cs, sql) : -1;
     char name[16];
     if (slot < 0) {
-        if ((slot = prepared_add(cs, sql)) < 0)
-            return tk_pg_exec(c, sql, nparams, params, err);
+        if (cs == NULL || (slot = prepared_add(cs, sql)) < 0)
+            return checked(c, PQexecParams(c, sql, nparams, NULL, params, lengths, formats, 0),
+                           err);
         snprintf(name, sizeof(name), "tk_%d", slot);
         PGresult *res = checked(c, PQprepare(c, name, sql, nparams, NULL), err);
         if (res == NULL) {
@@ -463,7 +467,20 @@ PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const cha
         PQclear(res);
     }
     snprintf(name, sizeof(name), "tk_%d", slot);
-    return checked(c, PQexecPrepared(c, name, nparams, params, NULL, NULL, 0), err);
+    return checked(c, PQexecPrepared(c, name, nparams, params, lengths, formats, 0), err);
+}
+
+PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
+                              tk_err_t *err)
+{
+    return exec_prepared(c, sql, nparams, params, NULL, NULL, err);
+}
+
+PGresult *tk_pg_exec_prepared_binary(PGconn *c, const char *sql, int nparams,
+                                     const char *const *params, const int *lengths,
+                                     const int *formats, tk_err_t *err)
+{
+    return exec_prepared(c, sql, nparams, params, lengths, formats, err);
 }
 
 int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,

@@ -203,6 +203,49 @@ static void a_corrupted_live_row_is_detected_and_force_repairs_it(void **state)
     assert_true(r.identical);
 }
 
+/* ---- rows on one side only ------------------------------------------------------------------ */
+
+/* The comparison joins the two copies on their primary key: a key on one side only is a row only
+ * there, a key on both sides with other columns differing is a row only on each side. */
+static void rows_on_one_side_only_are_counted(void **state)
+{
+    (void)state;
+    const char *p[] = {tickets[2].id};
+    bb_exec(env.db_conn,
+            "UPDATE ticket_view SET id = '00000000-0000-4000-8000-000000000014' "
+            "WHERE id = $1",
+            1, p);
+    bb_exec(env.db_conn,
+            "CREATE TEMP TABLE saved_history AS SELECT * FROM ticket_history "
+            "WHERE ticket_id = $1 AND version = 0",
+            1, p);
+    bb_exec(env.db_conn, "DELETE FROM ticket_history WHERE ticket_id = $1 AND version = 0", 1, p);
+    tk_replay_opts_t opts = {.to = TK_REPLAY_TO_END, .check = true, .force = true};
+    tk_replay_result_t r;
+    tk_err_t err = {0};
+
+    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
+    assert_false(r.identical);
+    assert_false(r.swapped);
+    assert_int_equal(r.tables[0].live_rows, r.tables[0].replay_rows);
+    assert_int_equal(r.tables[0].only_live, 1);   /* the row under the made-up id */
+    assert_int_equal(r.tables[0].only_replay, 1); /* the ticket's own */
+    assert_int_equal(r.tables[1].live_rows + 1, r.tables[1].replay_rows);
+    assert_int_equal(r.tables[1].only_live, 0);
+    assert_int_equal(r.tables[1].only_replay, 1); /* the deleted history row */
+
+    bb_exec(env.db_conn,
+            "UPDATE ticket_view SET id = $1 "
+            "WHERE id = '00000000-0000-4000-8000-000000000014'",
+            1, p);
+    bb_exec(env.db_conn, "INSERT INTO ticket_history SELECT * FROM saved_history", 0, NULL);
+    bb_exec(env.db_conn, "DROP TABLE saved_history", 0, NULL);
+    opts.force = false;
+    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
+    assert_true(r.identical);
+    assert_int_equal(leftover_schemas(), 0);
+}
+
 /* ---- a replay while the live projector runs and events keep coming --------------------------- */
 
 static volatile int live_stop;
@@ -384,6 +427,7 @@ static void specs_without_tables_or_with_a_missing_table_are_refused(void **stat
 TK_TEST_MAIN(setup, teardown,
              cmocka_unit_test(replay_of_a_caught_up_model_is_identical_and_swapped),
              cmocka_unit_test(a_corrupted_live_row_is_detected_and_force_repairs_it),
+             cmocka_unit_test(rows_on_one_side_only_are_counted),
              cmocka_unit_test(replay_while_the_live_projector_runs_loses_and_doubles_nothing),
              cmocka_unit_test(a_stopped_projector_is_rebuilt_to_its_own_offsets),
              cmocka_unit_test(a_live_projector_behind_makes_it_give_up_unless_forced),

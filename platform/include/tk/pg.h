@@ -81,6 +81,16 @@ int tk_pg_run(PGconn *c, const char *sql, int nparams, const char *const *params
 PGresult *tk_pg_exec_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
                               tk_err_t *err);
 
+/**
+ * @brief tk_pg_exec_prepared with some parameters in binary format (PQexecPrepared's
+ *        @p lengths and @p formats: formats[i] 1 = binary, of lengths[i] bytes; 0 = text). The
+ *        statement's SQL must fix each parameter's type (a cast: `$1::uuid[]`). Same errors.
+ * Ownership: all borrowed; the result is owned (PQclear). Thread: the connection's.
+ */
+PGresult *tk_pg_exec_prepared_binary(PGconn *c, const char *sql, int nparams,
+                                     const char *const *params, const int *lengths,
+                                     const int *formats, tk_err_t *err);
+
 /** @brief tk_pg_run through tk_pg_exec_prepared. Thread: the connection's. */
 int tk_pg_run_prepared(PGconn *c, const char *sql, int nparams, const char *const *params,
                        int64_t *affected, tk_err_t *err);
