@@ -76,6 +76,17 @@ static tk_replay_result_t replayed_and_swapped(tk_replay_to_t to)
     return r;
 }
 
+/* A check-only run of @p opts (never forced, never swapped) finds the two models equal. */
+static void assert_models_agree(tk_replay_opts_t opts)
+{
+    opts.force = false;
+    opts.check = true;
+    tk_replay_result_t r;
+    tk_err_t err = {0};
+    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
+    assert_true(r.identical);
+}
+
 static int64_t count(const char *sql)
 {
     return bb_scalar(env.db_conn, sql, 0, NULL);
@@ -196,11 +207,7 @@ static void a_corrupted_live_row_is_detected_and_force_repairs_it(void **state)
     assert_true(rt_table_oid(&env, "ticket_view") != oid);
     assert_title(tickets[3].id, "ticket 3 v2");
 
-    /* And now the models agree again. */
-    opts.force = false;
-    opts.check = true;
-    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
-    assert_true(r.identical);
+    assert_models_agree(opts); /* and now the models agree again */
 }
 
 /* ---- rows on one side only ------------------------------------------------------------------ */
@@ -332,9 +339,7 @@ static void replay_while_the_live_projector_runs_loses_and_doubles_nothing(void 
     for (int i = 0; i < TICKETS; i++)
         events += tickets[i].version + 1;
     assert_int_equal(count("SELECT count(*) FROM ticket_history"), events + 600 * 2);
-    opts.check = true;
-    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
-    assert_true(r.identical);
+    assert_models_agree(opts);
 }
 
 /* ---- a stopped live projector ---------------------------------------------------------------- */
@@ -397,10 +402,7 @@ static void a_live_projector_behind_makes_it_give_up_unless_forced(void **state)
     assert_int_equal(
         bb_scalar(env.db_conn, "SELECT count(*) FROM ticket_history WHERE ticket_id = $1", 1, p),
         rows + 1);
-    opts.force = false;
-    opts.check = true;
-    assert_int_equal(tk_replay_run(&env.spec, &opts, &r, &err), 0);
-    assert_true(r.identical);
+    assert_models_agree(opts);
 }
 
 /* ---- refused specs --------------------------------------------------------------------------- */
