@@ -111,6 +111,23 @@ static json_t *number(cursor_t *c)
 
 static json_t *value(cursor_t *c, int depth);
 
+/* After a member or an element: 1 when @p close ends the container, 0 after a ',' (another
+ * follows), -1 for anything else. */
+static int next_member(cursor_t *c, char close)
+{
+    skip_ws(c);
+    if (c->p >= c->end)
+        return -1;
+    if (*c->p == close) {
+        c->p++;
+        return 1;
+    }
+    if (*c->p != ',')
+        return -1;
+    c->p++;
+    return 0;
+}
+
 static json_t *object(cursor_t *c, int depth)
 {
     json_t *obj = json_object();
@@ -137,16 +154,11 @@ static json_t *object(cursor_t *c, int depth)
         json_t *v = value(c, depth + 1);
         if (v == NULL || json_object_setn_new_nocheck(obj, key, klen, v) != 0)
             goto fail;
-        skip_ws(c);
-        if (c->p >= c->end)
+        int end = next_member(c, '}');
+        if (end < 0)
             goto fail;
-        if (*c->p == '}') {
-            c->p++;
+        if (end > 0)
             return obj;
-        }
-        if (*c->p != ',')
-            goto fail;
-        c->p++;
     }
 fail:
     json_decref(obj);
@@ -168,16 +180,11 @@ static json_t *array(cursor_t *c, int depth)
         json_t *v = value(c, depth + 1);
         if (v == NULL || json_array_append_new(arr, v) != 0)
             goto fail;
-        skip_ws(c);
-        if (c->p >= c->end)
+        int end = next_member(c, ']');
+        if (end < 0)
             goto fail;
-        if (*c->p == ']') {
-            c->p++;
+        if (end > 0)
             return arr;
-        }
-        if (*c->p != ',')
-            goto fail;
-        c->p++;
     }
 fail:
     json_decref(arr);
