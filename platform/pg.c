@@ -284,13 +284,28 @@ static void prepared_truncate(conn_state_t *cs, int from)
         free(cs->sql[--cs->n]);
 }
 
-/* One statement of a pipeline: through the connection's prepared statements or not. */
+/* One statement of a pipeline: through the connection's prepared statements or not; lengths and
+ * formats as PQexecParams takes them (both NULL: every parameter text). */
 typedef struct step {
     const char *sql;
     int nparams;
     const char *const *params;
     bool prepared;
+    const int *lengths;
+    const int *formats;
 } step_t;
+
+/* A deferred BEGIN, if one is pending on @p c, then @p stmts (n, prepared) into @p steps: the
+ * opening of every pipeline that runs a transaction's statements. Returns how many steps. */
+static int begin_then(PGconn *c, const tk_pg_stmt_t *stmts, int n, step_t *steps)
+{
+    int m = 0;
+    if (take_begin(c))
+        steps[m++] = (step_t){"BEGIN", 0, NULL, false, NULL, NULL};
+    for (int i = 0; i < n; i++)
+        steps[m++] = (step_t){stmts[i].sql, stmts[i].nparams, stmts[i].params, true, NULL, NULL};
+    return m;
+}
 
 /* Send @p steps and a Sync in pipeline mode, read every result, and leave pipeline mode: one round
  * trip. Returns the first failure (later steps are then skipped by the server) or 0; the result of
@@ -327,10 +342,11 @@ static int pipeline(PGconn *c, const step_t *steps, int n, PGresult **results, t
             break;
         if (slot >= 0) {
             snprintf(name, sizeof(name), "tk_%d", slot);
-            sent = PQsendQueryPrepared(c, name, steps[i].nparams, steps[i].params, NULL, NULL, 0);
+            sent = PQsendQueryPrepared(c, name, steps[i].nparams, steps[i].params, steps[i].lengths,
+                                       steps[i].formats, 0);
         } else {
-            sent = PQsendQueryParams(c, steps[i].sql, steps[i].nparams, NULL, steps[i].params, NULL,
-                                     NULL, 0);
+            sent = PQsendQueryParams(c, steps[i].sql, steps[i].nparams, NULL, steps[i].params,
+                                     steps[i].lengths, steps[i].formats, 0);
         }
         prepare_step[queries] = -1;
         step_of[queries++] = i;
@@ -381,10 +397,9 @@ static int pipeline(PGconn *c, const step_t *steps, int n, PGresult **results, t
 }
 
 /* A statement after a deferred BEGIN: both in one round trip. */
-static PGresult *with_begin(PGconn *c, const char *sql, int nparams, const char *const *params,
-                            bool prepared, tk_err_t *err)
+static PGresult *with_begin(PGconn *c, const step_t *statement, tk_err_t *err)
 {
-    const step_t steps[] = {{"BEGIN", 0, NULL, false}, {sql, nparams, params, prepared}};
+    const step_t steps[] = {{"BEGIN", 0, NULL, false, NULL, NULL}, *statement};
     PGresult *res[2] = {NULL, NULL};
     int rc = pipeline(c, steps, 2, res, err);
     PQclear(res[0]);
@@ -403,7 +418,7 @@ PGresult *tk_pg_exec(PGconn *c, const char *sql, int nparams, const char *const 
         return NULL;
     }
     if (take_begin(c))
-        return with_begin(c, sql, nparams, params, false, err);
+        return with_begin(c, &(step_t){sql, nparams, params, false, NULL, NULL}, err);
     return checked(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
@@ -445,12 +460,8 @@ static PGresult *exec_prepared(PGconn *c, const char *sql, int nparams, const ch
         tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
         return NULL;
     }
-    if (take_begin(c)) {
-        if (formats == NULL)
-            return with_begin(c, sql, nparams, params, true, err);
-        if (tk_pg_run_script(c, "BEGIN", err) != 0)
-            return NULL;
-    }
+    if (take_begin(c))
+        return with_begin(c, &(step_t){sql, nparams, params, true, lengths, formats}, err);
     conn_state_t *cs = state_of(c);
     int slot = cs != NULL ? prepared_find(cs, sql) : -1;
     char name[16];
@@ -524,28 +535,23 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
 {
     if (c == NULL)
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
-    bool begin = take_begin(c);
-    if (begin && nstmts == 0)
-        return 0; /* nothing ran and nothing is to be written: no transaction was ever opened */
     if (nstmts < 0 || nnotices < 0 || nstmts + nnotices + 2 > STEPS_MAX)
         return tk_err_set(err, TK_EINTERNAL, "", "%d statements and %d notices in one commit",
                           nstmts, nnotices);
+    if (nstmts == 0 && take_begin(c))
+        return 0; /* nothing ran and nothing is to be written: no transaction was ever opened */
     /* [BEGIN,] the statements, COMMIT, then "SELECT pg_notify($1, $2)" per notice: the
      * notifications run in an implicit transaction of their own after the COMMIT, which writes no
      * WAL and so holds the notify lock only briefly. */
     step_t steps[STEPS_MAX];
     const char *notice_params[STEPS_MAX][2];
-    int n = 0;
-    if (begin)
-        steps[n++] = (step_t){"BEGIN", 0, NULL, false};
-    for (int i = 0; i < nstmts; i++)
-        steps[n++] = (step_t){stmts[i].sql, stmts[i].nparams, stmts[i].params, true};
+    int n = begin_then(c, stmts, nstmts, steps);
     int commit = n;
-    steps[n++] = (step_t){"COMMIT", 0, NULL, false};
+    steps[n++] = (step_t){"COMMIT", 0, NULL, false, NULL, NULL};
     for (int i = 0; i < nnotices; i++) {
         notice_params[i][0] = notices[i].channel;
         notice_params[i][1] = notices[i].payload ? notices[i].payload : "";
-        steps[n++] = (step_t){"SELECT pg_notify($1, $2)", 2, notice_params[i], true};
+        steps[n++] = (step_t){"SELECT pg_notify($1, $2)", 2, notice_params[i], true, NULL, NULL};
     }
     PGresult *results[STEPS_MAX] = {NULL};
     int rc = pipeline(c, steps, n, results, err);
@@ -574,22 +580,16 @@ int tk_pg_exec_all(PGconn *c, const tk_pg_stmt_t *stmts, int n, PGresult **resul
         return tk_err_set(err, TK_EUNAVAIL, "", "no database connection");
     if (n < 1 || n + 1 > STEPS_MAX)
         return tk_err_set(err, TK_EINTERNAL, "", "%d statements in one round trip", n);
-    bool begin = take_begin(c);
     step_t steps[STEPS_MAX];
-    int m = 0;
-    if (begin)
-        steps[m++] = (step_t){"BEGIN", 0, NULL, false};
-    for (int i = 0; i < n; i++)
-        steps[m++] = (step_t){stmts[i].sql, stmts[i].nparams, stmts[i].params, true};
+    int m = begin_then(c, stmts, n, steps);
+    int first = m - n; /* 1 after a BEGIN */
     PGresult *all[STEPS_MAX] = {NULL};
     int rc = pipeline(c, steps, m, all, err);
-    if (begin)
-        PQclear(all[0]);
-    for (int i = 0; i < n; i++) {
-        if (rc != 0)
-            PQclear(all[i + begin]);
+    for (int i = 0; i < m; i++) {
+        if (rc == 0 && i >= first)
+            results[i - first] = all[i];
         else
-            results[i] = all[i + begin];
+            PQclear(all[i]);
     }
     return rc;
 }

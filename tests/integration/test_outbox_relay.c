@@ -570,6 +570,28 @@ static void statements_of_one_round_trip_read_after_the_lock_before_them(void **
     PQfinish(holder);
 }
 
+/* A binary parameter after a deferred BEGIN: the BEGIN rides with it, as with text parameters. */
+static void a_binary_statement_carries_the_deferred_begin(void **state)
+{
+    (void)state;
+    PGconn *c = bb_connect(CONTEXT);
+    tk_err_t err = {0};
+    const unsigned char forty_two[4] = {0, 0, 0, 42}; /* int4, big-endian */
+    const char *params[] = {(const char *)forty_two};
+    const int lengths[] = {4}, formats[] = {1};
+    FILE *trace = trace_begin(c);
+    assert_int_equal(tk_pg_begin_deferred(c, &err), 0);
+    PGresult *r =
+        tk_pg_exec_prepared_binary(c, "SELECT $1::int4 + 1", 1, params, lengths, formats, &err);
+    assert_int_equal(trace_end(c, trace, NULL, NULL), 1);
+    assert_non_null(r);
+    assert_string_equal(PQgetvalue(r, 0, 0), "43");
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    assert_int_equal(tk_pg_rollback(c, &err), 0);
+    PQfinish(c);
+}
+
 static void late_commit_with_lower_id_is_not_skipped(void **state)
 {
     (void)state;
@@ -815,6 +837,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_command_takes_two_round_trips_and_stays_atomic),
         cmocka_unit_test(a_projector_commit_is_one_round_trip_and_flushes_only_with_events),
         cmocka_unit_test(statements_of_one_round_trip_read_after_the_lock_before_them),
+        cmocka_unit_test(a_binary_statement_carries_the_deferred_begin),
         cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
         cmocka_unit_test(crash_between_ack_and_delete_loses_and_doubles_nothing),
         cmocka_unit_test(refused_row_is_dead_lettered),
