@@ -227,10 +227,13 @@ static void two_members_share_the_partitions(void **state)
     bb_fresh_topic("group", topic, name, 4);
     publish_tickets(topic, N);
 
-    /* Two members of one group (scale-out): the second one's arrival rebalances the first. */
+    /* Two members of one group (scale-out): the second one's arrival rebalances the first. The
+     * second joins about 3 s in (the broker's initial rebalance delay), so the backlog must outlast
+     * that: 5 ms a record, 10 s for one member alone (at 2 ms the first member, faster since its
+     * batches stopped waiting for their WAL flush, once finished before the second joined). */
     bb_totals_start(bb_toys.db, bb_toys.totals, name);
-    struct toy toys[2] = {{.sums = {bb_toys.totals, name}, .sleep_us = 2000},
-                          {.sums = {bb_toys.totals, name}, .sleep_us = 2000}};
+    struct toy toys[2] = {{.sums = {bb_toys.totals, name}, .sleep_us = 5000},
+                          {.sums = {bb_toys.totals, name}, .sleep_us = 5000}};
     bb_loop_t members[2] = {{0}};
     for (int i = 0; i < 2; i++) {
         members[i].projector = projector(name, topic, sum_apply, &toys[i]);
