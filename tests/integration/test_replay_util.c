@@ -38,6 +38,7 @@ void rt_env_init(rt_env_t *e, const char *prefix, int partitions)
     bb_unique("tv", e->name, sizeof(e->name));
     bb_private_database("tickets", e->db);
     bb_topic(e->topic, partitions);
+    e->partitions = partitions;
     e->topics[0] = e->topic;
     e->spec = tk_tickets_view_projector;
     e->spec.name = e->name;
@@ -137,10 +138,39 @@ void rt_publish_raw(rt_env_t *e, const char *key, const char *value)
     produce(e, key, value, NULL, NULL);
 }
 
+/* The topic's high watermark of @p partition, or -1 (after retries: a broker just started may
+ * refuse a moment). */
+static int64_t end_offset(rt_env_t *e, int partition)
+{
+    int64_t lo = 0, hi = 0;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (rd_kafka_query_watermark_offsets(e->producer, e->topic, partition, &lo, &hi, 5000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            return hi;
+        usleep(200 * 1000);
+    }
+    return -1;
+}
+
 void rt_flush(rt_env_t *e)
 {
     if (rd_kafka_flush(e->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         die("flush", "records still queued after 60 s");
+    /* produce() asks for no delivery report: a record the producer gave up on shows here, rather
+     * than as a projector that never catches up. */
+    int64_t in_topic = 0;
+    for (int p = 0; p < e->partitions; p++) {
+        int64_t end = end_offset(e, p);
+        if (end < 0)
+            die("flush", "no watermarks");
+        in_topic += end;
+    }
+    if (in_topic != e->published) {
+        char why[96];
+        snprintf(why, sizeof(why), "%lld records published, %lld in the topic",
+                 (long long)e->published, (long long)in_topic);
+        die("flush", why);
+    }
 }
 
 int64_t rt_stored_sum(rt_env_t *e)
@@ -152,14 +182,37 @@ int64_t rt_stored_sum(rt_env_t *e)
                      1, p);
 }
 
+/* Where a projector that did not catch up stands, partition by partition. */
+static void print_behind(rt_env_t *e, const char *last_error)
+{
+    fprintf(stderr, "rt_catch_up: %lld of %lld records stored; last poll error: %s\n",
+            (long long)rt_stored_sum(e), (long long)e->published,
+            last_error[0] ? last_error : "none");
+    for (int p = 0; p < e->partitions; p++) {
+        char part[16];
+        snprintf(part, sizeof(part), "%d", p);
+        const char *params[] = {e->name, part};
+        fprintf(stderr, "  partition %d: stored %lld, end %lld\n", p,
+                (long long)bb_scalar(e->db_conn,
+                                     "SELECT coalesce(max(next_offset), -1) FROM "
+                                     "projection_offsets WHERE projection = $1 AND partition = $2",
+                                     2, params),
+                (long long)end_offset(e, p));
+    }
+}
+
 bool rt_catch_up(rt_env_t *e, tk_projector_t *p, int timeout_ms)
 {
     int64_t deadline = tk_mono_ms() + timeout_ms;
+    char last_error[256] = "";
     while (rt_stored_sum(e) < e->published) {
-        if (tk_mono_ms() >= deadline)
+        if (tk_mono_ms() >= deadline) {
+            print_behind(e, last_error);
             return false;
+        }
         tk_err_t err = {0};
-        tk_projector_poll_once(p, 200, NULL, &err);
+        if (tk_projector_poll_once(p, 200, NULL, &err) != 0)
+            snprintf(last_error, sizeof(last_error), "%s", err.message);
     }
     return true;
 }

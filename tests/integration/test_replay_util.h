@@ -24,6 +24,7 @@ typedef struct rt_env {
     PGconn *db_conn;          /* to the private database */
     rd_kafka_t *producer;
     int64_t published; /* records produced to topic so far */
+    int partitions;    /* of topic */
 } rt_env_t;
 
 /**
@@ -60,7 +61,8 @@ void rt_publish_update(rt_env_t *e, rt_ticket_t *t, const char *title);
 /** @brief A raw record (a poison one, or an exact duplicate of an envelope). */
 void rt_publish_raw(rt_env_t *e, const char *key, const char *value);
 
-/** @brief Wait for every delivery report; fails the test on a failed one. */
+/** @brief Wait for every delivery report, then check that the topic holds every record
+ *         published (its high watermarks add up to e->published); fails the test otherwise. */
 void rt_flush(rt_env_t *e);
 
 /** @brief Sum of the projection's stored next offsets in the private database. */
@@ -68,7 +70,8 @@ int64_t rt_stored_sum(rt_env_t *e);
 
 /**
  * @brief Poll @p p until the stored offsets account for every record published (sum ==
- *        e->published) or @p timeout_ms passes. @return true when caught up.
+ *        e->published) or @p timeout_ms passes. @return true when caught up; false after printing
+ *        where it stands (stored and end offset per partition, the last poll error) to stderr.
  */
 bool rt_catch_up(rt_env_t *e, tk_projector_t *p, int timeout_ms);
 
