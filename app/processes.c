@@ -6,6 +6,7 @@
 #include "app.h"
 #include "tk/cfg.h"
 #include "tk/log.h"
+#include "tk/mem.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,7 @@ static int run_workers(int argc, char **argv, const char *sub, bool relays, bool
 
 int tk_app_project(int argc, char **argv)
 {
+    tk_mem_bound_heap(); /* before its consumers' threads start */
     return run_workers(argc, argv, "project", false, true);
 }
 

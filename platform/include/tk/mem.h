@@ -24,4 +24,14 @@ char *tk_mem_strndup(const char *s, size_t n);
  */
 void *tk_mem_grow(void *p, size_t *cap, size_t need, size_t size);
 
+/**
+ * @brief Bound what glibc's malloc keeps of memory the process freed: at most 2 arenas (not 8 per
+ *        core, one per thread that allocates), and blocks from 128 KiB up mapped on their own, so
+ *        freeing one gives it back (glibc otherwise raises that threshold to the largest block
+ *        freed, up to 32 MiB, and keeps such blocks in its arenas). For a process of many threads
+ *        that pass large buffers around (librdkafka's fetches, projector batches). Call before
+ *        any thread starts; MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ in the environment win.
+ */
+void tk_mem_bound_heap(void);
+
 #endif
