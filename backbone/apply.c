@@ -528,7 +528,7 @@ static int fold_one(tk_apply_fold_t *f, tk_rec_t *rec, folded_t *x, const tk_app
         rec->outcome = TK_REC_DEAD;
         return hooks->dead(hooks->ud, m, x->why, tk_now_ms(), err);
     }
-    if (!tk_fold_uuid_bytes(x->env.id, id))
+    if (!tk_uuid_to_bytes(x->env.id, id))
         abort();                              /* the decoder accepts valid UUIDs only */
     if (tk_fold_keys_find(f->ids, id) >= 0) { /* the same event id was applied before */
         rec->outcome = TK_REC_SKIPPED;

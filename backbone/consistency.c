@@ -70,30 +70,6 @@ static bool kind_valid(char k)
     return k == TK_CONSISTENCY_USER || k == TK_CONSISTENCY_TICKET || k == TK_CONSISTENCY_ORDER;
 }
 
-static void uuid_to_bytes(const char *id, unsigned char out[16])
-{
-    size_t n = 0;
-    for (const char *p = id; *p && n < 16; p++) {
-        if (*p == '-')
-            continue;
-        out[n++] = (unsigned char)(tk_hex_value(p[0]) << 4 | tk_hex_value(p[1]));
-        p++;
-    }
-}
-
-static void uuid_from_bytes(const unsigned char b[16], char out[TK_UUID_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = digits[b[i] >> 4];
-        out[o++] = digits[b[i] & 15];
-    }
-    out[o] = '\0';
-}
-
 static void put_u32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -224,7 +200,7 @@ int tk_consistency_token_encode(const tk_consistency_token_t *t, const char *key
             e->version > UINT32_MAX || e->issued_s < 0 || e->issued_s > UINT32_MAX)
             return TK_EINVAL;
         raw[len++] = (unsigned char)e->kind;
-        uuid_to_bytes(e->id, raw + len);
+        tk_uuid_to_bytes(e->id, raw + len); /* valid: checked above */
         len += 16;
         put_u32(raw + len, (uint32_t)e->version);
         put_u32(raw + len + 4, (uint32_t)e->issued_s);
@@ -260,7 +236,7 @@ int tk_consistency_token_decode(const char *text, size_t len, const char *key, i
     for (size_t i = 0; i < count; i++) {
         const unsigned char *p = raw + 2 + i * ENTRY_BYTES;
         tk_consistency_entry_t e = {.kind = (char)p[0]};
-        uuid_from_bytes(p + 1, e.id);
+        tk_uuid_from_bytes(p + 1, e.id);
         e.version = get_u32(p + 17);
         e.issued_s = get_u32(p + 21);
         if (!kind_valid(e.kind)) {

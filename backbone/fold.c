@@ -123,27 +123,6 @@ void tk_fold_keys_free(tk_fold_keys_t *k)
     free(k);
 }
 
-bool tk_fold_uuid_bytes(const char *text, uint8_t out[16])
-{
-    size_t n = 0;
-    for (size_t i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash) {
-            if (text[i] != '-')
-                return false;
-            continue;
-        }
-        int hi = tk_hex_value((unsigned char)text[i]);
-        if (hi < 0)
-            return false;
-        int lo = tk_hex_value((unsigned char)text[++i]);
-        if (lo < 0)
-            return false;
-        out[n++] = (uint8_t)(hi << 4 | lo);
-    }
-    return text[36] == '\0';
-}
-
 /* ---- COPY ------------------------------------------------------------------------------------ */
 
 struct tk_copy {

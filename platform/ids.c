@@ -40,6 +40,41 @@ bool tk_uuid_valid(const char *s)
     return s[TK_UUID_LEN] == '\0';
 }
 
+bool tk_uuid_to_bytes(const char *text, uint8_t out[16])
+{
+    if (text == NULL)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < TK_UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-')
+                return false;
+            continue;
+        }
+        int hi = tk_hex_value((unsigned char)text[i]);
+        if (hi < 0)
+            return false;
+        int lo = tk_hex_value((unsigned char)text[++i]);
+        if (lo < 0)
+            return false;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+    }
+    return text[TK_UUID_LEN] == '\0';
+}
+
+void tk_uuid_from_bytes(const uint8_t bytes[16], char out[TK_UUID_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = digits[bytes[i] >> 4];
+        out[o++] = digits[bytes[i] & 15];
+    }
+    out[o] = '\0';
+}
+
 int64_t tk_now_ms(void)
 {
     struct timespec ts;

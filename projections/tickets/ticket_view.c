@@ -180,7 +180,7 @@ static void col_elem(column_t *c, const void *p, int32_t len)
 static bool col_uuid(column_t *c, const char *text)
 {
     uint8_t bytes[16];
-    if (!tk_fold_uuid_bytes(text, bytes))
+    if (!tk_uuid_to_bytes(text, bytes))
         return false;
     col_elem(c, bytes, 16);
     return true;
@@ -472,7 +472,7 @@ static int view_fold_add(void *state, const ev_envelope_t *env, void **prepared,
         return rc;
     history_key_t hk;
     memset(&hk, 0, sizeof(hk));
-    if (!tk_fold_uuid_bytes(t.id, hk.ticket))
+    if (!tk_uuid_to_bytes(t.id, hk.ticket))
         return tk_err_set(err, TK_EINVAL, "id", "not a UUID: %s", t.id);
     hk.version = t.version;
     char *text = NULL;

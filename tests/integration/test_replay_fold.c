@@ -199,7 +199,7 @@ static int totals_add(void *state, const ev_envelope_t *ev, void **prepared, voi
     int rc = totals_ticket(ev, &t, err);
     if (rc != 0)
         return rc;
-    assert_true(tk_fold_uuid_bytes(t.id, key));
+    assert_true(tk_uuid_to_bytes(t.id, key));
     bool added = false;
     int64_t i = tk_fold_keys_add(s->keys, key, &added);
     if (added) {

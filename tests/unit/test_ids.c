@@ -33,6 +33,35 @@ static void uuid_validation_rejects_malformed(void **state)
     assert_true(tk_uuid_valid("0B1F6A3E-2C4D-4E5F-8A9B-0C1D2E3F4A5B"));
 }
 
+static void uuid_bytes_round_trip_and_reject_malformed(void **state)
+{
+    (void)state;
+    uint8_t b[16];
+    char text[TK_UUID_LEN + 1];
+    assert_true(tk_uuid_to_bytes("0123ABCD-4567-89ab-CDEF-0123456789aB", b));
+    assert_int_equal(b[0], 0x01);
+    assert_int_equal(b[3], 0xcd);
+    assert_int_equal(b[15], 0xab);
+    tk_uuid_from_bytes(b, text);
+    assert_string_equal(text, "0123abcd-4567-89ab-cdef-0123456789ab");
+    for (int i = 0; i < 100; i++) {
+        char id[TK_UUID_LEN + 1];
+        tk_uuid_new(id);
+        assert_true(tk_uuid_to_bytes(id, b));
+        tk_uuid_from_bytes(b, text);
+        assert_string_equal(text, id);
+    }
+    const char *bad[] = {NULL,
+                         "",
+                         "0123abcd-4567-89ab-cdef-0123456789a",
+                         "0123abcd-4567-89ab-cdef-0123456789abc",
+                         "0123abcd-4567-89ab-cdef_0123456789ab",
+                         "0123abcg-4567-89ab-cdef-0123456789ab",
+                         "0123abcd4567-89ab-cdef-0123456789ab-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(tk_uuid_to_bytes(bad[i], b));
+}
+
 static void time_round_trips(void **state)
 {
     (void)state;
@@ -59,4 +88,5 @@ static void time_parse_rejects_garbage(void **state)
 
 TK_TEST_MAIN(NULL, NULL, cmocka_unit_test(uuid_is_v4_and_unique),
              cmocka_unit_test(uuid_validation_rejects_malformed),
+             cmocka_unit_test(uuid_bytes_round_trip_and_reject_malformed),
              cmocka_unit_test(time_round_trips), cmocka_unit_test(time_parse_rejects_garbage))

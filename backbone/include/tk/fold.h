@@ -43,12 +43,6 @@ size_t tk_fold_keys_count(const tk_fold_keys_t *k);
 /** @brief Free. Accepts NULL. */
 void tk_fold_keys_free(tk_fold_keys_t *k);
 
-/**
- * @brief The 16 bytes of a UUID's text form ("8-4-4-4-12" hex digits, either case).
- * @return false (out undefined) when @p text is not one.
- */
-bool tk_fold_uuid_bytes(const char *text, uint8_t out[16]);
-
 /* ---- COPY ------------------------------------------------------------------------------------ */
 
 /* One COPY ... FROM STDIN (text format) in progress on a transaction's connection. */

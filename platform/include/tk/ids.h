@@ -17,6 +17,16 @@ void tk_uuid_new(char out[TK_UUID_LEN + 1]);
 /** @brief True when @p s is a canonical 8-4-4-4-12 hex UUID (any case). NULL gives false. */
 bool tk_uuid_valid(const char *s);
 
+/**
+ * @brief The 16 bytes of the UUID @p text (canonical 8-4-4-4-12 hex, either case), the form
+ *        hashed keys and consistency tokens carry. @return false (out undefined) when @p text
+ *        is not one.
+ */
+bool tk_uuid_to_bytes(const char *text, uint8_t out[16]);
+
+/** @brief The canonical lower-case text of the UUID in @p bytes, into @p out (37 bytes). */
+void tk_uuid_from_bytes(const uint8_t bytes[16], char out[TK_UUID_LEN + 1]);
+
 /** @brief The value of the hex digit @p c (either case), or -1 when @p c is not one. */
 int tk_hex_value(int c);
 
