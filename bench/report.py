@@ -84,6 +84,11 @@ for r in rows:
     print("| %s | %s %s | %s | %s | %s | %s |" % (r["figure"], fmt(r["value"], d), r["unit"], ceil,
                                                  ratio, r["target"], "yes" if r["met"] else "no"))
 print()
+if raw.get("fresh_sent"):
+    print("freshness phase: %s POSTs at %s/s; %s accepted, %s shed with 429/503 and Retry-After, "
+          "%s failed otherwise, %s accepted but not visible within 10 s (counted as 10 s)" % tuple(
+              raw.get("fresh_" + k, "?") for k in ("sent", "rate", "ok", "shed", "errors",
+                                                   "not_visible_10s")))
 print("machine: %s; %s s per HTTP phase, %s connections, backlog %s events" % (
     raw.get("machine", "?"), raw.get("seconds", "?"), raw.get("connections", "?"), raw.get("events", "?")))
 json.dump({"rows": rows, "raw": raw}, open(sys.argv[2], "w"), indent=1)

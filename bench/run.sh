@@ -169,7 +169,7 @@ say "freshness: POST /api/tickets at $rate/s for ${FRESH_SECS}s, GET with its to
 eval "$(python3 - "$OUT/freshness.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-for k in ("rate", "ok", "errors", "not_visible_10s", "cmd_p50_ms", "cmd_p99_ms", "fresh_p50_ms",
+for k in ("rate", "sent", "ok", "shed", "errors", "not_visible_10s", "cmd_p50_ms", "cmd_p99_ms", "fresh_p50_ms",
           "fresh_p90_ms", "fresh_p99_ms", "fresh_p999_ms"):
     v = d[k]
     print("R[fresh_%s]=%s" % (k, "%.2f" % v if isinstance(v, float) else v))
