@@ -119,11 +119,8 @@ void xt_group_start_at_end(const char *group, const char *topic)
         die("group", "no metadata for the topic");
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int64_t lo = 0, hi = 0;
         int32_t p = md->topics[0].partitions[i].id;
-        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) != 0)
-            die("group", "no watermarks");
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = hi;
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = tk_test_end_offset(rk, topic, p);
     }
     if (rd_kafka_commit(rk, l, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
         die("group", "commit refused");

@@ -81,17 +81,7 @@ static void position_at_end(const char *context, const char *name, const char *c
             md->topic_cnt != 1 || md->topics[0].partition_cnt == 0)
             die("metadata", topics[t]);
         for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-            int64_t lo = 0, hi = 0;
-            /* A broker just started (the test stack) may not answer in time, or not yet lead
-             * its partitions: ask again for up to a minute. */
-            rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-            int64_t give_up = tk_mono_ms() + 60000;
-            while ((e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000)) !=
-                       RD_KAFKA_RESP_ERR_NO_ERROR &&
-                   tk_mono_ms() < give_up)
-                usleep(500 * 1000);
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-                die("watermarks", rd_kafka_err2str(e));
+            int64_t hi = tk_test_end_offset(rk, topics[t], p);
             char partition[16], next[24];
             snprintf(partition, sizeof(partition), "%d", p);
             snprintf(next, sizeof(next), "%lld", (long long)hi);

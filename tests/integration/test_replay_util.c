@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bb_test.h"
+#include "tk_test.h"
 #include "ev_envelope.h"
 #include "ev_ticket.h"
 #include "tickets_read.h"
@@ -138,20 +139,6 @@ void rt_publish_raw(rt_env_t *e, const char *key, const char *value)
     produce(e, key, value, NULL, NULL);
 }
 
-/* The topic's high watermark of @p partition, or -1 (after retries: a broker just started may
- * refuse a moment). */
-static int64_t end_offset(rt_env_t *e, int partition)
-{
-    int64_t lo = 0, hi = 0;
-    for (int attempt = 0; attempt < 20; attempt++) {
-        if (rd_kafka_query_watermark_offsets(e->producer, e->topic, partition, &lo, &hi, 5000) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR)
-            return hi;
-        usleep(200 * 1000);
-    }
-    return -1;
-}
-
 void rt_flush(rt_env_t *e)
 {
     if (rd_kafka_flush(e->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -159,12 +146,8 @@ void rt_flush(rt_env_t *e)
     /* produce() asks for no delivery report: a record the producer gave up on shows here, rather
      * than as a projector that never catches up. */
     int64_t in_topic = 0;
-    for (int p = 0; p < e->partitions; p++) {
-        int64_t end = end_offset(e, p);
-        if (end < 0)
-            die("flush", "no watermarks");
-        in_topic += end;
-    }
+    for (int p = 0; p < e->partitions; p++)
+        in_topic += tk_test_end_offset(e->producer, e->topic, p);
     if (in_topic != e->published) {
         char why[96];
         snprintf(why, sizeof(why), "%lld records published, %lld in the topic",
@@ -197,7 +180,7 @@ static void print_behind(rt_env_t *e, const char *last_error)
                                      "SELECT coalesce(max(next_offset), -1) FROM "
                                      "projection_offsets WHERE projection = $1 AND partition = $2",
                                      2, params),
-                (long long)end_offset(e, p));
+                (long long)tk_test_end_offset(e->producer, e->topic, p));
     }
 }
 

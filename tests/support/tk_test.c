@@ -381,26 +381,29 @@ static int partitions_of(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
+int64_t tk_test_end_offset(rd_kafka_t *rk, const char *topic, int32_t partition)
+{
+    int64_t lo = 0, hi = 0, give_up = tk_mono_ms() + 60000;
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi, 10000)) !=
+               RD_KAFKA_RESP_ERR_NO_ERROR &&
+           tk_mono_ms() < give_up)
+        nap_ms(200);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "no watermarks for topic %s [%d]: %s\n", topic, (int)partition,
+                rd_kafka_err2str(e));
+        exit(1);
+    }
+    return hi;
+}
+
 void tk_test_assign(rd_kafka_t *rk, const char *topic, bool from_end)
 {
     int n = partitions_of(rk, topic);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++) {
-        int64_t lo = 0, hi = 0;
-        /* A broker just started may refuse a moment (coordinator or leader loading). */
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int attempt = 0; from_end && attempt < 50; attempt++) {
-            if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000)) == 0)
-                break;
-            nap_ms(200);
-        }
-        if (from_end && e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "no watermarks for topic %s: %s\n", topic, rd_kafka_err2str(e));
-            exit(1);
-        }
+    for (int p = 0; p < n; p++)
         rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-            from_end ? hi : RD_KAFKA_OFFSET_BEGINNING;
-    }
+            from_end ? tk_test_end_offset(rk, topic, p) : RD_KAFKA_OFFSET_BEGINNING;
     if (rd_kafka_assign(rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "cannot assign topic %s\n", topic);
         exit(1);

@@ -82,6 +82,13 @@ char *tk_test_session_cookie(const char *claims_json);
 char *tk_test_fake_session(const char *user_id, const char *email);
 
 /**
+ * @brief The end offset (high watermark) of @p topic's @p partition through the client @p rk.
+ *        A broker just started may refuse a moment (coordinator or leader loading): asked again
+ *        for up to a minute. Exits the process when the broker never answers.
+ */
+int64_t tk_test_end_offset(rd_kafka_t *rk, const char *topic, int32_t partition);
+
+/**
  * @brief Assign the consumer @p rk every partition of @p topic, each at its beginning or, with
  *        @p from_end, at its current end (records produced later are read). A broker just
  *        started may answer late: metadata and watermarks are asked again for some seconds.
