@@ -51,10 +51,9 @@ void tk_tx__discard(tk_tx_t *tx);
  * before it commits, e.g. a projector's offsets), COMMIT the transaction of conn and, in the same
  * round trip, wake whoever waits for it: the relay when @p emitted > 0 (rows in the outbox), and
  * the queries waiting for a consistency token when @p projection (borrowed, may be NULL) stored
- * offsets. Notifying after the commit, not from
- * a trigger inside it: see tk_pg_commit_notify. A projector's batch that emitted nothing commits
- * without waiting for its WAL flush (synchronous_commit off, DESIGN.md section 6). Returns the
- * COMMIT's outcome. */
+ * offsets. Notifying after the commit, not from a trigger inside it: see tk_pg_commit_notify. A
+ * projector's batch that emitted nothing commits without waiting for its WAL flush
+ * (synchronous_commit off, DESIGN.md section 6). Returns the COMMIT's outcome. */
 int tk_tx__commit(PGconn *conn, int emitted, const char *projection, const tk_pg_stmt_t *last,
                   tk_err_t *err);
 

@@ -165,7 +165,7 @@ int tk_pg_commit_with(PGconn *c, const tk_pg_stmt_t *stmts, int nstmts,
                       const tk_pg_notice_t *notices, int nnotices, tk_err_t *err);
 
 /**
- * @brief Run @p stmts (n of them, 1 to 18; prepared on the connection) in one round trip (libpq's
+ * @brief Run @p stmts (n of them, 1 to 19; prepared on the connection) in one round trip (libpq's
  *        pipeline mode), preceded by a deferred BEGIN if one is pending. The server runs them in
  *        order, each with its own snapshot as if sent one by one: a lock taken by one holds for the
  *        reads after it. For reads (and writes) a transaction needs together before it decides.
