@@ -570,6 +570,33 @@ static void statements_of_one_round_trip_read_after_the_lock_before_them(void **
     PQfinish(holder);
 }
 
+/* tk_pg_exec_all's bound: 1 to 19 statements in one round trip (20 with a deferred BEGIN); outside
+ * it, an error before anything is sent, with every result NULL. */
+static void one_round_trip_holds_1_to_19_statements(void **state)
+{
+    (void)state;
+    PGconn *c = bb_connect(CONTEXT);
+    tk_err_t err = {0};
+    tk_pg_stmt_t stmts[20];
+    PGresult *res[20];
+    for (int i = 0; i < 20; i++)
+        stmts[i] = (tk_pg_stmt_t){"SELECT 1", 0, NULL};
+    assert_int_equal(tk_pg_begin_deferred(c, &err), 0);
+    assert_int_equal(tk_pg_exec_all(c, stmts, 19, res, &err), 0);
+    for (int i = 0; i < 19; i++) {
+        assert_non_null(res[i]);
+        PQclear(res[i]);
+    }
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS); /* the BEGIN went with them */
+    assert_int_equal(tk_pg_rollback(c, &err), 0);
+    assert_int_equal(tk_pg_exec_all(c, stmts, 20, res, &err), TK_EINTERNAL);
+    for (int i = 0; i < 20; i++)
+        assert_null(res[i]);
+    assert_int_equal(tk_pg_exec_all(c, stmts, 0, res, &err), TK_EINTERNAL);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+
 /* A binary parameter after a deferred BEGIN: the BEGIN rides with it, as with text parameters. */
 static void a_binary_statement_carries_the_deferred_begin(void **state)
 {
@@ -837,6 +864,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_command_takes_two_round_trips_and_stays_atomic),
         cmocka_unit_test(a_projector_commit_is_one_round_trip_and_flushes_only_with_events),
         cmocka_unit_test(statements_of_one_round_trip_read_after_the_lock_before_them),
+        cmocka_unit_test(one_round_trip_holds_1_to_19_statements),
         cmocka_unit_test(a_binary_statement_carries_the_deferred_begin),
         cmocka_unit_test(late_commit_with_lower_id_is_not_skipped),
         cmocka_unit_test(crash_between_ack_and_delete_loses_and_doubles_nothing),
